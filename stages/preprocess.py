@@ -1,8 +1,9 @@
-"""Stage preprocess: load the data source, split it, map labels, describe it."""
+"""Stage preprocess: load the data source, clean, split, check for leakage, describe it."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import atomic_dir, write_json
@@ -15,13 +16,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", help="the params file")
     parser.add_argument("--out", default="data/processed", help="directory for the Arrow splits")
     parser.add_argument("--metrics", default="metrics/preprocess.json", help="data figures (JSON)")
+    parser.add_argument("--plots", default="plots/data", help="length and label plots")
+    parser.add_argument("--report", default="reports/data.md", help="the data card (markdown)")
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    from nlpflow.data.prepare import describe, load_splits, to_dataset_dict
+    from nlpflow.data.prepare import load_splits, to_dataset_dict
+    from nlpflow.data.report import describe, write_report
     from nlpflow.logs import quiet_libraries
 
     quiet_libraries()
+    # Everything is computed before anything is written: a bad input leaves old outputs alone.
     data = load_splits(params.data, params.seed)
     report = describe(data)
     dataset = to_dataset_dict(data)
@@ -29,8 +34,18 @@ def main(argv: list[str] | None = None) -> None:
         dataset.save_to_disk(str(tmp))
         write_json(tmp / "meta.json", data.meta())
     write_json(args.metrics, report)
+    write_report(data, report, params.seed, Path(args.plots), Path(args.report))
+
     rows = {s: v["rows"] for s, v in report["splits"].items()}
-    print(f"preprocess: {rows} rows, labels {data.label_names} -> {args.out}")
+    print(f"preprocess: {data.task} task, rows {rows}, {len(data.label_names)} labels -> {args.out}")
+    if report["imbalance_ratio"] >= 3:
+        print(f"preprocess: classes are imbalanced (ratio {report['imbalance_ratio']}); "
+              "look at macro-F1, not accuracy alone")
+    if data.leakage.total:
+        print(f"preprocess: warning: {data.leakage.total} text(s) shared between splits "
+              f"{data.leakage.counts} (data.leakage: {params.data.leakage}); see {args.report}")
+    if data.bad_rows.rows:
+        print(f"preprocess: skipped {len(data.bad_rows.rows)} bad row(s); see {args.report}")
 
 
 if __name__ == "__main__":

@@ -75,10 +75,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src"]
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
+def make_project(parent: Path) -> Path:
     """A copy of the project in a new git + DVC repository with tiny params, committed."""
-    repo = tmp_path / "project"
+    repo = parent / "project"
     repo.mkdir()
     for name in PROJECT_FILES:
         src = ROOT / name
@@ -95,3 +94,9 @@ def project(tmp_path: Path) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "tiny project"], repo)
     return repo
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A fresh tiny project in a temporary git + DVC repository."""
+    return make_project(tmp_path)

@@ -56,20 +56,73 @@ class AnagramParams:
 
 
 @dataclass
+class EntitiesParams:
+    """The built-in token-classification task: sentences with PER/LOC/ORG entities in BIO tags."""
+
+    size: int = 2000
+    min_words: int = 4
+    max_words: int = 12
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(self.min_words >= 3, f"{path}.min_words", "must be at least 3")
+        _check(
+            self.max_words >= self.min_words,
+            f"{path}.max_words",
+            f"must be >= min_words ({self.min_words})",
+        )
+
+
+@dataclass
+class CleaningParams:
+    """Optional text cleaning; every change is counted in the data report."""
+
+    unicode: Literal["none", "NFC", "NFKC"] = "NFKC"
+    whitespace: bool = True  # collapse runs of whitespace, strip the ends
+    lowercase: bool = False
+    replace_urls: bool = False  # URLs become <url>
+    replace_users: bool = False  # @handles become @user
+    drop_empty: bool = True
+    drop_duplicates: bool = True  # exact duplicates (text and label) within a split
+    max_chars: int = 0  # cap on characters per text field; 0 = no cap
+
+    def validate(self, path: str) -> None:
+        _check(self.max_chars >= 0, f"{path}.max_chars", "must be >= 0 (0 = no cap)")
+
+
+@dataclass
 class DataParams:
     """Where the data comes from and how it is shaped into splits."""
 
-    # "builtin:anagram", a CSV/TSV/JSONL file, or a directory holding train/validation/test files.
+    # "builtin:anagram", "builtin:entities", a file (CSV, TSV, JSONL, Parquet, CoNLL), a
+    # directory of per-split files or one saved with datasets' save_to_disk, or "hub:<name>".
     source: str = "builtin:anagram"
+    # Explicit per-split files ({train: a.tsv, test: b.tsv}); when set, source is not read.
+    files: dict[str, str] = field(default_factory=dict)
     text_fields: list[str] = field(default_factory=lambda: ["first", "second"])
     label_field: str = "label"
-    # Fractions used when the source is one file; ignored when split files are given.
+    # Fractions used when the source is one file; when only train and test are given,
+    # validation is carved from train in the proportion validation / (train + validation).
     splits: dict[str, float] = field(
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
-    # CSV/TSV reading: "auto" picks from the file extension.
-    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    # "auto" picks from the file extension.
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    delimiter: str = ""  # "" = comma for csv, tab for tsv
+    quoting: Literal["minimal", "none"] = "minimal"  # "none": quotes are ordinary characters
+    # Whether delimited files start with a header; "auto": yes when the first row names the
+    # configured columns, otherwise column_names must be given.
+    header: bool | Literal["auto"] = "auto"
+    column_names: list[str] = field(default_factory=list)  # for files without a header
+    # CoNLL: the column holding the tag (tokens are column 0); -1 = the last column.
+    conll_tag_column: int = -1
+    hub_config: str = ""
+    hub_splits: dict[str, str] = field(default_factory=dict)  # our split -> hub split name
+    on_bad_rows: Literal["fail", "skip"] = "fail"
+    leakage: Literal["warn", "drop", "fail"] = "warn"
+    cleaning: CleaningParams = field(default_factory=CleaningParams)
     anagram: AnagramParams = field(default_factory=AnagramParams)
+    entities: EntitiesParams = field(default_factory=EntitiesParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
@@ -85,6 +138,14 @@ class DataParams:
             _check(0 < self.splits[name] < 1, f"{path}.splits.{name}", "must be in (0, 1)")
         total = sum(self.splits.values())
         _check(abs(total - 1) < 1e-6, f"{path}.splits", f"must sum to 1 (they sum to {total:g})")
+        for key in (self.files, self.hub_splits):
+            bad = sorted(set(key) - set(SPLITS))
+            name = "files" if key is self.files else "hub_splits"
+            _check(not bad, f"{path}.{name}", f"has unknown split {bad}; use {list(SPLITS)}")
+        if self.files:
+            _check("train" in self.files, f"{path}.files.train", "is required when files is set")
+            _check("test" in self.files, f"{path}.files.test", "is required when files is set")
+        _check(len(self.delimiter) <= 1, f"{path}.delimiter", "must be one character or empty")
 
 
 @dataclass

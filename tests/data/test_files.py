@@ -1,4 +1,4 @@
-"""Local files: rows read, and bad input named by file, line and column."""
+"""Local files read as users write them: CSV, TSV, JSONL, Parquet, CoNLL."""
 
 from __future__ import annotations
 
@@ -6,68 +6,113 @@ from pathlib import Path
 
 import pytest
 
-from nlpflow.data.files import read_rows, split_files
+from nlpflow.data.files import BadRows, read_conll, read_rows, split_files
 from nlpflow.data.prepare import load_splits
-from nlpflow.errors import UserError
 from nlpflow.params import DataParams
 
 
-def test_csv_tsv_jsonl_read(tmp_path: Path) -> None:
+def _params(**kw: object) -> DataParams:
+    base: dict[str, object] = {"source": "x", "text_fields": ["text"], "label_field": "label"}
+    base.update(kw)
+    return DataParams(**base)  # type: ignore[arg-type]
+
+
+def test_csv_tsv_jsonl_parquet_read(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text('text,label\n"hello, world",pos\nbye,neg\n')
     (tmp_path / "a.tsv").write_text("text\tlabel\nhello\tpos\n")
     (tmp_path / "a.jsonl").write_text('{"text": "hi", "label": 1}\n\n{"text": "yo", "label": 0}\n')
-    rows = read_rows(tmp_path / "a.csv", "auto", ["text"], "label")
+    bad = BadRows("fail")
+    rows = read_rows(tmp_path / "a.csv", _params(), bad)
     assert [(r["text"], r["label"], r["_line"]) for r in rows] == [
         ("hello, world", "pos", 2), ("bye", "neg", 3)
     ]
-    assert read_rows(tmp_path / "a.tsv", "auto", ["text"], "label")[0]["text"] == "hello"
-    rows = read_rows(tmp_path / "a.jsonl", "auto", ["text"], "label")
+    assert read_rows(tmp_path / "a.tsv", _params(), bad)[0]["text"] == "hello"
+    rows = read_rows(tmp_path / "a.jsonl", _params(), bad)
     assert [(r["label"], r["_line"]) for r in rows] == [("1", 1), ("0", 3)]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [3, 4]}), tmp_path / "a.parquet")
+    assert [r["label"] for r in read_rows(tmp_path / "a.parquet", _params(), bad)] == ["3", "4"]
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("e.csv", "", "e.csv: the file is empty"),
-        ("h.csv", "text,label\n", "h.csv: no data rows"),
-        ("m.csv", "body,label\nx,1\n", "m.csv: column(s) ['text'] not found; the file has ['body', 'label']"),
-        ("l.csv", "text,label\nx,1\ny,\n", "l.csv, line 3, column 'label': the label is empty"),
-        ("r.csv", "text,label\nx,1\ny,1,extra\n", "r.csv, line 3: expected 2 columns as in the header, found 3"),
-        ("s.csv", "text,label\nx,1\ny\n", "s.csv, line 3: expected 2 columns as in the header, found 1"),
-        ("j.jsonl", '{"text": "x", "label": 1}\n{"text": "y", \n', "j.jsonl, line 2: not valid JSON"),
-        ("t.jsonl", '{"text": "x", "label": [1]}\n', "t.jsonl, line 1, column 'label': label [1] is a list"),
-        ("x.txt", "text,label\n", "cannot tell the format from the extension '.txt'"),
-    ],
-)
-def test_bad_files_get_one_clear_message(tmp_path: Path, name: str, content: str, message: str) -> None:
-    path = tmp_path / name
-    path.write_text(content)
-    with pytest.raises(UserError) as err:
-        read_rows(path, "auto", ["text"], "label")
-    assert message in str(err.value)
+def test_headerless_file_with_column_names_and_quotes(tmp_path: Path) -> None:
+    (tmp_path / "ag.tsv").write_text('"He said ""hi"" twice"\tWorld\nplain text\tSports\n')
+    rows = read_rows(tmp_path / "ag.tsv", _params(column_names=["text", "label"]), BadRows("fail"))
+    assert [r["text"] for r in rows] == ['He said "hi" twice', "plain text"]
 
 
-def test_invalid_utf8_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_bytes(b"text,label\n\xff\xfe,1\n")
-    with pytest.raises(UserError) as err:
-        read_rows(path, "auto", ["text"], "label")
-    assert "bad.csv: not valid UTF-8 at byte" in str(err.value)
+def test_quoting_none_keeps_quotes_as_characters(tmp_path: Path) -> None:
+    (tmp_path / "sms.tsv").write_text('label\ttext\nham\t"ok" he said\nspam\tWIN "now\n')
+    rows = read_rows(tmp_path / "sms.tsv", _params(quoting="none"), BadRows("fail"))
+    assert [r["text"] for r in rows] == ['"ok" he said', 'WIN "now']
+
+
+def test_skip_collects_bad_rows(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("text,label\nfine,a\nno label,\nx,a,extra\nalso fine,b\n")
+    bad = BadRows("skip")
+    rows = read_rows(tmp_path / "a.csv", _params(), bad)
+    assert [r["text"] for r in rows] == ["fine", "also fine"]
+    assert [(b.line, b.column) for b in bad.rows] == [(4, ""), (3, "label")]
+
+
+def test_conll_iob_with_docstart_anywhere(tmp_path: Path) -> None:
+    (tmp_path / "a.conll").write_text(
+        "-DOCSTART- -X- O O\n\nAda NNP B-PER\nLovelace NNP I-PER\nwrote VBD O\n\n"
+        "-DOCSTART- -X- O O\nParis NNP I-LOC\nis VBZ O\n"
+    )
+    sents = read_conll(tmp_path / "a.conll", _params(), BadRows("fail"))
+    assert [(s["tokens"], s["tags"]) for s in sents] == [
+        (["Ada", "Lovelace", "wrote"], ["B-PER", "I-PER", "O"]),
+        (["Paris", "is"], ["I-LOC", "O"]),
+    ]
 
 
 def test_directory_source_carves_validation_from_train(tmp_path: Path) -> None:
     lines = "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(100))
     (tmp_path / "train.csv").write_text("text,label\n" + lines)
     (tmp_path / "test.csv").write_text("text,label\nx,a\ny,b\n")
-    data = load_splits(DataParams(source=str(tmp_path), text_fields=["text"]), seed=0)
+    data = load_splits(_params(source=str(tmp_path)), seed=0)
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 100
     assert len(data.splits["validation"]) > 0 and len(data.splits["test"]) == 2
     assert data.label_names == ["a", "b"]
     assert split_files(tmp_path).keys() == {"train", "test"}
 
 
-def test_directory_without_train_file(tmp_path: Path) -> None:
-    (tmp_path / "notes.md").write_text("x")
+def test_save_to_disk_directory_with_class_labels(tmp_path: Path) -> None:
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    feats = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    ds = Dataset.from_dict({"text": [f"t{i}" for i in range(40)], "label": [i % 2 for i in range(40)]},
+                           features=feats)
+    DatasetDict({"train": ds, "test": ds.select(range(4)).map(lambda r: {"text": r["text"] + "!"})}) \
+        .save_to_disk(str(tmp_path / "saved"))
+    data = load_splits(_params(source=str(tmp_path / "saved"), leakage="warn"), seed=0)
+    assert data.label_names == ["neg", "pos"]
+    assert len(data.splits["test"]) == 4
+    # "t0!" and "t0" differ only by punctuation: a normalised duplicate across splits.
+    assert data.leakage.counts["train/test"]["normalised"] >= 1
+
+
+@pytest.mark.parametrize("policy", ["warn", "drop"])
+def test_leakage_policies(tmp_path: Path, policy: str) -> None:
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"s{i},{'ab'[i % 2]}\n" for i in range(30)))
+    (tmp_path / "test.csv").write_text("text,label\ns1,b\nS1!,b\nnew,a\n")
+    data = load_splits(_params(source=str(tmp_path), leakage=policy), seed=0)
+    assert data.leakage.counts["train/test"] == {"exact": 1, "normalised": 1}
+    assert len(data.splits["test"]) == (3 if policy == "warn" else 1)
+
+
+def test_hub_source_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nlpflow.errors import UserError
+
+    import datasets.config
+    import huggingface_hub.constants
+
+    # Offline mode as a user without network would set it; the libraries read it at import.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError) as err:
-        split_files(tmp_path)
-    assert "no train file found" in str(err.value) and "notes.md" in str(err.value)
+        load_splits(_params(source="hub:nlpflow-no-such/dataset"), seed=0)
+    assert str(err.value).startswith("cannot load hub data set 'nlpflow-no-such/dataset'")
+    assert "save_to_disk" in str(err.value)

@@ -1,13 +1,20 @@
-"""Turn a data source into train/validation/test splits with stable label ids."""
+"""Turn a data source into cleaned, leakage-checked train/validation/test splits.
+
+Two task shapes come out: ``sequence`` (one or two text fields and a label per example) and
+``token`` (a list of words and a tag per word). Either way the label names are mapped to ids
+in a stable (sorted) order that the model config's ``id2label`` keeps.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlpflow.data import anagram
-from nlpflow.data.files import Row, read_rows, split_files
+from nlpflow.data import anagram, entities
+from nlpflow.data.checks import Leakage, find_leakage
+from nlpflow.data.clean import clean_rows
+from nlpflow.data.files import BadRows, Row, detect_format, read_conll, read_rows, split_files
 from nlpflow.data.split import label_names_from, stratified_split
 from nlpflow.errors import UserError
 from nlpflow.params import SPLITS, DataParams
@@ -15,99 +22,232 @@ from nlpflow.params import SPLITS, DataParams
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
-BUILTIN_PREFIX = "builtin:"
+BUILTIN = "builtin:"
+HUB = "hub:"
 
 
 @dataclass
 class PreparedData:
     """Rows per split with label names as strings; everything a data report needs."""
 
+    task: str  # "sequence" or "token"
     splits: dict[str, list[Row]]
     text_fields: list[str]
     label_field: str
     label_names: list[str]
     metadata_fields: list[str]
+    source: str = ""
+    cleaning: dict[str, dict[str, int]] = field(default_factory=dict)
+    leakage: Leakage = field(default_factory=Leakage)
+    bad_rows: BadRows = field(default_factory=lambda: BadRows("fail"))
 
     def meta(self) -> dict[str, Any]:
         return {
+            "task": self.task,
             "text_fields": self.text_fields,
             "label_field": self.label_field,
             "label_names": self.label_names,
             "metadata_fields": self.metadata_fields,
         }
 
+    def labels_of(self, row: Row) -> list[str]:
+        """The label(s) of a row: one for sequence tasks, one per word for token tasks."""
+        value = row[self.label_field]
+        return list(value) if self.task == "token" else [value]
+
+
+# --------------------------------------------------------------------------- reading
+
 
 def _split_by_fraction(rows: list[Row], params: DataParams, label: str, seed: int) -> dict[str, list[Row]]:
-    idx = stratified_split([r[label] for r in rows], {s: params.splits[s] for s in SPLITS}, seed)
+    keys = [r[label] if isinstance(r[label], str) else "|".join(sorted(set(r[label]))) for r in rows]
+    idx = stratified_split(keys, {s: params.splits[s] for s in SPLITS}, seed)
     return {split: [rows[i] for i in idx[split]] for split in SPLITS}
 
 
 def _carve_validation(rows: list[Row], params: DataParams, label: str, seed: int) -> tuple[list[Row], list[Row]]:
     """Validation taken from train, in the proportion the splits params give them."""
     share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
-    idx = stratified_split([r[label] for r in rows], {"train": 1 - share, "validation": share}, seed)
+    keys = [r[label] if isinstance(r[label], str) else "|".join(sorted(set(r[label]))) for r in rows]
+    idx = stratified_split(keys, {"train": 1 - share, "validation": share}, seed)
     return [rows[i] for i in idx["train"]], [rows[i] for i in idx["validation"]]
 
 
-def load_splits(params: DataParams, seed: int) -> PreparedData:
-    """Read ``params.source`` and return the three splits."""
+def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    if detect_format(path, params.format) == "conll":
+        return read_conll(path, params, bad)
+    return read_rows(path, params, bad)
+
+
+def _from_datasets(obj: Any, params: DataParams, where: str) -> dict[str, list[Row]]:
+    """Rows from a ``datasets`` Dataset or DatasetDict (save_to_disk directory or hub)."""
+    from datasets import ClassLabel, Dataset, Sequence
+
+    def rows_of(ds: Dataset) -> list[Row]:
+        feature = ds.features.get(params.label_field)
+        missing = [c for c in [*params.text_fields, params.label_field] if c not in ds.column_names]
+        if missing:
+            raise UserError(
+                f"{where}: column(s) {missing} not found; the data set has {ds.column_names}; "
+                "set data.text_fields and data.label_field"
+            )
+        rows = ds.to_list()
+        # Class ids become their names so that every source maps labels the same way.
+        if isinstance(feature, ClassLabel):
+            for r in rows:
+                r[params.label_field] = feature.int2str(r[params.label_field])
+        elif isinstance(feature, Sequence) and isinstance(feature.feature, ClassLabel):
+            for r in rows:
+                r[params.label_field] = [feature.feature.int2str(t) for t in r[params.label_field]]
+        elif isinstance(feature, list) and feature and isinstance(feature[0], ClassLabel):
+            for r in rows:
+                r[params.label_field] = [feature[0].int2str(t) for t in r[params.label_field]]
+        for i, r in enumerate(rows, start=1):
+            r["_line"] = i
+            if not isinstance(r[params.label_field], list):
+                r[params.label_field] = str(r[params.label_field])
+        return rows
+
+    if isinstance(obj, Dataset):
+        return {"all": rows_of(obj)}
+    names = {s: s for s in obj}
+    names.update({ours: theirs for ours, theirs in params.hub_splits.items()})
+    aliases = {"validation": ("validation", "valid", "dev")}
+    out: dict[str, list[Row]] = {}
+    for split in SPLITS:
+        for candidate in (params.hub_splits.get(split), *aliases.get(split, (split,))):
+            if candidate and candidate in obj:
+                out[split] = rows_of(obj[candidate])
+                break
+    if "train" not in out:
+        raise UserError(f"{where}: no train split; it has {list(obj)}; set data.hub_splits")
+    return out
+
+
+def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str, list[Row]], str]:
+    """Raw rows per split (or under "all" when the source is one unsplit collection)."""
+    if params.files:
+        return {s: _read_file(Path(p), params, bad) for s, p in params.files.items()}, "files"
     source = params.source
-    if source.startswith(BUILTIN_PREFIX):
-        name = source[len(BUILTIN_PREFIX):]
-        if name != "anagram":
-            raise UserError(f"params.yaml: data.source '{source}' is unknown; use 'builtin:anagram'")
-        text_fields, label_field = anagram.TEXT_FIELDS, anagram.LABEL_FIELD
+    if source.startswith(BUILTIN):
+        name = source[len(BUILTIN):]
+        if name == "anagram":
+            return {"all": anagram.generate_anagram(params.anagram, seed)}, source
+        if name == "entities":
+            return {"all": entities.generate_entities(params.entities, seed)}, source
+        raise UserError(
+            f"params.yaml: data.source '{source}' is unknown; use builtin:anagram or builtin:entities"
+        )
+    if source.startswith(HUB):
+        from datasets import load_dataset
+
+        name = source[len(HUB):]
+        try:
+            obj = load_dataset(name, params.hub_config or None)
+        except Exception as err:  # the hub raises many types; all mean "could not get it"
+            raise UserError(
+                f"cannot load hub data set '{name}' ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:120]}); without network access, save it elsewhere "
+                "with save_to_disk and point data.source at that directory"
+            ) from None
+        return _from_datasets(obj, params, source), source
+    path = Path(source)
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            from datasets import load_from_disk
+
+            return _from_datasets(load_from_disk(str(path)), params, source), source
+        files = split_files(path)
+        return {s: _read_file(p, params, bad) for s, p in files.items()}, source
+    if path.exists():
+        return {"all": _read_file(path, params, bad)}, source
+    raise UserError(
+        f"params.yaml: data.source '{source}' does not exist; give a file, a directory, "
+        "builtin:anagram, builtin:entities or hub:<name>"
+    )
+
+
+BUILTIN_FIELDS = {
+    "builtin:anagram": ("sequence", anagram.TEXT_FIELDS, anagram.LABEL_FIELD),
+    "builtin:entities": ("token", [entities.TOKENS_FIELD], entities.TAGS_FIELD),
+}
+
+
+def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
+    """The task ("sequence" or "token") and the text and label fields of the rows read."""
+    if not params.files and params.source in BUILTIN_FIELDS:
+        task, text_fields, label_field = BUILTIN_FIELDS[params.source]
         if params.text_fields != text_fields or params.label_field != label_field:
             raise UserError(
-                f"params.yaml: builtin:anagram has text_fields {text_fields} and label_field "
+                f"params.yaml: {params.source} has text_fields {text_fields} and label_field "
                 f"'{label_field}'; set data.text_fields and data.label_field to those"
             )
-        rows = anagram.generate_anagram(params.anagram, seed)
-        splits = _split_by_fraction(rows, params, label_field, seed)
+        return task, text_fields, label_field
+    first = rows[0] if rows else {}
+    if set(first) == {"tokens", "tags", "_line"}:  # CoNLL: the columns have no names
+        return "token", ["tokens"], "tags"
+    task = "token" if isinstance(first.get(params.label_field), list) else "sequence"
+    return task, params.text_fields, params.label_field
+
+
+def load_splits(params: DataParams, seed: int) -> PreparedData:
+    """Read, split, clean and check ``params.source``; return the three splits."""
+    bad = BadRows(params.on_bad_rows)
+    raw, source = _read_source(params, seed, bad)
+    first_rows = next(iter(raw.values()))
+    task, text_fields, label_field = _fields(params, first_rows)
+    if "all" in raw:
+        splits = _split_by_fraction(raw["all"], params, label_field, seed)
     else:
-        path = Path(source)
-        text_fields, label_field = params.text_fields, params.label_field
-        if path.is_dir():
-            files = split_files(path)
-            splits = {
-                split: read_rows(p, params.format, text_fields, label_field)
-                for split, p in files.items()
-            }
-            if "test" not in splits:
-                raise UserError(f"{path}: no test file found (test.csv/.tsv/.jsonl); add one")
-            if "validation" not in splits:
-                splits["train"], splits["validation"] = _carve_validation(
-                    splits["train"], params, label_field, seed
-                )
-        elif path.exists():
-            rows = read_rows(path, params.format, text_fields, label_field)
-            splits = _split_by_fraction(rows, params, label_field, seed)
-        else:
-            raise UserError(
-                f"params.yaml: data.source '{source}' does not exist; give a file, a directory "
-                "with train/validation/test files, or builtin:anagram"
+        splits = dict(raw)
+        if "test" not in splits:
+            raise UserError(f"{source}: no test split found; add a test file or set data.files.test")
+        if "validation" not in splits:
+            splits["train"], splits["validation"] = _carve_validation(
+                splits["train"], params, label_field, seed
             )
+    cleaning: dict[str, dict[str, int]] = {}
+    if task == "sequence":
+        for split in SPLITS:
+            splits[split], cleaning[split] = clean_rows(
+                splits[split], text_fields, label_field, params.cleaning
+            )
+    splits, leakage = find_leakage(splits, text_fields, params.leakage)
     for split, rows in splits.items():
         if not rows:
             raise UserError(f"the {split} split is empty; add data or change data.splits")
+
+    def labels(rows: list[Row]) -> list[str]:
+        if task == "token":
+            return [t for r in rows for t in r[label_field]]
+        return [r[label_field] for r in rows]
+
     names = label_names_from(
-        [r[label_field] for r in splits["train"]],
-        {s: [r[label_field] for r in splits[s]] for s in ("validation", "test")},
+        labels(splits["train"]), {s: labels(splits[s]) for s in ("validation", "test")}
     )
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
-    return PreparedData(splits, text_fields, label_field, names, metadata)
+    return PreparedData(
+        task, splits, text_fields, label_field, names, metadata, source, cleaning, leakage, bad
+    )
 
 
 def to_dataset_dict(data: PreparedData) -> DatasetDict:
-    """Arrow datasets: ``id``, the text fields, ``label`` (ClassLabel) and metadata columns."""
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    """Arrow datasets: ``id``, the text field(s), ``label`` (ClassLabel) and metadata columns."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+    label_feature = ClassLabel(names=data.label_names)
+    if data.task == "token":
+        text_features = {f: Sequence(Value("string")) for f in data.text_fields}
+        label_type: Any = Sequence(label_feature)
+    else:
+        text_features = {f: Value("string") for f in data.text_fields}
+        label_type = label_feature
     features = Features(
         {
             "id": Value("string"),
-            **{f: Value("string") for f in data.text_fields},
-            "label": ClassLabel(names=data.label_names),
+            **text_features,
+            "label": label_type,
             **{m: Value("string") for m in data.metadata_fields},
         }
     )
@@ -115,31 +255,15 @@ def to_dataset_dict(data: PreparedData) -> DatasetDict:
     out = {}
     for split in SPLITS:
         rows = data.splits[split]
+        if data.task == "token":
+            label_values: list[Any] = [[label_id[t] for t in r[data.label_field]] for r in rows]
+        else:
+            label_values = [label_id[r[data.label_field]] for r in rows]
         columns: dict[str, list[Any]] = {
             "id": [str(r.get("id", f"{split}-{r.get('_line', i)}")) for i, r in enumerate(rows)],
             **{f: [r[f] for r in rows] for f in data.text_fields},
-            "label": [label_id[r[data.label_field]] for r in rows],
+            "label": label_values,
             **{m: [None if r.get(m) is None else str(r[m]) for r in rows] for m in data.metadata_fields},
         }
         out[split] = Dataset.from_dict(columns, features=features)
     return DatasetDict(out)
-
-
-def describe(data: PreparedData) -> dict[str, Any]:
-    """Small figures for ``metrics/preprocess.json``: rows and label counts per split."""
-    report: dict[str, Any] = {"label_names": data.label_names, "splits": {}}
-    for split in SPLITS:
-        rows = data.splits[split]
-        counts = {name: 0 for name in data.label_names}
-        for r in rows:
-            counts[r[data.label_field]] += 1
-        lengths = [sum(len(r[f]) for f in data.text_fields) for r in rows]
-        report["splits"][split] = {
-            "rows": len(rows),
-            "labels": counts,
-            "mean_chars": round(sum(lengths) / len(lengths), 2),
-            "max_chars": max(lengths),
-        }
-    train_counts = report["splits"]["train"]["labels"].values()
-    report["imbalance_ratio"] = round(max(train_counts) / max(1, min(train_counts)), 3)
-    return report

@@ -1,0 +1,63 @@
+"""Optional text cleaning; each step counts the texts it changed or rows it dropped."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+from nlpflow.data.files import Row
+from nlpflow.params import CleaningParams
+
+URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+USER = re.compile(r"(?<![\w@])@\w{1,30}")
+SPACES = re.compile(r"\s+")
+
+
+def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
+    """Apply the enabled steps in a fixed order; count each step that changed the text."""
+    steps: list[tuple[str, bool, object]] = [
+        ("unicode", params.unicode != "none", lambda t: unicodedata.normalize(params.unicode, t)),
+        ("urls_replaced", params.replace_urls, lambda t: URL.sub("<url>", t)),
+        ("users_replaced", params.replace_users, lambda t: USER.sub("@user", t)),
+        ("whitespace", params.whitespace, lambda t: SPACES.sub(" ", t).strip()),
+        ("lowercased", params.lowercase, str.lower),
+        ("truncated", params.max_chars > 0, lambda t: t[: params.max_chars]),
+    ]
+    for name, enabled, step in steps:
+        if enabled:
+            new = step(text)  # type: ignore[operator]
+            if new != text:
+                counts[name] += 1
+                text = new
+    return text
+
+
+def clean_rows(
+    rows: list[Row], text_fields: list[str], label_field: str, params: CleaningParams
+) -> tuple[list[Row], dict[str, int]]:
+    """Cleaned rows of one split and the counts of what changed."""
+    counts: Counter[str] = Counter()
+    out: list[Row] = []
+    seen: set[tuple[str, ...]] = set()
+    for row in rows:
+        row = dict(row)
+        for f in text_fields:
+            row[f] = clean_text(row[f], params, counts)
+        if params.drop_empty and any(not row[f].strip() for f in text_fields):
+            counts["empty_dropped"] += 1
+            continue
+        key = (*(row[f] for f in text_fields), row[label_field])
+        if params.drop_duplicates and key in seen:
+            counts["duplicates_dropped"] += 1
+            continue
+        seen.add(key)
+        out.append(row)
+    return out, dict(sorted(counts.items()))
+
+
+def normalise_for_match(text: str) -> str:
+    """A loose form for finding near-identical texts: case, punctuation and spacing removed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w\s]", "", text)
+    return SPACES.sub(" ", text).strip()

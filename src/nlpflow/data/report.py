@@ -1,0 +1,221 @@
+"""Describe the data before modelling: figures, plots and a data card a person reads."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlpflow.data.prepare import PreparedData
+from nlpflow.io import atomic_file, write_json, write_text
+from nlpflow.params import SPLITS
+
+PERCENTILES = (5, 50, 95)
+EXAMPLES_PER_LABEL = 3
+HIST_BINS = 20
+
+
+def _text(row: dict[str, Any], data: PreparedData) -> str:
+    parts = [" ".join(row[f]) if data.task == "token" else row[f] for f in data.text_fields]
+    return " / ".join(parts)
+
+
+def _percentiles(values: list[int]) -> dict[str, int]:
+    arr = np.asarray(values or [0])
+    out = {f"p{p}": int(np.percentile(arr, p)) for p in PERCENTILES}
+    out["max"] = int(arr.max())
+    return out
+
+
+def describe(data: PreparedData) -> dict[str, Any]:
+    """The figures of ``metrics/preprocess.json``."""
+    report: dict[str, Any] = {
+        "source": data.source,
+        "task": data.task,
+        "label_names": data.label_names,
+        "splits": {},
+    }
+    for split in SPLITS:
+        rows = data.splits[split]
+        counts = dict.fromkeys(data.label_names, 0)
+        for r in rows:
+            for label in data.labels_of(r):
+                counts[label] += 1
+        texts = [_text(r, data) for r in rows]
+        report["splits"][split] = {
+            "rows": len(rows),
+            "labels": counts,
+            "chars": _percentiles([len(t) for t in texts]),
+            "words": _percentiles([len(t.split()) for t in texts]),
+        }
+        if data.cleaning.get(split):
+            report["splits"][split]["cleaning"] = data.cleaning[split]
+    train_counts = [c for c in report["splits"]["train"]["labels"].values() if c > 0]
+    report["imbalance_ratio"] = round(max(train_counts) / min(train_counts), 3)
+    vocab = {w.lower() for r in data.splits["train"] for w in _text(r, data).split()}
+    report["vocabulary_size"] = len(vocab)
+    report["leakage"] = data.leakage.as_dict()
+    report["skipped_rows"] = len(data.bad_rows.rows)
+    return report
+
+
+def _histograms(data: PreparedData) -> tuple[list[dict[str, Any]], np.ndarray]:
+    lengths = {s: [len(_text(r, data).split()) for r in data.splits[s]] for s in SPLITS}
+    top = max(max(v) for v in lengths.values())
+    edges = np.unique(np.linspace(0, top + 1, HIST_BINS + 1).astype(int))
+    rows = []
+    counts = {s: np.histogram(lengths[s], bins=edges)[0] for s in SPLITS}
+    for i in range(len(edges) - 1):
+        rows.append({"words": int(edges[i]), **{s: int(counts[s][i]) for s in SPLITS}})
+    return rows, edges
+
+
+def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> None:
+    """Length histogram per split and label distribution, as DVC plot data and PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hist, _ = _histograms(data)
+    with atomic_file(out_dir / "lengths.tsv") as fh:
+        fh.write("words\t" + "\t".join(SPLITS) + "\n")
+        for row in hist:
+            fh.write("\t".join(str(row[k]) for k in ("words", *SPLITS)) + "\n")
+    labels = [
+        {"label": name, "split": s, "count": report["splits"][s]["labels"][name]}
+        for s in SPLITS for name in data.label_names
+    ]
+    write_json(out_dir / "labels.json", labels)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    width = max(1.0, (hist[1]["words"] - hist[0]["words"]) if len(hist) > 1 else 1.0)
+    for s, offset in zip(SPLITS, (-0.3, 0, 0.3), strict=True):
+        total = max(1, sum(r[s] for r in hist))
+        axes[0].bar([r["words"] + offset * width for r in hist], [r[s] / total for r in hist],
+                    width=width * 0.3, label=s)
+    axes[0].set(title="Input length (words)", xlabel="words", ylabel="share of split")
+    axes[0].legend()
+    y = np.arange(len(data.label_names))
+    for s, offset in zip(SPLITS, (-0.25, 0, 0.25), strict=True):
+        total = max(1, report["splits"][s]["rows"])
+        shares = [report["splits"][s]["labels"][n] / total for n in data.label_names]
+        axes[1].barh(y + offset, shares, height=0.25, label=s)
+    axes[1].set_yticks(y, data.label_names)
+    axes[1].set(title="Label distribution", xlabel="share of split")
+    axes[1].legend()
+    fig.tight_layout()
+    for name in ("lengths.png",):
+        with atomic_file(out_dir / name, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=90)
+    plt.close(fig)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+def _example_group(row: dict[str, Any], data: PreparedData) -> str:
+    """The label of a sequence example; the most frequent entity type of a token example."""
+    if data.task == "sequence":
+        return str(row[data.label_field])
+    types = Counter(t[2:] for t in row[data.label_field] if t != "O")
+    return types.most_common(1)[0][0] if types else "O"
+
+
+def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: str) -> str:
+    """``reports/data.md``: the first look at the data, without a notebook."""
+    lines = [
+        "# Data card",
+        "",
+        f"Source: `{data.source}` ({data.task} classification). "
+        f"Text field(s): {', '.join(f'`{f}`' for f in data.text_fields)}; "
+        f"label field: `{data.label_field}`; {len(data.label_names)} labels.",
+        "",
+        "## Splits",
+        "",
+    ]
+    rows = []
+    for s in SPLITS:
+        r = report["splits"][s]
+        rows.append([s, r["rows"], r["words"]["p50"], r["words"]["p95"], r["words"]["max"],
+                     r["chars"]["p50"], r["chars"]["p95"]])
+    lines += _table(["split", "rows", "words p50", "words p95", "words max", "chars p50",
+                     "chars p95"], rows)
+    lines += ["", "## Labels", ""]
+    label_rows = []
+    for name in data.label_names:
+        cells: list[Any] = [name]
+        for s in SPLITS:
+            n, total = report["splits"][s]["labels"][name], sum(report["splits"][s]["labels"].values())
+            cells.append(f"{n} ({100 * n / max(1, total):.1f}%)")
+        label_rows.append(cells)
+    lines += _table(["label", *SPLITS], label_rows)
+    ratio = report["imbalance_ratio"]
+    lines += ["", f"Imbalance ratio (largest / smallest class in train): **{ratio}**"]
+    if ratio >= 3:
+        lines.append(
+            "> The classes are imbalanced: accuracy alone misleads here. Compare macro-F1 "
+            "and the majority baseline, and consider class weights."
+        )
+    lines += ["", f"Vocabulary (distinct lowercased words in train): {report['vocabulary_size']}", ""]
+    lines += [f"![lengths and labels]({plots_rel}/lengths.png)", ""]
+
+    lines += ["## Cleaning", ""]
+    cleaning = {s: data.cleaning.get(s, {}) for s in SPLITS}
+    steps = sorted({k for c in cleaning.values() for k in c})
+    if steps:
+        lines += _table(["step", *SPLITS], [[k, *(cleaning[s].get(k, 0) for s in SPLITS)] for k in steps])
+    else:
+        lines.append("No text was changed or dropped by cleaning.")
+    leak = report["leakage"]
+    lines += ["", "## Leakage between splits", ""]
+    lines += _table(["splits", "exact", "normalised"],
+                    [[p, c["exact"], c["normalised"]] for p, c in leak["pairs"].items()])
+    if leak["total"]:
+        lines += ["", f"**{leak['total']} text(s) occur in more than one split.** Examples:", ""]
+        lines += _table(["splits", "id", "text"], [[e["splits"], e["id"], e["text"]] for e in leak["examples"]])
+        if leak["dropped"]:
+            lines += ["", f"Dropped from the later split: {leak['dropped']}"]
+    lines += ["", "## Skipped rows", ""]
+    if data.bad_rows.rows:
+        lines.append(f"{len(data.bad_rows.rows)} bad row(s) skipped (`on_bad_rows: skip`):")
+        lines.append("")
+        lines += _table(["file", "line", "column", "reason", "excerpt"],
+                        [[Path(b.file).name, b.line, b.column, b.reason, b.excerpt]
+                         for b in data.bad_rows.rows[:20]])
+    else:
+        lines.append("None.")
+    lines += ["", "## Examples (train, random per label)", ""]
+    rng = random.Random(f"card-{seed}")
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for r in data.splits["train"]:
+        by_label.setdefault(_example_group(r, data), []).append(r)
+    for label in sorted(by_label):
+        picks = rng.sample(by_label[label], min(EXAMPLES_PER_LABEL, len(by_label[label])))
+        lines += [f"**{label}**", ""]
+        for r in picks:
+            text = _text(r, data)
+            if data.task == "token":
+                text = " ".join(
+                    w if t == "O" else f"[{w}]{t}" for w, t in zip(r["tokens"], r[data.label_field], strict=True)
+                )
+            lines.append(f"- {text[:200]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(data: PreparedData, report: dict[str, Any], seed: int, plots_dir: Path, card: Path) -> None:
+    """Plots under ``plots_dir`` and the data card at ``card``, linking the plots relatively."""
+    write_plots(data, report, plots_dir)
+    rel = os.path.relpath(plots_dir.resolve(), card.parent.resolve())
+    write_text(card, data_card(data, report, seed, rel))

@@ -1,0 +1,94 @@
+"""Real `dvc repro` and `dvc exp run` on a copy of the project in a temporary git repo.
+
+One module-scoped project is reproduced once, then each test edits params and checks that
+exactly the dependent stages rerun (the promise the params lists in dvc.yaml make).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+STAGES = ["preprocess", "tokenize", "probe", "train", "evaluate", "error_analysis"]
+
+
+def ran(output: str) -> list[str]:
+    """Stages that DVC actually ran, in order, from its console output."""
+    return re.findall(r"Running stage '([\w]+)'", output)
+
+
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import make_project
+
+    repo = make_project(tmp_path_factory.mktemp("pipeline"))
+    proc = run(["dvc", "repro"], repo)
+    assert ran(proc.stdout) == STAGES
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline run"], repo)
+    return repo
+
+
+def test_repro_writes_every_output(reproduced: Path) -> None:
+    repo = reproduced
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    for split in ("validation", "test"):
+        assert {"accuracy", "f1_macro"} <= evaluate[split].keys()
+        assert "accuracy" in evaluate[split]["baselines"]["majority"]
+    line = (repo / "data/predictions/test.jsonl").read_text().splitlines()[0]
+    pred = json.loads(line)
+    assert {"id", "first", "second", "label", "prediction", "probabilities"} <= pred.keys()
+    assert (repo / "models/best/config.json").exists()
+    assert (repo / "reports/errors.md").read_text().startswith("#")
+    assert (repo / "dvc.lock").exists()
+    status = run(["git", "status", "--porcelain"], repo).stdout
+    assert status == "", f"outputs not ignored or not committed: {status}"
+
+
+def test_second_repro_runs_nothing(reproduced: Path) -> None:
+    proc = run(["dvc", "repro"], reproduced)
+    assert ran(proc.stdout) == []
+
+
+def test_evaluate_param_reruns_only_evaluate_and_error_analysis(reproduced: Path) -> None:
+    repo = reproduced
+    set_param(repo, "evaluate", "batch_size", 7)
+    try:
+        proc = run(["dvc", "repro"], repo)
+        assert ran(proc.stdout) == ["evaluate", "error_analysis"]
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], repo)
+        run(["dvc", "checkout", "-q"], repo, check=False)
+
+
+def test_exp_run_lr_reruns_from_train_and_is_listed(reproduced: Path) -> None:
+    repo = reproduced
+    proc = run(["dvc", "exp", "run", "-n", "lr-small", "-S", "train.lr=0.0005"], repo)
+    assert ran(proc.stdout) == ["train", "evaluate", "error_analysis"]
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    names = {run_.get("name") for e in exps for run_ in e.get("revs", [])}
+    assert "lr-small" in names
+    table = run(["dvc", "exp", "show", "--no-pager", "--md"], repo).stdout
+    assert "lr-small" in table and "train.lr" in table and "0.0005" in table
+
+    diff = run(["dvc", "metrics", "diff", "main", "lr-small", "--json"], repo).stdout
+    assert "metrics/evaluate.json" in json.loads(diff)
+    plots = run(["dvc", "plots", "diff", "main", "lr-small", "--json"], repo).stdout
+    assert json.loads(plots), "dvc plots diff produced no plots"
