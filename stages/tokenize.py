@@ -9,6 +9,21 @@ from nlpflow.errors import exit_on_user_error
 from nlpflow.io import atomic_dir, read_json, write_json, write_text
 from nlpflow.params import load_params
 
+# Models built from a config get position embeddings for this many tokens at most.
+BUILT_MODEL_LIMIT = 512
+
+
+def pretrained_limit(name_or_path: str, tokenizer: object) -> int:
+    """A pretrained model cannot read past its position embeddings (nor its tokenizer's limit)."""
+    from transformers import AutoConfig
+
+    limit = int(min(getattr(tokenizer, "model_max_length", 10**6), 10**6))
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError):
+        return limit
+    return min(limit, int(getattr(config, "max_position_embeddings", limit)))
+
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
@@ -22,9 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
+    tok_params = params.tokenizer
     from datasets import load_from_disk
 
     from nlpflow.data.tokenize import (
+        auto_max_length,
         describe_tokens,
         tokenization_sample,
         tokenize_splits,
@@ -35,31 +52,41 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet_libraries()
     meta = read_json(Path(args.data) / "meta.json")
+    task: str = meta.get("task", "sequence")
     dataset = load_from_disk(args.data)
     text_fields: list[str] = meta["text_fields"]
-    max_length = params.tokenizer.max_length
     if params.model.name_or_path:
         tokenizer = load_tokenizer(params.model.name_or_path, params.model.trust_remote_code)
-        # A pretrained model cannot read past its position embeddings.
-        max_length = min(max_length, int(tokenizer.model_max_length))
+        limit = pretrained_limit(params.model.name_or_path, tokenizer)
     else:
-        texts = (t for batch in training_texts(dataset, text_fields) for t in batch)
         tokenizer = train_tokenizer(
-            texts, params.tokenizer.kind, params.tokenizer.vocab_size,
-            params.tokenizer.lowercase, model_max_length=max_length,
+            training_texts(dataset, text_fields), tok_params.kind, tok_params.vocab_size,
+            tok_params.lowercase, model_max_length=BUILT_MODEL_LIMIT,
         )
-    tokenized = tokenize_splits(dataset, tokenizer, text_fields, max_length)
+        limit = BUILT_MODEL_LIMIT
+    if tok_params.max_length == "auto":
+        max_length = auto_max_length(
+            dataset, tokenizer, text_fields, task, tok_params.auto_percentile, limit
+        )
+    else:
+        max_length = min(tok_params.max_length, limit)
+    tokenized = tokenize_splits(
+        dataset, tokenizer, text_fields, max_length, tok_params.truncation, task, tok_params.num_proc
+    )
+    report = describe_tokens(dataset, tokenized, tokenizer, text_fields, max_length, task)
+    sample = tokenization_sample(dataset, tokenized, tokenizer, text_fields, task=task)
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
     with atomic_dir(args.out) as tmp:
         tokenized.save_to_disk(str(tmp))
-    report = describe_tokens(dataset, tokenized, tokenizer, text_fields, max_length)
+        write_json(tmp / "meta.json", {**meta, "max_length": max_length})
     write_json(args.metrics, report)
-    write_text(args.report, tokenization_sample(dataset, tokenized, tokenizer, text_fields))
+    write_text(args.report, sample)
+    train = report["splits"]["train"]
     print(
-        f"tokenize: vocabulary {report['vocab_size']}, max_length {max_length}, "
-        f"train p95 length {report['splits']['train']['length_p95']} -> {args.out}"
+        f"tokenize: vocabulary {report['vocab_size']}, max_length {max_length}, train length "
+        f"p95 {train['length_p95']}, truncated {100 * train['truncated_fraction']:.1f}% -> {args.out}"
     )
 
 

@@ -150,16 +150,24 @@ class DataParams:
 
 @dataclass
 class TokenizerParams:
-    """The tokenizer trained on the train split when the model is built from a config."""
+    """Tokenization; ``kind`` and ``vocab_size`` apply to a tokenizer trained on the train split
+    (when model.name_or_path is empty), the rest to any tokenizer."""
 
     kind: Literal["wordpiece", "bpe", "char"] = "wordpiece"
     vocab_size: int = 512
-    max_length: int = 64
     lowercase: bool = True
+    # A number, or "auto": the auto_percentile of train token lengths, capped by the model.
+    max_length: int | Literal["auto"] = 64
+    auto_percentile: float = 99.0
+    truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
+    num_proc: int = 1  # processes for datasets.map; worth it for large data sets only
 
     def validate(self, path: str) -> None:
         _check(self.vocab_size >= 16, f"{path}.vocab_size", "must be at least 16")
-        _check(self.max_length >= 4, f"{path}.max_length", "must be at least 4")
+        if self.max_length != "auto":
+            _check(self.max_length >= 4, f"{path}.max_length", "must be at least 4 or 'auto'")
+        _check(0 < self.auto_percentile <= 100, f"{path}.auto_percentile", "must be in (0, 100]")
+        _check(self.num_proc >= 1, f"{path}.num_proc", "must be >= 1")
 
 
 @dataclass

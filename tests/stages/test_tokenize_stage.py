@@ -68,3 +68,69 @@ def test_pretrained_minilm_tokenizer(tmp_path: Path, write_params: Callable[...,
     row = processed["validation"][0]
     assert tok["validation"][0]["input_ids"] == ref(row["first"], row["second"])["input_ids"]
     assert (paths["tokenizer"] / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "char"])
+def test_tokenizer_kinds_on_single_text(
+    tmp_path: Path, write_params: Callable[..., Path], kind: str
+) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("text,label\n" + "".join(
+        f"the quick fox number {i} jumps,{'ab'[i % 2]}\n" for i in range(60)))
+    params = write_params(
+        data={"source": str(csv), "text_fields": ["text"]},
+        tokenizer={"kind": kind, "vocab_size": 100, "max_length": 32},
+    )
+    paths = _prepare(tmp_path, params)
+    tok = load_from_disk(str(paths["tokenized"]))
+    from nlpflow.modeling.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(paths["tokenizer"])
+    tokens = tokenizer.convert_ids_to_tokens(tok["train"][0]["input_ids"])
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+    if kind == "char":
+        assert all(len(t) == 1 for t in tokens[1:-1])
+    report = json.loads(paths["metrics"].read_text())
+    assert report["splits"]["train"]["unknown_token_rate"] < 0.05
+
+
+def test_auto_max_length_is_a_train_percentile(
+    tmp_path: Path, write_params: Callable[..., Path]
+) -> None:
+    paths = _prepare(tmp_path, write_params(tokenizer={"max_length": "auto", "auto_percentile": 50}))
+    tok = load_from_disk(str(paths["tokenized"]))
+    report = json.loads(paths["metrics"].read_text())
+    assert report["max_length"] == report["splits"]["train"]["length_p50"]
+    assert max(tok["train"]["length"]) == report["max_length"]
+    assert 0.2 < report["splits"]["train"]["truncated_fraction"] < 0.6
+
+
+def test_token_classification_labels_align_to_first_subtoken(
+    tmp_path: Path, write_params: Callable[..., Path]
+) -> None:
+    params = write_params(
+        data={"source": "builtin:entities", "text_fields": ["tokens"], "label_field": "tags",
+              "entities": {"size": 200}},
+        # A small vocabulary splits names into sub-tokens; long enough for no truncation.
+        tokenizer={"vocab_size": 120, "max_length": 128},
+    )
+    paths = _prepare(tmp_path, params)
+    processed = load_from_disk(str(paths["processed"]))
+    tok = load_from_disk(str(paths["tokenized"]))
+    from nlpflow.modeling.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(paths["tokenizer"])
+    split_words = 0
+    for row, enc in zip(processed["train"], tok["train"], strict=True):
+        words, tags = row["tokens"], row["label"]
+        labels = enc["labels"]
+        assert [x for x in labels if x != -100] == tags  # one label per word, in order
+        pieces = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        assert labels[0] == -100 and labels[-1] == -100  # [CLS] and [SEP]
+        split_words += sum(p.startswith("##") for p in pieces)
+        for piece, label in zip(pieces, labels, strict=True):
+            if piece.startswith("##"):
+                assert label == -100  # continuation sub-tokens are ignored by the loss
+        assert len(words) == len(tags)
+    assert split_words > 0, "the test needs words split into several sub-tokens"
+    assert "labels (first sub-token" in paths["report"].read_text()

@@ -59,17 +59,20 @@ class PreparedData:
 # --------------------------------------------------------------------------- reading
 
 
+def _strata(rows: list[Row], label: str) -> list[str]:
+    """Stratify sequence tasks by label; token tasks (a tag per word) are split at random."""
+    return [r[label] if isinstance(r[label], str) else "" for r in rows]
+
+
 def _split_by_fraction(rows: list[Row], params: DataParams, label: str, seed: int) -> dict[str, list[Row]]:
-    keys = [r[label] if isinstance(r[label], str) else "|".join(sorted(set(r[label]))) for r in rows]
-    idx = stratified_split(keys, {s: params.splits[s] for s in SPLITS}, seed)
+    idx = stratified_split(_strata(rows, label), {s: params.splits[s] for s in SPLITS}, seed)
     return {split: [rows[i] for i in idx[split]] for split in SPLITS}
 
 
 def _carve_validation(rows: list[Row], params: DataParams, label: str, seed: int) -> tuple[list[Row], list[Row]]:
     """Validation taken from train, in the proportion the splits params give them."""
     share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
-    keys = [r[label] if isinstance(r[label], str) else "|".join(sorted(set(r[label]))) for r in rows]
-    idx = stratified_split(keys, {"train": 1 - share, "validation": share}, seed)
+    idx = stratified_split(_strata(rows, label), {"train": 1 - share, "validation": share}, seed)
     return [rows[i] for i in idx["train"]], [rows[i] for i in idx["validation"]]
 
 
