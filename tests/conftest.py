@@ -26,6 +26,13 @@ TINY_OVERRIDES: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own directory: a stage called with default paths must never
+    write into the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge: ``override`` wins, nested sections are merged key by key."""
     out = dict(base)

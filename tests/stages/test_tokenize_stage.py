@@ -20,17 +20,42 @@ def _prepare(tmp_path: Path, params: Path) -> dict[str, Path]:
         "metrics": tmp_path / "tokenize.json",
         "report": tmp_path / "tokenization.md",
     }
-    preprocess.main(["--params", str(params), "--out", str(paths["processed"]),
-                     "--metrics", str(tmp_path / "preprocess.json")])
-    tokenize.main([
-        "--params", str(params), "--data", str(paths["processed"]), "--out", str(paths["tokenized"]),
-        "--tokenizer-out", str(paths["tokenizer"]), "--metrics", str(paths["metrics"]),
-        "--report", str(paths["report"]),
-    ])
+    preprocess.main(
+        [
+            "--params",
+            str(params),
+            "--out",
+            str(paths["processed"]),
+            "--metrics",
+            str(tmp_path / "preprocess.json"),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--report",
+            str(tmp_path / "data.md"),
+        ]
+    )
+    tokenize.main(
+        [
+            "--params",
+            str(params),
+            "--data",
+            str(paths["processed"]),
+            "--out",
+            str(paths["tokenized"]),
+            "--tokenizer-out",
+            str(paths["tokenizer"]),
+            "--metrics",
+            str(paths["metrics"]),
+            "--report",
+            str(paths["report"]),
+        ]
+    )
     return paths
 
 
-def test_trained_tokenizer_pairs_unpadded(tmp_path: Path, write_params: Callable[..., Path]) -> None:
+def test_trained_tokenizer_pairs_unpadded(
+    tmp_path: Path, write_params: Callable[..., Path]
+) -> None:
     paths = _prepare(tmp_path, write_params())
     tok = load_from_disk(str(paths["tokenized"]))
     processed = load_from_disk(str(paths["processed"]))
@@ -75,8 +100,10 @@ def test_tokenizer_kinds_on_single_text(
     tmp_path: Path, write_params: Callable[..., Path], kind: str
 ) -> None:
     csv = tmp_path / "t.csv"
-    csv.write_text("text,label\n" + "".join(
-        f"the quick fox number {i} jumps,{'ab'[i % 2]}\n" for i in range(60)))
+    csv.write_text(
+        "text,label\n"
+        + "".join(f"the quick fox number {i} jumps,{'ab'[i % 2]}\n" for i in range(60))
+    )
     params = write_params(
         data={"source": str(csv), "text_fields": ["text"]},
         tokenizer={"kind": kind, "vocab_size": 100, "max_length": 32},
@@ -97,7 +124,9 @@ def test_tokenizer_kinds_on_single_text(
 def test_auto_max_length_is_a_train_percentile(
     tmp_path: Path, write_params: Callable[..., Path]
 ) -> None:
-    paths = _prepare(tmp_path, write_params(tokenizer={"max_length": "auto", "auto_percentile": 50}))
+    paths = _prepare(
+        tmp_path, write_params(tokenizer={"max_length": "auto", "auto_percentile": 50})
+    )
     tok = load_from_disk(str(paths["tokenized"]))
     report = json.loads(paths["metrics"].read_text())
     assert report["max_length"] == report["splits"]["train"]["length_p50"]
@@ -109,8 +138,12 @@ def test_token_classification_labels_align_to_first_subtoken(
     tmp_path: Path, write_params: Callable[..., Path]
 ) -> None:
     params = write_params(
-        data={"source": "builtin:entities", "text_fields": ["tokens"], "label_field": "tags",
-              "entities": {"size": 200}},
+        data={
+            "source": "builtin:entities",
+            "text_fields": ["tokens"],
+            "label_field": "tags",
+            "entities": {"size": 200},
+        },
         # A small vocabulary splits names into sub-tokens; long enough for no truncation.
         tokenizer={"vocab_size": 120, "max_length": 128},
     )
