@@ -37,13 +37,19 @@ def main(argv: list[str] | None = None) -> None:
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))
 
     rows = {s: v["rows"] for s, v in report["splits"].items()}
-    print(f"preprocess: {data.task} task, rows {rows}, {len(data.label_names)} labels -> {args.out}")
+    print(
+        f"preprocess: {data.task} task, rows {rows}, {len(data.label_names)} labels -> {args.out}"
+    )
     if report["imbalance_ratio"] >= 3:
-        print(f"preprocess: classes are imbalanced (ratio {report['imbalance_ratio']}); "
-              "look at macro-F1, not accuracy alone")
+        print(
+            f"preprocess: classes are imbalanced (ratio {report['imbalance_ratio']}); "
+            "look at macro-F1, not accuracy alone"
+        )
     if data.leakage.total:
-        print(f"preprocess: warning: {data.leakage.total} text(s) shared between splits "
-              f"{data.leakage.counts} (data.leakage: {params.data.leakage}); see {args.report}")
+        print(
+            f"preprocess: warning: {data.leakage.total} text(s) shared between splits "
+            f"{data.leakage.counts} (data.leakage: {params.data.leakage}); see {args.report}"
+        )
     if data.bad_rows.rows:
         print(f"preprocess: skipped {len(data.bad_rows.rows)} bad row(s); see {args.report}")
 

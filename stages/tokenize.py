@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         limit = pretrained_limit(params.model.name_or_path, tokenizer)
     else:
         tokenizer = train_tokenizer(
-            training_texts(dataset, text_fields), tok_params.kind, tok_params.vocab_size,
-            tok_params.lowercase, model_max_length=BUILT_MODEL_LIMIT,
+            training_texts(dataset, text_fields),
+            tok_params.kind,
+            tok_params.vocab_size,
+            tok_params.lowercase,
+            model_max_length=BUILT_MODEL_LIMIT,
         )
         limit = BUILT_MODEL_LIMIT
     if tok_params.max_length == "auto":
@@ -71,7 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         max_length = min(tok_params.max_length, limit)
     tokenized = tokenize_splits(
-        dataset, tokenizer, text_fields, max_length, tok_params.truncation, task, tok_params.num_proc
+        dataset,
+        tokenizer,
+        text_fields,
+        max_length,
+        tok_params.truncation,
+        task,
+        tok_params.num_proc,
     )
     report = describe_tokens(dataset, tokenized, tokenizer, text_fields, max_length, task)
     sample = tokenization_sample(dataset, tokenized, tokenizer, text_fields, task=task)

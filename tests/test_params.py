@@ -40,7 +40,10 @@ def _raw() -> dict:
             "unknown key 'train.early_stopping.patiense'; did you mean 'patience'?",
         ),
         (lambda r: r["train"].update(schedule="exp"), "train.schedule must be one of"),
-        (lambda r: r["model"].update(num_heads=3), "model.hidden_size must be divisible by num_heads"),
+        (
+            lambda r: r["model"].update(num_heads=3),
+            "model.hidden_size must be divisible by num_heads",
+        ),
         (lambda r: r["data"].update(text_fields=[]), "data.text_fields must name 1 or 2 columns"),
     ],
 )
@@ -64,9 +67,20 @@ def test_stage_exits_with_one_line(tmp_path: Path) -> None:
     raw["train"]["lr"] = -1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.preprocess", "--params", str(tmp_path / "params.yaml"),
-         "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stages.preprocess",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: params.yaml: train.lr must be > 0 (got -1)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -262,7 +263,7 @@ class ErrorAnalysisParams:
         _check(self.max_examples >= 1, f"{path}.max_examples", "must be >= 1")
         edges = self.length_buckets
         _check(
-            all(a < b for a, b in zip(edges, edges[1:], strict=False)),
+            all(a < b for a, b in itertools.pairwise(edges)),
             f"{path}.length_buckets",
             "must be strictly increasing",
         )

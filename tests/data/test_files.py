@@ -24,7 +24,8 @@ def test_csv_tsv_jsonl_parquet_read(tmp_path: Path) -> None:
     bad = BadRows("fail")
     rows = read_rows(tmp_path / "a.csv", _params(), bad)
     assert [(r["text"], r["label"], r["_line"]) for r in rows] == [
-        ("hello, world", "pos", 2), ("bye", "neg", 3)
+        ("hello, world", "pos", 2),
+        ("bye", "neg", 3),
     ]
     assert read_rows(tmp_path / "a.tsv", _params(), bad)[0]["text"] == "hello"
     rows = read_rows(tmp_path / "a.jsonl", _params(), bad)
@@ -83,10 +84,12 @@ def test_save_to_disk_directory_with_class_labels(tmp_path: Path) -> None:
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
     feats = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
-    ds = Dataset.from_dict({"text": [f"t{i}" for i in range(40)], "label": [i % 2 for i in range(40)]},
-                           features=feats)
-    DatasetDict({"train": ds, "test": ds.select(range(4)).map(lambda r: {"text": r["text"] + "!"})}) \
-        .save_to_disk(str(tmp_path / "saved"))
+    ds = Dataset.from_dict(
+        {"text": [f"t{i}" for i in range(40)], "label": [i % 2 for i in range(40)]}, features=feats
+    )
+    DatasetDict(
+        {"train": ds, "test": ds.select(range(4)).map(lambda r: {"text": r["text"] + "!"})}
+    ).save_to_disk(str(tmp_path / "saved"))
     data = load_splits(_params(source=str(tmp_path / "saved"), leakage="warn"), seed=0)
     assert data.label_names == ["neg", "pos"]
     assert len(data.splits["test"]) == 4
@@ -96,7 +99,9 @@ def test_save_to_disk_directory_with_class_labels(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("policy", ["warn", "drop"])
 def test_leakage_policies(tmp_path: Path, policy: str) -> None:
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"s{i},{'ab'[i % 2]}\n" for i in range(30)))
+    (tmp_path / "train.csv").write_text(
+        "text,label\n" + "".join(f"s{i},{'ab'[i % 2]}\n" for i in range(30))
+    )
     (tmp_path / "test.csv").write_text("text,label\ns1,b\nS1!,b\nnew,a\n")
     data = load_splits(_params(source=str(tmp_path), leakage=policy), seed=0)
     assert data.leakage.counts["train/test"] == {"exact": 1, "normalised": 1}
@@ -104,10 +109,10 @@ def test_leakage_policies(tmp_path: Path, policy: str) -> None:
 
 
 def test_hub_source_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nlpflow.errors import UserError
-
     import datasets.config
     import huggingface_hub.constants
+
+    from nlpflow.errors import UserError
 
     # Offline mode as a user without network would set it; the libraries read it at import.
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)

@@ -23,56 +23,143 @@ def _parquet_garbage(path: Path) -> None:
 
 
 CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
-    ("empty", "e.csv", "", {},
-     f"{F}: the file is empty; expected a header line and data rows"),
-    ("header only", "h.csv", "text,label\n", {},
-     f"{F}: no data rows (only a header); add rows"),
-    ("missing column", "m.csv", "body,label\nx,a\n", {},
-     f"{F}, line 1: the first row ['body', 'label'] does not name the columns ['text', 'label']; "
-     "if the file has no header set data.column_names, otherwise fix data.text_fields / "
-     "data.label_field"),
-    ("missing column jsonl", "m.jsonl", '{"body": "x", "label": "a"}\n', {},
-     f"{F}: column(s) ['text'] not found; the file has ['body', 'label']; set data.text_fields "
-     "and data.label_field to existing columns"),
-    ("empty label", "l.csv", "text,label\nx,a\ny,\n", {},
-     f"{F}, line 3, column 'label': the label is empty; fill it in or remove the row"),
-    ("missing label jsonl", "ml.jsonl", '{"text": "x", "label": "a"}\n{"text": "y"}\n', {},
-     f"{F}, line 2, column 'label': the label is missing; fill it in or remove the row"),
-    ("null text jsonl", "nt.jsonl", '{"text": "x", "label": "a"}\n{"text": null, "label": "a"}\n', {},
-     f"{F}, line 2, column 'text': expected text, got None; fill in the text or remove the row"),
-    ("invalid utf-8", "u.csv", b"text,label\nok,a\n\xff\xfebad,a\n", {},
-     f"{F}, line 3: not valid UTF-8 (byte 16); re-save the file as UTF-8 or set "
-     "data.on_bad_rows: skip"),
-    ("ragged long", "r.csv", "text,label\nx,a\ny,a,extra\n", {},
-     f"{F}, line 3: expected 2 columns as in the header, found 3; quote fields that contain the "
-     "delimiter, or set data.quoting: none if quotes are ordinary characters"),
-    ("ragged short", "s.tsv", "text\tlabel\nx\ta\ny\n", {},
-     f"{F}, line 3: expected 2 columns as in the header, found 1; quote fields that contain the "
-     "delimiter, or set data.quoting: none if quotes are ordinary characters"),
-    ("label list", "t.jsonl", '{"text": "x", "label": "a"}\n{"text": "y", "label": ["a"]}\n', {},
-     f"{F}, line 2, column 'label': label ['a'] is a list; labels must be strings or integers"),
-    ("label float", "fl.jsonl", '{"text": "x", "label": 0.5}\n', {},
-     f"{F}, line 1, column 'label': label 0.5 is a float; labels must be strings or integers"),
-    ("label bool", "b.jsonl", '{"text": "x", "label": true}\n', {},
-     f"{F}, line 1, column 'label': label True is a bool; labels must be strings or integers"),
-    ("invalid json", "j.jsonl", '{"text": "x", "label": "a"}\n{"text": "y", \n', {},
-     f"{F}, line 2: not valid JSON (Expecting property name enclosed in double quotes); fix the line"),
-    ("json not object", "o.jsonl", '["x", "a"]\n', {},
-     f"{F}, line 1: expected a JSON object per line"),
-    ("unreadable parquet", "p.parquet", _parquet_garbage, {},
-     f"{F}: not a readable Parquet file"),
-    ("unknown extension", "x.txt", "text,label\nx,a\n", {},
-     f"{F}: cannot tell the format from the extension '.txt'; use one of ['.bio', '.conll', "
-     "'.csv', '.iob', '.json', '.jsonl', '.parquet', '.tsv'] or set data.format"),
-    ("file not found", "missing.csv", None, {},
-     "params.yaml: data.source '{f}' does not exist; give a file, a directory, builtin:anagram, "
-     "builtin:entities or hub:<name>"),
-    ("bad conll tag", "c.conll", "Ada B-PER\nwrote X-VERB\n", {},
-     f"{F}, line 2, column 'column -1': tag 'X-VERB' is not O, B-TYPE or I-TYPE"),
-    ("conll ragged", "r.conll", "Ada NNP B-PER\nwrote O\n", {},
-     f"{F}, line 2: expected 3 whitespace-separated columns (token ... tag), found 2"),
-    ("one class only", "one.csv", "text,label\n" + "".join(f"t{i},a\n" for i in range(20)), {},
-     "the train split has 1 distinct label(s) (['a']); need >= 2"),
+    ("empty", "e.csv", "", {}, f"{F}: the file is empty; expected a header line and data rows"),
+    ("header only", "h.csv", "text,label\n", {}, f"{F}: no data rows (only a header); add rows"),
+    (
+        "missing column",
+        "m.csv",
+        "body,label\nx,a\n",
+        {},
+        f"{F}, line 1: the first row ['body', 'label'] does not name the columns ['text', 'label']; "
+        "if the file has no header set data.column_names, otherwise fix data.text_fields / "
+        "data.label_field",
+    ),
+    (
+        "missing column jsonl",
+        "m.jsonl",
+        '{"body": "x", "label": "a"}\n',
+        {},
+        f"{F}: column(s) ['text'] not found; the file has ['body', 'label']; set data.text_fields "
+        "and data.label_field to existing columns",
+    ),
+    (
+        "empty label",
+        "l.csv",
+        "text,label\nx,a\ny,\n",
+        {},
+        f"{F}, line 3, column 'label': the label is empty; fill it in or remove the row",
+    ),
+    (
+        "missing label jsonl",
+        "ml.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y"}\n',
+        {},
+        f"{F}, line 2, column 'label': the label is missing; fill it in or remove the row",
+    ),
+    (
+        "null text jsonl",
+        "nt.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": null, "label": "a"}\n',
+        {},
+        f"{F}, line 2, column 'text': expected text, got None; fill in the text or remove the row",
+    ),
+    (
+        "invalid utf-8",
+        "u.csv",
+        b"text,label\nok,a\n\xff\xfebad,a\n",
+        {},
+        f"{F}, line 3: not valid UTF-8 (byte 16); re-save the file as UTF-8 or set "
+        "data.on_bad_rows: skip",
+    ),
+    (
+        "ragged long",
+        "r.csv",
+        "text,label\nx,a\ny,a,extra\n",
+        {},
+        f"{F}, line 3: expected 2 columns as in the header, found 3; quote fields that contain the "
+        "delimiter, or set data.quoting: none if quotes are ordinary characters",
+    ),
+    (
+        "ragged short",
+        "s.tsv",
+        "text\tlabel\nx\ta\ny\n",
+        {},
+        f"{F}, line 3: expected 2 columns as in the header, found 1; quote fields that contain the "
+        "delimiter, or set data.quoting: none if quotes are ordinary characters",
+    ),
+    (
+        "label list",
+        "t.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y", "label": ["a"]}\n',
+        {},
+        f"{F}, line 2, column 'label': label ['a'] is a list; labels must be strings or integers",
+    ),
+    (
+        "label float",
+        "fl.jsonl",
+        '{"text": "x", "label": 0.5}\n',
+        {},
+        f"{F}, line 1, column 'label': label 0.5 is a float; labels must be strings or integers",
+    ),
+    (
+        "label bool",
+        "b.jsonl",
+        '{"text": "x", "label": true}\n',
+        {},
+        f"{F}, line 1, column 'label': label True is a bool; labels must be strings or integers",
+    ),
+    (
+        "invalid json",
+        "j.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y", \n',
+        {},
+        f"{F}, line 2: not valid JSON (Expecting property name enclosed in double quotes); fix the line",
+    ),
+    (
+        "json not object",
+        "o.jsonl",
+        '["x", "a"]\n',
+        {},
+        f"{F}, line 1: expected a JSON object per line",
+    ),
+    ("unreadable parquet", "p.parquet", _parquet_garbage, {}, f"{F}: not a readable Parquet file"),
+    (
+        "unknown extension",
+        "x.txt",
+        "text,label\nx,a\n",
+        {},
+        f"{F}: cannot tell the format from the extension '.txt'; use one of ['.bio', '.conll', "
+        "'.csv', '.iob', '.json', '.jsonl', '.parquet', '.tsv'] or set data.format",
+    ),
+    (
+        "file not found",
+        "missing.csv",
+        None,
+        {},
+        "params.yaml: data.source '{f}' does not exist; give a file, a directory, builtin:anagram, "
+        "builtin:entities or hub:<name>",
+    ),
+    (
+        "bad conll tag",
+        "c.conll",
+        "Ada B-PER\nwrote X-VERB\n",
+        {},
+        f"{F}, line 2, column 'column -1': tag 'X-VERB' is not O, B-TYPE or I-TYPE",
+    ),
+    (
+        "conll ragged",
+        "r.conll",
+        "Ada NNP B-PER\nwrote O\n",
+        {},
+        f"{F}, line 2: expected 3 whitespace-separated columns (token ... tag), found 2",
+    ),
+    (
+        "one class only",
+        "one.csv",
+        "text,label\n" + "".join(f"t{i},a\n" for i in range(20)),
+        {},
+        "the train split has 1 distinct label(s) (['a']); need >= 2",
+    ),
 ]
 
 
@@ -109,11 +196,18 @@ def _snapshot(outs: dict[str, Path]) -> dict[str, bytes]:
     return files
 
 
-@pytest.mark.parametrize(("name", "filename", "content", "extra", "message"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "filename", "content", "extra", "message"), CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_input_one_line_and_old_outputs_kept(
-    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str],
-    name: str, filename: str, content: Any, extra: dict[str, Any], message: str,
+    tmp_path: Path,
+    write_params: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    filename: str,
+    content: Any,
+    extra: dict[str, Any],
+    message: str,
 ) -> None:
     outs = _outputs(tmp_path)
     preprocess.main(_argv(write_params(), outs))  # a good run: the outputs to keep
@@ -123,8 +217,9 @@ def test_bad_input_one_line_and_old_outputs_kept(
 
     bad = tmp_path / filename
     _write(bad, content)
-    params = write_params(data={"source": str(bad), "text_fields": ["text"], "label_field": "label",
-                                **extra})
+    params = write_params(
+        data={"source": str(bad), "text_fields": ["text"], "label_field": "label", **extra}
+    )
     with pytest.raises(SystemExit) as exit_info:
         preprocess.main(_argv(params, outs))
     assert exit_info.value.code == 2
@@ -156,11 +251,16 @@ def test_directory_without_data_files(
 def test_label_unseen_in_train(
     tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    (tmp_path / "train.csv").write_text(
+        "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20))
+    )
     (tmp_path / "test.csv").write_text("text,label\nnew,c\n")
-    params = write_params(data={"files": {"train": str(tmp_path / "train.csv"),
-                                          "test": str(tmp_path / "test.csv")},
-                                "text_fields": ["text"]})
+    params = write_params(
+        data={
+            "files": {"train": str(tmp_path / "train.csv"), "test": str(tmp_path / "test.csv")},
+            "text_fields": ["text"],
+        }
+    )
     with pytest.raises(SystemExit):
         preprocess.main(_argv(params, _outputs(tmp_path)))
     assert capsys.readouterr().err.strip() == (
@@ -175,8 +275,9 @@ def test_skip_bad_rows_counts_them_in_the_report(
     good = "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(40))
     bad_file = tmp_path / "mixed.csv"
     bad_file.write_bytes(("text,label\n" + good + "no label,\nx,a,extra\n").encode() + b"\xff,a\n")
-    params = write_params(data={"source": str(bad_file), "text_fields": ["text"],
-                                "on_bad_rows": "skip"})
+    params = write_params(
+        data={"source": str(bad_file), "text_fields": ["text"], "on_bad_rows": "skip"}
+    )
     outs = _outputs(tmp_path)
     preprocess.main(_argv(params, outs))
     report = json.loads(outs["metrics"].read_text())
@@ -189,9 +290,13 @@ def test_skip_bad_rows_counts_them_in_the_report(
 def test_leakage_fail_policy(
     tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    (tmp_path / "train.csv").write_text(
+        "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20))
+    )
     (tmp_path / "test.csv").write_text("text,label\nt3,b\nfresh,a\n")
-    params = write_params(data={"source": str(tmp_path), "text_fields": ["text"], "leakage": "fail"})
+    params = write_params(
+        data={"source": str(tmp_path), "text_fields": ["text"], "leakage": "fail"}
+    )
     with pytest.raises(SystemExit):
         preprocess.main(_argv(params, _outputs(tmp_path)))
     assert capsys.readouterr().err.strip() == (

@@ -15,8 +15,18 @@ from stages import preprocess
 def _run(params: Path, tmp_path: Path) -> tuple[Path, dict]:
     out, metrics = tmp_path / "processed", tmp_path / "metrics" / "preprocess.json"
     preprocess.main(
-        ["--params", str(params), "--out", str(out), "--metrics", str(metrics),
-         "--plots", str(tmp_path / "plots"), "--report", str(tmp_path / "data.md")]
+        [
+            "--params",
+            str(params),
+            "--out",
+            str(out),
+            "--metrics",
+            str(metrics),
+            "--plots",
+            str(tmp_path / "plots"),
+            "--report",
+            str(tmp_path / "data.md"),
+        ]
     )
     return out, json.loads(metrics.read_text())
 

@@ -65,7 +65,12 @@ def generate_anagram(params: AnagramParams, seed: int) -> list[dict[str, Any]]:
             continue
         seen.add((first, second))
         rows.append(
-            {"id": f"anagram-{len(rows):06d}", "first": first, "second": second,
-             "label": label, "kind": kind}
+            {
+                "id": f"anagram-{len(rows):06d}",
+                "first": first,
+                "second": second,
+                "label": label,
+                "kind": kind,
+            }
         )
     return rows

@@ -26,8 +26,12 @@ class Leakage:
         return sum(c["exact"] + c["normalised"] for c in self.counts.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"pairs": self.counts, "total": self.total, "dropped": self.dropped,
-                "examples": self.examples}
+        return {
+            "pairs": self.counts,
+            "total": self.total,
+            "dropped": self.dropped,
+            "examples": self.examples,
+        }
 
 
 def _key(row: Row, text_fields: list[str]) -> str:
@@ -47,9 +51,7 @@ def find_leakage(
     """
     leak = Leakage()
     exact = {s: {_key(r, text_fields) for r in splits[s]} for s in SPLITS}
-    loose = {
-        s: {normalise_for_match(_key(r, text_fields)) for r in splits[s]} for s in SPLITS
-    }
+    loose = {s: {normalise_for_match(_key(r, text_fields)) for r in splits[s]} for s in SPLITS}
     drop: dict[str, set[int]] = {s: set() for s in SPLITS}
     for later, earlier in PAIRS:
         n_exact = n_loose = 0
@@ -64,14 +66,18 @@ def find_leakage(
             drop[later].add(i)
             if len(leak.examples) < EXAMPLES_KEPT:
                 leak.examples.append(
-                    {"splits": f"{earlier}/{later}", "id": str(row.get("id", row.get("_line"))),
-                     "text": key.replace("\x1f", " / ")[:160]}
+                    {
+                        "splits": f"{earlier}/{later}",
+                        "id": str(row.get("id", row.get("_line"))),
+                        "text": key.replace("\x1f", " / ")[:160],
+                    }
                 )
         leak.counts[f"{earlier}/{later}"] = {"exact": n_exact, "normalised": n_loose}
     if leak.total and policy == "fail":
         detail = ", ".join(
             f"{pair}: {c['exact']} exact + {c['normalised']} normalised"
-            for pair, c in leak.counts.items() if c["exact"] or c["normalised"]
+            for pair, c in leak.counts.items()
+            if c["exact"] or c["normalised"]
         )
         first = leak.examples[0]
         raise UserError(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
+from typing import Literal
 
 from nlpflow.data.files import Row
 from nlpflow.params import CleaningParams
@@ -16,8 +18,9 @@ SPACES = re.compile(r"\s+")
 
 def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
     """Apply the enabled steps in a fixed order; count each step that changed the text."""
-    steps: list[tuple[str, bool, object]] = [
-        ("unicode", params.unicode != "none", lambda t: unicodedata.normalize(params.unicode, t)),
+    form: Literal["NFC", "NFKC"] = "NFC" if params.unicode == "NFC" else "NFKC"
+    steps: list[tuple[str, bool, Callable[[str], str]]] = [
+        ("unicode", params.unicode != "none", lambda t: unicodedata.normalize(form, t)),
         ("urls_replaced", params.replace_urls, lambda t: URL.sub("<url>", t)),
         ("users_replaced", params.replace_users, lambda t: USER.sub("@user", t)),
         ("whitespace", params.whitespace, lambda t: SPACES.sub(" ", t).strip()),
@@ -26,7 +29,7 @@ def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
     ]
     for name, enabled, step in steps:
         if enabled:
-            new = step(text)  # type: ignore[operator]
+            new = step(text)
             if new != text:
                 counts[name] += 1
                 text = new

@@ -15,13 +15,52 @@ TOKENS_FIELD = "tokens"
 TAGS_FIELD = "tags"
 
 NAMES = {
-    "PER": ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Marie Curie", "Ken Thompson",
-            "Noam Chomsky", "Karen Jones", "Yann", "Fei-Fei Li", "Geoffrey Hinton", "Ilya",
-            "Barbara Liskov", "John McCarthy", "Claude Shannon", "Emmy Noether"],
-    "LOC": ["Paris", "New York", "Lagos", "Tokyo", "Buenos Aires", "Oslo", "Cape Town",
-            "Mumbai", "Lima", "San Francisco", "Berlin", "Cairo", "Hanoi", "Quebec City"],
-    "ORG": ["Acme Corp", "the United Nations", "Globex", "Initech", "Bell Labs", "Reuters",
-            "the Red Cross", "Umbrella Inc", "Stark Industries", "Wayne Enterprises", "NASA"],
+    "PER": [
+        "Ada Lovelace",
+        "Alan Turing",
+        "Grace Hopper",
+        "Marie Curie",
+        "Ken Thompson",
+        "Noam Chomsky",
+        "Karen Jones",
+        "Yann",
+        "Fei-Fei Li",
+        "Geoffrey Hinton",
+        "Ilya",
+        "Barbara Liskov",
+        "John McCarthy",
+        "Claude Shannon",
+        "Emmy Noether",
+    ],
+    "LOC": [
+        "Paris",
+        "New York",
+        "Lagos",
+        "Tokyo",
+        "Buenos Aires",
+        "Oslo",
+        "Cape Town",
+        "Mumbai",
+        "Lima",
+        "San Francisco",
+        "Berlin",
+        "Cairo",
+        "Hanoi",
+        "Quebec City",
+    ],
+    "ORG": [
+        "Acme Corp",
+        "the United Nations",
+        "Globex",
+        "Initech",
+        "Bell Labs",
+        "Reuters",
+        "the Red Cross",
+        "Umbrella Inc",
+        "Stark Industries",
+        "Wayne Enterprises",
+        "NASA",
+    ],
 }
 TEMPLATES = [
     "{PER} visited {LOC} last week",
@@ -60,7 +99,9 @@ def generate_entities(params: EntitiesParams, seed: int) -> list[dict[str, Any]]
             else:
                 tokens.append(word)
                 tags.append("O")
-        while len(tokens) < params.min_words or (rng.random() < 0.3 and len(tokens) < params.max_words):
+        while len(tokens) < params.min_words or (
+            rng.random() < 0.3 and len(tokens) < params.max_words
+        ):
             extra = rng.choice(FILLERS).split()
             tokens += extra
             tags += ["O"] * len(extra)
@@ -68,6 +109,7 @@ def generate_entities(params: EntitiesParams, seed: int) -> list[dict[str, Any]]
         if tuple(tokens) in seen:
             continue
         seen.add(tuple(tokens))
-        rows.append({"id": f"entities-{len(rows):06d}", "tokens": tokens, "tags": tags,
-                     "template": str(t)})
+        rows.append(
+            {"id": f"entities-{len(rows):06d}", "tokens": tokens, "tags": tags, "template": str(t)}
+        )
     return rows

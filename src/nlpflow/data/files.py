@@ -11,14 +11,20 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nlpflow.errors import UserError
 from nlpflow.params import DataParams
 
 EXTENSIONS = {
-    ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet",
-    ".conll": "conll", ".iob": "conll", ".bio": "conll",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
 }
 # Split files in a directory source; the first name found wins.
 SPLIT_NAMES = {
@@ -51,7 +57,9 @@ class BadRows:
         self.policy = policy
         self.rows: list[BadRow] = []
 
-    def report(self, path: Path, where: str, line: int, column: str, reason: str, excerpt: str = "") -> None:
+    def report(
+        self, path: Path, where: str, line: int, column: str, reason: str, excerpt: str = ""
+    ) -> None:
         col = f", column '{column}'" if column else ""
         if self.policy != "skip":
             raise UserError(f"{path}, {where} {line}{col}: {reason}")
@@ -92,12 +100,14 @@ def _decoded_lines(path: Path, bad: BadRows) -> list[tuple[int, str]]:
     return list(enumerate(text.splitlines(keepends=True), start=1))
 
 
-def _read_delimited(path: Path, kind: str, params: DataParams, bad: BadRows) -> list[tuple[int, Row]]:
+def _read_delimited(
+    path: Path, kind: str, params: DataParams, bad: BadRows
+) -> list[tuple[int, Row]]:
     lines = _decoded_lines(path, bad)
     if not any(text.strip() for _, text in lines):
         raise UserError(f"{path}: the file is empty; expected a header line and data rows")
     delimiter = params.delimiter or ("\t" if kind == "tsv" else ",")
-    quoting = csv.QUOTE_NONE if params.quoting == "none" else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if params.quoting == "none" else csv.QUOTE_MINIMAL
     reader = csv.reader((text for _, text in lines), delimiter=delimiter, quoting=quoting)
     records = [(lines[reader.line_num - 1][0], rec) for rec in reader if rec]
     wanted = [*params.text_fields, params.label_field]
@@ -123,7 +133,10 @@ def _read_delimited(path: Path, kind: str, params: DataParams, bad: BadRows) -> 
             if params.quoting != "none":
                 hint += ", or set data.quoting: none if quotes are ordinary characters"
             bad.report(
-                path, "line", line, "",
+                path,
+                "line",
+                line,
+                "",
                 f"expected {len(names)} columns as in the header, found {len(rec)}; {hint}",
                 delimiter.join(rec),
             )
@@ -167,20 +180,32 @@ def _read_parquet(path: Path) -> list[tuple[int, Row]]:
     return [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
 
 
-def _check_row(path: Path, where: str, line: int, row: Row, params: DataParams, bad: BadRows) -> Row | None:
+def _check_row(
+    path: Path, where: str, line: int, row: Row, params: DataParams, bad: BadRows
+) -> Row | None:
     """The row with its label as a string, or None when it is bad and skipped."""
     label_field = params.label_field
     label = row.get(label_field)
     if label is None or (isinstance(label, str) and not label.strip()):
         what = "missing" if label is None else "empty"
-        bad.report(path, where, line, label_field, f"the label is {what}; fill it in or remove the row",
-                   str(row)[:80])
+        bad.report(
+            path,
+            where,
+            line,
+            label_field,
+            f"the label is {what}; fill it in or remove the row",
+            str(row)[:80],
+        )
         return None
-    if isinstance(label, bool) or isinstance(label, (dict, list)) or (
-        isinstance(label, float) and not label.is_integer()
+    if (
+        isinstance(label, (bool, dict, list))
+        or (isinstance(label, float) and not label.is_integer())
     ):
         bad.report(
-            path, where, line, label_field,
+            path,
+            where,
+            line,
+            label_field,
             f"label {label!r} is a {type(label).__name__}; labels must be strings or integers",
             str(row)[:80],
         )
@@ -188,8 +213,14 @@ def _check_row(path: Path, where: str, line: int, row: Row, params: DataParams, 
     for name in params.text_fields:
         text = row.get(name)
         if not isinstance(text, str):
-            bad.report(path, where, line, name,
-                       f"expected text, got {text!r}; fill in the text or remove the row", str(row)[:80])
+            bad.report(
+                path,
+                where,
+                line,
+                name,
+                f"expected text, got {text!r}; fill in the text or remove the row",
+                str(row)[:80],
+            )
             return None
     out = {k: v for k, v in row.items() if k is not None}
     out[label_field] = str(int(label) if isinstance(label, float) else label).strip()
@@ -260,14 +291,26 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             continue
         width = width or len(parts)
         if len(parts) < 2 or len(parts) != width:
-            bad.report(path, "line", no, "",
-                       f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
-                       f"found {len(parts)}", text)
+            bad.report(
+                path,
+                "line",
+                no,
+                "",
+                f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
+                f"found {len(parts)}",
+                text,
+            )
             continue
         tag = parts[params.conll_tag_column]
         if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
-            bad.report(path, "line", no, f"column {params.conll_tag_column}",
-                       f"tag {tag!r} is not O, B-TYPE or I-TYPE", text)
+            bad.report(
+                path,
+                "line",
+                no,
+                f"column {params.conll_tag_column}",
+                f"tag {tag!r} is not O, B-TYPE or I-TYPE",
+                text,
+            )
             continue
         if not tokens:
             start = no

@@ -64,12 +64,16 @@ def _strata(rows: list[Row], label: str) -> list[str]:
     return [r[label] if isinstance(r[label], str) else "" for r in rows]
 
 
-def _split_by_fraction(rows: list[Row], params: DataParams, label: str, seed: int) -> dict[str, list[Row]]:
+def _split_by_fraction(
+    rows: list[Row], params: DataParams, label: str, seed: int
+) -> dict[str, list[Row]]:
     idx = stratified_split(_strata(rows, label), {s: params.splits[s] for s in SPLITS}, seed)
     return {split: [rows[i] for i in idx[split]] for split in SPLITS}
 
 
-def _carve_validation(rows: list[Row], params: DataParams, label: str, seed: int) -> tuple[list[Row], list[Row]]:
+def _carve_validation(
+    rows: list[Row], params: DataParams, label: str, seed: int
+) -> tuple[list[Row], list[Row]]:
     """Validation taken from train, in the proportion the splits params give them."""
     share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
     idx = stratified_split(_strata(rows, label), {"train": 1 - share, "validation": share}, seed)
@@ -133,7 +137,7 @@ def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str,
         return {s: _read_file(Path(p), params, bad) for s, p in params.files.items()}, "files"
     source = params.source
     if source.startswith(BUILTIN):
-        name = source[len(BUILTIN):]
+        name = source[len(BUILTIN) :]
         if name == "anagram":
             return {"all": anagram.generate_anagram(params.anagram, seed)}, source
         if name == "entities":
@@ -144,7 +148,7 @@ def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str,
     if source.startswith(HUB):
         from datasets import load_dataset
 
-        name = source[len(HUB):]
+        name = source[len(HUB) :]
         try:
             obj = load_dataset(name, params.hub_config or None)
         except Exception as err:  # the hub raises many types; all mean "could not get it"
@@ -204,7 +208,9 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     else:
         splits = dict(raw)
         if "test" not in splits:
-            raise UserError(f"{source}: no test split found; add a test file or set data.files.test")
+            raise UserError(
+                f"{source}: no test split found; add a test file or set data.files.test"
+            )
         if "validation" not in splits:
             splits["train"], splits["validation"] = _carve_validation(
                 splits["train"], params, label_field, seed
@@ -266,7 +272,10 @@ def to_dataset_dict(data: PreparedData) -> DatasetDict:
             "id": [str(r.get("id", f"{split}-{r.get('_line', i)}")) for i, r in enumerate(rows)],
             **{f: [r[f] for r in rows] for f in data.text_fields},
             "label": label_values,
-            **{m: [None if r.get(m) is None else str(r[m]) for r in rows] for m in data.metadata_fields},
+            **{
+                m: [None if r.get(m) is None else str(r[m]) for r in rows]
+                for m in data.metadata_fields
+            },
         }
         out[split] = Dataset.from_dict(columns, features=features)
     return DatasetDict(out)

@@ -89,7 +89,8 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
             fh.write("\t".join(str(row[k]) for k in ("words", *SPLITS)) + "\n")
     labels = [
         {"label": name, "split": s, "count": report["splits"][s]["labels"][name]}
-        for s in SPLITS for name in data.label_names
+        for s in SPLITS
+        for name in data.label_names
     ]
     write_json(out_dir / "labels.json", labels)
 
@@ -97,8 +98,12 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
     width = max(1.0, (hist[1]["words"] - hist[0]["words"]) if len(hist) > 1 else 1.0)
     for s, offset in zip(SPLITS, (-0.3, 0, 0.3), strict=True):
         total = max(1, sum(r[s] for r in hist))
-        axes[0].bar([r["words"] + offset * width for r in hist], [r[s] / total for r in hist],
-                    width=width * 0.3, label=s)
+        axes[0].bar(
+            [r["words"] + offset * width for r in hist],
+            [r[s] / total for r in hist],
+            width=width * 0.3,
+            label=s,
+        )
     axes[0].set(title="Input length (words)", xlabel="words", ylabel="share of split")
     axes[0].legend()
     y = np.arange(len(data.label_names))
@@ -147,16 +152,29 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     rows = []
     for s in SPLITS:
         r = report["splits"][s]
-        rows.append([s, r["rows"], r["words"]["p50"], r["words"]["p95"], r["words"]["max"],
-                     r["chars"]["p50"], r["chars"]["p95"]])
-    lines += _table(["split", "rows", "words p50", "words p95", "words max", "chars p50",
-                     "chars p95"], rows)
+        rows.append(
+            [
+                s,
+                r["rows"],
+                r["words"]["p50"],
+                r["words"]["p95"],
+                r["words"]["max"],
+                r["chars"]["p50"],
+                r["chars"]["p95"],
+            ]
+        )
+    lines += _table(
+        ["split", "rows", "words p50", "words p95", "words max", "chars p50", "chars p95"], rows
+    )
     lines += ["", "## Labels", ""]
     label_rows = []
     for name in data.label_names:
         cells: list[Any] = [name]
         for s in SPLITS:
-            n, total = report["splits"][s]["labels"][name], sum(report["splits"][s]["labels"].values())
+            n, total = (
+                report["splits"][s]["labels"][name],
+                sum(report["splits"][s]["labels"].values()),
+            )
             cells.append(f"{n} ({100 * n / max(1, total):.1f}%)")
         label_rows.append(cells)
     lines += _table(["label", *SPLITS], label_rows)
@@ -167,32 +185,46 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
             "> The classes are imbalanced: accuracy alone misleads here. Compare macro-F1 "
             "and the majority baseline, and consider class weights."
         )
-    lines += ["", f"Vocabulary (distinct lowercased words in train): {report['vocabulary_size']}", ""]
+    lines += [
+        "",
+        f"Vocabulary (distinct lowercased words in train): {report['vocabulary_size']}",
+        "",
+    ]
     lines += [f"![lengths and labels]({plots_rel}/lengths.png)", ""]
 
     lines += ["## Cleaning", ""]
     cleaning = {s: data.cleaning.get(s, {}) for s in SPLITS}
     steps = sorted({k for c in cleaning.values() for k in c})
     if steps:
-        lines += _table(["step", *SPLITS], [[k, *(cleaning[s].get(k, 0) for s in SPLITS)] for k in steps])
+        lines += _table(
+            ["step", *SPLITS], [[k, *(cleaning[s].get(k, 0) for s in SPLITS)] for k in steps]
+        )
     else:
         lines.append("No text was changed or dropped by cleaning.")
     leak = report["leakage"]
     lines += ["", "## Leakage between splits", ""]
-    lines += _table(["splits", "exact", "normalised"],
-                    [[p, c["exact"], c["normalised"]] for p, c in leak["pairs"].items()])
+    lines += _table(
+        ["splits", "exact", "normalised"],
+        [[p, c["exact"], c["normalised"]] for p, c in leak["pairs"].items()],
+    )
     if leak["total"]:
         lines += ["", f"**{leak['total']} text(s) occur in more than one split.** Examples:", ""]
-        lines += _table(["splits", "id", "text"], [[e["splits"], e["id"], e["text"]] for e in leak["examples"]])
+        lines += _table(
+            ["splits", "id", "text"], [[e["splits"], e["id"], e["text"]] for e in leak["examples"]]
+        )
         if leak["dropped"]:
             lines += ["", f"Dropped from the later split: {leak['dropped']}"]
     lines += ["", "## Skipped rows", ""]
     if data.bad_rows.rows:
         lines.append(f"{len(data.bad_rows.rows)} bad row(s) skipped (`on_bad_rows: skip`):")
         lines.append("")
-        lines += _table(["file", "line", "column", "reason", "excerpt"],
-                        [[Path(b.file).name, b.line, b.column, b.reason, b.excerpt]
-                         for b in data.bad_rows.rows[:20]])
+        lines += _table(
+            ["file", "line", "column", "reason", "excerpt"],
+            [
+                [Path(b.file).name, b.line, b.column, b.reason, b.excerpt]
+                for b in data.bad_rows.rows[:20]
+            ],
+        )
     else:
         lines.append("None.")
     lines += ["", "## Examples (train, random per label)", ""]
@@ -207,14 +239,17 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
             text = _text(r, data)
             if data.task == "token":
                 text = " ".join(
-                    w if t == "O" else f"[{w}]{t}" for w, t in zip(r["tokens"], r[data.label_field], strict=True)
+                    w if t == "O" else f"[{w}]{t}"
+                    for w, t in zip(r["tokens"], r[data.label_field], strict=True)
                 )
             lines.append(f"- {text[:200]}")
         lines.append("")
     return "\n".join(lines)
 
 
-def write_report(data: PreparedData, report: dict[str, Any], seed: int, plots_dir: Path, card: Path) -> None:
+def write_report(
+    data: PreparedData, report: dict[str, Any], seed: int, plots_dir: Path, card: Path
+) -> None:
     """Plots under ``plots_dir`` and the data card at ``card``, linking the plots relatively."""
     write_plots(data, report, plots_dir)
     rel = os.path.relpath(plots_dir.resolve(), card.parent.resolve())

@@ -29,7 +29,9 @@ SAMPLE_EXAMPLES = 5
 BATCH = 2000
 
 
-def training_texts(dataset: DatasetDict, text_fields: list[str], batch: int = BATCH) -> Iterator[str]:
+def training_texts(
+    dataset: DatasetDict, text_fields: list[str], batch: int = BATCH
+) -> Iterator[str]:
     """Train-split texts only: a tokenizer must never see validation or test."""
     for chunk in dataset["train"].select_columns(text_fields).iter(batch_size=batch):
         for field in text_fields:
@@ -70,7 +72,7 @@ def make_encoder(
     """A function from an Arrow batch to an Arrow table of ``input_ids`` (+ segments, labels)."""
     import pyarrow as pa
 
-    backend: Tokenizer = tokenizer.backend_tokenizer  # type: ignore[attr-defined]
+    backend: Tokenizer = tokenizer.backend_tokenizer
     backend.no_padding()
     # Single texts cannot use only_first/only_second: truncate them plainly.
     strategy = truncation if len(text_fields) == 2 else "longest_first"
@@ -120,23 +122,39 @@ def tokenize_splits(
     features = Features(
         {
             "input_ids": Sequence(Value("int32")),
-            **({"token_type_ids": Sequence(Value("int8"))}
-               if "token_type_ids" in tokenizer.model_input_names else {}),
+            **(
+                {"token_type_ids": Sequence(Value("int8"))}
+                if "token_type_ids" in tokenizer.model_input_names
+                else {}
+            ),
             "labels": Sequence(Value("int32")) if task == "token" else label_feature,
             "length": Value("int32"),
         }
     )
     assert task == "token" or isinstance(label_feature, ClassLabel)
     columns = dataset["train"].column_names
-    return dataset.with_format("arrow").map(
-        encode, batched=True, batch_size=BATCH, num_proc=num_proc if num_proc and num_proc > 1 else None,
-        remove_columns=columns, features=features, desc="tokenize",
-    ).with_format(None)
+    return (
+        dataset.with_format("arrow")
+        .map(
+            encode,
+            batched=True,
+            batch_size=BATCH,
+            num_proc=num_proc if num_proc and num_proc > 1 else None,
+            remove_columns=columns,
+            features=features,
+            desc="tokenize",
+        )
+        .with_format(None)
+    )
 
 
 def auto_max_length(
-    dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, text_fields: list[str],
-    task: str, percentile: float, model_limit: int,
+    dataset: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    text_fields: list[str],
+    task: str,
+    percentile: float,
+    model_limit: int,
 ) -> int:
     """The ``percentile`` of train token lengths (untruncated), capped by the model's limit."""
     lengths = _untruncated_lengths(dataset, tokenizer, text_fields, "train", task)
@@ -144,16 +162,20 @@ def auto_max_length(
 
 
 def _untruncated_lengths(
-    dataset: DatasetDict, tokenizer: PreTrainedTokenizerBase, text_fields: list[str],
-    split: str, task: str,
+    dataset: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    text_fields: list[str],
+    split: str,
+    task: str,
 ) -> np.ndarray:
-    backend = tokenizer.backend_tokenizer.__class__.from_str(  # type: ignore[attr-defined]
-        tokenizer.backend_tokenizer.to_str()  # type: ignore[attr-defined]
-    )
+    # A copy without truncation: the shared tokenizer's settings stay as they are.
+    backend = type(tokenizer.backend_tokenizer).from_str(tokenizer.backend_tokenizer.to_str())
     backend.no_truncation()
     backend.no_padding()
     out: list[int] = []
-    for chunk in dataset[split].select_columns(text_fields).with_format("arrow").iter(batch_size=BATCH):
+    for chunk in (
+        dataset[split].select_columns(text_fields).with_format("arrow").iter(batch_size=BATCH)
+    ):
         cols = [chunk.column(f).to_pylist() for f in text_fields]
         if task == "token":
             encs = backend.encode_batch(cols[0], is_pretokenized=True)
@@ -166,8 +188,12 @@ def _untruncated_lengths(
 
 
 def describe_tokens(
-    dataset: DatasetDict, tokenized: DatasetDict, tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str], max_length: int, task: str = "sequence",
+    dataset: DatasetDict,
+    tokenized: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    text_fields: list[str],
+    max_length: int,
+    task: str = "sequence",
 ) -> dict[str, Any]:
     """Truncation rate, unknown-token rate and length percentiles per split (batch by batch)."""
     import pyarrow.compute as pc
@@ -177,8 +203,11 @@ def describe_tokens(
     for split in SPLITS:
         full = _untruncated_lengths(dataset, tokenizer, text_fields, split, task)
         n_tokens = n_unk = 0
-        for chunk in tokenized[split].select_columns(["input_ids"]).with_format("arrow").iter(
-            batch_size=BATCH * 5
+        for chunk in (
+            tokenized[split]
+            .select_columns(["input_ids"])
+            .with_format("arrow")
+            .iter(batch_size=BATCH * 5)
         ):
             flat = pc.list_flatten(chunk.column("input_ids"))
             n_tokens += len(flat)
@@ -196,8 +225,12 @@ def describe_tokens(
 
 
 def tokenization_sample(
-    dataset: DatasetDict, tokenized: DatasetDict, tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str], n: int = SAMPLE_EXAMPLES, task: str = "sequence",
+    dataset: DatasetDict,
+    tokenized: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    text_fields: list[str],
+    n: int = SAMPLE_EXAMPLES,
+    task: str = "sequence",
 ) -> str:
     """A markdown page showing a few train examples token by token, as the model sees them."""
     lines = [
@@ -230,6 +263,8 @@ def tokenization_sample(
                 f"{t}/{tag_names[label]}" if label != IGNORE_INDEX else f"{t}/-"
                 for t, label in zip(tokens, enc["labels"], strict=True)
             ]
-            lines.append(f"- labels (first sub-token of each word; `-` = ignored): `{' '.join(shown)}`")
+            lines.append(
+                f"- labels (first sub-token of each word; `-` = ignored): `{' '.join(shown)}`"
+            )
         lines.append("")
     return "\n".join(lines)

@@ -58,7 +58,7 @@ def train_tokenizer(
     else:
         raise UserError(f"params.yaml: tokenizer.kind '{kind}' is not one of wordpiece, bpe, char")
 
-    norm = [normalizers.NFKC()]
+    norm: list[normalizers.Normalizer] = [normalizers.NFKC()]
     if lowercase:
         norm.append(normalizers.Lowercase())
     tok.normalizer = normalizers.Sequence(norm)
@@ -86,7 +86,9 @@ def train_tokenizer(
     )
 
 
-def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False) -> PreTrainedTokenizerFast:
+def load_tokenizer(
+    name_or_path: str | Path, trust_remote_code: bool = False
+) -> PreTrainedTokenizerFast:
     """Load a fast tokenizer from a directory or hub id, with a clear error when it is missing."""
     from transformers import AutoTokenizer
 
@@ -100,5 +102,7 @@ def load_tokenizer(name_or_path: str | Path, trust_remote_code: bool = False) ->
             "(check model.name_or_path; offline, only local directories work)"
         ) from None
     if not tok.is_fast:
-        raise UserError(f"'{name_or_path}' has no fast tokenizer; nlpflow needs one (tokenizer.json)")
-    return tok  # type: ignore[no-any-return]
+        raise UserError(
+            f"'{name_or_path}' has no fast tokenizer; nlpflow needs one (tokenizer.json)"
+        )
+    return tok  # type: ignore[return-value]

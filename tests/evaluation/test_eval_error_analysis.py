@@ -1,0 +1,215 @@
+"""Error table, slices and the report, on a hand-made set of predictions with known answers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nlpflow.errors import UserError
+from nlpflow.evaluation import error_analysis as ea
+from nlpflow.evaluation.error_analysis import SliceStats
+from nlpflow.io import write_jsonl
+from tests.evaluation import tiny
+
+P = tiny.prediction
+LABELS = tiny.LABEL_NAMES
+EDGES = [8, 12]
+
+
+def hand_made() -> list[dict[str, Any]]:
+    """8 predictions; comments: total input length, right/wrong, confidence."""
+    return [
+        P("a", "abcd", "dcba", "anagram", "yes", 0.9),  # 8   right .9
+        P("b", "abcd", "abc", "dropped", "no", 0.8),  # 7   WRONG .8
+        P("c", "abcde", "abcd", "dropped", "no", 0.95),  # 9   WRONG .95
+        P("d", "abcd", "abcde", "added", "no", 0.2),  # 9   right .8
+        P("e", "ab|cd", "dc|ba", "anagram", "yes", 0.1),  # 10  WRONG .9
+        P("f", "abcdefgh", "hgfedcba", "anagram", "yes", 0.6),  # 16  right .6
+        P("g", "abcdefgh", "abcdefgz", "substituted", "no", 0.1),  # 16  right .9
+        P("h", "abcdef", "abcdeg", "substituted", "no", 0.8),  # 12  WRONG .8
+    ]
+
+
+def slices_of(rows: list[dict[str, Any]]) -> ea.Slices:
+    return ea.compute_slices(rows, tiny.TEXT_FIELDS, tiny.METADATA_FIELDS, LABELS, EDGES)
+
+
+def test_slices_of_the_hand_made_example() -> None:
+    slices = slices_of(hand_made())
+    assert list(slices) == ["kind", "label", "length"]
+    assert slices["kind"] == {
+        "added": SliceStats(1, 1),
+        "anagram": SliceStats(3, 2),
+        "dropped": SliceStats(2, 0),
+        "substituted": SliceStats(2, 1),
+    }
+    assert slices["label"] == {"no": SliceStats(5, 2), "yes": SliceStats(3, 2)}
+    assert slices["length"] == {
+        "0-8": SliceStats(2, 1),
+        "9-12": SliceStats(4, 1),
+        "13+": SliceStats(2, 2),
+    }
+    assert slices["kind"]["anagram"].accuracy == pytest.approx(2 / 3)
+
+
+def test_error_metrics_of_the_hand_made_example() -> None:
+    rows = hand_made()
+    got = ea.error_metrics(rows, slices_of(rows))
+    assert got == {
+        "n": 8,
+        "accuracy": 0.5,
+        "errors": 4,
+        "slices": {
+            "kind": {
+                "added": {"n": 1, "accuracy": 1.0},
+                "anagram": {"n": 3, "accuracy": 0.666667},
+                "dropped": {"n": 2, "accuracy": 0.0},
+                "substituted": {"n": 2, "accuracy": 0.5},
+            },
+            "label": {"no": {"n": 5, "accuracy": 0.4}, "yes": {"n": 3, "accuracy": 0.666667}},
+            "length": {
+                "0-8": {"n": 2, "accuracy": 0.5},
+                "9-12": {"n": 4, "accuracy": 0.25},
+                "13+": {"n": 2, "accuracy": 1.0},
+            },
+        },
+    }
+    json.dumps(got, allow_nan=False)
+
+
+def test_errors_sorted_by_confidence_descending_and_capped() -> None:
+    rows = hand_made()
+    assert [r["id"] for r in ea.misclassified(rows, 10)] == ["c", "e", "b", "h"]
+    # b and h tie at 0.8: file order decides, so the cut at 3 is reproducible.
+    capped = ea.misclassified(rows, 3)
+    assert [r["id"] for r in capped] == ["c", "e", "b"]
+    confidences = [r["confidence"] for r in capped]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_weakest_slices_prefer_slices_with_enough_examples() -> None:
+    slices = slices_of(hand_made())
+    assert ea.weakest_in(slices["kind"]) == ["dropped"]  # no kind has 5 rows: all compete
+    assert ea.weakest_in(slices["label"]) == ["no"]
+    # Overall, only label=no (n=5) reaches the minimum size, so it wins over dropped (n=2).
+    family, value, stats = ea.weakest_slice(slices)
+    assert (family, value, stats) == ("label", "no", SliceStats(5, 2))
+    assert ea.weakest_slice(slices, min_n=1)[:2] == ("kind", "dropped")
+    assert ea.weakest_in({"x": SliceStats(3, 3), "y": SliceStats(2, 2)}) == []
+    assert ea.weakest_in({"x": SliceStats(6, 3), "y": SliceStats(8, 4)}) == []
+    assert ea.weakest_in({"x": SliceStats(6, 3), "y": SliceStats(8, 4), "z": SliceStats(5, 5)}) == [
+        "x",
+        "y",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("length", "bucket"), [(0, "0-8"), (8, "0-8"), (9, "9-12"), (12, "9-12"), (13, "13+")]
+)
+def test_length_bucket_edges_are_inclusive_upper_bounds(length: int, bucket: str) -> None:
+    assert ea.length_bucket(length, EDGES) == bucket
+
+
+def test_no_edges_means_one_open_bucket() -> None:
+    assert ea.length_bucket_names([]) == ["0+"]
+    assert ea.length_bucket(99, []) == "0+"
+
+
+def test_metadata_field_named_like_a_builtin_family_is_renamed() -> None:
+    rows = [P("a", "x", "y", "k", "yes", 0.9) | {"length": "long"}]
+    slices = ea.compute_slices(rows, tiny.TEXT_FIELDS, ["length"], LABELS, EDGES)
+    assert list(slices) == ["meta_length", "label", "length"]
+    assert slices["meta_length"] == {"long": SliceStats(1, 1)}
+
+
+def test_id_like_metadata_keeps_only_the_largest_slices() -> None:
+    rows = [P(str(i), "x", "y", f"v{i:02d}", "yes", 0.9) for i in range(30)]
+    rows += [P("extra", "x", "y", "v29", "yes", 0.2)]
+    slices = ea.compute_slices(rows, tiny.TEXT_FIELDS, ["kind"], LABELS, EDGES)
+    assert len(slices["kind"]) == ea.MAX_SLICES_PER_FIELD
+    assert slices["kind"]["v29"] == SliceStats(2, 1)  # the largest survives the cut
+
+
+def test_md_cell_escapes_pipes_and_flattens_lines() -> None:
+    assert ea.md_cell("a|b\nc") == "a\\|b c"
+    assert ea.md_cell("x" * 200, limit=10) == "x" * 9 + "…"
+
+
+def _table_after(report: str, heading: str) -> list[str]:
+    lines = report.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_report_summary_error_table_and_slices() -> None:
+    rows = hand_made()
+    report = ea.render_report(
+        rows, slices_of(rows), tiny.TEXT_FIELDS, tiny.METADATA_FIELDS, LABELS, 3, 0.625
+    )
+    summary = report.split("## Misclassified", 1)[0]
+    assert "**Accuracy:** 0.5000 (4 of 8 correct)" in summary
+    assert "0.6250; model margin -0.1250 ⚠ no better than the baseline" in summary
+    assert "**Errors:** 4 of 8" in summary
+    assert "**Weakest slice:** label = no: accuracy 0.4000 on 5 examples (3 errors)" in summary
+
+    table = _table_after(report, "## Misclassified examples")
+    assert "3 of 4 shown" in report
+    assert table[0] == "| # | id | first | second | kind | true | predicted | p(predicted) |"
+    body = table[2:]
+    assert [line.split(" | ")[1] for line in body] == ["c", "e", "b"]
+    assert "| 2 | e | ab\\|cd | dc\\|ba | anagram | yes | no | 0.9000 |" in body
+    # Every row has as many cells as the header once escaped pipes are discounted.
+    cells = [len(re.split(r"(?<!\\)\|", line)) for line in table]
+    assert len(set(cells)) == 1
+
+    kind = _table_after(report, "### kind")
+    assert "| **dropped** | 2 | 0.0000 | 2 | ⚠ weakest |" in kind
+    assert "| anagram | 3 | 0.6667 | 1 |  |" in kind
+    assert "| **9-12** | 4 | 0.2500 | 3 | ⚠ weakest |" in _table_after(report, "### input length")
+    confusion = _table_after(report, "## Confusion matrix")
+    assert confusion[2:] == ["| no | 2 | 3 |", "| yes | 1 | 2 |"]
+
+
+def test_report_without_errors_or_baseline() -> None:
+    rows = [P("a", "ab", "ba", "anagram", "yes", 0.9), P("b", "ab", "a", "dropped", "no", 0.1)]
+    report = ea.render_report(rows, slices_of(rows), tiny.TEXT_FIELDS, ["kind"], LABELS, 5)
+    assert "Majority baseline" not in report
+    assert "None: every example is classified correctly." in report
+    assert "**Weakest slice:** none" in report
+
+
+def test_load_predictions_reads_rows_and_names_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "test.jsonl"
+    write_jsonl(path, hand_made())
+    assert ea.load_predictions(path, tiny.TEXT_FIELDS, LABELS) == hand_made()
+
+    path.write_text(json.dumps(hand_made()[0]) + "\n{oops\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"test\.jsonl, line 2: not valid JSON"):
+        ea.load_predictions(path, tiny.TEXT_FIELDS, LABELS)
+    path.write_text(json.dumps({"id": "x", "label": "no"}) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"line 1: missing key\(s\) \['prediction'"):
+        ea.load_predictions(path, tiny.TEXT_FIELDS, LABELS)
+    path.write_text(json.dumps(P("a", "x", "y", "k", "maybe", 0.9)) + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match="label 'maybe' is not one of"):
+        ea.load_predictions(path, tiny.TEXT_FIELDS, LABELS)
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(UserError, match="holds no predictions"):
+        ea.load_predictions(path, tiny.TEXT_FIELDS, LABELS)
+    with pytest.raises(UserError, match="run the evaluate stage first"):
+        ea.load_predictions(tmp_path / "missing.jsonl", tiny.TEXT_FIELDS, LABELS)
+
+
+def test_baseline_accuracy_from_the_evaluate_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "evaluate.json"
+    path.write_text(json.dumps({"test": {"baselines": {"majority": {"accuracy": 0.5}}}}))
+    assert ea.baseline_accuracy_from(path) == 0.5
+    path.write_text(json.dumps({"validation": {}}))
+    with pytest.raises(UserError, match=r"no test\.baselines\.majority\.accuracy"):
+        ea.baseline_accuracy_from(path)
+    with pytest.raises(UserError, match="not found"):
+        ea.baseline_accuracy_from(tmp_path / "nope.json")
