@@ -1,0 +1,259 @@
+"""Checkpoints: written atomically at each epoch end, resumed only when made by the same run.
+
+Layout under ``checkpoints/``::
+
+    epoch-N/        model.safetensors, state.pt (optimizer, scheduler, RNG, loop state), meta.json
+    best/           model.safetensors, meta.json (the best epoch so far)
+
+A checkpoint carries a hash of everything that shapes the run (seed, model, train, the
+probe's batch split, the tokenized train data). A checkpoint with another hash is never
+resumed: the sections that differ are printed and the stale checkpoints removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nlpflow.errors import UserError
+from nlpflow.io import atomic_dir, read_json
+from nlpflow.params import as_dict
+
+if TYPE_CHECKING:
+    import torch
+
+    from nlpflow.params import Params
+    from nlpflow.training.probe import BatchPlan
+
+EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+BEST = "best"
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+META = "meta.json"
+
+
+# --------------------------------------------------------------------------- run identity
+
+
+def run_sections(params: Params, plan: BatchPlan, data_fingerprint: str) -> dict[str, Any]:
+    """Everything that changes the result of a run, by params section."""
+    return {
+        "seed": params.seed,
+        "model": as_dict(params.model),
+        "train": as_dict(params.train),
+        "probe": {"batch_size": plan.batch_size, "accumulation_steps": plan.accumulation_steps},
+        "data": {"train_fingerprint": data_fingerprint},
+    }
+
+
+def sections_hash(sections: dict[str, Any]) -> str:
+    blob = json.dumps(sections, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def describe_difference(old: dict[str, Any], new: dict[str, Any], limit: int = 5) -> str:
+    """``"train.lr 0.002 -> 0.001, seed 1 -> 2"``: the keys whose values differ."""
+    a, b = _flatten(old, ""), _flatten(new, "")
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
+    parts = [f"{k} {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}" for k in changed[:limit]]
+    if len(changed) > limit:
+        parts.append(f"and {len(changed) - limit} more")
+    return ", ".join(parts) if parts else "unknown difference"
+
+
+def differing_sections(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+# --------------------------------------------------------------------------- RNG state
+
+
+def capture_rng(shuffle: torch.Generator) -> dict[str, Any]:
+    """Every RNG the loop draws from, as tensors and lists (loadable with weights_only)."""
+    import numpy as np
+    import torch
+
+    version, mt, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    assert isinstance(np_keys, np.ndarray)  # legacy=True: the MT19937 tuple, never a dict
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": list(mt), "gauss": gauss},
+        "numpy": {
+            "name": np_name,
+            "keys": np_keys.tolist(),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "shuffle": shuffle.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], shuffle: torch.Generator) -> None:
+    import numpy as np
+    import torch
+
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["name"],
+            np.asarray(npy["keys"], dtype=np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
+    torch.set_rng_state(state["torch"].cpu())
+    shuffle.set_state(state["shuffle"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+# --------------------------------------------------------------------------- the directory
+
+
+class CheckpointDir:
+    """Saves, finds and loads the checkpoints of one run (identified by ``sections``)."""
+
+    def __init__(
+        self, root: str | Path, sections: dict[str, Any], log: Callable[[str], None], keep: int = 2
+    ) -> None:
+        self.root = Path(root)
+        self.sections = sections
+        self.hash = sections_hash(sections)
+        self.log = log
+        self.keep = keep
+
+    def _epoch_dirs(self) -> list[tuple[int, Path]]:
+        """``(epoch, path)`` of every epoch checkpoint, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.iterdir():
+            match = EPOCH_DIR.match(path.name)
+            if match and path.is_dir():
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def _meta(self, path: Path) -> dict[str, Any] | None:
+        try:
+            meta = read_json(path / META)
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and "hash" in meta else None
+
+    def remove_leftovers(self) -> None:
+        """Temporary directories of a writer that was killed (``.epoch-3.xyz.tmp``)."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.iterdir():
+            if path.name.startswith(".") and (".tmp" in path.name or ".old." in path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def find_resumable(self) -> Path | None:
+        """The newest checkpoint of this run; stale ones (other params) are reported, removed."""
+        self.remove_leftovers()
+        candidates = self._epoch_dirs()
+        best = self.root / BEST
+        if best.is_dir():
+            candidates.append((-1, best))
+        stale: list[tuple[Path, dict[str, Any] | None]] = []
+        resumable: Path | None = None
+        for _, path in candidates:
+            meta = self._meta(path)
+            if meta is not None and meta["hash"] == self.hash:
+                if path.name != BEST:
+                    resumable = path  # sorted oldest first: the last match is the newest
+            else:
+                stale.append((path, meta))
+        if stale:
+            # Report the newest stale epoch checkpoint (``best`` only when it is the only one).
+            path, meta = ([s for s in stale if s[0].name != BEST] or stale)[-1]
+            if meta is None:
+                why = "has no readable meta.json"
+            else:
+                old = meta.get("sections", {})
+                sections = ", ".join(differing_sections(old, self.sections))
+                why = (
+                    f"was made with other params (section {sections} differs: "
+                    f"{describe_difference(old, self.sections)})"
+                )
+            self.log(
+                f"checkpoint {path} {why}; not resuming from it: removing "
+                f"{len(stale)} stale checkpoint(s) and starting fresh"
+            )
+            for path, _ in stale:
+                shutil.rmtree(path)
+        return resumable
+
+    def save(self, epoch: int, model: torch.nn.Module, state: dict[str, Any]) -> Path:
+        """Write ``epoch-N`` atomically, then drop all but the newest ``keep``."""
+        import torch
+        from safetensors.torch import save_model
+
+        target = self.root / f"epoch-{epoch}"
+        with atomic_dir(target) as tmp:
+            save_model(model, str(tmp / WEIGHTS))
+            torch.save(state, tmp / STATE)
+            self._write_meta(tmp, epoch)
+        for _, old in self._epoch_dirs()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def save_best(self, epoch: int, model: torch.nn.Module, metric: dict[str, Any]) -> None:
+        from safetensors.torch import save_model
+
+        with atomic_dir(self.root / BEST) as tmp:
+            save_model(model, str(tmp / WEIGHTS))
+            self._write_meta(tmp, epoch, metric=metric)
+
+    def _write_meta(self, directory: Path, epoch: int, **extra: Any) -> None:
+        meta = {"epoch": epoch, "hash": self.hash, "sections": self.sections, **extra}
+        (directory / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    def load(self, path: Path, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
+        """Load weights into ``model`` and return the loop state (weights_only: no code runs)."""
+        import torch
+        from safetensors.torch import load_model
+
+        try:
+            load_model(model, str(path / WEIGHTS), device=str(device))
+            state: dict[str, Any] = torch.load(path / STATE, map_location=device, weights_only=True)
+        except (OSError, RuntimeError) as err:
+            raise UserError(
+                f"checkpoint {path} cannot be loaded ({str(err).splitlines()[0]}); "
+                f"delete {self.root} to start fresh"
+            ) from None
+        return state
+
+    def load_best(self, model: torch.nn.Module, device: torch.device) -> int | None:
+        """Load the best weights into ``model``; the best epoch, or None when there is none."""
+        from safetensors.torch import load_model
+
+        best = self.root / BEST
+        meta = self._meta(best) if best.is_dir() else None
+        if meta is None or meta["hash"] != self.hash:
+            return None
+        load_model(model, str(best / WEIGHTS), device=str(device))
+        return int(meta["epoch"])

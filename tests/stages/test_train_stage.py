@@ -1,0 +1,190 @@
+"""The train stage end to end on tiny data: outputs, pipeline loading, SIGKILL and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stages.train import main
+from tests.training.tiny import (
+    LABELS,
+    ONE_THREAD_ENV,
+    make_tiny_data,
+    one_torch_thread,
+    write_params,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SUMMARY_KEYS = {
+    "epochs_run",
+    "steps",
+    "best_epoch",
+    "monitor",
+    "stop_reason",
+    "stop_detail",
+    "final",
+    "best",
+    "seconds",
+    "examples_per_second",
+    "resumed_from_epoch",
+}
+METRICS = {"train_loss", "val_loss", "val_accuracy", "val_f1_macro"}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_tiny_data(tmp_path_factory.mktemp("train-data"), n_train=160)
+
+
+def setup_run(root: Path, epochs: int, batch: int = 8, accumulation: int = 2) -> Path:
+    """params.yaml and metrics/probe.json under ``root``; returns the params path."""
+    (root / "metrics").mkdir(parents=True, exist_ok=True)
+    (root / "metrics/probe.json").write_text(
+        json.dumps(
+            {
+                "device": "cpu",
+                "batch_size": batch,
+                "accumulation_steps": accumulation,
+                "max_fitting_batch_size": 64,
+            }
+        )
+    )
+    return write_params(
+        root / "params.yaml",
+        {
+            "seed": 11,
+            "model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64},
+            "train": {
+                "epochs": epochs,
+                "lr": 5e-3,
+                "effective_batch_size": batch * accumulation,
+                "early_stopping": {"patience": epochs},
+            },
+        },
+    )
+
+
+def argv(root: Path, tiny: tuple[Path, Path]) -> list[str]:
+    data, tok = tiny
+    return [
+        "--params", str(root / "params.yaml"), "--data", str(data), "--tokenizer", str(tok),
+        "--probe", str(root / "metrics/probe.json"), "--models", str(root / "models"),
+        "--checkpoints", str(root / "checkpoints"), "--metrics", str(root / "metrics/train.json"),
+        "--plots", str(root / "plots/train"),
+    ]  # fmt: skip
+
+
+def read_tsv(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_train_stage_end_to_end(tmp_path: Path, tiny: tuple[Path, Path]) -> None:
+    setup_run(tmp_path, epochs=3)
+    assert main(argv(tmp_path, tiny)) == 0
+
+    summary = json.loads((tmp_path / "metrics/train.json").read_text())
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["epochs_run"] == 3 and summary["steps"] == 3 * 10  # 160 rows / 16
+    assert summary["stop_reason"] == "max_epochs"
+    assert summary["resumed_from_epoch"] is None
+    assert set(summary["final"]) == set(summary["best"]) == METRICS
+    assert summary["monitor"]["metric"] == "f1_macro" and summary["monitor"]["mode"] == "max"
+    assert 1 <= summary["best_epoch"] <= 3
+
+    epochs = read_tsv(tmp_path / "plots/train/epochs.tsv")
+    assert list(epochs[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_macro"]
+    assert [int(r["epoch"]) for r in epochs] == [1, 2, 3]
+    steps = read_tsv(tmp_path / "plots/train/steps.tsv")
+    assert list(steps[0]) == ["step", "loss", "lr", "grad_norm"]
+    assert len(steps) == 30 and float(steps[-1]["lr"]) > 0
+
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(tmp_path / "models/best"), device="cpu")
+    (prediction,) = classify("a b c d")
+    assert prediction["label"] in LABELS and 0 <= prediction["score"] <= 1
+    assert (tmp_path / "models/last/config.json").exists()
+    config = json.loads((tmp_path / "models/best/config.json").read_text())
+    assert config["id2label"] == {"0": "no", "1": "yes"}
+    assert not [p for p in tmp_path.rglob(".*") if p.name.endswith(".tmp")], "no temp files left"
+
+
+def test_probe_of_another_effective_batch_is_refused(
+    tmp_path: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = setup_run(tmp_path, epochs=1)
+    params.write_text(
+        params.read_text().replace("effective_batch_size: 16", "effective_batch_size: 32")
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv(tmp_path, tiny))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "effective batch of 8 x 2" in err and "rerun the probe stage" in err
+    assert not (tmp_path / "models").exists()
+
+
+def test_killed_and_resumed_equals_uninterrupted(
+    tmp_path: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    epochs = 8  # the kill lands within milliseconds of epoch 1; the rest is the margin
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    setup_run(killed, epochs)
+    setup_run(reference, epochs)
+
+    # A real crash: SIGKILL the stage process as soon as the first checkpoint is published.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.train", *argv(killed, tiny)],
+        cwd=REPO,
+        env={**os.environ, **ONE_THREAD_ENV},  # the same thread count as this process
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    first = killed / "checkpoints/epoch-1"
+    deadline = time.monotonic() + 60
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(proc.pid, signal.SIGKILL)
+    _, stderr = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, stderr.decode()
+    assert not (killed / "metrics/train.json").exists()
+    done = sorted(int(p.name.split("-")[1]) for p in (killed / "checkpoints").glob("epoch-*"))
+    assert done and done[-1] < epochs
+
+    assert main(argv(killed, tiny)) == 0
+    assert f"resuming from epoch {done[-1]}" in capsys.readouterr().out
+    assert main(argv(reference, tiny)) == 0
+
+    for kind in ("last", "best"):
+        a = load_file(str(killed / "models" / kind / "model.safetensors"))
+        b = load_file(str(reference / "models" / kind / "model.safetensors"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), kind
+    resumed = json.loads((killed / "metrics/train.json").read_text())
+    fresh = json.loads((reference / "metrics/train.json").read_text())
+    assert resumed["resumed_from_epoch"] == done[-1] and fresh["resumed_from_epoch"] is None
+    assert resumed["final"] == fresh["final"] and resumed["best"] == fresh["best"]
+    assert (killed / "plots/train/steps.tsv").read_text() == (
+        reference / "plots/train/steps.tsv"
+    ).read_text()
+    leftovers = [p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert not leftovers, "temporary directories of the killed writer are cleaned up"

@@ -1,0 +1,132 @@
+"""The batch-size search, the batch split and the OOM handling (no GPU needed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from nlpflow.training.memory import is_oom
+from nlpflow.training.probe import (
+    Candidate,
+    catch_oom,
+    choose_batch_size,
+    search_batch_size,
+)
+
+
+def fake_device(limit: int) -> tuple[list[int], Callable[[int], Candidate]]:
+    """A ``run(size)`` that raises CUDA's OOM above ``limit``.
+
+    Faked because no GPU is here: it raises what torch raises when CUDA runs out of memory.
+    """
+    calls: list[int] = []
+
+    def run(size: int) -> Candidate:
+        calls.append(size)
+        if size > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return Candidate(size, fits=True, peak_memory_mb=float(size), examples_per_second=1.0)
+
+    return calls, run
+
+
+def test_exact_sequence_when_everything_above_40_runs_out_of_memory() -> None:
+    calls, run = fake_device(limit=40)
+    safe = catch_oom(run)
+    best, tried = search_batch_size(lambda n: safe(n).fits, max_batch_size=256, max_candidates=20)
+    assert best == 40
+    assert tried == [1, 2, 4, 8, 16, 32, 64, 48, 40, 44, 42, 41]
+    assert calls == tried
+    assert len(tried) <= 2 * math.log2(256) + 2
+
+
+@pytest.mark.parametrize("cap", [1, 2, 7, 100, 256])
+@pytest.mark.parametrize("limit", [0, 1, 3, 5, 33, 64, 99, 100, 255, 256, 1000])
+def test_search_finds_the_limit_within_the_bound(cap: int, limit: int) -> None:
+    best, tried = search_batch_size(lambda n: n <= limit, max_batch_size=cap, max_candidates=100)
+    assert best == min(limit, cap)
+    assert len(tried) <= 2 * math.ceil(math.log2(cap)) + 2
+    assert len(tried) == len(set(tried)), "no size is tried twice"
+    assert max(tried) <= cap
+
+
+def test_cap_that_is_no_power_of_two_is_tried_itself() -> None:
+    best, tried = search_batch_size(lambda n: True, max_batch_size=100, max_candidates=20)
+    assert (best, tried) == (100, [1, 2, 4, 8, 16, 32, 64, 100])
+
+
+def test_nothing_fits() -> None:
+    assert search_batch_size(lambda n: False, 256, 20) == (0, [1])
+
+
+def test_max_candidates_stops_the_search_at_the_last_fit() -> None:
+    best, tried = search_batch_size(lambda n: n <= 40, max_batch_size=256, max_candidates=8)
+    assert tried == [1, 2, 4, 8, 16, 32, 64, 48]
+    assert best == 32
+
+
+@pytest.mark.parametrize(
+    ("effective", "max_fit", "expected"),
+    [
+        (32, 256, (32, 1)),
+        (32, 32, (32, 1)),
+        (32, 20, (16, 2)),
+        (96, 40, (32, 3)),
+        (12, 5, (4, 3)),
+        (37, 20, (1, 37)),  # a prime: only batch 1 keeps the effective batch exact
+        (1, 1, (1, 1)),
+    ],
+)
+def test_batch_size_is_the_largest_fitting_divisor(
+    effective: int, max_fit: int, expected: tuple[int, int]
+) -> None:
+    assert choose_batch_size(effective, max_fit) == expected
+
+
+def test_divisor_rule_exhaustively() -> None:
+    for effective in range(1, 65):
+        for max_fit in range(1, 70):
+            batch, accumulation = choose_batch_size(effective, max_fit)
+            assert batch * accumulation == effective
+            assert batch <= max_fit
+            larger = [d for d in range(batch + 1, max_fit + 1) if effective % d == 0]
+            assert not larger, (effective, max_fit, batch)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB"),
+        RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"
+        ),
+        MemoryError(),
+    ],
+)
+def test_is_oom_recognises_allocation_failures(exc: BaseException) -> None:
+    assert is_oom(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+        RuntimeError("out of memory", "second arg"),  # not the shape torch raises
+        ValueError("CUDA out of memory."),
+        KeyboardInterrupt(),
+    ],
+)
+def test_is_oom_ignores_other_errors(exc: BaseException) -> None:
+    assert not is_oom(exc)
+
+
+def test_other_errors_are_not_swallowed() -> None:
+    def broken(size: int) -> Candidate:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        catch_oom(broken)(4)
