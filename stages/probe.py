@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokenizer", required=True, help="tokenizer directory (models/tokenizer)")
     parser.add_argument("--out", required=True, help="metrics JSON (metrics/probe.json)")
     parser.add_argument("--plot", required=True, help="plot data (plots/probe/candidates.json)")
+    parser.add_argument(
+        "--plan",
+        help="the batch plan alone (device, batch size, accumulation) for the train stage: "
+        "unlike the metrics it holds no timings, so a rerun probe that picks the same plan "
+        "does not make DVC rerun train",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_probe(params, args.data, args.tokenizer, log=log)
     write_json(args.out, result.to_json())
     write_json(args.plot, result.plot_rows())
+    if args.plan:
+        write_json(args.plan, result.plan.to_json())
     return 0
 
 

@@ -53,6 +53,7 @@ def probe(tmp_path: Path, tiny: tuple[Path, Path], **probe_params: Any) -> dict[
             "--params", str(params), "--data", str(data), "--tokenizer", str(tok),
             "--out", str(tmp_path / "metrics/probe.json"),
             "--plot", str(tmp_path / "plots/probe/candidates.json"),
+            "--plan", str(tmp_path / "plan.json"),
         ]
     )  # fmt: skip
     assert code == 0
@@ -74,6 +75,12 @@ def test_probe_stage_writes_metrics_and_plot(tmp_path: Path, tiny: tuple[Path, P
     for cand in result["candidates"]:
         assert set(cand) == {"batch_size", "fits", "peak_memory_mb", "examples_per_second"}
         assert cand["fits"] and cand["peak_memory_mb"] >= 0 and cand["examples_per_second"] > 0
+
+    # The train stage's input: the plan alone, no timings (so DVC reruns train only when the
+    # plan itself changes).
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan == {"device": "cpu", "batch_size": 24, "accumulation_steps": 1,
+                    "max_fitting_batch_size": 64}  # fmt: skip
 
     plot = json.loads((tmp_path / "plots/probe/candidates.json").read_text())
     assert plot == [

@@ -115,6 +115,13 @@ class ProbeResult:
             out["budget_mb"] = round(out["budget_mb"], 1)
         return out
 
+    @property
+    def plan(self) -> BatchPlan:
+        """What the train stage needs, without the timings."""
+        return BatchPlan(
+            self.device, self.batch_size, self.accumulation_steps, self.max_fitting_batch_size
+        )
+
     def plot_rows(self) -> list[dict[str, Any]]:
         """Fitting candidates for ``dvc plots`` (``plots/probe/candidates.json``)."""
         return [
@@ -316,6 +323,9 @@ class BatchPlan:
     batch_size: int
     accumulation_steps: int
     max_fitting_batch_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def read(cls, path: str | Path, effective_batch_size: int) -> BatchPlan:
