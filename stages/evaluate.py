@@ -4,7 +4,7 @@
         --tokenized data/tokenized --predictions data/predictions \
         --metrics metrics/evaluate.json --plots plots/evaluate
 
-Reads params: ``evaluate`` (batch_size).
+Reads params: ``seed`` (bootstrap and the stratified baseline) and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from nlpflow.errors import exit_on_user_error
 from nlpflow.params import load_params
@@ -35,24 +36,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _summary_line(split: str, m: dict[str, Any], task: str) -> str:
+    def with_ci(key: str) -> str:
+        ci = m.get("ci", {}).get(key)
+        value = f"{key}={m[key]:.4f}"
+        return value + (f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "")
+
+    keys = ["f1", "token_accuracy"] if task == "token" else ["accuracy", "f1_macro", "pr_auc"]
+    parts = [with_ci(k) for k in keys if k in m]
+    base = m.get("baselines", {})
+    if base:
+        main = keys[0]
+        best = max(base, key=lambda b: base[b].get(main, float("-inf")))
+        if main in base[best]:
+            parts.append(f"best baseline {best} {main}={base[best][main]:.4f}")
+    return f"{split}: n={m['n']} " + " ".join(parts)
+
+
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Params first: a bad value fails in a second, before the model is loaded.
-    params = load_params(args.params).evaluate
+    params = load_params(args.params)
 
     from nlpflow.evaluation.evaluate import evaluate_model, write_evaluation
+    from nlpflow.logs import quiet_libraries
 
+    quiet_libraries()
     start = time.perf_counter()
-    meta, results = evaluate_model(args.model, args.processed, args.tokenized, params.batch_size)
-    write_evaluation(results, meta.label_names, args.predictions, args.metrics, args.plots)
-    for r in results:
-        m = r.metrics
-        base = m["baselines"]["majority"]
+    evaluation = evaluate_model(
+        args.model, args.processed, args.tokenized, params.evaluate, seed=params.seed
+    )
+    write_evaluation(evaluation, args.predictions, args.metrics, args.plots)
+    for r in evaluation.splits:
+        print(_summary_line(r.name, r.metrics, evaluation.meta.task))
+    if evaluation.threshold:
+        t = evaluation.threshold
         print(
-            f"{r.name}: n={m['n']} accuracy={m['accuracy']:.4f} f1_macro={m['f1_macro']:.4f} "
-            f"(majority baseline accuracy={base['accuracy']:.4f} f1_macro={base['f1_macro']:.4f})"
+            f"threshold: fixed {t['fixed']:.4f}, tuned on validation {t['tuned']:.4f}, used {t['used']:.4f}"
         )
+    for name, why in evaluation.baselines_skipped.items():
+        print(f"baseline {name} skipped: {why}")
     print(f"evaluate: done in {time.perf_counter() - start:.1f}s -> {args.metrics}")
     return 0
 

@@ -85,3 +85,12 @@ def test_stage_exits_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: params.yaml: train.lr must be > 0 (got -1)"
     assert not (tmp_path / "out").exists()
+
+
+def test_yes_and_no_stay_strings_as_dvc_writes_them(tmp_path: Path) -> None:
+    from nlpflow.params import read_yaml
+
+    # `dvc exp run -S key=yes` writes the value unquoted; YAML 1.1 would read it as True.
+    assert read_yaml("a: yes\nb: no\nc: true\nd: on\ne: False\n") == {
+        "a": "yes", "b": "no", "c": True, "d": "on", "e": False
+    }

@@ -20,6 +20,61 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """``nlpflow compare A B``: B against A on the same test set (see evaluation.compare)."""
+    from nlpflow.evaluation.compare import compare, read_side, render
+    from nlpflow.io import write_text
+
+    a = read_side(args.a, args.split, args.repo)
+    b = read_side(args.b, args.split, args.repo)
+    result = compare(a, b, args.resamples, args.seed, args.level, args.positive)
+    text = json.dumps(result.as_json(), indent=2) if args.json else render(result, args.max_flips)
+    if args.out:
+        write_text(args.out, text + "\n")
+        print(f"compare: {args.b} vs {args.a} -> {args.out}")
+    else:
+        print(text)
+    if args.max_regressions is not None and len(result.regressions) > args.max_regressions:
+        print(
+            f"error: {len(result.regressions)} examples flipped from right to wrong "
+            f"(--max-regressions {args.max_regressions})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmp = sub.add_parser(
+        "compare",
+        help="compare two experiments on the same test set (paired bootstrap, McNemar, flips)",
+        description="Compare the predictions of B against A on the same test set: metric "
+        "differences with paired bootstrap intervals, McNemar's test, and the examples that "
+        "flipped from right to wrong. A and B are git revisions or DVC experiment names "
+        "(read from the DVC cache), 'workspace', predictions files or project directories.",
+    )
+    cmp.add_argument("a", help="the reference: main, a commit, an experiment, a path")
+    cmp.add_argument("b", help="the candidate (default: workspace)", nargs="?", default="workspace")
+    cmp.add_argument("--split", default="test", help="predictions split (default: %(default)s)")
+    cmp.add_argument("--repo", default=".", help="the DVC project (default: %(default)s)")
+    cmp.add_argument(
+        "--resamples", type=int, default=1000, help="paired bootstrap resamples (default: 1000)"
+    )
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    cmp.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
+    cmp.add_argument("--positive", default="", help="binary tasks: the positive label")
+    cmp.add_argument("--max-flips", type=int, default=20, help="flipped examples shown")
+    cmp.add_argument(
+        "--max-regressions",
+        type=int,
+        default=None,
+        help="exit 1 when more examples than this flipped from right to wrong (a CI gate)",
+    )
+    cmp.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    cmp.add_argument("--out", default="", help="write the report to this file")
+    cmp.set_defaults(func=_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nlpflow",
@@ -29,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-params", help="validate params.yaml and exit")
     check.add_argument("--params", default="params.yaml", help="the params file to check")
-    check.add_argument("--show", action="store_true", help="print the params with defaults filled in")
+    check.add_argument(
+        "--show", action="store_true", help="print the params with defaults filled in"
+    )
     check.set_defaults(func=_check_params)
+    _add_compare_parser(sub)
     return parser
 
 

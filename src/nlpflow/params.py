@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -246,27 +247,288 @@ class TrainParams:
 
 
 @dataclass
+class TfidfBaselineParams:
+    """The TF-IDF + logistic regression baseline (scikit-learn)."""
+
+    analyzer: Literal["word", "char_wb"] = "word"
+    ngram_max: int = 2
+    max_features: int = 50000
+    c: float = 1.0  # inverse regularisation strength
+
+    def validate(self, path: str) -> None:
+        _check(self.ngram_max >= 1, f"{path}.ngram_max", "must be >= 1")
+        _check(self.max_features >= 1, f"{path}.max_features", "must be >= 1")
+        _check(self.c > 0, f"{path}.c", "must be > 0")
+
+
+EVALUATE_BASELINES = ("majority", "stratified", "tfidf_logreg", "word_majority")
+
+
+@dataclass
 class EvaluateParams:
     batch_size: int = 64
+    # Seeded (global seed) bootstrap intervals of the main metrics; 0 = none.
+    bootstrap_resamples: int = 1000
+    confidence_level: float = 0.95
+    # Binary tasks: positive when p(positive) >= threshold; with tune_threshold, the threshold
+    # that maximises the positive class's F1 on validation is applied instead. Both reported.
+    threshold: float = 0.5
+    tune_threshold: bool = False
+    # Binary tasks: "" = the second label name (sorted order). true/false are accepted for the
+    # labels yes/no: `dvc exp run -S` rewrites params.yaml without quotes, and YAML 1.1 reads
+    # an unquoted yes as true.
+    positive_label: str = ""
+    calibration_bins: int = 10
+    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority.
+    baselines: list[str] = field(
+        default_factory=lambda: ["majority", "stratified", "tfidf_logreg", "word_majority"]
+    )
+    tfidf: TfidfBaselineParams = field(default_factory=TfidfBaselineParams)
+    # Token tasks: seqeval's default (conlleval, lenient) or strict entity reading.
+    entity_mode: Literal["default", "strict"] = "default"
+    entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
+        _check(self.bootstrap_resamples >= 0, f"{path}.bootstrap_resamples", "must be >= 0")
+        _check(0 < self.confidence_level < 1, f"{path}.confidence_level", "must be in (0, 1)")
+        _check(0 < self.threshold < 1, f"{path}.threshold", "must be in (0, 1)")
+        _check(self.calibration_bins >= 2, f"{path}.calibration_bins", "must be >= 2")
+        for i, name in enumerate(self.baselines):
+            close = difflib.get_close_matches(name, EVALUATE_BASELINES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            _check(
+                name in EVALUATE_BASELINES,
+                f"{path}.baselines[{i}]",
+                f"'{name}' is not one of {list(EVALUATE_BASELINES)}{hint}",
+            )
+
+
+PERTURBATIONS = (
+    "whitespace", "case", "lowercase", "typo", "punctuation",
+    "substitute_char", "drop_char", "add_char", "append_text", "prepend_text",
+)  # fmt: skip
+
+
+@dataclass
+class DirectionalParams:
+    """A change that should move the probability of ``target`` one way."""
+
+    name: str = ""
+    perturbation: str = "substitute_char"
+    fields: list[str] = field(default_factory=list)  # text fields to change; [] = all
+    # Labels may come back from `dvc exp run -S` as true/false (an unquoted yes/no in YAML 1.1).
+    only_label: str = ""  # apply to examples with this gold label only; "" = all
+    target: str = ""  # the label whose probability should move; "" = the second label
+    expect: Literal["increase", "decrease"] = "decrease"
+    min_change: float = 0.0  # the probability must move by more than this, the right way
+    text: str = ""  # the text of append_text / prepend_text
+
+    def validate(self, path: str) -> None:
+        _check(bool(self.name), f"{path}.name", "is required")
+        _check(
+            self.perturbation in PERTURBATIONS,
+            f"{path}.perturbation",
+            f"must be one of {list(PERTURBATIONS)}",
+        )
+        _check(0 <= self.min_change < 1, f"{path}.min_change", "must be in [0, 1)")
+        _check(
+            bool(self.text) or self.perturbation not in ("append_text", "prepend_text"),
+            f"{path}.text",
+            f"is required for {self.perturbation}",
+        )
+
+
+@dataclass
+class BehaviourParams:
+    """Behavioural tests (CheckList-style), run with the model on perturbed test inputs."""
+
+    max_examples: int = 200  # test examples perturbed per test
+    invariance: list[str] = field(default_factory=lambda: ["whitespace", "case"])
+    invariance_fields: list[str] = field(default_factory=list)  # [] = every text field
+    directional: list[DirectionalParams] = field(default_factory=list)
+    templates: str = ""  # minimum-functionality cases (a YAML file); "" = none
+    max_template_cases: int = 200  # per template, sampled with the seed when more
+
+    def validate(self, path: str) -> None:
+        _check(self.max_examples >= 1, f"{path}.max_examples", "must be >= 1")
+        _check(self.max_template_cases >= 1, f"{path}.max_template_cases", "must be >= 1")
+        for i, name in enumerate(self.invariance):
+            _check(
+                name in PERTURBATIONS,
+                f"{path}.invariance[{i}]",
+                f"'{name}' is not one of {list(PERTURBATIONS)}",
+            )
 
 
 @dataclass
 class ErrorAnalysisParams:
     max_examples: int = 30
-    # Upper edges of the input-length buckets, in characters; the last bucket is open.
-    length_buckets: list[int] = field(default_factory=lambda: [20, 26])
+    # Upper edges of the input-length buckets (characters of all text fields; words for token
+    # tasks); the last bucket is open. "auto": quartiles of the test split's lengths.
+    length_buckets: list[int] | Literal["auto"] = field(default_factory=lambda: [20, 26])
+    # A wrong prediction at least this confident is listed as a possible label error.
+    label_error_confidence: float = 0.9
+    behaviour: BehaviourParams = field(default_factory=BehaviourParams)
 
     def validate(self, path: str) -> None:
         _check(self.max_examples >= 1, f"{path}.max_examples", "must be >= 1")
-        edges = self.length_buckets
         _check(
-            all(a < b for a, b in itertools.pairwise(edges)),
-            f"{path}.length_buckets",
-            "must be strictly increasing",
+            0.5 <= self.label_error_confidence < 1,
+            f"{path}.label_error_confidence",
+            "must be in [0.5, 1)",
         )
+        edges = self.length_buckets
+        if edges != "auto":
+            _check(
+                all(a < b for a, b in itertools.pairwise(edges)),
+                f"{path}.length_buckets",
+                "must be strictly increasing (or 'auto')",
+            )
+
+
+@dataclass
+class TuneSpaceParams:
+    """One searched parameter of ``nlpflow tune`` (the key is its params.yaml path)."""
+
+    type: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False  # sample (and judge the boundaries) on the log scale
+    step: float | None = None  # a discretisation step; int parameters default to 1
+    choices: list[str | bool | int | float] = field(default_factory=list)  # categorical
+    grid: list[str | bool | int | float] = field(default_factory=list)  # values for sampler: grid
+
+    def validate(self, path: str) -> None:
+        if self.type == "categorical":
+            _check(len(self.choices) >= 2, f"{path}.choices", "needs at least 2 values")
+            _check(
+                self.low is None and self.high is None and self.step is None and not self.log,
+                path,
+                "is categorical: give choices, not low/high/step/log",
+            )
+            bad = [v for v in self.grid if v not in self.choices]
+            _check(not bad, f"{path}.grid", f"has values {bad} that are not in choices")
+            return
+        _check(not self.choices, f"{path}.choices", f"is for categorical parameters ({self.type})")
+        _check(self.low is not None, f"{path}.low", f"is required for a {self.type} parameter")
+        _check(self.high is not None, f"{path}.high", f"is required for a {self.type} parameter")
+        assert self.low is not None and self.high is not None
+        _check(self.low < self.high, f"{path}.high", f"must be > low ({self.low:g})")
+        _check(not self.log or self.low > 0, f"{path}.low", "must be > 0 on a log scale")
+        if self.step is not None:
+            _check(self.step > 0, f"{path}.step", "must be > 0")
+            _check(not self.log, f"{path}.step", "cannot be combined with log: true")
+        if self.type == "int":
+            for key in ("low", "high", "step"):
+                value = getattr(self, key)
+                _check(
+                    value is None or float(value).is_integer(),
+                    f"{path}.{key}",
+                    f"must be a whole number for an int parameter (got {value})",
+                )
+        # YAML reads 1e-3 (no dot) as a string: take it as the number it obviously is.
+        self.grid = [_number_or_self(v) for v in self.grid]
+        for i, value in enumerate(self.grid):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            _check(ok, f"{path}.grid[{i}]", f"must be a number (got {value!r})")
+            assert isinstance(value, int | float)
+            _check(
+                self.low <= value <= self.high,
+                f"{path}.grid[{i}]",
+                f"{value:g} is outside [low, high] = [{self.low:g}, {self.high:g}]",
+            )
+
+
+def _number_or_self(value: str | bool | int | float) -> str | bool | int | float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+@dataclass
+class TuneObjectiveParams:
+    """A value to optimise: ``<metrics file>:<key path>`` read from each trial's experiment,
+    or ``model:parameters`` / ``model:size_mb`` (counted in models/best)."""
+
+    metric: str = "metrics/evaluate.json:validation.f1_macro"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+    def validate(self, path: str) -> None:
+        _check(":" in self.metric, f"{path}.metric", "must look like 'FILE:KEY.PATH'")
+
+
+@dataclass
+class TuneConstraintParams:
+    """A floor (min) and/or ceiling (max) a trial must meet to count as feasible."""
+
+    metric: str = ""
+    min: float | None = None
+    max: float | None = None
+
+    def validate(self, path: str) -> None:
+        _check(":" in self.metric, f"{path}.metric", "must look like 'FILE:KEY.PATH'")
+        _check(
+            self.min is not None or self.max is not None, path, "needs min, max or both"
+        )
+        if self.min is not None and self.max is not None:
+            _check(self.min <= self.max, f"{path}.max", f"must be >= min ({self.min:g})")
+
+
+@dataclass
+class TunePrunerParams:
+    """Pruning of unpromising trials from the validation metric the train stage reports."""
+
+    kind: Literal["median", "hyperband", "none"] = "median"
+    # The per-epoch validation metric the train stage reports (val_<metric> in epochs.tsv).
+    metric: Literal["f1_macro", "accuracy", "loss"] = "f1_macro"
+    startup_trials: int = 3  # median: finished trials before any pruning
+    warmup_epochs: int = 1  # median: epochs every trial runs before it can be pruned
+    min_epochs: int = 1  # hyperband: the smallest budget of a bracket
+    reduction_factor: int = 3  # hyperband
+
+    def validate(self, path: str) -> None:
+        _check(self.startup_trials >= 0, f"{path}.startup_trials", "must be >= 0")
+        _check(self.warmup_epochs >= 0, f"{path}.warmup_epochs", "must be >= 0")
+        _check(self.min_epochs >= 1, f"{path}.min_epochs", "must be >= 1")
+        _check(self.reduction_factor >= 2, f"{path}.reduction_factor", "must be >= 2")
+
+
+@dataclass
+class TuneParams:
+    """``nlpflow tune``: an Optuna study whose trials are DVC experiments. Read by no stage."""
+
+    study: str = "nlpflow"  # trials are the experiments <study>-<number>
+    storage: str = ""  # "" = sqlite in tune/optuna.db; or any SQLAlchemy URL (PostgreSQL)
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    sampler_seed: int | None = None  # None = the global seed
+    n_trials: int = 8  # trials of the whole study, all workers together
+    jobs: int = 1  # trials at a time in this worker
+    objectives: list[TuneObjectiveParams] = field(
+        default_factory=lambda: [TuneObjectiveParams()]
+    )
+    constraints: list[TuneConstraintParams] = field(default_factory=list)
+    pruner: TunePrunerParams = field(default_factory=TunePrunerParams)
+    seeds: int = 0  # rerun the top configurations with this many seeds (0 = no reruns)
+    top: int = 2  # how many configurations --seeds reruns
+    # Tuning must use the training's own epoch budget; true lets train.epochs be searched.
+    allow_epochs: bool = False
+    space: dict[str, TuneSpaceParams] = field(default_factory=dict)
+
+    def validate(self, path: str) -> None:
+        _check(
+            bool(self.study) and all(c.isalnum() or c in "-_" for c in self.study),
+            f"{path}.study",
+            "must be letters, digits, '-' or '_' (it names DVC experiments)",
+        )
+        _check(self.n_trials >= 1, f"{path}.n_trials", "must be >= 1")
+        _check(self.jobs >= 1, f"{path}.jobs", "must be >= 1")
+        _check(len(self.objectives) >= 1, f"{path}.objectives", "needs at least one objective")
+        _check(self.seeds == 0 or self.seeds >= 2, f"{path}.seeds", "must be 0 or >= 2")
+        _check(self.top >= 1, f"{path}.top", "must be >= 1")
 
 
 @dataclass
@@ -279,6 +541,7 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     error_analysis: ErrorAnalysisParams = field(default_factory=ErrorAnalysisParams)
+    tune: TuneParams = field(default_factory=TuneParams)
 
     def validate(self, path: str) -> None:
         _check(self.seed >= 0, "seed", "must be >= 0")
@@ -394,13 +657,34 @@ def parse_params(raw: dict[str, Any]) -> Params:
     return params
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off as booleans, and
+    `dvc exp run -S` writes values unquoted, so a label named "yes" would turn into True."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML the way DVC and YAML 1.2 read it (``yes`` stays a string)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: safe
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; raise :class:`ParamsError` with one clear line."""
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found; run from the project root or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

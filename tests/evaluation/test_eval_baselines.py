@@ -1,4 +1,4 @@
-"""The majority baseline: its label comes from the train split, never from the split scored."""
+"""Baselines: fitted on the train split only, scored like the model."""
 
 from __future__ import annotations
 
@@ -6,36 +6,70 @@ import numpy as np
 import pytest
 
 from nlpflow.errors import UserError
-from nlpflow.evaluation.baselines import majority_baseline, majority_label
-from nlpflow.evaluation.evaluate import split_metrics
-
-NAMES = ["no", "yes"]
+from nlpflow.evaluation.baselines import (
+    TfidfSettings,
+    majority_label,
+    majority_probabilities,
+    stratified_probabilities,
+    tag_majority,
+    tag_with,
+    tfidf_logreg_probabilities,
+    word_majority_tagger,
+)
 
 
 def test_majority_label_is_the_most_frequent_train_label() -> None:
     assert majority_label([0, 1, 1, 1, 0], 2) == 1
     assert majority_label([2, 2, 0], 3) == 2
-
-
-def test_majority_label_tie_goes_to_the_smallest_id() -> None:
-    assert majority_label([1, 0, 1, 0], 2) == 0
-
-
-def test_majority_label_of_an_empty_train_split_is_a_user_error() -> None:
+    assert majority_label([1, 0, 1, 0], 2) == 0  # a tie goes to the smallest id
     with pytest.raises(UserError, match="train split is empty"):
         majority_label([], 2)
 
 
-def test_baseline_uses_the_train_majority_not_the_test_majority() -> None:
-    train = [0, 0, 0, 1]  # majority "no"
-    test = np.array([1, 1, 1, 0])  # majority "yes"
-    base = majority_baseline(test, majority_label(train, 2), NAMES)
-    # Always "no" on test: 1 of 4 right; F1 is 0.4 for "no" (P=0.25, R=1) and 0 for "yes".
-    assert base == pytest.approx({"accuracy": 0.25, "f1_macro": 0.2})
+def test_majority_predicts_the_train_majority_with_train_priors() -> None:
+    probs, pred = majority_probabilities([0, 0, 0, 1], 2, 3)
+    np.testing.assert_allclose(probs, [[0.75, 0.25]] * 3)
+    np.testing.assert_array_equal(pred, [0, 0, 0])
 
 
-def test_split_metrics_puts_the_baseline_beside_the_model() -> None:
-    probs = np.array([[0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1]])
-    got = split_metrics([1, 1, 1, 0], probs, NAMES, majority=0)
-    assert got["accuracy"] == pytest.approx(0.75)
-    assert got["baselines"] == {"majority": pytest.approx({"accuracy": 0.25, "f1_macro": 0.2})}
+def test_stratified_draws_with_the_train_priors_and_the_seed() -> None:
+    train = [0] * 90 + [1] * 10
+    _, a = stratified_probabilities(train, 2, 5000, seed=1)
+    _, b = stratified_probabilities(train, 2, 5000, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert a.mean() == pytest.approx(0.1, abs=0.02)
+
+
+def test_tfidf_logreg_learns_a_word_cue_and_keeps_fields_apart() -> None:
+    words = ["good", "bad"]
+    train_a = [f"this is {words[i % 2]} stuff" for i in range(40)]
+    train_b = ["x y z"] * 40
+    labels = [i % 2 for i in range(40)]
+    out = tfidf_logreg_probabilities(
+        [train_a, train_b],
+        labels,
+        {"test": [["so good", "so bad"], ["x", "y"]]},
+        2,
+        TfidfSettings(),
+        seed=0,
+    )
+    probs = out["test"]
+    assert probs.shape == (2, 2)
+    assert probs[0].argmax() == 0 and probs[1].argmax() == 1  # good -> 0, bad -> 1
+    # Single letters count as words (the anagram data spells words out).
+    letters = tfidf_logreg_probabilities(
+        [["a b", "c d"] * 5], [0, 1] * 5, {"t": [["a b"]]}, 2, TfidfSettings(), 0
+    )
+    assert letters["t"].shape == (1, 2)
+    assert (
+        tfidf_logreg_probabilities([["a", "b"]], [1, 1], {"t": [["a"]]}, 2, TfidfSettings(), 0)
+        == {}
+    )
+
+
+def test_token_baselines() -> None:
+    tokens = [["Ada", "visited", "Paris"], ["Paris", "is", "big"]]
+    tags = [["B-PER", "O", "B-LOC"], ["B-LOC", "O", "O"]]
+    assert tag_majority(tags) == "O"
+    table, fallback = word_majority_tagger(tokens, tags)
+    assert tag_with(table, fallback, [["paris", "Bob"]]) == [["B-LOC", "O"]]

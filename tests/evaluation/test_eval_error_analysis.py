@@ -11,6 +11,7 @@ import pytest
 
 from nlpflow.errors import UserError
 from nlpflow.evaluation import error_analysis as ea
+from nlpflow.evaluation import report
 from nlpflow.evaluation.error_analysis import SliceStats
 from nlpflow.io import write_jsonl
 from tests.evaluation import tiny
@@ -135,52 +136,163 @@ def test_id_like_metadata_keeps_only_the_largest_slices() -> None:
 
 
 def test_md_cell_escapes_pipes_and_flattens_lines() -> None:
-    assert ea.md_cell("a|b\nc") == "a\\|b c"
-    assert ea.md_cell("x" * 200, limit=10) == "x" * 9 + "…"
+    assert report.md_cell("a|b\nc") == "a\\|b c"
+    assert report.md_cell("x" * 200, limit=10) == "x" * 9 + "…"
 
 
-def _table_after(report: str, heading: str) -> list[str]:
-    lines = report.split(heading, 1)[1].splitlines()
+def _table_after(text: str, heading: str) -> list[str]:
+    lines = text.split(heading, 1)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return lines[start:end]
 
 
+EVALUATE = {
+    "n": 8,
+    "accuracy": 0.5,
+    "f1_macro": 0.48,
+    "pr_auc": 0.6,
+    "ci": {"accuracy": {"low": 0.2, "high": 0.8}, "f1_macro": {"low": 0.1, "high": 0.7}},
+    "baselines": {
+        "majority": {"accuracy": 0.625, "f1_macro": 0.38, "margin": {"accuracy": -0.125}},
+        "tfidf_logreg": {"accuracy": 0.4, "f1_macro": 0.4, "margin": {"accuracy": 0.1}},
+    },
+}
+
+
+def inputs(rows: list[dict[str, Any]], **kw: Any) -> report.ReportInputs:
+    return report.ReportInputs(
+        rows=rows,
+        slices=slices_of(rows),
+        text_fields=tiny.TEXT_FIELDS,
+        metadata_fields=tiny.METADATA_FIELDS,
+        label_names=LABELS,
+        max_examples=kw.pop("max_examples", 3),
+        **kw,
+    )
+
+
 def test_report_summary_error_table_and_slices() -> None:
     rows = hand_made()
-    report = ea.render_report(
-        rows, slices_of(rows), tiny.TEXT_FIELDS, tiny.METADATA_FIELDS, LABELS, 3, 0.625
-    )
-    summary = report.split("## Misclassified", 1)[0]
-    assert "**Accuracy:** 0.5000 (4 of 8 correct)" in summary
-    assert "0.6250; model margin -0.1250 ⚠ no better than the baseline" in summary
-    assert "**Errors:** 4 of 8" in summary
-    assert "**Weakest slice:** label = no: accuracy 0.4000 on 5 examples (3 errors)" in summary
+    text = report.render_report(inputs(rows, evaluate=EVALUATE))
+    summary = text.split("## Figures", 1)[0].split("## Model and baselines", 1)[0]
+    assert "accuracy 0.5000 (95% CI 0.2000–0.8000)" in summary
+    assert "macro-F1 0.4800 (95% CI 0.1000–0.7000)" in summary
+    assert (
+        "**Baselines (accuracy / macro-F1; model margin):** majority 0.6250 (-0.1250) / "
+        "0.3800 (+0.1000); tfidf_logreg 0.4000 (+0.1000) / 0.4000 (+0.0800) ⚠ no better"
+    ) in summary
+    assert "**Errors:** 4 of 8 examples (50.0%)" in summary
+    assert "**Weakest slice:** label = no: accuracy 0.4000" in summary
+    # The near-miss kind gets its own line: what the anagram model fails on.
+    assert "**Weakest kind:** kind = dropped: accuracy 0.0000" in summary
+    assert "**Worst confusion:** no → yes: 3 of 5 'no' examples (60.0%)" in summary
 
-    table = _table_after(report, "## Misclassified examples")
-    assert "3 of 4 shown" in report
-    assert table[0] == "| # | id | first | second | kind | true | predicted | p(predicted) |"
+    table = _table_after(text, "## Misclassified examples")
+    assert "3 of 4 shown" in text
+    assert table[0] == (
+        "| # | id | first | second | kind | true | predicted | p(predicted) | p(true) |"
+    )
     body = table[2:]
     assert [line.split(" | ")[1] for line in body] == ["c", "e", "b"]
-    assert "| 2 | e | ab\\|cd | dc\\|ba | anagram | yes | no | 0.9000 |" in body
+    assert "| 2 | e | ab\\|cd | dc\\|ba | anagram | yes | no | 0.9000 | 0.1000 |" in body
     # Every row has as many cells as the header once escaped pipes are discounted.
     cells = [len(re.split(r"(?<!\\)\|", line)) for line in table]
     assert len(set(cells)) == 1
 
-    kind = _table_after(report, "### kind")
-    assert "| **dropped** | 2 | 0.0000 | 2 | ⚠ weakest |" in kind
-    assert "| anagram | 3 | 0.6667 | 1 |  |" in kind
-    assert "| **9-12** | 4 | 0.2500 | 3 | ⚠ weakest |" in _table_after(report, "### input length")
-    confusion = _table_after(report, "## Confusion matrix")
+    kind = _table_after(text, "### kind")
+    assert "| **dropped** | 2 | 0.0000 | 0.00–0.66 | 2 | ⚠ weakest |" in kind
+    assert "| **9-12** | 4 | 0.2500 |" in "\n".join(_table_after(text, "### input length"))
+    pairs = _table_after(text, "## Confusion pairs")
+    assert pairs[2:] == ["| no | yes | 3 | 60.0% |", "| yes | no | 1 | 33.3% |"]
+    confusion = _table_after(text, "## Confusion matrix")
     assert confusion[2:] == ["| no | 2 | 3 |", "| yes | 1 | 2 |"]
+    baselines = _table_after(text, "## Model and baselines")
+    assert baselines[2].startswith("| **model** | **0.5000** |")
+
+
+def test_least_sure_and_possible_label_errors() -> None:
+    rows = hand_made()
+    # Margins |2p - 1|: f .2, g/h/b/d .6/.6..., the smallest first.
+    assert [r["id"] for r in ea.least_sure(rows, 2)] == ["f", "b"]
+    found = ea.possible_label_errors(rows, 0.9, 10)
+    assert [(d.row["id"], d.confidence) for d in found] == [("c", 0.95), ("e", 0.9)]
+    text = report.render_report(inputs(rows, label_error_confidence=0.9))
+    table = _table_after(text, "## Possible label errors")
+    assert table[2].startswith("| c | abcde | abcd | no | yes | 0.9500 | 0.0500 |")
 
 
 def test_report_without_errors_or_baseline() -> None:
     rows = [P("a", "ab", "ba", "anagram", "yes", 0.9), P("b", "ab", "a", "dropped", "no", 0.1)]
-    report = ea.render_report(rows, slices_of(rows), tiny.TEXT_FIELDS, ["kind"], LABELS, 5)
-    assert "Majority baseline" not in report
-    assert "None: every example is classified correctly." in report
-    assert "**Weakest slice:** none" in report
+    text = report.render_report(inputs(rows, max_examples=5))
+    assert "Baselines" not in text
+    assert "**Accuracy:** 1.0000 (2 of 2 correct)" in text
+    assert "None: every example is classified correctly." in text
+    assert "**Weakest slice:** none" in text
+
+
+def test_report_of_behavioural_tests() -> None:
+    from nlpflow.evaluation.behaviour import TestResult
+
+    passed = TestResult("invariance: case", "invariance", "case on first, second", 10, 0)
+    failed = TestResult("a substituted letter lowers p(yes)", "directional", "sub", 4, 3)
+    failed.failures = [
+        {"id": "x", "original": {"first": "a b", "second": "b a"},
+         "perturbed": {"first": "a b", "second": "b q"}, "before": "p(yes) 0.8",
+         "after": "p(yes) 0.8"}
+    ]  # fmt: skip
+    skipped = TestResult("typo", "invariance", "typo")
+    skipped.skipped = "the perturbation applies to no example"
+    rows = hand_made()
+    text = report.render_report(inputs(rows, behaviour=[passed, failed, skipped]))
+    assert (
+        "**Behavioural failure rates:** invariance: case 0.0% (0/10); "
+        "a substituted letter lowers p(yes) 75.0% (3/4)"
+    ) in text
+    table = _table_after(text, "## Behavioural tests")
+    assert (
+        "| typo | invariance | – | – | skipped | the perturbation applies to no example |" in table
+    )
+    failing = _table_after(text, "### Failing: a substituted letter lowers p(yes)")
+    assert failing[2] == "| x | b a | 'b q' | p(yes) 0.8 | p(yes) 0.8 |"
+    note = report.render_report(inputs(rows, behaviour_note="not run: no --model given."))
+    assert "**Behavioural tests:** not run: no --model given." in note
+
+
+def test_token_task_rows() -> None:
+    def sent(id_: str, gold: list[str], pred: list[str], conf: float) -> dict[str, Any]:
+        probs = [{t: (conf if t == p else (1 - conf) / 2) for t in TAGS} for p in pred]
+        return {
+            "id": id_,
+            "tokens": [f"w{i}" for i in range(len(gold))],
+            "label": gold,
+            "prediction": pred,
+            "confidence": [conf] * len(gold),
+            "probabilities": probs,
+        }
+
+    rows = [
+        sent("s1", ["B-PER", "O", "B-LOC"], ["B-PER", "O", "B-LOC"], 0.9),
+        sent("s2", ["B-PER", "I-PER", "O"], ["B-PER", "O", "O"], 0.95),
+        sent("s3", ["O", "O"], ["O", "O"], 0.6),
+    ]
+    assert [ea.is_correct(r) for r in rows] == [True, False, True]
+    slices = ea.compute_slices(rows, ["tokens"], [], TAGS, [2])
+    assert slices["label"] == {
+        "LOC": SliceStats(1, 1),
+        "PER": SliceStats(2, 1),
+        "(no entity)": SliceStats(1, 1),
+    }
+    assert slices["length"] == {"0-2": SliceStats(1, 1), "3+": SliceStats(2, 1)}
+    assert ea.confusion_pairs(rows) == [("I-PER", "O", 1, 1)]
+    text = report.render_report(
+        report.ReportInputs(rows, slices, ["tokens"], [], TAGS, 5, task="token")
+    )
+    assert "| 1 | s2 | w0 w1[I-PER→O] w2 | 1 | 0.9500 |" in text
+    assert "**Worst confusion:** I-PER → O: 1 of 1 'I-PER' words (100.0%)" in text
+
+
+TAGS = ["B-LOC", "B-PER", "I-PER", "O"]
 
 
 def test_load_predictions_reads_rows_and_names_bad_lines(tmp_path: Path) -> None:
@@ -204,6 +316,13 @@ def test_load_predictions_reads_rows_and_names_bad_lines(tmp_path: Path) -> None
         ea.load_predictions(tmp_path / "missing.jsonl", tiny.TEXT_FIELDS, LABELS)
 
 
+def test_auto_length_edges_make_about_equal_buckets() -> None:
+    edges = ea.auto_length_edges(list(range(1, 101)))
+    assert edges == [25, 50, 75]
+    assert ea.auto_length_edges([5, 5, 5]) == []
+    assert ea.auto_length_edges([]) == []
+
+
 def test_baseline_accuracy_from_the_evaluate_metrics(tmp_path: Path) -> None:
     path = tmp_path / "evaluate.json"
     path.write_text(json.dumps({"test": {"baselines": {"majority": {"accuracy": 0.5}}}}))
@@ -213,3 +332,18 @@ def test_baseline_accuracy_from_the_evaluate_metrics(tmp_path: Path) -> None:
         ea.baseline_accuracy_from(path)
     with pytest.raises(UserError, match="not found"):
         ea.baseline_accuracy_from(tmp_path / "nope.json")
+
+
+def test_summary_warns_when_the_labels_are_imbalanced() -> None:
+    rows = hand_made()
+    evaluate = {
+        "accuracy": 0.95,
+        "f1_macro": 0.9,
+        "pr_auc": 0.92,
+        "baselines": {"majority": {"accuracy": 0.87, "f1_macro": 0.46, "pr_auc": 0.13}},
+    }
+    text = report.render_report(inputs(rows, evaluate=evaluate))
+    assert (
+        "**Imbalanced labels:** always predicting the majority label already scores accuracy "
+        "0.8700 (macro-F1 0.4600, PR-AUC 0.1300)"
+    ) in text

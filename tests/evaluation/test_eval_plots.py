@@ -103,3 +103,28 @@ def test_confusion_png_is_written_atomically(tmp_path: Path) -> None:
     again = tmp_path / "again.png"
     save_confusion_png(again, matrix, ["a", "b", "c"], "Confusion matrix (test)")
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_split_pngs_and_slice_chart_are_written(tmp_path: Path) -> None:
+    from nlpflow.evaluation.error_analysis import SliceStats
+    from nlpflow.evaluation.plots import save_slices_png, save_split_pngs
+
+    y, p = _scores(40, 2)
+    files = split_plot_files(y, p, ["no", "yes"], calibration=[], positive=1)
+    matrix = confusion_matrix(y, p.argmax(axis=1), 2)
+    save_split_pngs(tmp_path, "test", matrix, ["no", "yes"], files, positive_rate=0.5)
+    stems = ["confusion", "confusion_normalized", "roc", "precision_recall", "calibration"]
+    for stem in stems:
+        assert (tmp_path / f"{stem}_test.png").read_bytes()[:4] == b"\x89PNG", stem
+    slices = {
+        "kind": {"a": SliceStats(10, 9), "b": SliceStats(5, 1)},
+        "label": {"x": SliceStats(1, 1)},
+    }
+    save_slices_png(tmp_path / "slices.png", slices)
+    assert (tmp_path / "slices.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_binary_curves_follow_the_positive_class() -> None:
+    y, p = _scores(60, 2, seed=4)
+    flipped = roc_points(1 - y, p[:, ::-1], positive=0)
+    assert flipped == roc_points(y, p)

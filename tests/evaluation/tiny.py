@@ -109,6 +109,8 @@ def make_model_and_tokenized(root: Path, processed: Path) -> tuple[Path, Path]:
     tokenized = tokenized.remove_columns("attention_mask")  # the contract has no mask
     tok_dir = root / "tokenized"
     tokenized.save_to_disk(str(tok_dir))
+    # As the tokenize stage writes it: the length inputs were truncated to.
+    (tok_dir / "meta.json").write_text(json.dumps({"max_length": 32}), encoding="utf-8")
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -173,3 +175,87 @@ def write_meta(processed: Path) -> None:
         "metadata_fields": METADATA_FIELDS,
     }
     (processed / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- token tasks
+
+TAG_NAMES = ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
+TOKEN_SIZES = {"train": 40, "validation": 12, "test": 16}
+
+
+def make_token_all(root: Path, max_length: int = 32) -> dict[str, Path]:
+    """Processed entity sentences (meta task "token"), tokenized with the project's own
+    alignment, and an untrained 1-layer BertForTokenClassification.
+
+    ``max_length`` small enough truncates some sentences, so the truncated-word path runs.
+    """
+    import torch
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+    from transformers import BertConfig, BertForTokenClassification
+
+    from nlpflow.data.entities import generate_entities
+    from nlpflow.data.tokenize import tokenize_splits
+    from nlpflow.modeling.tokenizers import train_tokenizer
+    from nlpflow.params import EntitiesParams
+
+    sentences = generate_entities(EntitiesParams(size=sum(TOKEN_SIZES.values())), seed=0)
+    features = Features(
+        {
+            "id": Value("string"),
+            "tokens": Sequence(Value("string")),
+            "label": Sequence(ClassLabel(names=TAG_NAMES)),
+            "template": Value("string"),
+        }
+    )
+    splits, start = {}, 0
+    for split, n in TOKEN_SIZES.items():
+        part = sentences[start : start + n]
+        start += n
+        splits[split] = Dataset.from_list(
+            [
+                {
+                    "id": r["id"],
+                    "tokens": r["tokens"],
+                    "label": r["tags"],
+                    "template": r["template"],
+                }
+                for r in part
+            ],
+            features=features,
+        )
+    data = DatasetDict(splits)
+    processed = root / "processed"
+    data.save_to_disk(str(processed))
+    meta = {
+        "task": "token",
+        "text_fields": ["tokens"],
+        "label_field": "tags",
+        "label_names": TAG_NAMES,
+        "metadata_fields": ["template"],
+    }
+    (processed / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+    texts = [" ".join(t) for t in data["train"]["tokens"]]
+    tokenizer = train_tokenizer(texts, kind="wordpiece", vocab_size=120, model_max_length=64)
+    tokenized = tokenize_splits(data, tokenizer, ["tokens"], max_length, task="token")
+    tok_dir = root / "tokenized"
+    tokenized.save_to_disk(str(tok_dir))
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        initializer_range=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=len(TAG_NAMES),
+        id2label=dict(enumerate(TAG_NAMES)),
+        label2id={n: i for i, n in enumerate(TAG_NAMES)},
+    )
+    model_dir = root / "model"
+    BertForTokenClassification(config).save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    return {"processed": processed, "tokenized": tok_dir, "model": model_dir}

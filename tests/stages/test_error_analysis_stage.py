@@ -32,7 +32,18 @@ def project(tmp_path: Path) -> Path:
     write_jsonl(tmp_path / "data" / "predictions" / "test.jsonl", rows)
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "evaluate.json").write_text(
-        json.dumps({"test": {"baselines": {"majority": {"accuracy": 0.6667}}}})
+        json.dumps(
+            {
+                "test": {
+                    "n": 6,
+                    "accuracy": 0.5,
+                    "ci": {"accuracy": {"low": 0.1667, "high": 0.8333}},
+                    "baselines": {
+                        "majority": {"accuracy": 0.6667, "margin": {"accuracy": -0.1667}}
+                    },
+                }
+            }
+        )
     )
     (tmp_path / "params.yaml").write_text(
         "error_analysis:\n  max_examples: 2\n  length_buckets: [14, 20]\n"
@@ -79,21 +90,23 @@ def test_writes_report_and_metrics(project: Path) -> None:
         }
     }
     report = (project / "reports" / "errors.md").read_text()
-    assert "**Accuracy:** 0.5000 (3 of 6 correct)" in report
-    assert "0.6667; model margin -0.1667" in report
+    assert "**Model:** accuracy 0.5000 (95% CI 0.1667–0.8333); 6 examples" in report
+    assert "majority 0.6667 (-0.1667) ⚠ no better than a baseline" in report
+    assert "Imbalanced labels" not in report
     assert "**Errors:** 3 of 6" in report
-    assert "**Weakest slice:** kind = dropped: accuracy 0.0000 on 2 examples" in report
+    assert "**Weakest slice:** kind = dropped: accuracy 0.0000 (95% CI 0.00–0.66) on 2" in report
+    assert "**Behavioural tests:** not run: no --model given." in report
     # Capped at max_examples = 2, most confident first; t1 and t5 tie at 0.7, file order wins.
     assert "2 of 3 shown" in report
     assert report.index("| 1 | t2 |") < report.index("| 2 | t1 |")
     assert "| t5 |" not in report
-    assert "| **dropped** | 2 | 0.0000 | 2 | ⚠ weakest |" in report
+    assert "| **dropped** | 2 | 0.0000 | 0.00–0.66 | 2 | ⚠ weakest |" in report
 
 
 def test_evaluate_metrics_flag_is_optional(project: Path) -> None:
     assert stage.main(argv(project, with_evaluate=False)) == 0
     report = (project / "reports" / "errors.md").read_text()
-    assert "Majority baseline" not in report
+    assert "Baselines" not in report and "**Accuracy:** 0.5000 (3 of 6 correct)" in report
     assert "**Errors:** 3 of 6" in report
 
 
@@ -122,3 +135,15 @@ def test_runs_as_a_module_like_dvc_calls_it(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "3 errors of 6 on test" in done.stdout
     assert (project / "reports" / "errors.md").is_file()
+
+
+def test_bad_behaviour_params_exit_2_before_any_work(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "params.yaml").write_text("error_analysis:\n  behaviour:\n    invariance: [typos]\n")
+    with pytest.raises(SystemExit) as exc:
+        stage.main(argv(project))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "error_analysis.behaviour.invariance[0] 'typos' is not one of" in err
+    assert not (project / "reports").exists()

@@ -22,6 +22,7 @@ class DataMeta:
     text_fields: list[str]
     label_names: list[str]
     metadata_fields: list[str]
+    task: str = "sequence"  # "sequence" or "token" (a list of words, a tag per word)
 
 
 def read_meta(processed_dir: str | Path) -> DataMeta:
@@ -42,13 +43,19 @@ def read_meta(processed_dir: str | Path) -> DataMeta:
             raise UserError(f"{path}: '{key}' must be a list of strings (got {value!r})")
         return list(value)
 
+    task = raw.get("task", "sequence")
+    if task not in ("sequence", "token"):
+        raise UserError(f"{path}: 'task' must be 'sequence' or 'token' (got {task!r})")
     meta = DataMeta(
         text_fields=str_list("text_fields"),
         label_names=str_list("label_names"),
         metadata_fields=str_list("metadata_fields", required=False),
+        task=task,
     )
     if not 1 <= len(meta.text_fields) <= 2:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")
+    if task == "token" and len(meta.text_fields) != 1:
+        raise UserError(f"{path}: a token task has one text field (the list of words)")
     if len(meta.label_names) < 2:
         raise UserError(f"{path}: 'label_names' must name at least 2 labels")
     return meta
@@ -81,7 +88,11 @@ def load_dataset_dict(path: str | Path, splits: list[str], columns: list[str]) -
 def class_label_names(data: DatasetDict, split: str, path: str | Path) -> list[str] | None:
     """The ``.names`` of the label column when it is a ClassLabel, else None."""
     feature = data[split].features.get(LABEL_COLUMN)
-    names = getattr(feature, "names", None)
+    # A token task's label is a Sequence (or list) of ClassLabel: the names are inside.
+    inner = getattr(feature, "feature", None)
+    if inner is None and isinstance(feature, list) and feature:
+        inner = feature[0]
+    names = getattr(inner if inner is not None else feature, "names", None)
     if names is None:
         return None
     if not isinstance(names, list):

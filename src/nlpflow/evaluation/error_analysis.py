@@ -1,18 +1,26 @@
-"""What the model gets wrong: the most confident errors and accuracy per slice of the data.
+"""What the model gets wrong: errors, confusions, doubtful cases, possible label errors, slices.
 
 Works on the prediction records the evaluate stage writes (one JSON object per example), so
 everything here is plain Python, testable without a model, DVC or the datasets library.
+
+Sequence tasks: one record is one example. Token tasks: one record is a sentence with a tag per
+word; an example is "right" when every word is, slices count sentences, and confusions, doubtful
+cases and possible label errors are counted per word.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nlpflow.errors import UserError
+from nlpflow.evaluation.metrics import wilson_interval
 
 # Slices smaller than this are still shown, but not named "weakest" while a larger one
 # exists: one wrong example out of two says little.
@@ -21,7 +29,7 @@ MIN_SLICE_SIZE = 5
 MAX_SLICES_PER_FIELD = 20
 MAX_CELL_CHARS = 120
 
-REQUIRED_KEYS = ("id", "label", "prediction", "confidence")
+REQUIRED_KEYS = ("id", "label", "prediction", "confidence", "probabilities")
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class SliceStats:
     def errors(self) -> int:
         return self.n - self.correct
 
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.n)
+
 
 Slices = dict[str, dict[str, SliceStats]]
 
@@ -45,7 +56,7 @@ Slices = dict[str, dict[str, SliceStats]]
 
 
 def load_predictions(
-    path: str | Path, fields: Sequence[str], label_names: Sequence[str]
+    path: str | Path, fields: Sequence[str], label_names: Sequence[str], task: str = "sequence"
 ) -> list[dict[str, Any]]:
     """Read a predictions JSONL file; check every row has the keys the analysis uses."""
     path = Path(path)
@@ -67,9 +78,13 @@ def load_predictions(
             if missing:
                 raise UserError(f"{path}, line {lineno}: missing key(s) {missing}")
             for key in ("label", "prediction"):
-                if row[key] not in known:
+                values = row[key] if task == "token" else [row[key]]
+                if not isinstance(values, list):
+                    raise UserError(f"{path}, line {lineno}: {key} must be a list of tags")
+                bad = [v for v in values if v not in known]
+                if bad:
                     raise UserError(
-                        f"{path}, line {lineno}: {key} '{row[key]}' is not one of "
+                        f"{path}, line {lineno}: {key} '{bad[0]}' is not one of "
                         f"{list(label_names)}; rerun the evaluate stage"
                     )
             rows.append(row)
@@ -78,12 +93,46 @@ def load_predictions(
     return rows
 
 
+def is_correct(row: dict[str, Any]) -> bool:
+    """An example is right when its label (every word's tag, for token tasks) is."""
+    return bool(row["label"] == row["prediction"])
+
+
+def error_confidence(row: dict[str, Any]) -> float:
+    """How sure the model was of its mistake: p(predicted), or the most confident wrong word."""
+    if not isinstance(row["label"], list):
+        return float(row["confidence"])
+    wrong = [
+        c
+        for t, p, c in zip(row["label"], row["prediction"], row["confidence"], strict=True)
+        if t != p and c is not None
+    ]
+    return max(wrong, default=0.0)
+
+
+def _margin(probs: dict[str, float]) -> float:
+    top = sorted(probs.values(), reverse=True)
+    return top[0] - top[1] if len(top) > 1 else 1.0
+
+
+def doubt(row: dict[str, Any]) -> float:
+    """The gap between the two most probable labels (the least, over words): small = unsure."""
+    if not isinstance(row["label"], list):
+        return _margin(row["probabilities"])
+    gaps = [_margin(p) for p in row["probabilities"] if p is not None]
+    return min(gaps, default=1.0)
+
+
 # --------------------------------------------------------------------------- slicing
 
 
 def input_length(row: dict[str, Any], text_fields: Sequence[str]) -> int:
-    """Total characters over all text fields: the length a person sees, tokenizer-independent."""
-    return sum(len(str(row[f])) for f in text_fields)
+    """Characters over all text fields (words, for a token task's list of words)."""
+    total = 0
+    for f in text_fields:
+        value = row[f]
+        total += len(value) if isinstance(value, list) else len(str(value))
+    return total
 
 
 def length_bucket_names(edges: Sequence[int]) -> list[str]:
@@ -105,6 +154,16 @@ def length_bucket(length: int, edges: Sequence[int]) -> str:
     return names[-1]
 
 
+def auto_length_edges(lengths: Sequence[int], buckets: int = 4) -> list[int]:
+    """Upper edges at the quantiles of ``lengths``: about equal-sized buckets (distinct edges)."""
+    if not lengths:
+        return []
+    values = np.asarray(lengths, dtype=np.float64)
+    qs = np.quantile(values, [i / buckets for i in range(1, buckets)], method="lower")
+    edges = sorted({int(q) for q in qs})
+    return [e for e in edges if e < values.max()]
+
+
 def _slice_key(field: str) -> str:
     # Metadata columns share the namespace with the built-in "label" and "length" families.
     return f"meta_{field}" if field in ("label", "length") else field
@@ -112,6 +171,14 @@ def _slice_key(field: str) -> str:
 
 def _value_name(value: Any) -> str:
     return "(missing)" if value is None else str(value)
+
+
+def _label_keys(row: dict[str, Any]) -> list[str]:
+    """The "label" slices an example falls in: its label, or its entity types (token tasks)."""
+    if not isinstance(row["label"], list):
+        return [row["label"]]
+    kinds = sorted({t.split("-", 1)[-1] for t in row["label"] if t != "O"})
+    return kinds or ["(no entity)"]
 
 
 def compute_slices(
@@ -124,27 +191,31 @@ def compute_slices(
     """Accuracy per metadata value, per true label and per input-length bucket.
 
     Families are ordered metadata fields, ``label``, ``length``; within a family the order is
-    the value's name (metadata), the label order, and the bucket order. Empty slices are left out.
+    the value's name (metadata), the label order, and the bucket order. Empty slices are left
+    out. For token tasks, ``label`` slices are entity types (a sentence counts in each type it
+    holds) and accuracy is the share of sentences tagged entirely right.
     """
 
-    def tally(key_of: Any) -> dict[str, SliceStats]:
+    def tally(keys_of: Any) -> dict[str, SliceStats]:
         counts: dict[str, list[int]] = {}
         for row in rows:
-            c = counts.setdefault(key_of(row), [0, 0])
-            c[0] += 1
-            c[1] += int(row["label"] == row["prediction"])
+            for key in keys_of(row):
+                c = counts.setdefault(key, [0, 0])
+                c[0] += 1
+                c[1] += int(is_correct(row))
         return {k: SliceStats(n, correct) for k, (n, correct) in counts.items()}
 
     slices: Slices = {}
     for field in metadata_fields:
-        stats = tally(lambda r, f=field: _value_name(r.get(f)))
+        stats = tally(lambda r, f=field: [_value_name(r.get(f))])
         if len(stats) > MAX_SLICES_PER_FIELD:
             largest = sorted(stats, key=lambda v: (-stats[v].n, v))[:MAX_SLICES_PER_FIELD]
             stats = {v: stats[v] for v in largest}
         slices[_slice_key(field)] = {v: stats[v] for v in sorted(stats)}
-    by_label = tally(lambda r: r["label"])
-    slices["label"] = {name: by_label[name] for name in label_names if name in by_label}
-    by_length = tally(lambda r: length_bucket(input_length(r, text_fields), length_edges))
+    by_label = tally(_label_keys)
+    order = [n for n in label_names if n in by_label] + sorted(set(by_label) - set(label_names))
+    slices["label"] = {name: by_label[name] for name in order}
+    by_length = tally(lambda r: [length_bucket(input_length(r, text_fields), length_edges)])
     slices["length"] = {
         name: by_length[name] for name in length_bucket_names(length_edges) if name in by_length
     }
@@ -165,12 +236,13 @@ def weakest_in(family: dict[str, SliceStats], min_n: int = MIN_SLICE_SIZE) -> li
 
 
 def weakest_slice(
-    slices: Slices, min_n: int = MIN_SLICE_SIZE
+    slices: Slices, min_n: int = MIN_SLICE_SIZE, families: Sequence[str] | None = None
 ) -> tuple[str, str, SliceStats] | None:
-    """The single weakest slice over all families (see :func:`weakest_in`), or None."""
+    """The single weakest slice over ``families`` (default all; see :func:`weakest_in`)."""
     candidates = [
         (family, name, values[name])
         for family, values in slices.items()
+        if families is None or family in families
         for name in weakest_in(values, min_n)
     ]
     if not candidates:
@@ -189,10 +261,73 @@ def misclassified(rows: Sequence[dict[str, Any]], max_examples: int) -> list[dic
     Confident errors come first because they are the surprising ones: a label mistake in the
     data, a shortcut the model learned, or a slice it has never seen.
     """
-    errors = [r for r in rows if r["label"] != r["prediction"]]
+    errors = [r for r in rows if not is_correct(r)]
     # sorted() is stable, so equal confidences stay in row order: the table is reproducible.
-    errors = sorted(errors, key=lambda r: -float(r["confidence"]))
+    errors = sorted(errors, key=lambda r: -error_confidence(r))
     return errors[:max_examples]
+
+
+def least_sure(rows: Sequence[dict[str, Any]], max_examples: int) -> list[dict[str, Any]]:
+    """The examples with the smallest gap between the two most probable labels, right or wrong."""
+    return sorted(rows, key=doubt)[:max_examples]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision: an example (sequence tasks) or a word (token tasks)."""
+
+    row: dict[str, Any]
+    word: int | None
+    label: str
+    prediction: str
+    confidence: float
+    p_label: float
+
+
+def decisions(rows: Sequence[dict[str, Any]]) -> list[Decision]:
+    out = []
+    for r in rows:
+        if not isinstance(r["label"], list):
+            out.append(
+                Decision(
+                    r,
+                    None,
+                    r["label"],
+                    r["prediction"],
+                    float(r["confidence"]),
+                    float(r["probabilities"][r["label"]]),
+                )
+            )
+            continue
+        for w, (t, p, c, probs) in enumerate(
+            zip(r["label"], r["prediction"], r["confidence"], r["probabilities"], strict=True)
+        ):
+            if probs is not None:
+                out.append(Decision(r, w, t, p, float(c), float(probs[t])))
+    return out
+
+
+def confusion_pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+    """``(true, predicted, count, support of true)`` for every wrong pair, most frequent first."""
+    ds = decisions(rows)
+    support = Counter(d.label for d in ds)
+    pairs = Counter((d.label, d.prediction) for d in ds if d.label != d.prediction)
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(t, p, n, support[t]) for (t, p), n in ranked]
+
+
+def possible_label_errors(
+    rows: Sequence[dict[str, Any]], min_confidence: float, max_examples: int
+) -> list[Decision]:
+    """Wrong decisions the model is at least ``min_confidence`` sure of, surest first.
+
+    Confident disagreement with the gold label is where annotation mistakes hide (the idea of
+    confident learning); a person should look at each before trusting either side.
+    """
+    wrong = [
+        d for d in decisions(rows) if d.label != d.prediction and d.confidence >= min_confidence
+    ]
+    return sorted(wrong, key=lambda d: (-d.confidence, d.p_label))[:max_examples]
 
 
 # --------------------------------------------------------------------------- outputs
@@ -200,7 +335,7 @@ def misclassified(rows: Sequence[dict[str, Any]], max_examples: int) -> list[dic
 
 def error_metrics(rows: Sequence[dict[str, Any]], slices: Slices) -> dict[str, Any]:
     """The numbers of ``metrics/error_analysis.json`` for one split."""
-    errors = sum(r["label"] != r["prediction"] for r in rows)
+    errors = sum(not is_correct(r) for r in rows)
     return {
         "n": len(rows),
         "accuracy": round((len(rows) - errors) / len(rows), 6) if rows else 0.0,
@@ -212,138 +347,25 @@ def error_metrics(rows: Sequence[dict[str, Any]], slices: Slices) -> dict[str, A
     }
 
 
-def md_cell(value: Any, limit: int = MAX_CELL_CHARS) -> str:
-    """Text safe inside a markdown table cell: one line, ``|`` escaped, long text shortened."""
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Markdown table lines; ``align`` has one letter per column, ``l`` or ``r``."""
-    rule = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
-
-
-FAMILY_TITLES = {"label": "true label", "length": "input length (characters, all text fields)"}
-
-
-def render_report(
-    rows: Sequence[dict[str, Any]],
-    slices: Slices,
-    text_fields: Sequence[str],
-    metadata_fields: Sequence[str],
-    label_names: Sequence[str],
-    max_examples: int,
-    baseline_accuracy: float | None = None,
-    split: str = "test",
-) -> str:
-    """The markdown report: summary, most confident errors, accuracy per slice, confusion."""
-    n = len(rows)
-    correct = sum(r["label"] == r["prediction"] for r in rows)
-    accuracy = correct / n if n else 0.0
-    errors = misclassified(rows, n)
-    shown = errors[:max_examples]
-
-    out = [f"# Error analysis ({split} split)", ""]
-    out.append(f"- **Accuracy:** {accuracy:.4f} ({correct} of {n} correct)")
-    if baseline_accuracy is not None:
-        margin = accuracy - baseline_accuracy
-        out.append(
-            f"- **Majority baseline** (the train split's most frequent label): "
-            f"{baseline_accuracy:.4f}; model margin {margin:+.4f}"
-            + (" ⚠ no better than the baseline" if margin <= 0 else "")
-        )
-    out.append(f"- **Errors:** {len(errors)} of {n}")
-    weakest = weakest_slice(slices)
-    if weakest is None:
-        out.append("- **Weakest slice:** none; every slice scores the same")
-    else:
-        family, value, stats = weakest
-        out.append(
-            f"- **Weakest slice:** {family} = {md_cell(value)}: accuracy {stats.accuracy:.4f} "
-            f"on {stats.n} examples ({stats.errors} errors)"
-        )
-    out.append("")
-
-    out.append("## Misclassified examples")
-    out.append("")
-    if not errors:
-        out.append("None: every example is classified correctly.")
-    else:
-        out.append(
-            f"Most confident errors first; {len(shown)} of {len(errors)} shown "
-            f"(`error_analysis.max_examples` = {max_examples})."
-        )
-        out.append("")
-        header = ["#", "id", *text_fields, *metadata_fields, "true", "predicted", "p(predicted)"]
-        body = [
-            [
-                str(i),
-                md_cell(r["id"]),
-                *(md_cell(r[f]) for f in text_fields),
-                *(md_cell(_value_name(r.get(f))) for f in metadata_fields),
-                md_cell(r["label"]),
-                md_cell(r["prediction"]),
-                f"{float(r['confidence']):.4f}",
-            ]
-            for i, r in enumerate(shown, start=1)
-        ]
-        align = "rl" + "l" * (len(text_fields) + len(metadata_fields)) + "llr"
-        out += _table(header, body, align)
-    out.append("")
-
-    out.append("## Accuracy by slice")
-    out.append("")
-    out.append(
-        f"⚠ marks the lowest accuracy in each group, among slices of at least {MIN_SLICE_SIZE} "
-        "examples where the group has any."
-    )
-    for family, values in slices.items():
-        title = FAMILY_TITLES.get(family, family)
-        out += ["", f"### {title}", ""]
-        marked = weakest_in(values)
-        body = [
-            [
-                f"**{md_cell(k)}**" if k in marked else md_cell(k),
-                str(s.n),
-                f"{s.accuracy:.4f}",
-                str(s.errors),
-                "⚠ weakest" if k in marked else "",
-            ]
-            for k, s in values.items()
-        ]
-        out += _table([family, "n", "accuracy", "errors", ""], body, "lrrrl")
-    out.append("")
-
-    out.append("## Confusion matrix")
-    out.append("")
-    out.append("Rows: true label; columns: predicted label.")
-    out.append("")
-    counts = {(a, p): 0 for a in label_names for p in label_names}
-    for r in rows:
-        counts[(r["label"], r["prediction"])] += 1
-    body = [[md_cell(a), *(str(counts[(a, p)]) for p in label_names)] for a in label_names]
-    out += _table(
-        ["true \\ predicted", *map(md_cell, label_names)], body, "l" + "r" * len(label_names)
-    )
-    out.append("")
-    return "\n".join(out)
-
-
-def baseline_accuracy_from(path: str | Path, split: str = "test") -> float:
-    """The majority-baseline accuracy of ``split`` from the evaluate stage's metrics file."""
+def read_evaluate_metrics(path: str | Path) -> dict[str, Any]:
+    """The evaluate stage's metrics file (for the summary's intervals and baselines)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found; run the evaluate stage first or leave the flag out")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        value = data[split]["baselines"]["majority"]["accuracy"]
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def baseline_accuracy_from(path: str | Path, split: str = "test") -> float:
+    """The majority-baseline accuracy of ``split`` from the evaluate stage's metrics file."""
+    data = read_evaluate_metrics(path)
+    try:
+        value = data[split]["baselines"]["majority"]["accuracy"]
     except (KeyError, TypeError):
         raise UserError(
             f"{path}: no {split}.baselines.majority.accuracy; rerun the evaluate stage"

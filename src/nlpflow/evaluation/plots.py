@@ -32,16 +32,18 @@ def downsample_indices(n: int, max_points: int = MAX_CURVE_POINTS) -> IntArray:
 
 
 def _curve_inputs(
-    y_true: Sequence[int] | IntArray, probabilities: FloatArray
+    y_true: Sequence[int] | IntArray, probabilities: FloatArray, positive: int | None = None
 ) -> tuple[IntArray, FloatArray] | None:
-    """Binary targets and scores: class 1 vs the rest for two labels, else micro one-vs-rest.
+    """Binary targets and scores: the positive class vs the rest for two labels (class 1
+    unless ``positive`` says otherwise), else micro one-vs-rest.
 
     None when the targets hold one class only: a ROC or PR curve is undefined then.
     """
     true = np.asarray(y_true, dtype=np.int64)
     k = probabilities.shape[1]
     if k == 2:
-        target, score = (true == 1).astype(np.int64), probabilities[:, 1]
+        pos = 1 if positive is None else positive
+        target, score = (true == pos).astype(np.int64), probabilities[:, pos]
     else:
         # Micro average: every (example, class) pair is one binary decision.
         target = (true[:, None] == np.arange(k)[None, :]).astype(np.int64).ravel()
@@ -61,11 +63,12 @@ def roc_points(
     y_true: Sequence[int] | IntArray,
     probabilities: FloatArray,
     max_points: int = MAX_CURVE_POINTS,
+    positive: int | None = None,
 ) -> list[dict[str, float]]:
     """``{"fpr", "tpr", "threshold"}`` records of the ROC curve, downsampled; [] if undefined."""
     from sklearn.metrics import roc_curve
 
-    inputs = _curve_inputs(y_true, probabilities)
+    inputs = _curve_inputs(y_true, probabilities, positive)
     if inputs is None:
         return []
     fpr, tpr, thresholds = roc_curve(*inputs)
@@ -79,6 +82,7 @@ def precision_recall_points(
     y_true: Sequence[int] | IntArray,
     probabilities: FloatArray,
     max_points: int = MAX_CURVE_POINTS,
+    positive: int | None = None,
 ) -> list[dict[str, float]]:
     """``{"precision", "recall", "threshold"}`` records of the PR curve; [] if undefined.
 
@@ -86,7 +90,7 @@ def precision_recall_points(
     """
     from sklearn.metrics import precision_recall_curve
 
-    inputs = _curve_inputs(y_true, probabilities)
+    inputs = _curve_inputs(y_true, probabilities, positive)
     if inputs is None:
         return []
     precision, recall, thresholds = precision_recall_curve(*inputs)
@@ -101,35 +105,140 @@ def precision_recall_points(
     ]
 
 
-def save_confusion_png(
-    path: str | Path, matrix: IntArray, label_names: Sequence[str], title: str
-) -> None:
-    """A confusion-matrix heat map with counts, written atomically as PNG."""
+def _figure(width: float, height: float) -> Any:
     # The object API with the Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    k = len(label_names)
-    size = min(2.0 + 0.6 * k, 12.0)
-    fig = Figure(figsize=(size + 1.0, size), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig: Any, path: str | Path) -> None:
+    fig.tight_layout()
+    with atomic_file(path, "wb") as fh:
+        # No "Software" metadata: the same data give the same bytes on any matplotlib.
+        fig.savefig(fh, format="png", metadata={"Software": None})
+
+
+def save_confusion_png(
+    path: str | Path,
+    matrix: IntArray,
+    label_names: Sequence[str],
+    title: str,
+    normalize: bool = False,
+) -> None:
+    """A confusion-matrix heat map with counts (or row shares: recall per true label), as PNG."""
+    k = len(label_names)
+    counts = np.asarray(matrix, dtype=np.float64)
+    if normalize:
+        totals = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    else:
+        values = counts
+    size = min(2.0 + 0.6 * k, 12.0)
+    fig = _figure(size + 1.0, size)
     ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues", vmin=0)
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(k), labels=list(label_names), rotation=45 if k > 4 else 0, ha="right")
     ax.set_yticks(range(k), labels=list(label_names))
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
-    peak = int(matrix.max()) if matrix.size else 0
+    peak = float(values.max()) if values.size else 0.0
     if k <= 20:  # beyond that the numbers are unreadable anyway
-        for (i, j), count in np.ndenumerate(matrix):
-            colour = "white" if peak and count > peak / 2 else "black"
-            ax.text(j, i, str(int(count)), ha="center", va="center", color=colour, fontsize=9)
-    fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        # No "Software" metadata: the same matrix gives the same bytes on any matplotlib.
-        fig.savefig(fh, format="png", metadata={"Software": None})
+        for (i, j), value in np.ndenumerate(values):
+            colour = "white" if peak and value > peak / 2 else "black"
+            text = f"{value:.2f}" if normalize else str(int(value))
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
+    _save_png(fig, path)
+
+
+def save_curve_png(
+    path: str | Path,
+    points: Sequence[dict[str, float]],
+    x: str,
+    y: str,
+    title: str,
+    reference: tuple[tuple[float, float], tuple[float, float], str] | None = None,
+    marker: bool = False,
+) -> None:
+    """A line plot of ``points[x]`` against ``points[y]`` on the unit square, as PNG.
+
+    ``reference`` is a dashed line ``((x0, x1), (y0, y1), label)``: the diagonal of a random
+    ROC, the positive rate of a random precision-recall curve, perfect calibration.
+    """
+    fig = _figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    if points:
+        ax.plot(
+            [p[x] for p in points],
+            [p[y] for p in points],
+            marker="o" if marker else None,
+            label="model",
+        )
+    else:
+        ax.text(0.5, 0.5, "undefined: one class only", ha="center", va="center")
+    if reference is not None:
+        xs, ys, label = reference
+        ax.plot(xs, ys, linestyle="--", color="grey", label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    _save_png(fig, path)
+
+
+def save_split_pngs(
+    directory: Path,
+    split: str,
+    matrix: IntArray,
+    label_names: Sequence[str],
+    files: dict[str, Any],
+    positive_rate: float | None,
+) -> None:
+    """The PNG images of one split: confusion (counts and normalised), ROC, PR, calibration."""
+    save_confusion_png(
+        directory / f"confusion_{split}.png", matrix, label_names, f"Confusion matrix ({split})"
+    )
+    save_confusion_png(
+        directory / f"confusion_normalized_{split}.png",
+        matrix,
+        label_names,
+        f"Confusion matrix, share of each true label ({split})",
+        normalize=True,
+    )
+    save_curve_png(
+        directory / f"roc_{split}.png",
+        files["roc"],
+        "fpr",
+        "tpr",
+        f"ROC ({split})",
+        ((0, 1), (0, 1), "random"),
+    )
+    rate = 0.0 if positive_rate is None else positive_rate
+    save_curve_png(
+        directory / f"precision_recall_{split}.png",
+        files["precision_recall"],
+        "recall",
+        "precision",
+        f"Precision-recall ({split})",
+        ((0, 1), (rate, rate), "random (positive rate)"),
+    )
+    save_curve_png(
+        directory / f"calibration_{split}.png",
+        files["calibration"],
+        "confidence",
+        "accuracy",
+        f"Calibration ({split})",
+        ((0, 1), (0, 1), "perfectly calibrated"),
+        marker=True,
+    )
 
 
 def split_plot_files(
@@ -137,12 +246,50 @@ def split_plot_files(
     probabilities: FloatArray,
     label_names: Sequence[str],
     calibration: list[dict[str, Any]],
+    predicted: Sequence[int] | IntArray | None = None,
+    positive: int | None = None,
 ) -> dict[str, Any]:
     """The JSON plot files of one split, keyed by file stem (``confusion``, ``roc``, ...)."""
-    y_pred = probabilities.argmax(axis=1)
+    y_pred = probabilities.argmax(axis=1) if predicted is None else predicted
     return {
         "confusion": confusion_records(y_true, y_pred, label_names),
-        "roc": roc_points(y_true, probabilities),
-        "precision_recall": precision_recall_points(y_true, probabilities),
+        "roc": roc_points(y_true, probabilities, positive=positive),
+        "precision_recall": precision_recall_points(y_true, probabilities, positive=positive),
         "calibration": calibration,
     }
+
+
+def save_slices_png(
+    path: str | Path, slices: dict[str, dict[str, Any]], title: str = "Accuracy by slice"
+) -> None:
+    """Horizontal bars of accuracy per slice with 95% intervals, one panel per family.
+
+    ``slices`` maps family -> value -> an object with ``n``, ``accuracy`` and ``interval()``
+    (the error analysis's SliceStats).
+    """
+    families = [f for f, values in slices.items() if values]
+    heights = [max(1, len(slices[f])) for f in families]
+    fig = _figure(7.0, 1.0 + 0.35 * sum(heights) + 0.6 * len(families))
+    if not families:
+        _save_png(fig, path)
+        return
+    axes = fig.subplots(len(families), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, family in zip(axes[:, 0], families, strict=True):
+        values = slices[family]
+        names = list(values)
+        acc = [values[k].accuracy for k in names]
+        lows = [max(0.0, values[k].accuracy - values[k].interval()[0]) for k in names]
+        highs = [max(0.0, values[k].interval()[1] - values[k].accuracy) for k in names]
+        worst = min(acc)
+        colours = ["#d9534f" if a == worst and len(set(acc)) > 1 else "#4a90d9" for a in acc]
+        ax.barh(range(len(names)), acc, xerr=[lows, highs], color=colours, capsize=3)
+        ax.set_yticks(
+            range(len(names)), labels=[f"{k} (n={values[k].n})" for k in names], fontsize=8
+        )
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(family, fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("accuracy (95% Wilson interval)")
+    fig.suptitle(title)
+    _save_png(fig, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,20 +12,30 @@ import numpy as np
 import numpy.typing as npt
 
 from nlpflow.errors import UserError
-from nlpflow.evaluation.metrics import FloatArray
+from nlpflow.evaluation.metrics import FloatArray, IntArray
+
+IGNORE_INDEX = -100  # the aligned label of special tokens and non-first sub-tokens
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedModel
 
 
-def load_classifier(model_dir: str | Path, label_names: Sequence[str]) -> tuple[Any, int]:
-    """Load a saved sequence classifier; return it (in eval mode) and its padding token id.
+def load_classifier(
+    model_dir: str | Path, label_names: Sequence[str], task: str = "sequence"
+) -> tuple[Any, int]:
+    """Load a saved classifier; return it (in eval mode) and its padding token id.
 
-    The model's ``id2label`` must equal the data's label names in order: a model whose
-    label ids mean something else would be scored against the wrong classes.
+    ``task`` is ``sequence`` (AutoModelForSequenceClassification) or ``token``
+    (AutoModelForTokenClassification). The model's ``id2label`` must equal the data's label
+    names in order: a model whose label ids mean something else would be scored against the
+    wrong classes.
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
     from transformers.utils import logging as hf_logging
 
     from nlpflow.modeling.tokenizers import load_tokenizer
@@ -43,8 +53,11 @@ def load_classifier(model_dir: str | Path, label_names: Sequence[str]) -> tuple[
         )
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()  # no "Loading weights" bars in dvc and CI logs
+    auto = (
+        AutoModelForTokenClassification if task == "token" else AutoModelForSequenceClassification
+    )
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+        model = auto.from_pretrained(str(model_dir))
     except (OSError, ValueError) as err:
         raise UserError(
             f"cannot load the model in {model_dir}: {str(err).splitlines()[0]}"
@@ -69,26 +82,23 @@ def _pad(rows: list[list[int]], value: int) -> list[list[int]]:
     return [r + [value] * (width - len(r)) for r in rows]
 
 
-def predict_probabilities(
+def _forward_batches(
     model: PreTrainedModel,
     input_ids: Sequence[list[int]],
     batch_size: int,
     pad_id: int,
-    token_type_ids: Sequence[list[int]] | None = None,
-    progress: bool | None = None,
-) -> FloatArray:
-    """Softmax probabilities, shape ``(N, num_labels)``, in the order of ``input_ids``.
+    token_type_ids: Sequence[list[int]] | None,
+    progress: bool | None,
+) -> Iterator[tuple[IntArray, Any]]:
+    """``(example indices, float64 softmax of the logits)`` per batch, in length order.
 
     Batches are formed from examples sorted by length (stable), so each batch pads only to
-    its own longest input; the result is put back in the input order. The order is a pure
-    function of the lengths, so the same inputs give the same batches and the same numbers.
+    its own longest input. The order is a pure function of the lengths, so the same inputs
+    give the same batches and the same numbers.
     """
     import torch
 
     n = len(input_ids)
-    num_labels = int(getattr(model.config, "num_labels", 0))
-    if n == 0:
-        return np.zeros((0, num_labels), dtype=np.float64)
     if any(len(ids) == 0 for ids in input_ids):
         raise UserError("a tokenized example has no input ids; rerun the tokenize stage")
     # Models without segment embeddings (DistilBERT, ...) reject a token_type_ids argument.
@@ -96,10 +106,9 @@ def predict_probabilities(
     use_types = token_type_ids is not None and accepts_types
     device = next(model.parameters()).device
     order = np.argsort(np.fromiter((len(x) for x in input_ids), np.int64, n), kind="stable")
-    probs = np.empty((n, num_labels), dtype=np.float64)
     if progress is None:
         progress = sys.stderr.isatty()  # quiet in CI and in dvc logs
-    starts = range(0, n, batch_size)
+    starts: Iterable[int] = range(0, n, batch_size)
     if progress:
         from tqdm import tqdm
 
@@ -118,8 +127,55 @@ def predict_probabilities(
                 batch["token_type_ids"] = torch.tensor(_pad(types, 0), device=device)
             logits = model(**batch).logits
             # Softmax in float64 so the probabilities of an example sum to 1 within 1e-12.
-            probs[idx] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+            yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
+
+
+def predict_probabilities(
+    model: PreTrainedModel,
+    input_ids: Sequence[list[int]],
+    batch_size: int,
+    pad_id: int,
+    token_type_ids: Sequence[list[int]] | None = None,
+    progress: bool | None = None,
+) -> FloatArray:
+    """Softmax probabilities, shape ``(N, num_labels)``, in the order of ``input_ids``."""
+    n = len(input_ids)
+    num_labels = int(getattr(model.config, "num_labels", 0))
+    probs = np.empty((n, num_labels), dtype=np.float64)
+    if n == 0:
+        return probs
+    for idx, batch_probs in _forward_batches(
+        model, input_ids, batch_size, pad_id, token_type_ids, progress
+    ):
+        probs[idx] = batch_probs
     return probs
+
+
+def predict_token_probabilities(
+    model: PreTrainedModel,
+    input_ids: Sequence[list[int]],
+    word_starts: Sequence[list[int]],
+    batch_size: int,
+    pad_id: int,
+    token_type_ids: Sequence[list[int]] | None = None,
+    progress: bool | None = None,
+) -> list[FloatArray]:
+    """Per example, the probabilities at its words' first sub-tokens: ``(words kept, K)``.
+
+    ``word_starts[i]`` lists the positions in ``input_ids[i]`` that begin a word (the positions
+    whose aligned label is not -100), in word order.
+    """
+    n = len(input_ids)
+    num_labels = int(getattr(model.config, "num_labels", 0))
+    out: list[FloatArray] = [np.zeros((0, num_labels))] * n
+    if n == 0:
+        return out
+    for idx, batch_probs in _forward_batches(
+        model, input_ids, batch_size, pad_id, token_type_ids, progress
+    ):
+        for row, i in enumerate(idx):
+            out[int(i)] = np.asarray(batch_probs[row, word_starts[int(i)]], dtype=np.float64)
+    return out
 
 
 def predict_split(model: Any, tokenized: Dataset, batch_size: int, pad_id: int) -> FloatArray:
@@ -132,22 +188,41 @@ def predict_split(model: Any, tokenized: Dataset, batch_size: int, pad_id: int) 
     )
 
 
+def predict_token_split(
+    model: Any, tokenized: Dataset, batch_size: int, pad_id: int
+) -> list[FloatArray]:
+    """Word-level probabilities of one tokenized token-classification split."""
+    types = (
+        list(tokenized["token_type_ids"]) if "token_type_ids" in tokenized.column_names else None
+    )
+    starts = [
+        [j for j, label in enumerate(labels) if label != IGNORE_INDEX]
+        for labels in tokenized["labels"]
+    ]
+    return predict_token_probabilities(
+        model, list(tokenized["input_ids"]), starts, batch_size, pad_id, token_type_ids=types
+    )
+
+
 def prediction_rows(
     processed: Dataset,
     probabilities: FloatArray,
     text_fields: Sequence[str],
     metadata_fields: Sequence[str],
     label_names: Sequence[str],
+    predicted: IntArray | None = None,
 ) -> list[dict[str, Any]]:
     """One record per example, in the processed split's row order.
 
     Keys: ``id``, the text fields, the metadata fields, ``label`` and ``prediction`` (label
     names), ``confidence`` (probability of the prediction) and ``probabilities`` (name -> p).
+    ``predicted`` overrides the arg-max (a binary task's decision threshold).
     """
     if len(processed) != len(probabilities):
         raise ValueError(f"{len(processed)} rows but {len(probabilities)} probability rows")
     columns = {c: list(processed[c]) for c in ["id", *text_fields, *metadata_fields, "label"]}
-    predicted = probabilities.argmax(axis=1)
+    if predicted is None:
+        predicted = probabilities.argmax(axis=1)
     rows: list[dict[str, Any]] = []
     for i in range(len(processed)):
         row: dict[str, Any] = {"id": str(columns["id"][i])}
@@ -160,6 +235,52 @@ def prediction_rows(
         row["probabilities"] = {
             name: float(probabilities[i, j]) for j, name in enumerate(label_names)
         }
+        rows.append(row)
+    return rows
+
+
+def token_prediction_rows(
+    processed: Dataset,
+    word_probabilities: Sequence[FloatArray],
+    text_field: str,
+    metadata_fields: Sequence[str],
+    label_names: Sequence[str],
+    fallback: int,
+) -> list[dict[str, Any]]:
+    """One record per sentence: ``label``/``prediction``/``confidence`` are lists, one per word.
+
+    ``probabilities`` is a list of ``{tag: p}`` per word. Words cut off by truncation have no
+    model output: they are predicted ``label_names[fallback]`` (``O``) with confidence and
+    probabilities ``null``, and ``truncated`` counts them.
+    """
+    if len(processed) != len(word_probabilities):
+        raise ValueError(f"{len(processed)} rows but {len(word_probabilities)} predictions")
+    columns = {c: list(processed[c]) for c in ["id", text_field, *metadata_fields, "label"]}
+    rows: list[dict[str, Any]] = []
+    for i in range(len(processed)):
+        tokens = list(columns[text_field][i])
+        gold = [label_names[int(t)] for t in columns["label"][i]]
+        probs = word_probabilities[i]
+        kept = min(len(tokens), probs.shape[0])
+        pred_ids = probs[:kept].argmax(axis=1) if kept else np.zeros(0, dtype=np.int64)
+        prediction = [label_names[int(j)] for j in pred_ids]
+        prediction += [label_names[fallback]] * (len(tokens) - kept)
+        confidence: list[float | None] = [float(probs[w, int(j)]) for w, j in enumerate(pred_ids)]
+        confidence += [None] * (len(tokens) - kept)
+        per_word: list[dict[str, float] | None] = [
+            {name: float(probs[w, j]) for j, name in enumerate(label_names)} for w in range(kept)
+        ]
+        per_word += [None] * (len(tokens) - kept)
+        row: dict[str, Any] = {"id": str(columns["id"][i]), text_field: tokens}
+        for field in metadata_fields:
+            row[field] = columns[field][i]
+        row.update(
+            label=gold,
+            prediction=prediction,
+            confidence=confidence,
+            probabilities=per_word,
+            truncated=len(tokens) - kept,
+        )
         rows.append(row)
     return rows
 
@@ -179,3 +300,21 @@ def records_to_arrays(
         dtype=np.float64,
     ).reshape(len(rows), len(label_names))
     return y_true, probs
+
+
+def token_records_to_arrays(
+    rows: Sequence[dict[str, Any]], label_names: Sequence[str]
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """True tag ids and probabilities of every word the model saw (truncated words left out)."""
+    index = {name: i for i, name in enumerate(label_names)}
+    true: list[int] = []
+    probs: list[list[float]] = []
+    for r in rows:
+        for tag, p in zip(r["label"], r["probabilities"], strict=True):
+            if p is not None:
+                true.append(index[tag])
+                probs.append([float(p[name]) for name in label_names])
+    return (
+        np.asarray(true, dtype=np.int64),
+        np.asarray(probs, dtype=np.float64).reshape(len(true), len(label_names)),
+    )

@@ -1,0 +1,350 @@
+"""Compare two experiments on the same test set: paired differences, McNemar, flipped examples.
+
+``nlpflow compare A B`` reads the two predictions files (``data/predictions/test.jsonl``) of
+A (the reference: ``main``, a commit, a tag) and B (the candidate: an experiment name, a
+branch, ``workspace``, or a path to a predictions file or a project directory), pairs them by
+example id and reports:
+
+- each metric of both, the difference B - A with a paired bootstrap interval (both scored on
+  the same resampled test set) and the share of resamples where B is not better;
+- McNemar's test on the examples exactly one of the two gets right (exact binomial below 25
+  such examples, chi-square with continuity correction from there);
+- the examples that flipped from right (A) to wrong (B): the regression check, "can the new
+  model still solve what the previous one could?", and the count of the opposite flips.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlpflow.errors import UserError
+from nlpflow.evaluation.bootstrap import BatchMetrics, paired_differences
+from nlpflow.evaluation.error_analysis import is_correct
+from nlpflow.evaluation.scoring import (
+    SEQUENCE_MAIN,
+    TOKEN_MAIN,
+    sequence_batch_metrics,
+    token_batch_metrics,
+    token_counts,
+)
+
+PREDICTIONS = "data/predictions"
+WORKSPACE = "workspace"
+EXACT_BELOW = 25  # McNemar: exact binomial test when fewer discordant pairs than this
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class Side:
+    """One experiment's predictions on the split, as read."""
+
+    name: str
+    source: str
+    rows: list[dict[str, Any]]
+
+
+def _parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{where}, line {lineno}: not valid JSON ({err.msg})") from None
+        missing = [k for k in ("id", "label", "prediction", "probabilities") if k not in row]
+        if missing:
+            raise UserError(f"{where}, line {lineno}: missing key(s) {missing}")
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{where} holds no predictions")
+    return rows
+
+
+def read_side(spec: str, split: str, repo: str | Path = ".") -> Side:
+    """Predictions of ``spec``: a file, a project directory, ``workspace`` or a revision.
+
+    A revision (commit, branch, tag or DVC experiment name) is read from the DVC cache with
+    ``dvc.api``, so the experiment's outputs must be in the local cache (they are after
+    ``dvc exp run``) or pullable from a remote.
+    """
+    rel = f"{PREDICTIONS}/{split}.jsonl"
+    path = Path(spec)
+    if spec == WORKSPACE:
+        path = Path(repo) / rel
+    elif path.is_dir():
+        path = path / rel if (path / rel).is_file() else path / f"{split}.jsonl"
+    if spec == WORKSPACE or path.exists():
+        if not path.is_file():
+            raise UserError(f"{path} not found; run the evaluate stage first")
+        return Side(spec, str(path), _parse_jsonl(path.read_text(encoding="utf-8"), str(path)))
+    return Side(
+        spec, f"{rel} at {spec}", _parse_jsonl(_read_at_rev(rel, spec, repo), f"{rel}@{spec}")
+    )
+
+
+def _read_at_rev(rel: str, rev: str, repo: str | Path) -> str:
+    import dvc.api
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+    from dvc.scm import RevError, resolve_rev
+
+    try:
+        with Repo(str(repo)) as project:
+            sha = resolve_rev(project.scm, rev)  # also resolves experiment names
+    except RevError:
+        raise UserError(
+            f"'{rev}' is neither a file nor a git revision or DVC experiment name"
+        ) from None
+    except DvcException as err:
+        raise UserError(
+            f"'{rev}' is neither a file nor a git revision or DVC experiment name "
+            f"(and {repo} is not a DVC project: {str(err).splitlines()[0]})"
+        ) from None
+    try:
+        return str(dvc.api.read(rel, repo=str(repo), rev=sha, mode="r", encoding="utf-8"))
+    except (FileNotFoundError, DvcException) as err:
+        raise UserError(
+            f"cannot read {rel} at '{rev}': {str(err).splitlines()[0]} "
+            "(were its outputs pushed, or is it in the local cache?)"
+        ) from None
+
+
+def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The label order, from the first record's probabilities (written in label-id order)."""
+    for r in rows:
+        p = r["probabilities"]
+        if isinstance(p, dict):
+            return list(p)
+        for word in p:
+            if word is not None:
+                return list(word)
+    raise UserError("the predictions hold no probabilities")
+
+
+def pair_up(a: Side, b: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The two sides' records in one order, checked to be the same examples and labels."""
+    ids_a = [str(r["id"]) for r in a.rows]
+    by_b = {str(r["id"]): r for r in b.rows}
+    only_a = sorted(set(ids_a) - set(by_b))
+    only_b = sorted(set(by_b) - set(ids_a))
+    if only_a or only_b or len(by_b) != len(b.rows) or len(set(ids_a)) != len(ids_a):
+        raise UserError(
+            f"{a.name} and {b.name} were not scored on the same test set: "
+            f"{len(only_a)} ids only in {a.name} ({only_a[:3]}), "
+            f"{len(only_b)} only in {b.name} ({only_b[:3]}); compare runs on the same data"
+        )
+    rows_b = [by_b[i] for i in ids_a]
+    for ra, rb in zip(a.rows, rows_b, strict=True):
+        if ra["label"] != rb["label"]:
+            raise UserError(
+                f"example '{ra['id']}' has label {ra['label']!r} in {a.name} but "
+                f"{rb['label']!r} in {b.name}: the test sets differ"
+            )
+    if label_names_of(a.rows) != label_names_of(rows_b):
+        raise UserError(f"{a.name} and {b.name} have different label sets")
+    return list(a.rows), rows_b
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def mcnemar(b: int, c: int) -> dict[str, Any]:
+    """McNemar's test on ``b`` (A right, B wrong) and ``c`` (A wrong, B right).
+
+    Exact two-sided binomial test when ``b + c < 25``, else the chi-square statistic with
+    Edwards' continuity correction (1 degree of freedom).
+    """
+    n = b + c
+    if n == 0:
+        return {"b": b, "c": c, "method": "none (no discordant pairs)", "p_value": 1.0}
+    if n < EXACT_BELOW:
+        k = min(b, c)
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+        return {"b": b, "c": c, "method": "exact binomial", "p_value": min(1.0, 2 * tail)}
+    stat = (abs(b - c) - 1) ** 2 / n
+    return {
+        "b": b,
+        "c": c,
+        "method": "chi-square, continuity-corrected",
+        "statistic": stat,
+        "p_value": math.erfc(math.sqrt(stat / 2)),
+    }
+
+
+@dataclass
+class Comparison:
+    a: Side
+    b: Side
+    task: str
+    n: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> a, b, diff
+    intervals: dict[str, dict[str, float]] = field(default_factory=dict)
+    mcnemar: dict[str, Any] = field(default_factory=dict)
+    regressions: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    fixes: int = 0
+    level: float = 0.95
+    resamples: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "a": {"name": self.a.name, "source": self.a.source},
+            "b": {"name": self.b.name, "source": self.b.source},
+            "task": self.task,
+            "n": self.n,
+            "confidence_level": self.level,
+            "resamples": self.resamples,
+            "metrics": {
+                k: {**v, **({"ci": self.intervals[k]} if k in self.intervals else {})}
+                for k, v in self.metrics.items()
+            },
+            "mcnemar": self.mcnemar,
+            "right_to_wrong": len(self.regressions),
+            "wrong_to_right": self.fixes,
+            "regressions": [rb["id"] for _, rb in self.regressions],
+        }
+
+
+def _sequence_arrays(
+    rows: Sequence[dict[str, Any]], names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    index = {n: i for i, n in enumerate(names)}
+    y = np.asarray([index[r["label"]] for r in rows], dtype=np.int64)
+    pred = np.asarray([index[r["prediction"]] for r in rows], dtype=np.int64)
+    probs = np.asarray([[float(r["probabilities"][n]) for n in names] for r in rows])
+    return y, pred, probs
+
+
+def compare(
+    a: Side,
+    b: Side,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    positive_label: str = "",
+) -> Comparison:
+    """Everything :func:`render` shows, computed from the two sides' records."""
+    rows_a, rows_b = pair_up(a, b)
+    names = label_names_of(rows_a)
+    task = "token" if isinstance(rows_a[0]["label"], list) else "sequence"
+    metric_fns: list[BatchMetrics] = []
+    if task == "token":
+        keys: Sequence[str] = TOKEN_MAIN
+        for rows in (rows_a, rows_b):
+            counts = token_counts(
+                [r["label"] for r in rows], [r["prediction"] for r in rows], "default", "IOB2"
+            )
+            metric_fns.append(token_batch_metrics(counts))
+    else:
+        keys = SEQUENCE_MAIN
+        positive = None
+        if len(names) == 2:
+            if positive_label and positive_label not in names:
+                raise UserError(f"--positive '{positive_label}' is not one of {names}")
+            positive = names.index(positive_label) if positive_label else 1
+        for rows in (rows_a, rows_b):
+            y, pred, probs = _sequence_arrays(rows, names)
+            metric_fns.append(sequence_batch_metrics(y, probs, pred, len(names), positive, keys))
+    n = len(rows_a)
+    unit = np.ones((1, n))
+    point_a, point_b = metric_fns[0](unit), metric_fns[1](unit)
+    result = Comparison(a, b, task, n, level=level, resamples=resamples)
+    for k in keys:
+        va, vb = float(point_a[k][0]), float(point_b[k][0])
+        if not (math.isnan(va) or math.isnan(vb)):
+            result.metrics[k] = {"a": va, "b": vb, "diff": vb - va}
+    result.intervals = {
+        k: v
+        for k, v in paired_differences(
+            metric_fns[0], metric_fns[1], n, resamples, seed, level
+        ).items()
+        if k in result.metrics
+    }
+    right_a = [is_correct(r) for r in rows_a]
+    right_b = [is_correct(r) for r in rows_b]
+    result.regressions = [
+        (ra, rb)
+        for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
+        if x and not y
+    ]
+    result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
+    result.mcnemar = mcnemar(len(result.regressions), result.fixes)
+    return result
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _cell(value: Any, limit: int = 80) -> str:
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def _inputs(row: dict[str, Any]) -> str:
+    skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated"}
+    return " / ".join(
+        " ".join(v) if isinstance(v, list) else str(v) for k, v in row.items() if k not in skip
+    )
+
+
+def _prob(row: dict[str, Any]) -> str:
+    if isinstance(row["label"], list):
+        wrong = sum(t != p for t, p in zip(row["label"], row["prediction"], strict=True))
+        return f"{wrong} wrong words"
+    return f"{row['prediction']} ({float(row['probabilities'][row['prediction']]):.3f})"
+
+
+def render(c: Comparison, max_flips: int = 20) -> str:
+    """The comparison as markdown."""
+    pct = round(100 * c.level)
+    out = [f"# {c.b.name} vs {c.a.name}", ""]
+    out.append(f"- A (reference): `{c.a.source}`")
+    out.append(f"- B (candidate): `{c.b.source}`")
+    unit = "sentences" if c.task == "token" else "examples"
+    out.append(f"- {c.n} test {unit}, paired by id; {c.resamples} paired bootstrap resamples")
+    out.append("")
+    out.append(f"| metric | A | B | B - A | {pct}% CI of B - A | share of resamples B not better |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for k, v in c.metrics.items():
+        ci = c.intervals.get(k)
+        interval = f"{ci['low']:+.4f} to {ci['high']:+.4f}" if ci else "–"
+        share = f"{ci['p_not_better']:.3f}" if ci else "–"
+        out.append(
+            f"| {k} | {v['a']:.4f} | {v['b']:.4f} | {v['diff']:+.4f} | {interval} | {share} |"
+        )
+    m = c.mcnemar
+    out += ["", "## McNemar's test", ""]
+    out.append(
+        f"{m['b']} {unit} right in A and wrong in B, {m['c']} wrong in A and right in B; "
+        f"{m['method']}: p = {m['p_value']:.4g}"
+        + (" (the two differ)" if m["p_value"] < 1 - c.level else " (no significant difference)")
+    )
+    out += ["", f"## Flipped from right to wrong ({len(c.regressions)})", ""]
+    if not c.regressions:
+        out.append(f"None: B still gets right every {unit[:-1]} A got right.")
+    else:
+        out.append(
+            f"{unit.capitalize()} A got right and B gets wrong (the regression check); "
+            f"{min(max_flips, len(c.regressions))} of {len(c.regressions)} shown. "
+            f"{c.fixes} flipped the other way."
+        )
+        out += ["", "| id | inputs | true | A | B |", "| --- | --- | --- | --- | --- |"]
+        for ra, rb in c.regressions[:max_flips]:
+            label = "(tags)" if isinstance(ra["label"], list) else ra["label"]
+            out.append(
+                f"| {_cell(ra['id'])} | {_cell(_inputs(ra))} | {_cell(label)} | "
+                f"{_cell(_prob(ra))} | {_cell(_prob(rb))} |"
+            )
+    out.append("")
+    return "\n".join(out)
