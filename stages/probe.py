@@ -1,9 +1,12 @@
 """Stage probe: the largest training batch that fits this device, and the batch split.
 
     python -m stages.probe --data data/tokenized --tokenizer models/tokenizer \\
-        --out metrics/probe.json --plot plots/probe/candidates.json
+        --out metrics/probe.json --plot plots/probe/candidates.json \\
+        --plan data/probe/plan.json --cache data/probe/measurements.json
 
-Reads params: seed, model, probe, train.effective_batch_size.
+Reads params: model (all but dropout), probe, and train's effective_batch_size, optimizer,
+momentum and precision (the inputs that change what one step holds in memory) and threads
+(the speeds are measured with the CPU threads training will use).
 """
 
 from __future__ import annotations
@@ -30,10 +33,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="metrics JSON (metrics/probe.json)")
     parser.add_argument("--plot", required=True, help="plot data (plots/probe/candidates.json)")
     parser.add_argument(
+        "--image",
+        help="a PNG of peak memory and speed against batch size (plots/probe/candidates.png)",
+    )
+    parser.add_argument(
         "--plan",
         help="the batch plan alone (device, batch size, accumulation) for the train stage: "
         "unlike the metrics it holds no timings, so a rerun probe that picks the same plan "
         "does not make DVC rerun train",
+    )
+    parser.add_argument(
+        "--cache",
+        help="where the measurement is kept with its inputs (model shape, sequence length, "
+        "device, budget); a rerun with the same inputs reuses it (data/probe/measurements.json)",
     )
     return parser.parse_args(argv)
 
@@ -43,14 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_params(args.params)
 
-    from nlpflow.training.probe import run_probe
+    from nlpflow.logs import quiet_libraries
+    from nlpflow.training.probe import plot_candidates, run_probe
+
+    quiet_libraries()
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    result = run_probe(params, args.data, args.tokenizer, log=log)
+    result = run_probe(params, args.data, args.tokenizer, log=log, cache=args.cache)
     write_json(args.out, result.to_json())
     write_json(args.plot, result.plot_rows())
+    if args.image:
+        plot_candidates(result, args.image)
     if args.plan:
         write_json(args.plan, result.plan.to_json())
     return 0

@@ -1,19 +1,31 @@
-"""Stage train: the training loop, with checkpoints, resume and early stopping.
+"""Stage train: the training loop, with checkpoints, resume, early stopping and diagnosis.
 
     python -m stages.train --data data/tokenized --tokenizer models/tokenizer \\
-        --probe metrics/probe.json --models models --checkpoints checkpoints \\
-        --metrics metrics/train.json --plots plots/train
+        --probe data/probe/plan.json --models models --checkpoints checkpoints \\
+        --metrics metrics/train.json --plots plots/train --logs logs/train
 
-Reads params: seed, model, train. The batch split and the device come from the probe.
+Reads params: seed, model, train. The per-device batch size and the device come from the
+probe. With ``train.processes: N`` (N > 1) the stage starts itself N times under
+``torchrun`` (data-parallel: gloo on the CPU, NCCL on GPUs); started by ``torchrun``
+directly (``torchrun --nproc_per_node=N -m stages.train -- <arguments>``; the ``--`` keeps
+torchrun from reading ``--logs`` as its own ``--logs-specs``) it joins that process group
+instead. Only rank 0 writes files.
+
+Inside a tuning trial (``nlpflow tune``) each validation is reported to the trial, and a
+trial the pruner gives up stops with ``stop_reason: pruned`` (``pruned: 1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nlpflow.errors import exit_on_user_error
-from nlpflow.io import write_json
+from nlpflow.io import write_json, write_text
 from nlpflow.params import load_params
 
 
@@ -28,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--data", required=True, help="tokenized DatasetDict (data/tokenized)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer directory (models/tokenizer)")
-    parser.add_argument("--probe", required=True, help="the probe's result (metrics/probe.json)")
+    parser.add_argument(
+        "--probe", required=True, help="the probe's batch plan (data/probe/plan.json)"
+    )
     parser.add_argument("--models", required=True, help="where models/best and models/last go")
     parser.add_argument(
         "--checkpoints",
@@ -39,7 +53,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--plots", required=True, help="directory for epochs.tsv and steps.tsv (plots/train)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--logs",
+        help="directory for train.log (the console lines) and, with train.tensorboard, "
+        "TensorBoard event files in tensorboard/",
+    )
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--"]:  # torchrun ... -m stages.train -- <args>, where passed through
+        args = args[1:]
+    return parser.parse_args(args)
+
+
+def pruning_reporter(log: Callable[[str], None]) -> Any:
+    """The tuning trial this run belongs to (``nlpflow tune``), or None outside one."""
+    from nlpflow.tuning.reporter import TrialReporter
+
+    return TrialReporter.from_env(log=log)
+
+
+def relaunch_under_torchrun(processes: int, argv: list[str]) -> int:
+    """Run this stage as ``processes`` data-parallel processes; their exit status."""
+    import subprocess
+
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={processes}", "-m", "stages.train", "--", *argv,
+    ]  # fmt: skip
+    # "--": torchrun's own options would otherwise swallow ours by prefix (--logs).
+    print(f"train: starting {processes} processes: {' '.join(cmd[1:])}", flush=True)
+    return subprocess.call(cmd)
 
 
 @exit_on_user_error
@@ -47,15 +89,52 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_params(args.params)
 
-    from nlpflow.training.loop import EPOCH_COLUMNS, STEP_COLUMNS, train, write_tsv
+    from nlpflow.training.distributed import launched_by_torchrun
+
+    if params.train.processes > 1 and not launched_by_torchrun():
+        return relaunch_under_torchrun(
+            params.train.processes, sys.argv[1:] if argv is None else argv
+        )
+
+    from nlpflow.logs import quiet_libraries
+    from nlpflow.training.loop import train
     from nlpflow.training.probe import BatchPlan
+    from nlpflow.training.tracking import STEP_COLUMNS, write_tsv
+
+    quiet_libraries()
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
 
     plan = BatchPlan.read(args.probe, params.train.effective_batch_size)
-    result = train(params, args.data, args.tokenizer, plan, args.models, args.checkpoints)
-    write_json(args.metrics, result.summary)
+    plan.check_device(log)
+    reporter = pruning_reporter(log) if is_main else None
+    logs = Path(args.logs) if args.logs else None
+    result = train(
+        params,
+        args.data,
+        args.tokenizer,
+        plan,
+        args.models,
+        args.checkpoints,
+        log=log,
+        pruning=reporter,
+        tensorboard_dir=logs / "tensorboard" if logs is not None else None,
+    )
+    if not result.is_main:
+        return 0
+    summary = result.summary
+    if reporter is not None:
+        summary.update(reporter.summary())
+    write_json(args.metrics, summary)
     plots = Path(args.plots)
-    write_tsv(plots / "epochs.tsv", EPOCH_COLUMNS, result.epochs)
+    write_tsv(plots / "epochs.tsv", result.eval_columns, result.epochs)
     write_tsv(plots / "steps.tsv", STEP_COLUMNS, result.steps)
+    if logs is not None:
+        write_text(logs / "train.log", "\n".join(lines) + "\n")
     return 0
 
 

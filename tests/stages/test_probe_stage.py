@@ -23,6 +23,7 @@ KEYS = {
     "effective_batch_size",
     "budget_mb",
     "candidates",
+    "device_name",
 }
 
 
@@ -37,14 +38,19 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_data(tmp_path_factory.mktemp("probe-data"))
 
 
-def probe(tmp_path: Path, tiny: tuple[Path, Path], **probe_params: Any) -> dict[str, Any]:
+def probe(
+    tmp_path: Path,
+    tiny: tuple[Path, Path],
+    train: dict[str, Any] | None = None,
+    **probe_params: Any,
+) -> dict[str, Any]:
     params = write_params(
         tmp_path / "params.yaml",
         {
             "seed": 3,
             "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
             "probe": {"max_batch_size": 64, **probe_params},
-            "train": {"effective_batch_size": 24},
+            "train": {"effective_batch_size": 24, **(train or {})},
         },
     )
     data, tok = tiny
@@ -53,7 +59,9 @@ def probe(tmp_path: Path, tiny: tuple[Path, Path], **probe_params: Any) -> dict[
             "--params", str(params), "--data", str(data), "--tokenizer", str(tok),
             "--out", str(tmp_path / "metrics/probe.json"),
             "--plot", str(tmp_path / "plots/probe/candidates.json"),
+            "--image", str(tmp_path / "plots/probe/candidates.png"),
             "--plan", str(tmp_path / "plan.json"),
+            "--cache", str(tmp_path / "measurements.json"),
         ]
     )  # fmt: skip
     assert code == 0
@@ -80,7 +88,8 @@ def test_probe_stage_writes_metrics_and_plot(tmp_path: Path, tiny: tuple[Path, P
     # plan itself changes).
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan == {"device": "cpu", "batch_size": 24, "accumulation_steps": 1,
-                    "max_fitting_batch_size": 64}  # fmt: skip
+                    "max_fitting_batch_size": 64, "device_name": result["device_name"]}  # fmt: skip
+    assert (tmp_path / "plots/probe/candidates.png").read_bytes()[:4] == b"\x89PNG"
 
     plot = json.loads((tmp_path / "plots/probe/candidates.json").read_text())
     assert plot == [
@@ -143,3 +152,36 @@ def test_missing_data_is_one_clear_line(
     assert err.startswith("error: ") and "nope not found" in err and "tokenize" in err
     assert "\n" not in err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_probe_reruns_only_when_its_inputs_change(
+    tmp_path: Path,
+    tiny: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = probe(tmp_path, tiny)
+    measured: list[int] = []
+    real_run = StepRunner.run
+
+    def counting(self: StepRunner, size: int, budget_mb: float | None) -> Candidate:
+        measured.append(size)
+        return real_run(self, size, budget_mb)
+
+    monkeypatch.setattr(StepRunner, "run", counting)
+    # Another effective batch, learning rate or seed: the same measurement, re-split.
+    again = probe(tmp_path, tiny, train={"effective_batch_size": 96, "lr": 0.5})
+    assert measured == []
+    assert "reusing the measurement" in capsys.readouterr().err
+    assert again["candidates"] == first["candidates"]
+    assert (again["batch_size"], again["accumulation_steps"]) == (48, 2)
+    # Another budget (or model shape, optimizer, sequence length, device): measured again.
+    probe(tmp_path, tiny, memory_budget=4000)
+    assert measured, "a new budget is measured"
+
+
+def test_token_task_probe(tmp_path: Path) -> None:
+    from tests.training.tiny import make_tiny_token_data
+
+    result = probe(tmp_path, make_tiny_token_data(tmp_path / "data"), max_batch_size=8)
+    assert result["max_fitting_batch_size"] == 8 and result["sequence_length"] > 4

@@ -1,4 +1,5 @@
-"""The train stage end to end on tiny data: outputs, pipeline loading, SIGKILL and resume."""
+"""The train stage end to end on tiny data: outputs, pipeline loading, SIGKILL mid-epoch and
+resume, two data-parallel processes."""
 
 from __future__ import annotations
 
@@ -30,17 +31,24 @@ REPO = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {
     "epochs_run",
     "steps",
+    "evaluations",
     "best_epoch",
+    "best_step",
     "monitor",
     "stop_reason",
     "stop_detail",
+    "pruned",
     "final",
     "best",
+    "health",
     "seconds",
+    "train_seconds",
     "examples_per_second",
-    "resumed_from_epoch",
+    "padding_efficiency",
+    "resumed_from_step",
+    "setup",
 }
-METRICS = {"train_loss", "val_loss", "val_accuracy", "val_f1_macro"}
+METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_f1_macro"}
 
 
 @pytest.fixture(autouse=True)
@@ -54,10 +62,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_data(tmp_path_factory.mktemp("train-data"), n_train=160)
 
 
-def setup_run(root: Path, epochs: int, batch: int = 8, accumulation: int = 2) -> Path:
-    """params.yaml and metrics/probe.json under ``root``; returns the params path."""
-    (root / "metrics").mkdir(parents=True, exist_ok=True)
-    (root / "metrics/probe.json").write_text(
+def setup_run(root: Path, epochs: int, batch: int = 8, accumulation: int = 2, **train: Any) -> Path:
+    """params.yaml and the probe's plan under ``root``; returns the params path."""
+    (root / "data/probe").mkdir(parents=True, exist_ok=True)
+    (root / "data/probe/plan.json").write_text(
         json.dumps(
             {
                 "device": "cpu",
@@ -77,6 +85,7 @@ def setup_run(root: Path, epochs: int, batch: int = 8, accumulation: int = 2) ->
                 "lr": 5e-3,
                 "effective_batch_size": batch * accumulation,
                 "early_stopping": {"patience": epochs},
+                **train,
             },
         },
     )
@@ -86,9 +95,9 @@ def argv(root: Path, tiny: tuple[Path, Path]) -> list[str]:
     data, tok = tiny
     return [
         "--params", str(root / "params.yaml"), "--data", str(data), "--tokenizer", str(tok),
-        "--probe", str(root / "metrics/probe.json"), "--models", str(root / "models"),
+        "--probe", str(root / "data/probe/plan.json"), "--models", str(root / "models"),
         "--checkpoints", str(root / "checkpoints"), "--metrics", str(root / "metrics/train.json"),
-        "--plots", str(root / "plots/train"),
+        "--plots", str(root / "plots/train"), "--logs", str(root / "logs/train"),
     ]  # fmt: skip
 
 
@@ -97,24 +106,27 @@ def read_tsv(path: Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def test_train_stage_end_to_end(tmp_path: Path, tiny: tuple[Path, Path]) -> None:
-    setup_run(tmp_path, epochs=3)
+def test_train_stage_end_to_end(
+    tmp_path: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_run(tmp_path, epochs=3, tensorboard=True)
     assert main(argv(tmp_path, tiny)) == 0
 
     summary = json.loads((tmp_path / "metrics/train.json").read_text())
     assert set(summary) == SUMMARY_KEYS
     assert summary["epochs_run"] == 3 and summary["steps"] == 3 * 10  # 160 rows / 16
-    assert summary["stop_reason"] == "max_epochs"
-    assert summary["resumed_from_epoch"] is None
+    assert summary["stop_reason"] == "max_epochs" and summary["pruned"] == 0
+    assert summary["resumed_from_step"] is None
     assert set(summary["final"]) == set(summary["best"]) == METRICS
     assert summary["monitor"]["metric"] == "f1_macro" and summary["monitor"]["mode"] == "max"
     assert 1 <= summary["best_epoch"] <= 3
+    assert summary["health"]["findings"] == len(summary["health"]["rules"])
 
     epochs = read_tsv(tmp_path / "plots/train/epochs.tsv")
-    assert list(epochs[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "val_f1_macro"]
+    assert list(epochs[0]) == ["epoch", "step", *sorted(METRICS, key=list(epochs[0]).index)]
     assert [int(r["epoch"]) for r in epochs] == [1, 2, 3]
     steps = read_tsv(tmp_path / "plots/train/steps.tsv")
-    assert list(steps[0]) == ["step", "loss", "lr", "grad_norm"]
+    assert list(steps[0]) == ["step", "epoch", "loss", "lr", "grad_norm"]
     assert len(steps) == 30 and float(steps[-1]["lr"]) > 0
 
     from transformers import pipeline
@@ -126,6 +138,17 @@ def test_train_stage_end_to_end(tmp_path: Path, tiny: tuple[Path, Path]) -> None
     config = json.loads((tmp_path / "models/best/config.json").read_text())
     assert config["id2label"] == {"0": "no", "1": "yes"}
     assert not [p for p in tmp_path.rglob(".*") if p.name.endswith(".tmp")], "no temp files left"
+
+    out = capsys.readouterr().out
+    log = (tmp_path / "logs/train/train.log").read_text()
+    assert log.splitlines()[0].startswith("train: sequence task") and log in out
+    # TensorBoard is optional: without the package the run says so and goes on.
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert "tensorboard package is not installed" in log
+    else:
+        assert list((tmp_path / "logs/train/tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_probe_of_another_effective_batch_is_refused(
@@ -143,15 +166,17 @@ def test_probe_of_another_effective_batch_is_refused(
     assert not (tmp_path / "models").exists()
 
 
-def test_killed_and_resumed_equals_uninterrupted(
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(
     tmp_path: Path, tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    epochs = 8  # the kill lands within milliseconds of epoch 1; the rest is the margin
+    # 10 steps per epoch, a checkpoint every 3 steps: the kill lands mid-epoch, between two
+    # checkpoints; the resumed run replays from the last one.
+    epochs = 8
     killed, reference = tmp_path / "killed", tmp_path / "reference"
-    setup_run(killed, epochs)
-    setup_run(reference, epochs)
+    setup_run(killed, epochs, checkpoint_every_steps=3)
+    setup_run(reference, epochs, checkpoint_every_steps=3)
 
-    # A real crash: SIGKILL the stage process as soon as the first checkpoint is published.
+    # A real crash: SIGKILL the stage process soon after a mid-epoch checkpoint appears.
     proc = subprocess.Popen(
         [sys.executable, "-m", "stages.train", *argv(killed, tiny)],
         cwd=REPO,
@@ -159,19 +184,21 @@ def test_killed_and_resumed_equals_uninterrupted(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    first = killed / "checkpoints/epoch-1"
+    first = killed / "checkpoints/step-6"
     deadline = time.monotonic() + 60
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
+    time.sleep(0.01)  # a few steps on: the kill falls between checkpoints
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     _, stderr = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, stderr.decode()
     assert not (killed / "metrics/train.json").exists()
-    done = sorted(int(p.name.split("-")[1]) for p in (killed / "checkpoints").glob("epoch-*"))
-    assert done and done[-1] < epochs
+    done = sorted(int(p.name.split("-")[1]) for p in (killed / "checkpoints").glob("step-*"))
+    assert done and done[-1] < epochs * 10
 
     assert main(argv(killed, tiny)) == 0
-    assert f"resuming from epoch {done[-1]}" in capsys.readouterr().out
+    assert f"resuming from step {done[-1]}," in capsys.readouterr().out
     assert main(argv(reference, tiny)) == 0
 
     for kind in ("last", "best"):
@@ -181,10 +208,49 @@ def test_killed_and_resumed_equals_uninterrupted(
         assert all(torch.equal(a[k], b[k]) for k in a), kind
     resumed = json.loads((killed / "metrics/train.json").read_text())
     fresh = json.loads((reference / "metrics/train.json").read_text())
-    assert resumed["resumed_from_epoch"] == done[-1] and fresh["resumed_from_epoch"] is None
+    assert resumed["resumed_from_step"] == done[-1] and fresh["resumed_from_step"] is None
     assert resumed["final"] == fresh["final"] and resumed["best"] == fresh["best"]
-    assert (killed / "plots/train/steps.tsv").read_text() == (
-        reference / "plots/train/steps.tsv"
-    ).read_text()
+    for name in ("steps.tsv", "epochs.tsv"):
+        assert (killed / "plots/train" / name).read_text() == (
+            reference / "plots/train" / name
+        ).read_text()
     leftovers = [p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith(".")]
     assert not leftovers, "temporary directories of the killed writer are cleaned up"
+
+
+def test_two_processes_match_one(tmp_path: Path, tiny: tuple[Path, Path]) -> None:
+    # Data-parallel on the CPU (gloo): the same steps as one process, up to float rounding.
+    # Dropout off: with it, each split of a batch draws other masks.
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root, processes in ((one, 1), (two, 2)):
+        params = setup_run(root, epochs=2, processes=processes)
+        params.write_text(
+            params.read_text().replace("hidden_size: 32", "hidden_size: 32\n  dropout: 0.0")
+        )
+    assert main(argv(one, tiny)) == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.train", *argv(two, tiny)],
+        cwd=REPO,
+        env={**os.environ, **ONE_THREAD_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "starting 2 processes" in proc.stdout
+
+    a = load_file(str(one / "models/last/model.safetensors"))
+    b = load_file(str(two / "models/last/model.safetensors"))
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+    s1 = json.loads((one / "metrics/train.json").read_text())
+    s2 = json.loads((two / "metrics/train.json").read_text())
+    assert s2["setup"]["processes"] == 2 and s1["setup"]["processes"] == 1
+    assert s2["steps"] == s1["steps"] == 20
+    assert s2["padding_efficiency"] == pytest.approx(s1["padding_efficiency"], rel=0.2)
+    steps1 = read_tsv(one / "plots/train/steps.tsv")
+    steps2 = read_tsv(two / "plots/train/steps.tsv")
+    for r1, r2 in zip(steps1, steps2, strict=True):
+        assert float(r2["loss"]) == pytest.approx(float(r1["loss"]), rel=1e-4)
+    # Rank 0 alone writes: one log, one set of outputs, no stray files of rank 1.
+    assert (two / "logs/train/train.log").read_text().count("train: sequence task") == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.tiny import make_tiny_data, one_torch_thread
+from tests.training.tiny import make_tiny_data, make_tiny_token_data, one_torch_thread
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +20,9 @@ def _one_torch_thread() -> Iterator[None]:
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """``(data/tokenized, tokenizer)`` of 96/32/32 tiny anagram pairs."""
     return make_tiny_data(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_token_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(data/tokenized, tokenizer)`` of 64/24/24 tiny BIO-tagged sentences."""
+    return make_tiny_token_data(tmp_path_factory.mktemp("tiny-token"))

@@ -89,3 +89,23 @@ def test_unreadable_checkpoint_is_reported_and_removed(tmp_path: Path) -> None:
     assert ckpts.find_resumable() is None
     assert not (root / "epoch-1").exists()
     assert "has no readable meta.json" in lines[0] and "starting fresh" in lines[0]
+
+
+def test_per_epoch_checkpoints_of_older_versions_are_stale(tmp_path: Path) -> None:
+    root = tmp_path / "checkpoints"
+    (root / "epoch-2").mkdir(parents=True)
+    (root / "epoch-2" / "meta.json").write_text('{"hash": "0123", "sections": {}}')
+    lines: list[str] = []
+    ckpts = CheckpointDir(root, run_sections(tiny_params(), PLAN, "d"), log=lines.append)
+    assert ckpts.find_resumable() is None
+    assert not (root / "epoch-2").exists()
+    assert "not resuming from it" in lines[0]
+
+
+def test_runtime_is_part_of_the_identity_and_bookkeeping_is_not() -> None:
+    base = run_sections(tiny_params(), PLAN, "d", {"processes": 1, "threads": 1})
+    two = run_sections(tiny_params(), PLAN, "d", {"processes": 2, "threads": 1})
+    assert differing_sections(base, two) == ["runtime"]
+    kept = run_sections(tiny_params(keep_checkpoints=5, tensorboard=True), PLAN, "d",
+                        {"processes": 1, "threads": 1})  # fmt: skip
+    assert sections_hash(kept) == sections_hash(base)

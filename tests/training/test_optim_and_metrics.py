@@ -85,3 +85,102 @@ def test_dynamic_padding_pads_to_the_longest_in_the_batch(tiny_data: tuple[Path,
         assert batch["input_ids"][row, :n].tolist() == raw[row]["input_ids"]
         assert (batch["input_ids"][row, n:] == pad).all()
     assert batch["token_type_ids"][0, : lengths[0]].tolist() == raw[0]["token_type_ids"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (["B-PER", "I-PER", "O", "B-LOC"], {("PER", 0, 1), ("LOC", 3, 3)}),
+        (["I-PER", "I-PER", "O"], {("PER", 0, 1)}),  # lenient: I- after O starts one
+        (["B-PER", "B-PER"], {("PER", 0, 0), ("PER", 1, 1)}),
+        (["B-PER", "I-LOC", "I-LOC"], {("PER", 0, 0), ("LOC", 1, 2)}),
+        (["O", "O"], set()),
+        (["B-ORG"], {("ORG", 0, 0)}),
+    ],
+)
+def test_entities_read_like_conlleval(tags: list[str], expected: set[tuple[str, int, int]]) -> None:
+    from nlpflow.training.metrics import entities
+
+    assert entities(tags) == expected
+
+
+def test_entity_f1_matches_seqeval_default_mode() -> None:
+    from nlpflow.training.metrics import entity_f1, is_bio
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    true = [[1, 2, 0, 3], [0, 3, 4, 0], [1, 0, 0, 0]]
+    pred = [[1, 2, 0, 0], [0, 3, 0, 0], [2, 0, 0, 3]]
+    # true: PER(0-1), LOC(3), LOC(1-2), PER(0) = 4; pred: PER(0-1), LOC(1), PER(0), LOC(3) = 4;
+    # correct: PER(0-1) in row 0 and PER(0) in row 2 = 2 -> F1 = 2 * 2 / 8.
+    assert entity_f1(true, pred, names) == pytest.approx(0.5)
+    assert is_bio(names) and not is_bio(["no", "yes"])
+
+
+def test_token_task_info_and_alignment(tiny_token_data: tuple[Path, Path]) -> None:
+    from nlpflow.training.data import data_info
+
+    data_dir, tok_dir = tiny_token_data
+    data = load_tokenized(data_dir)
+    info = data_info(data, data_dir)
+    assert info.task == "token" and info.label_names == ["O", "B-PER", "I-PER", "B-LOC"]
+    split = PaddedSplit.from_dataset(data["validation"], load_tokenizer(tok_dir).pad_token_id)
+    assert split.token_task and split.labels.shape == split.input_ids.shape
+    row = data["validation"][0]
+    assert split.labels[0, : row["length"]].tolist() == row["labels"]
+    assert (split.labels[0, row["length"] :] == -100).all()
+    assert split.targets(torch.tensor([0])).tolist() == [t for t in row["labels"] if t != -100]
+
+
+def test_token_task_without_label_names_is_one_clear_error(
+    tiny_token_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from nlpflow.errors import UserError
+    from nlpflow.training.data import data_info
+
+    copy = tmp_path / "tokenized"
+    shutil.copytree(tiny_token_data[0], copy)
+    (copy / "meta.json").write_text('{"task": "token"}')
+    with pytest.raises(UserError, match="lacks the 'label_names'"):
+        data_info(load_tokenized(copy), copy)
+
+
+def test_sgd_with_momentum_uses_the_same_groups(tiny_data: tuple[Path, Path]) -> None:
+    _, tok = tiny_data
+    model = build_model(tiny_params().model, load_tokenizer(tok), LABELS, 16)
+    opt = build_optimizer(model, lr=0.1, weight_decay=0.01, kind="sgd", momentum=0.8)
+    assert isinstance(opt, torch.optim.SGD)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+    assert opt.param_groups[0]["momentum"] == 0.8
+
+
+def test_pretrained_dropout_and_token_head(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    from nlpflow.params import ModelParams
+    from tests.training.tiny import make_tiny_data
+
+    _, tok_dir = make_tiny_data(tmp_path / "d", n_train=8, n_val=4, n_test=4)
+    tokenizer = load_tokenizer(tok_dir)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(tmp_path / "pretrained")
+    params = ModelParams(
+        name_or_path=str(tmp_path / "pretrained"), dropout=0.3, freeze_embeddings=True
+    )
+    model = build_model(params, tokenizer, ["O", "B-X"], 16, task="token")
+    assert type(model).__name__ == "BertForTokenClassification"
+    assert model.config.hidden_dropout_prob == 0.3 == model.config.attention_probs_dropout_prob
+    assert model.config.id2label == {0: "O", 1: "B-X"}
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith("bert.embeddings.") for n in frozen)
+    kept = build_model(
+        ModelParams(name_or_path=str(tmp_path / "pretrained"), dropout=None),
+        tokenizer,
+        ["a", "b"],
+        16,
+    )
+    assert kept.config.hidden_dropout_prob == 0.1  # the pretrained config's own

@@ -43,14 +43,25 @@ def test_exact_sequence_when_everything_above_40_runs_out_of_memory() -> None:
     assert len(tried) <= 2 * math.log2(256) + 2
 
 
-@pytest.mark.parametrize("cap", [1, 2, 7, 100, 256])
-@pytest.mark.parametrize("limit", [0, 1, 3, 5, 33, 64, 99, 100, 255, 256, 1000])
-def test_search_finds_the_limit_within_the_bound(cap: int, limit: int) -> None:
+def test_search_finds_the_limit_within_the_bound_for_every_cap_and_limit() -> None:
+    # Exhaustive over small caps: the bound, 2 * log2(cap) + 2 candidates, exactly.
+    for cap in range(1, 300):
+        for limit in range(0, cap + 2):
+            best, tried = search_batch_size(
+                lambda n, limit=limit: n <= limit, max_batch_size=cap, max_candidates=100
+            )
+            assert best == min(limit, cap)
+            assert len(tried) <= 2 * math.log2(cap) + 2, (cap, limit, tried)
+            assert len(tried) == len(set(tried)), "no size is tried twice"
+            assert max(tried) <= cap
+
+
+@pytest.mark.parametrize("cap", [512, 1000, 4096])
+@pytest.mark.parametrize("limit", [0, 1, 3, 33, 255, 257, 511, 999, 5000])
+def test_search_bound_for_large_caps(cap: int, limit: int) -> None:
     best, tried = search_batch_size(lambda n: n <= limit, max_batch_size=cap, max_candidates=100)
     assert best == min(limit, cap)
-    assert len(tried) <= 2 * math.ceil(math.log2(cap)) + 2
-    assert len(tried) == len(set(tried)), "no size is tried twice"
-    assert max(tried) <= cap
+    assert len(tried) <= 2 * math.log2(cap) + 2
 
 
 def test_cap_that_is_no_power_of_two_is_tried_itself() -> None:

@@ -88,6 +88,84 @@ def make_tiny_data(
     return data_dir, tok_dir
 
 
+TAGS = ["O", "B-PER", "I-PER", "B-LOC"]
+FIRST = ["ada", "alan", "grace", "ken"]
+LAST = ["lovelace", "turing", "hopper"]
+PLACES = ["paris", "lagos", "tokyo"]
+FILLER = ["the", "met", "in", "and", "went", "to", "saw", "today"]
+
+
+def make_sentences(n: int, seed: int) -> list[tuple[list[str], list[int]]]:
+    """``n`` sentences with a person (1-2 words) and sometimes a place, tagged in BIO."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        words: list[str] = []
+        tags: list[int] = []
+        for part in rng.sample(["per", "loc", "fill", "fill"], 4):
+            if part == "per":
+                words.append(rng.choice(FIRST))
+                tags.append(1)
+                if rng.random() < 0.5:
+                    words.append(rng.choice(LAST))
+                    tags.append(2)
+            elif part == "loc":
+                words.append(rng.choice(PLACES))
+                tags.append(3)
+            else:
+                words.append(rng.choice(FILLER))
+                tags.append(0)
+        rows.append((words, tags))
+    return rows
+
+
+def make_tiny_token_data(
+    root: Path, n_train: int = 64, n_val: int = 24, n_test: int = 24, seed: int = 0
+) -> tuple[Path, Path]:
+    """A token-classification ``root/tokenized`` (labels aligned to sub-tokens, -100 on
+    special tokens and continuation pieces, meta.json with the tag names) and its tokenizer."""
+    import datasets
+    from datasets import Dataset, DatasetDict, Features, Sequence, Value
+
+    from nlpflow.io import write_json
+    from nlpflow.modeling.tokenizers import train_tokenizer
+
+    splits = {
+        name: make_sentences(n, seed + i)
+        for i, (name, n) in enumerate([("train", n_train), ("validation", n_val), ("test", n_test)])
+    }
+    texts = [" ".join(words) for words, _ in splits["train"]]
+    tokenizer = train_tokenizer(texts, kind="wordpiece", vocab_size=48, model_max_length=64)
+    features = Features(
+        {
+            "input_ids": Sequence(Value("int32")),
+            "token_type_ids": Sequence(Value("int8")),
+            "labels": Sequence(Value("int32")),
+            "length": Value("int32"),
+        }
+    )
+    out: dict[str, Dataset] = {}
+    for name, rows in splits.items():
+        columns: dict[str, list[Any]] = {k: [] for k in features}
+        for words, tags in rows:
+            enc = tokenizer(words, is_split_into_words=True)
+            labels, previous = [], None
+            for word in enc.word_ids():
+                labels.append(-100 if word is None or word == previous else tags[word])
+                previous = word
+            columns["input_ids"].append(enc["input_ids"])
+            columns["token_type_ids"].append(enc["token_type_ids"])
+            columns["labels"].append(labels)
+            columns["length"].append(len(enc["input_ids"]))
+        out[name] = Dataset.from_dict(columns, features=features)
+    data_dir, tok_dir = root / "tokenized", root / "tokenizer"
+    datasets.disable_progress_bars()
+    DatasetDict(out).save_to_disk(str(data_dir))
+    write_json(data_dir / "meta.json", {"task": "token", "label_names": TAGS, "max_length": 64})
+    tokenizer.save_pretrained(str(tok_dir))
+    return data_dir, tok_dir
+
+
 def tiny_params(**train: Any) -> Params:
     """Params for a 1-layer, hidden-16 model; keyword arguments override ``train``."""
     train_section = {

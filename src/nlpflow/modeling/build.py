@@ -1,8 +1,14 @@
-"""Model construction: a small BERT from a config, or a pretrained encoder with a fresh head."""
+"""Model construction: a small BERT from a config, or a pretrained encoder with a fresh head.
+
+The head follows the task: ``sequence`` (one label per example, binary or multi-class) or
+``token`` (one label per sub-token, ``-100`` where ignored). Either way the config carries
+``id2label``/``label2id``, so ``transformers.pipeline`` shows label names.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Literal
 
 from nlpflow.errors import UserError
 from nlpflow.params import ModelParams
@@ -10,35 +16,58 @@ from nlpflow.params import ModelParams
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+Task = Literal["sequence", "token"]
+
+# Config attributes that hold dropout probabilities, across the common encoder families
+# (BERT/RoBERTa/ELECTRA: hidden_dropout_prob...; DistilBERT: dropout, attention_dropout...).
+DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "attention_dropout",
+    "seq_classif_dropout",
+    "hidden_dropout",
+    "classifier_dropout",
+)
+
 
 def build_model(
     params: ModelParams,
     tokenizer: PreTrainedTokenizerBase,
     label_names: list[str],
     max_length: int,
+    task: Task = "sequence",
 ) -> PreTrainedModel:
-    """A sequence-classification model whose config carries ``id2label``/``label2id``.
+    """A classification model for ``task`` whose config carries ``id2label``/``label2id``.
 
     With ``params.name_or_path`` empty the model is a small BERT built from ``params`` and
     sized to ``tokenizer``; otherwise the pretrained encoder is loaded and its head is new.
+    ``params.dropout`` (when not None) sets every dropout probability of the config;
+    ``params.freeze_embeddings`` turns off gradients of the embedding layer.
     """
     from transformers import (
+        AutoConfig,
         AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
         BertConfig,
         BertForSequenceClassification,
+        BertForTokenClassification,
     )
 
+    if task not in ("sequence", "token"):
+        raise UserError(f"unknown task '{task}' in the data's meta.json; use sequence or token")
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in enumerate(label_names)}
     if not params.name_or_path:
+        dropout = 0.1 if params.dropout is None else params.dropout
         config = BertConfig(  # type: ignore[call-arg]
             vocab_size=len(tokenizer),
             hidden_size=params.hidden_size,
             num_hidden_layers=params.num_layers,
             num_attention_heads=params.num_heads,
             intermediate_size=params.intermediate_size,
-            hidden_dropout_prob=params.dropout,
-            attention_probs_dropout_prob=params.dropout,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
             max_position_embeddings=max(max_length, 8),
             type_vocab_size=2,
             pad_token_id=tokenizer.pad_token_id,
@@ -46,23 +75,62 @@ def build_model(
             id2label=id2label,
             label2id=label2id,
         )
-        return BertForSequenceClassification(config)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            params.name_or_path,
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id=label2id,
-            # A pretrained head for other labels (or none) is replaced by a fresh one.
-            ignore_mismatched_sizes=True,
-            trust_remote_code=params.trust_remote_code,
+        built = BertForTokenClassification if task == "token" else BertForSequenceClassification
+        model: PreTrainedModel = built(config)
+    else:
+        auto = (
+            AutoModelForTokenClassification
+            if task == "token"
+            else AutoModelForSequenceClassification
         )
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"cannot load model.name_or_path '{params.name_or_path}': "
-            f"{str(err).splitlines()[0]} (offline, only local directories work)"
-        ) from None
+        try:
+            config = AutoConfig.from_pretrained(
+                params.name_or_path,
+                num_labels=len(label_names),
+                id2label=id2label,
+                label2id=label2id,
+                trust_remote_code=params.trust_remote_code,
+            )
+            if params.dropout is not None:
+                # Only probabilities the config sets (classifier_dropout None means
+                # "as the hidden dropout" in BERT and stays so).
+                for name in DROPOUT_ATTRIBUTES:
+                    if isinstance(getattr(config, name, None), float):
+                        setattr(config, name, params.dropout)
+            model = auto.from_pretrained(
+                params.name_or_path,
+                config=config,
+                # A pretrained head for other labels (or none) is replaced by a fresh one.
+                ignore_mismatched_sizes=True,
+                trust_remote_code=params.trust_remote_code,
+            )
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f"cannot load model.name_or_path '{params.name_or_path}': "
+                f"{str(err).splitlines()[0]} (offline, only local directories work)"
+            ) from None
+    if params.freeze_embeddings:
+        freeze_embeddings(model)
     return model
+
+
+def freeze_embeddings(model: PreTrainedModel) -> int:
+    """Turn off gradients of the embedding layer (token, position, segment embeddings and
+    their LayerNorm when the model groups them, as BERT does); returns the parameters frozen."""
+    base = getattr(model, "base_model", model)
+    module = getattr(base, "embeddings", None)
+    if module is None:
+        module = model.get_input_embeddings()
+    frozen = 0
+    for param in module.parameters():
+        param.requires_grad_(False)
+        frozen += param.numel()
+    return frozen
+
+
+def without_regularisation(params: ModelParams) -> ModelParams:
+    """``params`` with dropout off (the overfit-batches check)."""
+    return dataclasses.replace(params, dropout=0.0)
 
 
 def model_max_positions(model: PreTrainedModel) -> int:

@@ -1,13 +1,18 @@
-"""Checkpoints: written atomically at each epoch end, resumed only when made by the same run.
+"""Checkpoints: written atomically every N steps and at each epoch end, resumed only when
+made by the same run.
 
 Layout under ``checkpoints/``::
 
-    epoch-N/        model.safetensors, state.pt (optimizer, scheduler, RNG, loop state), meta.json
-    best/           model.safetensors, meta.json (the best epoch so far)
+    step-N/   model.safetensors, state.pt (optimizer, scheduler, RNG states of every process,
+              data-order position, history, early-stopping state), meta.json (step, epoch,
+              the params that made it)
+    best/     model.safetensors, meta.json (the best evaluation so far)
 
 A checkpoint carries a hash of everything that shapes the run (seed, model, train, the
-probe's batch split, the tokenized train data). A checkpoint with another hash is never
-resumed: the sections that differ are printed and the stale checkpoints removed.
+probe's batch split, the tokenized train data, the number of processes and CPU threads). A
+checkpoint with another hash is never resumed: the keys that differ are printed and the stale
+checkpoints removed. ``state.pt`` holds only tensors and plain values: it loads with
+``torch.load(..., weights_only=True)``, so a checkpoint can run no code.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ if TYPE_CHECKING:
     from nlpflow.params import Params
     from nlpflow.training.probe import BatchPlan
 
-EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+STEP_DIR = re.compile(r"^step-(\d+)$")
+LEGACY_DIR = re.compile(r"^epoch-(\d+)$")  # per-epoch checkpoints of nlpflow before 0.2
 BEST = "best"
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -41,15 +47,39 @@ META = "meta.json"
 # --------------------------------------------------------------------------- run identity
 
 
-def run_sections(params: Params, plan: BatchPlan, data_fingerprint: str) -> dict[str, Any]:
-    """Everything that changes the result of a run, by params section."""
-    return {
+# Train params that change how a run is recorded, not what it computes: a checkpoint made
+# with other values of these resumes.
+BOOKKEEPING_KEYS = (
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "tensorboard",
+    "processes",
+    "threads",
+)
+
+
+def run_sections(
+    params: Params,
+    plan: BatchPlan,
+    data_fingerprint: str,
+    runtime: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything that changes the result of a run, by params section.
+
+    ``runtime``: the processes and CPU threads the run computes with (float rounding
+    depends on both); ``train.processes`` and ``train.threads`` themselves are left out.
+    """
+    train = {k: v for k, v in as_dict(params.train).items() if k not in BOOKKEEPING_KEYS}
+    sections: dict[str, Any] = {
         "seed": params.seed,
         "model": as_dict(params.model),
-        "train": as_dict(params.train),
+        "train": train,
         "probe": {"batch_size": plan.batch_size, "accumulation_steps": plan.accumulation_steps},
         "data": {"train_fingerprint": data_fingerprint},
     }
+    if runtime is not None:
+        sections["runtime"] = runtime
+    return sections
 
 
 def sections_hash(sections: dict[str, Any]) -> str:
@@ -145,13 +175,13 @@ class CheckpointDir:
         self.log = log
         self.keep = keep
 
-    def _epoch_dirs(self) -> list[tuple[int, Path]]:
-        """``(epoch, path)`` of every epoch checkpoint, oldest first."""
+    def _step_dirs(self) -> list[tuple[int, Path]]:
+        """``(step, path)`` of every step checkpoint, oldest first."""
         if not self.root.is_dir():
             return []
         found = []
         for path in self.root.iterdir():
-            match = EPOCH_DIR.match(path.name)
+            match = STEP_DIR.match(path.name)
             if match and path.is_dir():
                 found.append((int(match.group(1)), path))
         return sorted(found)
@@ -164,7 +194,7 @@ class CheckpointDir:
         return meta if isinstance(meta, dict) and "hash" in meta else None
 
     def remove_leftovers(self) -> None:
-        """Temporary directories of a writer that was killed (``.epoch-3.xyz.tmp``)."""
+        """Temporary directories of a writer that was killed (``.step-3.xyz.tmp``)."""
         if not self.root.is_dir():
             return
         for path in self.root.iterdir():
@@ -172,9 +202,16 @@ class CheckpointDir:
                 shutil.rmtree(path, ignore_errors=True)
 
     def find_resumable(self) -> Path | None:
-        """The newest checkpoint of this run; stale ones (other params) are reported, removed."""
+        """The newest checkpoint of this run; stale ones (other params) are reported, removed.
+
+        Files that are not checkpoints (the user's own) are left alone.
+        """
         self.remove_leftovers()
-        candidates = self._epoch_dirs()
+        candidates = self._step_dirs()
+        if self.root.is_dir():
+            candidates[:0] = [
+                (-1, p) for p in sorted(self.root.iterdir()) if LEGACY_DIR.match(p.name)
+            ]
         best = self.root / BEST
         if best.is_dir():
             candidates.append((-1, best))
@@ -188,7 +225,7 @@ class CheckpointDir:
             else:
                 stale.append((path, meta))
         if stale:
-            # Report the newest stale epoch checkpoint (``best`` only when it is the only one).
+            # Report the newest stale step checkpoint (``best`` only when it is the only one).
             path, meta = ([s for s in stale if s[0].name != BEST] or stale)[-1]
             if meta is None:
                 why = "has no readable meta.json"
@@ -207,29 +244,29 @@ class CheckpointDir:
                 shutil.rmtree(path)
         return resumable
 
-    def save(self, epoch: int, model: torch.nn.Module, state: dict[str, Any]) -> Path:
-        """Write ``epoch-N`` atomically, then drop all but the newest ``keep``."""
+    def save(self, step: int, model: torch.nn.Module, state: dict[str, Any], **meta: Any) -> Path:
+        """Write ``step-N`` atomically, then drop all but the newest ``keep``."""
         import torch
         from safetensors.torch import save_model
 
-        target = self.root / f"epoch-{epoch}"
+        target = self.root / f"step-{step}"
         with atomic_dir(target) as tmp:
             save_model(model, str(tmp / WEIGHTS))
             torch.save(state, tmp / STATE)
-            self._write_meta(tmp, epoch)
-        for _, old in self._epoch_dirs()[: -self.keep]:
+            self._write_meta(tmp, step=step, **meta)
+        for _, old in self._step_dirs()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
         return target
 
-    def save_best(self, epoch: int, model: torch.nn.Module, metric: dict[str, Any]) -> None:
+    def save_best(self, model: torch.nn.Module, **meta: Any) -> None:
         from safetensors.torch import save_model
 
         with atomic_dir(self.root / BEST) as tmp:
             save_model(model, str(tmp / WEIGHTS))
-            self._write_meta(tmp, epoch, metric=metric)
+            self._write_meta(tmp, **meta)
 
-    def _write_meta(self, directory: Path, epoch: int, **extra: Any) -> None:
-        meta = {"epoch": epoch, "hash": self.hash, "sections": self.sections, **extra}
+    def _write_meta(self, directory: Path, **fields: Any) -> None:
+        meta = {**fields, "hash": self.hash, "sections": self.sections}
         (directory / META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     def load(self, path: Path, model: torch.nn.Module, device: torch.device) -> dict[str, Any]:
@@ -239,7 +276,7 @@ class CheckpointDir:
 
         try:
             load_model(model, str(path / WEIGHTS), device=str(device))
-            state: dict[str, Any] = torch.load(path / STATE, map_location=device, weights_only=True)
+            state: dict[str, Any] = torch.load(path / STATE, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError) as err:
             raise UserError(
                 f"checkpoint {path} cannot be loaded ({str(err).splitlines()[0]}); "
@@ -247,13 +284,17 @@ class CheckpointDir:
             ) from None
         return state
 
-    def load_best(self, model: torch.nn.Module, device: torch.device) -> int | None:
-        """Load the best weights into ``model``; the best epoch, or None when there is none."""
-        from safetensors.torch import load_model
-
+    def best_meta(self) -> dict[str, Any] | None:
         best = self.root / BEST
         meta = self._meta(best) if best.is_dir() else None
-        if meta is None or meta["hash"] != self.hash:
+        return meta if meta is not None and meta["hash"] == self.hash else None
+
+    def load_best(self, model: torch.nn.Module, device: torch.device) -> dict[str, Any] | None:
+        """Load the best weights into ``model``; their meta, or None when there are none."""
+        from safetensors.torch import load_model
+
+        meta = self.best_meta()
+        if meta is None:
             return None
-        load_model(model, str(best / WEIGHTS), device=str(device))
-        return int(meta["epoch"])
+        load_model(model, str(self.root / BEST / WEIGHTS), device=str(device))
+        return meta

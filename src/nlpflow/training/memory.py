@@ -137,6 +137,18 @@ def available_memory_mb() -> float:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) / _MB
 
 
+def total_memory_mb() -> float:
+    """Physical memory of the machine (MemTotal), in MB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) / _MB
+
+
 def memory_budget_mb(memory_budget: float) -> float:
     """``probe.memory_budget``: MB when > 1, else a fraction of the memory available now."""
     if memory_budget > 1:

@@ -2,12 +2,20 @@
 
 The search (:func:`search_batch_size`) is a pure function of a ``try_batch(size) -> bool``
 callable, so tests can fake out-of-memory and check the exact sizes tried. The rest builds
-the real model and runs one full training step (forward, backward, AdamW step) per
-candidate on a worst-case batch: ``size`` copies of the longest sequence in the data.
+the real model and runs one full training step (forward, the training loss, backward, the
+configured optimizer's step, in the configured precision) per candidate on a worst-case
+batch: ``size`` copies of the longest sequence in the data. On CUDA a candidate fits unless
+it runs out of memory; on the CPU its measured peak must stay within ``probe.memory_budget``.
+
+The measurements are kept (``data/probe/measurements.json``) with the inputs they depend on:
+the model's shape, the sequence length, the device, the budget, the search's cap and
+candidate count, the optimizer and precision. A rerun with the same inputs (new data of the
+same longest length, say) reuses them instead of measuring again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -16,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
-from nlpflow.io import read_json
+from nlpflow.io import atomic_file, read_json, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -103,10 +111,13 @@ class ProbeResult:
     effective_batch_size: int
     budget_mb: float | None
     candidates: list[Candidate] = field(default_factory=list)
+    device_name: str = ""
+    reused: bool = False  # taken from the kept measurement of the same inputs
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``metrics/probe.json``."""
         out = asdict(self)
+        out.pop("reused")
         for cand in out["candidates"]:
             for key in ("peak_memory_mb", "examples_per_second"):
                 if cand[key] is not None:
@@ -119,7 +130,11 @@ class ProbeResult:
     def plan(self) -> BatchPlan:
         """What the train stage needs, without the timings."""
         return BatchPlan(
-            self.device, self.batch_size, self.accumulation_steps, self.max_fitting_batch_size
+            self.device,
+            self.batch_size,
+            self.accumulation_steps,
+            self.max_fitting_batch_size,
+            self.device_name,
         )
 
     def plot_rows(self) -> list[dict[str, Any]]:
@@ -142,6 +157,9 @@ class StepRunner:
         num_labels: int,
         with_token_type_ids: bool,
         seed: int,
+        token_task: bool = False,
+        make_optimizer: Callable[[], torch.optim.Optimizer] | None = None,
+        precision: torch.dtype | None = None,
     ) -> None:
         import torch
 
@@ -153,25 +171,29 @@ class StepRunner:
         self.row = torch.randint(0, vocab, (1, sequence_length), generator=gen)
         self.num_labels = num_labels
         self.with_token_type_ids = with_token_type_ids
+        self.token_task = token_task
+        self.make_optimizer = make_optimizer or (
+            lambda: torch.optim.AdamW(self.model.parameters(), lr=1e-6)
+        )
+        self.precision = precision
 
     def _batch(self, size: int) -> dict[str, torch.Tensor]:
         import torch
 
         ids = self.row.expand(size, -1).contiguous()
-        batch = {
-            "input_ids": ids,
-            "attention_mask": torch.ones_like(ids),
-            "labels": torch.arange(size) % self.num_labels,
-        }
+        if self.token_task:
+            labels = torch.arange(ids.numel()).reshape(ids.shape) % self.num_labels
+        else:
+            labels = torch.arange(size) % self.num_labels
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
         if self.with_token_type_ids:
             batch["token_type_ids"] = torch.zeros_like(ids)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def run(self, size: int, budget_mb: float | None) -> Candidate:
         """One measured step (fresh optimizer, so its state counts), then timed steps."""
-        import torch
-
         from nlpflow.training.device import autocast
+        from nlpflow.training.loss import Criterion
         from nlpflow.training.memory import measure_peak, release_memory
 
         # What the previous candidate left behind must not count against this one. On the
@@ -179,11 +201,14 @@ class StepRunner:
         release_memory(self.device, collect=self.device.type == "cuda")
         self.model.train()
         batch = self._batch(size)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-6)
+        labels = batch.pop("labels")
+        optimizer = self.make_optimizer()
+        criterion = Criterion()
 
         def step() -> None:
-            with autocast(self.device):
-                loss = self.model(**batch).loss
+            with autocast(self.device, self.precision):
+                logits = self.model(**batch).logits
+            loss = criterion.sum(logits, labels) / size
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -240,38 +265,163 @@ def catch_oom(
 
 # --------------------------------------------------------------------------- the stage
 
+CACHE_VERSION = 1
+PROBE_SEED = 0
+PROBE_DROPOUT = 0.1
+
+
+def probe_inputs(
+    params: Params,
+    device: torch.device,
+    sequence_length: int,
+    vocab_size: int,
+    num_labels: int,
+    task: str,
+    with_token_type_ids: bool,
+) -> dict[str, Any]:
+    """Everything a measurement depends on (and nothing else: not the seed, lr, dropout)."""
+    import torch
+
+    from nlpflow.params import as_dict
+    from nlpflow.training.device import device_name
+    from nlpflow.training.memory import total_memory_mb
+
+    model = {k: v for k, v in as_dict(params.model).items() if k != "dropout"}
+    return {
+        "version": CACHE_VERSION,
+        "model": model,
+        "vocab_size": vocab_size,
+        "num_labels": num_labels,
+        "task": task,
+        "token_type_ids": with_token_type_ids,
+        "sequence_length": sequence_length,
+        "device": device.type,
+        "device_name": device_name(device),
+        "memory_mb": None if device.type == "cuda" else round(total_memory_mb()),
+        "memory_budget": params.probe.memory_budget if device.type == "cpu" else None,
+        "max_batch_size": params.probe.max_batch_size,
+        "max_candidates": params.probe.max_candidates,
+        "optimizer": params.train.optimizer,
+        "momentum": params.train.momentum if params.train.optimizer == "sgd" else None,
+        "precision": params.train.precision,
+        "threads": params.train.threads,
+        "torch": torch.__version__,
+    }
+
+
+def cached_result(
+    path: Path | None, inputs: dict[str, Any], effective: int, log: Callable[[str], None]
+) -> ProbeResult | None:
+    """The kept measurement of these exact inputs, re-split for ``effective``; else None."""
+    if path is None or not path.exists():
+        return None
+    try:
+        kept = read_json(path)
+        if kept.get("inputs") != inputs:
+            return None
+        raw = kept["result"]
+        candidates = [Candidate(**c) for c in raw["candidates"]]
+        max_fit = int(raw["max_fitting_batch_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if max_fit < 1:
+        return None
+    batch, accumulation = choose_batch_size(effective, max_fit)
+    log(
+        f"probe: reusing the measurement in {path} (same model shape, sequence length "
+        f"{inputs['sequence_length']}, device, budget); delete it to measure again"
+    )
+    return ProbeResult(
+        device=str(raw["device"]),
+        sequence_length=int(raw["sequence_length"]),
+        max_fitting_batch_size=max_fit,
+        batch_size=batch,
+        accumulation_steps=accumulation,
+        effective_batch_size=effective,
+        budget_mb=raw.get("budget_mb"),
+        candidates=candidates,
+        device_name=str(raw.get("device_name", "")),
+        reused=True,
+    )
+
 
 def run_probe(
-    params: Params, data_dir: str | Path, tokenizer_dir: str | Path, log: Callable[[str], None]
+    params: Params,
+    data_dir: str | Path,
+    tokenizer_dir: str | Path,
+    log: Callable[[str], None],
+    cache: str | Path | None = None,
 ) -> ProbeResult:
-    """Probe the batch size for ``params.model`` on this device (reads seed, model, probe and
-    ``train.effective_batch_size`` only)."""
-    from nlpflow.modeling.build import build_model
-    from nlpflow.modeling.tokenizers import load_tokenizer
-    from nlpflow.seeding import seed_everything
-    from nlpflow.training.data import label_names, load_tokenized, max_sequence_length
-    from nlpflow.training.device import resolve_device
-    from nlpflow.training.memory import memory_budget_mb, release_memory
+    """Probe the batch size for ``params.model`` on this device (reads the model section but
+    its dropout, the probe section, and train's effective_batch_size, optimizer, momentum and
+    precision; and train.threads, so that the speeds are those of training).
 
-    probe = params.probe
-    device = resolve_device(probe.device)
+    ``cache``: where the measurement is kept; reused when the inputs are the same.
+    """
+    from nlpflow.modeling.tokenizers import load_tokenizer
+    from nlpflow.training.data import data_info, load_tokenized, max_sequence_length
+    from nlpflow.training.device import resolve_device, torch_threads
+
+    device = resolve_device(params.probe.device)
     data = load_tokenized(data_dir)
-    labels = label_names(data)
+    info = data_info(data, data_dir)
     seq_len = max_sequence_length(data)
     if seq_len < 1:
         raise UserError(f"{data_dir} holds no sequences to probe with")
     tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
+    with_types = "token_type_ids" in data["train"].column_names
+    effective = params.train.effective_batch_size
+    inputs = probe_inputs(
+        params, device, seq_len, len(tokenizer), info.num_labels, info.task, with_types
+    )
+    cache_path = Path(cache) if cache else None
+    reused = cached_result(cache_path, inputs, effective, log)
+    if reused is not None:
+        return reused
+    with torch_threads(params.train.threads):  # speeds measured as training will run
+        return _measure(params, data_dir, tokenizer, info, seq_len, with_types, device, log,
+                        inputs, cache_path)  # fmt: skip
 
-    seed_everything(params.seed)
-    model = build_model(params.model, tokenizer, labels, seq_len)
+
+def _measure(
+    params: Params,
+    data_dir: str | Path,
+    tokenizer: Any,
+    info: Any,
+    seq_len: int,
+    with_types: bool,
+    device: torch.device,
+    log: Callable[[str], None],
+    inputs: dict[str, Any],
+    cache_path: Path | None,
+) -> ProbeResult:
+    from nlpflow.modeling.build import build_model
+    from nlpflow.seeding import seed_everything
+    from nlpflow.training.device import device_name, resolve_precision
+    from nlpflow.training.memory import memory_budget_mb, release_memory
+    from nlpflow.training.optim import build_optimizer
+
+    probe = params.probe
+    effective = params.train.effective_batch_size
+
+    # Neither the seed nor the dropout rate changes what a step holds in memory (any rate
+    # above 0 keeps its masks for the backward pass): fixed values, so neither is an input.
+    seed_everything(PROBE_SEED)
+    shape = dataclasses.replace(params.model, dropout=PROBE_DROPOUT)
+    model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+    precision, _ = resolve_precision(params.train.precision, device)
+    tp = params.train
     runner = StepRunner(
         model,
         device,
         seq_len,
-        len(labels),
-        with_token_type_ids="token_type_ids" in data["train"].column_names,
-        seed=params.seed,
+        info.num_labels,
+        with_token_type_ids=with_types,
+        seed=PROBE_SEED,
+        token_task=info.task == "token",
+        make_optimizer=lambda: build_optimizer(model, 1e-6, 0.0, tp.optimizer, tp.momentum),
+        precision=precision,
     )
     release_memory(device)
     # The CPU budget is taken once the model is resident, from what the system has left.
@@ -287,7 +437,10 @@ def run_probe(
         cand = run_one(size)
         candidates.append(cand)
         peak = "?" if cand.peak_memory_mb is None else f"{cand.peak_memory_mb:.1f} MB"
-        log(f"probe: batch {size:>5}  {'fits' if cand.fits else 'does not fit'}  peak {peak}")
+        speed = "" if cand.examples_per_second is None else f"  {cand.examples_per_second:.0f} ex/s"
+        log(
+            f"probe: batch {size:>5}  {'fits' if cand.fits else 'does not fit'}  peak {peak}{speed}"
+        )
         return cand.fits
 
     max_fit, _ = search_batch_size(try_batch, probe.max_batch_size, probe.max_candidates)
@@ -297,13 +450,12 @@ def run_probe(
             f"even batch size 1 at sequence length {seq_len} does not fit {where}; "
             "raise probe.memory_budget, shorten tokenizer.max_length or use a smaller model"
         )
-    effective = params.train.effective_batch_size
     batch, accumulation = choose_batch_size(effective, max_fit)
     log(
         f"probe: largest fitting batch {max_fit}; training with batch {batch} x "
         f"{accumulation} accumulation steps = {effective}"
     )
-    return ProbeResult(
+    result = ProbeResult(
         device=device.type,
         sequence_length=seq_len,
         max_fitting_batch_size=max_fit,
@@ -312,24 +464,60 @@ def run_probe(
         effective_batch_size=effective,
         budget_mb=budget,
         candidates=candidates,
+        device_name=device_name(device),
     )
+    if cache_path is not None:
+        write_json(cache_path, {"inputs": inputs, "result": result.to_json()})
+    return result
+
+
+def plot_candidates(result: ProbeResult, path: str | Path) -> None:
+    """A PNG of every fitting candidate's peak memory and speed against its batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [c for c in result.candidates if c.fits]
+    fig, mem_ax = plt.subplots(figsize=(6, 3.6))
+    sizes = [c.batch_size for c in rows]
+    mem_ax.plot(sizes, [c.peak_memory_mb or 0.0 for c in rows], "o-", color="tab:blue")
+    mem_ax.set_xscale("log", base=2)
+    mem_ax.set_xlabel("batch size")
+    mem_ax.set_ylabel("peak memory (MB)", color="tab:blue")
+    speed_ax = mem_ax.twinx()
+    speed_ax.plot(sizes, [c.examples_per_second or 0.0 for c in rows], "s--", color="tab:orange")
+    speed_ax.set_ylabel("examples per second", color="tab:orange")
+    failed = [c.batch_size for c in result.candidates if not c.fits]
+    for size in failed:
+        mem_ax.axvline(size, color="tab:red", alpha=0.3, linestyle=":")
+    mem_ax.set_title(
+        f"probe on {result.device}: largest fitting batch {result.max_fitting_batch_size}"
+        + (f" (budget {result.budget_mb:.0f} MB)" if result.budget_mb else ""),
+        fontsize=10,
+    )
+    fig.tight_layout()
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
 
 
 @dataclass
 class BatchPlan:
-    """What the train stage takes from ``metrics/probe.json``."""
+    """What the train stage takes from the probe (``data/probe/plan.json``)."""
 
     device: str
     batch_size: int
     accumulation_steps: int
     max_fitting_batch_size: int
+    device_name: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def read(cls, path: str | Path, effective_batch_size: int) -> BatchPlan:
-        """Read and check ``metrics/probe.json`` against ``train.effective_batch_size``."""
+        """Read and check the plan against ``train.effective_batch_size``."""
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path} not found; run the probe stage first (dvc repro probe)")
@@ -340,6 +528,7 @@ class BatchPlan:
                 batch_size=int(raw["batch_size"]),
                 accumulation_steps=int(raw["accumulation_steps"]),
                 max_fitting_batch_size=int(raw["max_fitting_batch_size"]),
+                device_name=str(raw.get("device_name", "")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(f"{path}: missing or bad value for {err}; rerun the probe") from None
@@ -350,3 +539,26 @@ class BatchPlan:
                 f"is {effective_batch_size}; rerun the probe stage (dvc repro probe)"
             )
         return plan
+
+    def check_device(self, log: Callable[[str], None]) -> None:
+        """Warn when the plan was probed on another device than the one here.
+
+        DVC cannot see the machine: a repository moved to a GPU machine keeps a CPU plan
+        until the probe reruns.
+        """
+        import torch
+
+        from nlpflow.training.device import device_name, resolve_device
+
+        if self.device == "cpu" and torch.cuda.is_available():
+            log(
+                "warning: the batch plan was probed on the CPU but CUDA is available here; "
+                "rerun the probe to train on the GPU (dvc repro -f probe)"
+            )
+        elif self.device_name and self.device == "cuda":
+            here = device_name(resolve_device("cuda"))
+            if here != self.device_name:
+                log(
+                    f"warning: the batch plan was probed on {self.device_name}, this is {here}; "
+                    "rerun the probe (dvc repro -f probe) if the batch does not fit"
+                )

@@ -1,0 +1,392 @@
+"""Diagnosis of loss curves: the usual failure shapes, each with likely causes and what to try.
+
+:func:`diagnose` reads the per-step training loss and the per-evaluation train and validation
+losses and returns one :class:`Finding` per rule that fires:
+
+============================  =====================================================
+rule                          shape
+============================  =====================================================
+``negative_loss``             a loss below zero (cross-entropy cannot be)
+``exploding``                 the loss ends far above its best, or above its start
+``not_decreasing``            the last tenth of the steps is no lower than the first
+``oscillating``               large step-to-step swings around a flat trend
+``collapsing_to_zero``        training loss at ~0 early on: too easy, or labels leak
+``overfitting``               validation loss rising while training loss falls
+``plateaus``                  long flat stretches ended by sudden drops (steps)
+============================  =====================================================
+
+The rules work on smoothed curves (a centred running median), so the noise of single
+mini-batches does not fire them, and every threshold is a named constant below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+MIN_STEPS = 20  # fewer logged steps: too short to judge step-level shapes
+MAX_POINTS = 1000  # long runs are judged on bin means of the steps
+SMOOTH_FRACTION = 0.05  # running-median window: 5% of the steps (at least 3)
+NOT_DECREASING_RATIO = 0.95  # last tenth must be below 95% of the first tenth
+EXPLODE_FACTOR = 3.0  # smoothed loss ends above 3x its best (or 1.5x its start)
+EXPLODE_START_FACTOR = 1.5
+OSCILLATION_RATIO = 0.5  # mean |step-to-step change| above half the mean loss ...
+OSCILLATION_START = 0.1  # ... and above a tenth of the initial loss
+COLLAPSE_LEVEL = 0.01  # below 1% of the initial loss ...
+COLLAPSE_ABSOLUTE = 0.01  # ... and below 0.01 ...
+COLLAPSE_EARLY = 0.25  # ... within the first quarter of training
+OVERFIT_RISE = 0.05  # validation loss 5% above its minimum at the end ...
+OVERFIT_MIN_EVALS = 2  # ... at least this many evaluations after the minimum
+PLATEAU_FLAT = 0.02  # a window whose smoothed loss moves by less than 2% ...
+PLATEAU_LENGTH = 0.1  # ... for at least 10% of the steps ...
+PLATEAU_DROP = 0.2  # ... and then drops by 20% within as many steps: a step
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str  # "error" (training is broken) or "warning" (worth a look)
+    message: str
+    causes: list[str]
+    remedies: list[str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """For metrics/train.json: strings, not lists, so ``dvc metrics show`` shows them."""
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "likely_causes": "; ".join(self.causes),
+            "try": "; ".join(self.remedies),
+            **self.details,
+        }
+
+    def lines(self) -> list[str]:
+        return [
+            f"health {self.severity}: {self.rule}: {self.message}",
+            f"  likely causes: {'; '.join(self.causes)}",
+            f"  try: {'; '.join(self.remedies)}",
+        ]
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def running_median(values: Sequence[float], window: int) -> list[float]:
+    """Centred running median (the window shrinks at the ends)."""
+    half = max(1, window) // 2
+    out = []
+    for i in range(len(values)):
+        chunk = sorted(values[max(0, i - half) : i + half + 1])
+        out.append(chunk[len(chunk) // 2])
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+@dataclass
+class Curve:
+    """A smoothed training-loss curve: at most ``MAX_POINTS`` bin means, then a running
+    median; point ``i`` covers steps ``i * bin + 1`` to ``(i + 1) * bin``."""
+
+    values: list[float]
+    bin: int
+
+    @classmethod
+    def of(cls, steps: list[float]) -> Curve:
+        size = max(1, math.ceil(len(steps) / MAX_POINTS))
+        means = [_mean(steps[i : i + size]) for i in range(0, len(steps), size)]
+        return cls(running_median(means, max(3, int(len(means) * SMOOTH_FRACTION))), size)
+
+    def step(self, i: int) -> int:
+        """The last step of point ``i`` (1-based)."""
+        return (i + 1) * self.bin
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def negative_loss(steps: list[float], evals: list[dict[str, Any]]) -> Finding | None:
+    bad = [i for i, v in enumerate(steps) if v < 0]
+    val_bad = [r for r in evals if r.get("val_loss") is not None and r["val_loss"] < 0]
+    if not bad and not val_bad:
+        return None
+    where = f"at step {bad[0] + 1}" if bad else f"in validation at epoch {val_bad[0]['epoch']}"
+    return Finding(
+        "negative_loss",
+        "error",
+        f"the loss is negative ({min(steps + [r['val_loss'] for r in val_bad]):.4g}, first {where}); "
+        "cross-entropy cannot be",
+        [
+            "a custom loss with a wrong sign",
+            "negative class weights",
+            "labels outside [0, num_labels)",
+        ],
+        ["check the loss function and train.class_weights", "check the label ids"],
+        {"first_step": bad[0] + 1 if bad else None},
+    )
+
+
+def exploding(steps: list[float], curve: Curve) -> Finding | None:
+    smooth = curve.values
+    if len(steps) < MIN_STEPS:
+        return None
+    best = min(smooth)
+    start, end = smooth[0], smooth[-1]
+    if not (end > EXPLODE_FACTOR * max(best, 1e-12) or end > EXPLODE_START_FACTOR * start):
+        return None
+    # Where the smoothed loss first left its running best (or its start) by the factor.
+    running = math.inf
+    since = curve.step(len(smooth) - 1)
+    for i, v in enumerate(smooth):
+        running = min(running, v)
+        if v > EXPLODE_FACTOR * max(running, 1e-12) or v > EXPLODE_START_FACTOR * start:
+            since = curve.step(i)
+            break
+    return Finding(
+        "exploding",
+        "error",
+        f"the training loss grew from {best:.4g} (its best) to {end:.4g}, from around step {since}",
+        [
+            "learning rate too high",
+            "no or too loose gradient clipping",
+            "no warm-up",
+            "fp16 overflow",
+        ],
+        [
+            "lower train.lr (3-10x)",
+            "set train.max_grad_norm (e.g. 1.0)",
+            "add warm-up (train.warmup_ratio 0.1)",
+            "use bf16 or fp32 (train.precision)",
+        ],
+        {"from_step": since, "best_loss": best, "final_loss": end},
+    )
+
+
+def not_decreasing(steps: list[float]) -> Finding | None:
+    if len(steps) < MIN_STEPS:
+        return None
+    tenth = max(1, len(steps) // 10)
+    first, last = _mean(steps[:tenth]), _mean(steps[-tenth:])
+    if last < NOT_DECREASING_RATIO * first:
+        return None
+    return Finding(
+        "not_decreasing",
+        "error",
+        f"the training loss did not decrease (first tenth of the steps {first:.4g}, last "
+        f"tenth {last:.4g})",
+        [
+            "learning rate far too low or far too high",
+            "labels that do not depend on the inputs (shuffled, misaligned, all one class)",
+            "frozen or disconnected layers",
+            "too strong regularisation",
+        ],
+        [
+            "run the overfit check (train.overfit_batches: 1, with more epochs): a model that "
+            "cannot overfit one batch has a bug",
+            "try train.lr 10x up and 10x down",
+            "look at a few tokenized examples with their labels (reports/tokenization.md)",
+        ],
+        {"first_tenth_loss": first, "last_tenth_loss": last},
+    )
+
+
+def oscillating(steps: list[float], curve: Curve) -> Finding | None:
+    smooth = curve.values
+    if len(steps) < MIN_STEPS:
+        return None
+    half = steps[len(steps) // 2 :]
+    swings = [abs(b - a) for a, b in itertools.pairwise(half)]
+    level = _mean(half)
+    swing = _mean(swings)
+    # Large against the loss now and against where it started: a converged loss near 0 with
+    # the odd hard batch swings a lot relative to its level, but that is no oscillation.
+    if level <= 0 or swing <= OSCILLATION_RATIO * level or swing <= OSCILLATION_START * smooth[0]:
+        return None
+    trend = smooth[len(smooth) // 2 :]
+    falling = trend[-1] < NOT_DECREASING_RATIO * trend[0]
+    return Finding(
+        "oscillating",
+        "warning",
+        f"the training loss swings by {swing:.3g} from step to step around a mean of "
+        f"{level:.3g} in the second half of training"
+        + ("" if not falling else " (while still falling)"),
+        [
+            "learning rate too high for this batch size",
+            "a batch too small for a stable gradient",
+            "batches that differ systematically (sorted data, length groups of one class)",
+        ],
+        [
+            "lower train.lr",
+            "raise train.effective_batch_size",
+            "use a decaying schedule (linear, cosine)",
+            "check that the training data is shuffled",
+        ],
+        {"mean_swing": swing, "mean_loss": level},
+    )
+
+
+def collapsing_to_zero(steps: list[float], curve: Curve) -> Finding | None:
+    smooth = curve.values
+    if len(steps) < MIN_STEPS:
+        return None
+    start = smooth[0]
+    threshold = min(COLLAPSE_ABSOLUTE, COLLAPSE_LEVEL * start)
+    early = max(1, int(len(smooth) * COLLAPSE_EARLY))
+    hit = next((i for i, v in enumerate(smooth[:early]) if v < threshold), None)
+    if hit is None:
+        return None
+    return Finding(
+        "collapsing_to_zero",
+        "warning",
+        f"the training loss fell to ~0 (below {threshold:.2g}) by step {curve.step(hit)} of "
+        f"{len(steps)}",
+        [
+            "the task is too easy for what it is meant to measure",
+            "the labels leak into the inputs (a label column among the text fields, "
+            "duplicates across splits)",
+            "the model memorises a small training set",
+        ],
+        [
+            "check metrics/preprocess.json for leakage between splits",
+            "make sure the label is not derivable from a text field",
+            "compare with the baselines in metrics/evaluate.json",
+        ],
+        {"at_step": curve.step(hit)},
+    )
+
+
+def overfitting(evals: list[dict[str, Any]]) -> Finding | None:
+    rows = [
+        r
+        for r in evals
+        if r.get("val_loss") is not None
+        and r.get("train_loss") is not None
+        and math.isfinite(r["val_loss"])
+        and math.isfinite(r["train_loss"])
+    ]
+    if len(rows) < OVERFIT_MIN_EVALS + 1:
+        return None
+    best_i = min(range(len(rows)), key=lambda i: rows[i]["val_loss"])
+    after = rows[best_i + 1 :]
+    if len(after) < OVERFIT_MIN_EVALS:
+        return None
+    best_val = rows[best_i]["val_loss"]
+    end_val = rows[-1]["val_loss"]
+    train_fell = rows[-1]["train_loss"] < rows[best_i]["train_loss"]
+    if not (train_fell and end_val > best_val * (1 + OVERFIT_RISE)):
+        return None
+    since = after[0]["epoch"]
+    return Finding(
+        "overfitting",
+        "warning",
+        f"validation loss rose from {best_val:.4g} (epoch {rows[best_i]['epoch']}) to "
+        f"{end_val:.4g} while training loss kept falling: overfitting from epoch {since}",
+        [
+            "more capacity or epochs than the data supports",
+            "too little regularisation",
+        ],
+        [
+            "keep models/best (the best epoch, already saved) and train fewer epochs",
+            "early stopping on val loss (train.early_stopping.metric: loss, mode: min)",
+            "more dropout (model.dropout) or weight decay (train.weight_decay)",
+            "more training data",
+        ],
+        {"from_epoch": since, "best_val_loss_epoch": rows[best_i]["epoch"]},
+    )
+
+
+def plateaus(steps: list[float], curve: Curve) -> Finding | None:
+    smooth = curve.values
+    n = len(smooth)
+    if len(steps) < MIN_STEPS or n < MIN_STEPS:
+        return None
+    length = max(3, int(n * PLATEAU_LENGTH))
+    found: list[tuple[int, int]] = []  # (start, end) of flat stretches ended by a drop
+    i = 0
+    while i + length < n:
+        window = smooth[i : i + length]
+        level = _mean(window)
+        if level > 0 and (max(window) - min(window)) <= PLATEAU_FLAT * level:
+            end = i + length
+            while end < n and abs(smooth[end] - level) <= PLATEAU_FLAT * level:
+                end += 1
+            after = smooth[end : end + length]
+            if after and min(after) <= (1 - PLATEAU_DROP) * level:
+                found.append((i, end))
+            i = end
+        else:
+            i += 1
+    if not found:
+        return None
+    spans = ", ".join(
+        f"steps {curve.step(a) - curve.bin + 1}-{curve.step(b - 1)}" for a, b in found[:5]
+    )
+    return Finding(
+        "plateaus",
+        "warning",
+        f"the training loss is step-like: flat over {spans}, each ended by a sudden drop",
+        [
+            "learning rate too low to leave a saddle point quickly",
+            "a stepwise learning-rate schedule",
+            "data not shuffled (blocks of one class or length)",
+            "a task learned in phases (one kind of example at a time)",
+        ],
+        [
+            "raise train.lr or use a warm-up",
+            "check that the training data is shuffled",
+            "train longer: the next drop may come",
+            "look at which examples the model fails on (reports/errors.md)",
+        ],
+        {"plateaus": len(found)},
+    )
+
+
+def diagnose(
+    step_losses: Sequence[float | None],
+    evals: Sequence[dict[str, Any]],
+    *,
+    overfit_check: bool = False,
+) -> list[Finding]:
+    """Every rule that fires on these curves, most severe first.
+
+    ``step_losses``: the training loss of each optimizer step. ``evals``: rows with
+    ``epoch``, ``train_loss`` and ``val_loss``. With ``overfit_check`` (training on a few
+    fixed batches, where a loss going to zero is the point) the collapse and overfitting
+    rules stay quiet.
+    """
+    steps = _finite(step_losses)
+    eval_rows = list(evals)
+    curve = Curve.of(steps)
+    findings = [
+        negative_loss(steps, eval_rows),
+        exploding(steps, curve),
+        not_decreasing(steps),
+        oscillating(steps, curve),
+        None if overfit_check else collapsing_to_zero(steps, curve),
+        None if overfit_check else overfitting(eval_rows),
+        plateaus(steps, curve),
+    ]
+    out = [f for f in findings if f is not None]
+    # An exploding loss also "does not decrease"; one finding says it better.
+    if any(f.rule == "exploding" for f in out):
+        out = [f for f in out if f.rule != "not_decreasing"]
+    return sorted(out, key=lambda f: f.severity != "error")
+
+
+def health_summary(findings: list[Finding]) -> dict[str, Any]:
+    """The ``health`` entry of metrics/train.json."""
+    status = "ok"
+    if findings:
+        status = "error" if any(f.severity == "error" for f in findings) else "warning"
+    return {
+        "status": status,
+        "findings": len(findings),
+        "rules": {f.rule: f.to_json() for f in findings},
+    }
