@@ -75,6 +75,48 @@ def _add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     cmp.set_defaults(func=_compare)
 
 
+def _tune(args: argparse.Namespace) -> int:
+    """``nlpflow tune``: an Optuna study whose trials are DVC experiments (see nlpflow.tuning)."""
+    from nlpflow.tuning.command import run
+
+    return run(args)
+
+
+def _add_tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from nlpflow.tuning.command import add_arguments
+
+    tune = sub.add_parser(
+        "tune",
+        help="hyperparameter search: an Optuna study whose every trial is a DVC experiment",
+        description="Search the space in params.yaml's tune section. Every trial is a DVC "
+        "experiment (`dvc exp show` lists them); workers sharing --storage share the study; "
+        "the same command resumes an interrupted study. Writes reports/tune.md.",
+    )
+    add_arguments(tune)
+    tune.set_defaults(func=_tune)
+
+
+def _review(args: argparse.Namespace) -> int:
+    """``nlpflow review``: a markdown review of a change for a pull request."""
+    from nlpflow.review import run
+
+    return run(args)
+
+
+def _add_review_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from nlpflow.review import add_arguments
+
+    review = sub.add_parser(
+        "review",
+        help="markdown review of a change (params, metrics with intervals, changed plots)",
+        description="Compare the workspace (or an experiment, or a revision) against a base "
+        "revision: params diff, metrics diff with the evaluate stage's intervals, and the "
+        "changed plots as images, in one markdown file for a pull request.",
+    )
+    add_arguments(review)
+    review.set_defaults(func=_review)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nlpflow",
@@ -89,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(func=_check_params)
     _add_compare_parser(sub)
+    _add_tune_parser(sub)
+    _add_review_parser(sub)
     return parser
 
 

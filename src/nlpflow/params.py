@@ -174,7 +174,11 @@ class TokenizerParams:
 
 @dataclass
 class ModelParams:
-    """A pretrained model (local directory or hub id) or a small BERT-like model from config."""
+    """A pretrained model (local directory or hub id) or a small BERT-like model from config.
+
+    The head follows the data: sequence classification (binary or multi-class) or token
+    classification, with ``id2label``/``label2id`` from the data's label names.
+    """
 
     # Empty: build from the config below with the tokenizer trained by the tokenize stage.
     name_or_path: str = ""
@@ -182,7 +186,10 @@ class ModelParams:
     num_layers: int = 2
     num_heads: int = 4
     intermediate_size: int = 128
-    dropout: float = 0.1
+    # Hidden and attention dropout. A pretrained model takes it too; null keeps its own.
+    dropout: float | None = 0.1
+    # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
+    freeze_embeddings: bool = False
     trust_remote_code: bool = False
 
     def validate(self, path: str) -> None:
@@ -193,15 +200,19 @@ class ModelParams:
             f"{path}.hidden_size",
             f"must be divisible by num_heads ({self.num_heads})",
         )
-        _check(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)")
+        _check(
+            self.dropout is None or 0 <= self.dropout < 1,
+            f"{path}.dropout",
+            "must be in [0, 1) (or null: the pretrained model's own)",
+        )
 
 
 @dataclass
 class ProbeParams:
     """Batch-size probe: the largest batch that fits, by doubling then bisection."""
 
-    max_batch_size: int = 256
-    max_candidates: int = 20
+    max_batch_size: int = 256  # the cap: the largest batch size tried
+    max_candidates: int = 20  # the most training steps measured
     # CPU only: memory a training step may use, in MB (> 1) or as a fraction of available (<= 1).
     memory_budget: float = 0.5
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -212,38 +223,95 @@ class ProbeParams:
         _check(self.memory_budget > 0, f"{path}.memory_budget", "must be > 0")
 
 
+EARLY_STOPPING_METRICS = ("loss", "accuracy", "f1_macro", "entity_f1")
+
+
 @dataclass
 class EarlyStoppingParams:
-    metric: str = "f1_macro"
+    """Stopping on the validation metric; NaN or infinite loss always stops at once."""
+
+    metric: str = "f1_macro"  # loss, accuracy, f1_macro, or entity_f1 (token tasks)
     mode: Literal["max", "min"] = "max"
-    patience: int = 3
-    min_delta: float = 0.0
+    patience: int = 3  # evaluations without improvement; 0 = never stop for that
+    min_delta: float = 0.0  # an improvement must beat the best by more than this
+    target: float | None = None  # stop as soon as the metric reaches this value
+    divergence: float | None = None  # stop as soon as the metric is worse than this value
 
     def validate(self, path: str) -> None:
-        _check(self.patience >= 1, f"{path}.patience", "must be >= 1")
+        _check(self.patience >= 0, f"{path}.patience", "must be >= 0 (0 = no patience stop)")
         _check(self.min_delta >= 0, f"{path}.min_delta", "must be >= 0")
-        allowed = ("loss", "accuracy", "f1_macro")
-        _check(self.metric in allowed, f"{path}.metric", f"must be one of {list(allowed)}")
+        allowed = EARLY_STOPPING_METRICS
+        close = difflib.get_close_matches(self.metric, allowed, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _check(self.metric in allowed, f"{path}.metric", f"must be one of {list(allowed)}{hint}")
+        if self.target is not None and self.divergence is not None:
+            worse = self.divergence >= self.target if self.mode == "max" else (
+                self.divergence <= self.target
+            )
+            _check(
+                not worse,
+                f"{path}.divergence",
+                f"must be on the bad side of target ({self.target:g}) for mode {self.mode}",
+            )
 
 
 @dataclass
 class TrainParams:
     epochs: int = 12
+    max_steps: int = 0  # optimizer steps; 0 = epochs decide, else whichever comes first
+    optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 2e-3
-    weight_decay: float = 0.01
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.01  # never on biases and LayerNorm weights
+    # Linear warm-up: a fraction of all optimizer steps, or a step count (overrides the ratio).
     warmup_ratio: float = 0.1
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    effective_batch_size: int = 32
-    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    schedule: Literal["linear", "cosine", "constant", "one_cycle"] = "linear"
+    effective_batch_size: int = 32  # kept fixed: the probe picks batch size x accumulation steps
+    max_grad_norm: float = 1.0  # 0 = no clipping; the pre-clip norm is logged either way
+    label_smoothing: float = 0.0
+    # none, balanced (inverse class frequency in train) or a weight per label name.
+    class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
+    batching: Literal["length_grouped", "random"] = "length_grouped"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the model (worth it on CUDA for long runs)
+    eval_every_steps: int = 0  # 0 = validate at each epoch end
+    checkpoint_every_steps: int = 500  # besides each epoch end; 0 = epoch ends only
+    keep_checkpoints: int = 2
+    threads: int = 0  # torch CPU threads per process; 0 = torch's default
+    processes: int = 1  # data-parallel processes (torchrun); gloo on CPU, NCCL on GPUs
+    overfit_batches: int = 0  # N > 0: train on N fixed batches, regularisation off
+    tensorboard: bool = False  # TensorBoard event files too (needs the tensorboard package)
     early_stopping: EarlyStoppingParams = field(default_factory=EarlyStoppingParams)
 
     def validate(self, path: str) -> None:
         _check(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
+        _check(self.max_steps >= 0, f"{path}.max_steps", "must be >= 0 (0 = epochs decide)")
         _check(self.lr > 0, f"{path}.lr", f"must be > 0 (got {self.lr:g})")
+        _check(0 <= self.momentum < 1, f"{path}.momentum", "must be in [0, 1)")
         _check(self.weight_decay >= 0, f"{path}.weight_decay", "must be >= 0")
         _check(0 <= self.warmup_ratio < 1, f"{path}.warmup_ratio", "must be in [0, 1)")
+        _check(self.warmup_steps >= 0, f"{path}.warmup_steps", "must be >= 0")
+        _check(
+            self.schedule != "one_cycle" or self.warmup_ratio > 0 or self.warmup_steps > 0,
+            f"{path}.schedule",
+            "one_cycle needs a warm-up (its rising phase): set warmup_ratio or warmup_steps",
+        )
         _check(self.effective_batch_size >= 1, f"{path}.effective_batch_size", "must be >= 1")
         _check(self.max_grad_norm >= 0, f"{path}.max_grad_norm", "must be >= 0 (0 = no clipping)")
+        _check(0 <= self.label_smoothing < 1, f"{path}.label_smoothing", "must be in [0, 1)")
+        if isinstance(self.class_weights, dict):
+            bad = {k: v for k, v in self.class_weights.items() if not v >= 0}
+            _check(not bad, f"{path}.class_weights", f"must be >= 0 (got {bad})")
+            _check(
+                any(v > 0 for v in self.class_weights.values()),
+                f"{path}.class_weights",
+                "needs at least one weight > 0",
+            )
+        for key in ("eval_every_steps", "checkpoint_every_steps", "threads", "overfit_batches"):
+            _check(getattr(self, key) >= 0, f"{path}.{key}", "must be >= 0")
+        _check(self.keep_checkpoints >= 1, f"{path}.keep_checkpoints", "must be >= 1")
+        _check(self.processes >= 1, f"{path}.processes", "must be >= 1")
 
 
 @dataclass
@@ -471,9 +539,7 @@ class TuneConstraintParams:
 
     def validate(self, path: str) -> None:
         _check(":" in self.metric, f"{path}.metric", "must look like 'FILE:KEY.PATH'")
-        _check(
-            self.min is not None or self.max is not None, path, "needs min, max or both"
-        )
+        _check(self.min is not None or self.max is not None, path, "needs min, max or both")
         if self.min is not None and self.max is not None:
             _check(self.min <= self.max, f"{path}.max", f"must be >= min ({self.min:g})")
 
@@ -507,9 +573,7 @@ class TuneParams:
     sampler_seed: int | None = None  # None = the global seed
     n_trials: int = 8  # trials of the whole study, all workers together
     jobs: int = 1  # trials at a time in this worker
-    objectives: list[TuneObjectiveParams] = field(
-        default_factory=lambda: [TuneObjectiveParams()]
-    )
+    objectives: list[TuneObjectiveParams] = field(default_factory=lambda: [TuneObjectiveParams()])
     constraints: list[TuneConstraintParams] = field(default_factory=list)
     pruner: TunePrunerParams = field(default_factory=TunePrunerParams)
     seeds: int = 0  # rerun the top configurations with this many seeds (0 = no reruns)

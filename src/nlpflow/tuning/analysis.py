@@ -1,0 +1,269 @@
+"""What a finished study says, honestly: best configuration, Pareto front, boundaries,
+parameter importances and seed statistics.
+
+A single run never decides: with ``--seeds K`` the top configurations are rerun with K seeds
+(their original run counts as the first) and compared by mean, with a paired t-test between
+the top two (the same seed gives both the same data split, initialisation and order, so the
+pairing removes that shared noise). Without seed reruns the report says the ranking is
+unconfirmed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nlpflow.tuning.config import SEEDS_SUFFIX, StudyConfig
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+ALPHA = 0.05
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    if trial.user_attrs.get("feasible") is False:
+        return False
+    return all(v <= 0 for k, v in trial.system_attrs.items() if k.startswith("constraints:"))
+
+
+def complete_feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    return [
+        t for t in trials if t.state.name == "COMPLETE" and t.values is not None and is_feasible(t)
+    ]
+
+
+def _key(config: StudyConfig, index: int = 0) -> Any:
+    sign = -1.0 if config.directions[index] == "maximize" else 1.0
+    return lambda t: (sign * t.values[index], t.number)
+
+
+def pareto_front(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:
+    """Non-dominated complete feasible trials, by the first objective."""
+    signs = [1.0 if d == "maximize" else -1.0 for d in directions]
+
+    def better_or_equal(a: FrozenTrial, b: FrozenTrial) -> bool:
+        return all(s * x >= s * y for s, x, y in zip(signs, a.values, b.values, strict=True))
+
+    front = []
+    for t in trials:
+        dominated = any(
+            better_or_equal(o, t) and list(o.values) != list(t.values) for o in trials if o is not t
+        )
+        if not dominated:
+            front.append(t)
+    return sorted(front, key=lambda t: (-signs[0] * t.values[0], t.number))
+
+
+def top_trials(study: optuna.Study, config: StudyConfig, top: int) -> list[FrozenTrial]:
+    """The ``top`` best distinct configurations (single objective), or the Pareto front's
+    first ``top`` by the first objective (multi-objective)."""
+    trials = complete_feasible(study.get_trials(deepcopy=False))
+    if config.multi_objective:
+        ranked = pareto_front(trials, config.directions)
+    else:
+        ranked = sorted(trials, key=_key(config))
+    out: list[FrozenTrial] = []
+    seen: list[dict[str, Any]] = []
+    for t in ranked:
+        if t.params in seen:
+            continue
+        seen.append(t.params)
+        out.append(t)
+        if len(out) == top:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+@dataclass
+class SeedStats:
+    trial: int  # the configuration (its trial number in the main study)
+    exp: str
+    params: dict[str, Any]
+    seeds: list[int]
+    values: list[list[float]]  # per objective, one value per seed (in ``seeds`` order)
+
+    def mean(self, i: int = 0) -> float:
+        return sum(self.values[i]) / len(self.values[i])
+
+    def sd(self, i: int = 0) -> float:
+        v = self.values[i]
+        if len(v) < 2:
+            return float("nan")
+        m = self.mean(i)
+        return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+
+@dataclass
+class PairedTest:
+    a: int  # trial numbers of the configurations compared (a ranked first)
+    b: int
+    n: int  # common seeds
+    mean_diff: float  # a - b, in the objective's own direction-less units
+    ci_low: float
+    ci_high: float
+    p_value: float
+    significant: bool
+
+
+def seed_stats(
+    study: optuna.Study, config: StudyConfig, storage: Any, top: int
+) -> tuple[list[SeedStats], PairedTest | None]:
+    """Mean and SD over seeds of the top configurations, and the paired test of the top two."""
+    import optuna as _optuna
+
+    names = _optuna.get_all_study_names(storage)
+    seeds_name = study.study_name + SEEDS_SUFFIX
+    if seeds_name not in names:
+        return [], None
+    seeds_study = _optuna.load_study(study_name=seeds_name, storage=storage)
+    reruns = [
+        t
+        for t in seeds_study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.values is not None
+    ]
+    stats = []
+    n_obj = len(config.directions)
+    for trial in top_trials(study, config, top):
+        by_seed: dict[int, list[float]] = {config.global_seed: list(trial.values)}
+        for r in reruns:
+            if r.user_attrs.get("config_trial") == trial.number:
+                by_seed.setdefault(int(r.user_attrs["seed"]), list(r.values))
+        if len(by_seed) < 2:
+            continue
+        seeds = sorted(by_seed)
+        stats.append(
+            SeedStats(
+                trial.number,
+                str(trial.user_attrs.get("exp", "")),
+                dict(trial.params),
+                seeds,
+                [[by_seed[s][i] for s in seeds] for i in range(n_obj)],
+            )
+        )
+    sign = 1.0 if config.directions[0] == "maximize" else -1.0
+    stats.sort(key=lambda s: (-sign * s.mean(0), s.trial))
+    test = paired_test(stats[0], stats[1]) if len(stats) >= 2 else None
+    return stats, test
+
+
+def paired_test(a: SeedStats, b: SeedStats, alpha: float = ALPHA) -> PairedTest | None:
+    """Paired t-test on the seeds both configurations ran with (first objective)."""
+    from scipy import stats as st
+
+    common = sorted(set(a.seeds) & set(b.seeds))
+    if len(common) < 2:
+        return None
+    va = {s: v for s, v in zip(a.seeds, a.values[0], strict=True)}
+    vb = {s: v for s, v in zip(b.seeds, b.values[0], strict=True)}
+    diffs = [va[s] - vb[s] for s in common]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if sd == 0:
+        p = 0.0 if mean != 0 else 1.0
+        half = 0.0
+    else:
+        t = mean / (sd / math.sqrt(n))
+        p = float(2 * st.t.sf(abs(t), df=n - 1))
+        half = float(st.t.ppf(1 - alpha / 2, df=n - 1)) * sd / math.sqrt(n)
+    return PairedTest(a.trial, b.trial, n, mean, mean - half, mean + half, p, p < alpha)
+
+
+# --------------------------------------------------------------------------- importances
+
+
+def _objective(i: int) -> Callable[[FrozenTrial], float]:
+    def target(trial: FrozenTrial) -> float:
+        return float(trial.values[i])
+
+    return target
+
+
+def importances(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str, float]]:
+    """Parameter importances per objective (Optuna's default evaluator, PED-ANOVA), computed
+    on complete trials; empty when there are too few or nothing varied."""
+    import warnings
+
+    import optuna as _optuna
+
+    out: dict[str, dict[str, float]] = {}
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if len(trials) < 3:
+        return out
+    for i, objective in enumerate(config.objectives):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                imp = _optuna.importance.get_param_importances(study, target=_objective(i))
+        except (RuntimeError, ValueError, ZeroDivisionError):
+            continue
+        out[objective["metric"]] = {k: float(v) for k, v in imp.items()}
+    return out
+
+
+@dataclass
+class TrialRow:
+    number: int
+    state: str  # complete, pruned, failed, infeasible, running, waiting
+    exp: str
+    params: dict[str, Any]
+    values: list[float] | None
+    epochs_run: int | None
+    seconds: float | None
+    host: str = ""
+    error: str = ""
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+
+def chosen(study: optuna.Study, config: StudyConfig, storage: Any, top: int) -> list[FrozenTrial]:
+    """The configuration(s) to apply: the best mean over seeds when there are seed reruns,
+    else the best single run; with several objectives, the Pareto front."""
+    if config.multi_objective:
+        return top_trials(study, config, 10**6)
+    stats, _ = seed_stats(study, config, storage, top)
+    if stats:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        return [by_number[stats[0].trial]]
+    return top_trials(study, config, 1)
+
+
+def rows(study: optuna.Study) -> list[TrialRow]:
+    out = []
+    trials = study.get_trials(deepcopy=False)
+    replaced = {int(t.user_attrs["retry_of"]): (t.number, "re-queued as") for t in trials
+                if "retry_of" in t.user_attrs}  # fmt: skip
+    replaced.update({int(t.user_attrs["recovered_from"]): (t.number, "recovered as")
+                     for t in trials if "recovered_from" in t.user_attrs})  # fmt: skip
+    for t in trials:
+        state = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(
+            t.state.name, t.state.name.lower()
+        )
+        if state == "complete" and not is_feasible(t):
+            state = "infeasible"
+        error = str(t.user_attrs.get("error", ""))
+        if state == "failed" and t.number in replaced:
+            number, how = replaced[t.number]
+            cause = "interrupted" if error == "interrupted" else "worker lost"
+            state, error = "lost", f"{cause}; {how} trial {number}"
+        out.append(
+            TrialRow(
+                t.number,
+                state,
+                str(t.user_attrs.get("exp", "")),
+                dict(t.params),
+                list(t.values) if t.values is not None else None,
+                t.user_attrs.get("epochs_run"),
+                t.user_attrs.get("seconds"),
+                str(t.user_attrs.get("host", "")),
+                error,
+                dict(t.intermediate_values),
+            )
+        )
+    return out

@@ -1,0 +1,201 @@
+"""``nlpflow tune``: command-line options over params.yaml's ``tune`` section."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from nlpflow.errors import UserError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", default=".", help="the DVC project (default: %(default)s)")
+    p.add_argument("--params", default="params.yaml", help="params file, relative to --repo")
+    p.add_argument("--study", help="study name (default: tune.study); trials are <study>-NNN")
+    p.add_argument(
+        "--storage",
+        help="SQLAlchemy URL shared by all workers (default: tune.storage, else SQLite in "
+        "tune/optuna.db); e.g. postgresql://user:pass@host/db for several machines",
+    )
+    p.add_argument(
+        "--n-trials", type=int, help="trials in the whole study (default: tune.n_trials)"
+    )
+    p.add_argument(
+        "--jobs", "-j", type=int, help="trials at a time on this machine (default: tune.jobs)"
+    )
+    p.add_argument("--sampler", choices=["tpe", "random", "grid"], help="default: tune.sampler")
+    p.add_argument(
+        "--sampler-seed", type=int, help="default: tune.sampler_seed, else the global seed"
+    )
+    p.add_argument(
+        "--pruner", choices=["median", "hyperband", "none"], help="default: tune.pruner.kind"
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        help="rerun the top configurations with K seeds (K >= 2) and compare them "
+        "(default: tune.seeds)",
+    )
+    p.add_argument("--top", type=int, help="configurations --seeds reruns (default: tune.top)")
+    p.add_argument(
+        "--timeout", type=float, help="seconds after which no new trial starts (default: none)"
+    )
+    p.add_argument(
+        "--epoch-budget",
+        type=int,
+        help="stop starting trials when one more could take the study past this many "
+        "training epochs in all (compare searches at equal compute)",
+    )
+    p.add_argument(
+        "--allow-epochs",
+        action="store_true",
+        help="allow train.epochs in the search space (tuning should use the final budget)",
+    )
+    p.add_argument(
+        "--allow-baseline-change",
+        action="store_true",
+        help="resume a study whose earlier trials ran on another commit",
+    )
+    p.add_argument("--report", default="reports/tune.md", help="report path, relative to --repo")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--report-only", action="store_true", help="only (re)write the report")
+    mode.add_argument(
+        "--apply", action="store_true", help="`dvc exp apply` the study's best trial and exit"
+    )
+
+
+def _override(args: argparse.Namespace, tune: Any) -> Any:
+    changes: dict[str, Any] = {}
+    for arg, key in (
+        ("study", "study"), ("storage", "storage"), ("n_trials", "n_trials"), ("jobs", "jobs"),
+        ("sampler", "sampler"), ("sampler_seed", "sampler_seed"), ("seeds", "seeds"),
+        ("top", "top"),
+    ):  # fmt: skip
+        value = getattr(args, arg)
+        if value is not None:
+            changes[key] = value
+    if args.allow_epochs:
+        changes["allow_epochs"] = True
+    if args.pruner is not None:
+        changes["pruner"] = dataclasses.replace(tune.pruner, kind=args.pruner)
+    tune = dataclasses.replace(tune, **changes)
+    tune.validate("tune")  # the command line obeys the same rules as params.yaml
+    return tune
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from nlpflow.params import load_params
+    from nlpflow.tuning import experiments as ex
+    from nlpflow.tuning.report import write_report
+    from nlpflow.tuning.study import Interrupted, Tuner, TuneRequest
+
+    repo = Path(args.repo).resolve()
+    params_path = repo / args.params
+    params = load_params(params_path)
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    tune = _override(args, params.tune)
+    request = TuneRequest(
+        repo=repo,
+        tune=tune,
+        raw_params=raw,
+        params=params,
+        storage=tune.storage,
+        timeout=args.timeout,
+        epoch_budget=args.epoch_budget,
+        allow_baseline_change=args.allow_baseline_change,
+    )
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+    tuner = Tuner(request)
+
+    exists = tune.study in optuna.get_all_study_names(tuner.storage)
+    if (args.report_only or args.apply) and not exists:
+        raise UserError(f"no study named '{tune.study}' in {tuner.url}; run `nlpflow tune` first")
+    study = tuner.open_study()
+    report_path = repo / args.report
+
+    if args.apply:
+        from nlpflow.tuning.analysis import chosen
+
+        best = chosen(study, tuner.config, tuner.storage, tune.top)
+        if not best:
+            raise UserError(f"study '{tune.study}' has no complete, feasible trial to apply")
+        if len(best) > 1:
+            names = ", ".join(str(t.user_attrs.get("exp")) for t in best)
+            raise UserError(
+                f"study '{tune.study}' has several objectives and no single best; its Pareto "
+                f"front is {names}: apply the one you want with `dvc exp apply <name>`"
+            )
+        name = str(best[0].user_attrs.get("exp"))
+        ex.dvc(["exp", "apply", name], repo)
+        print(f"applied {name} (trial {best[0].number}) to the workspace")
+        return 0
+
+    if not args.report_only:
+        _preflight(repo)
+        try:
+            report = tuner.optimize()
+            if tune.seeds >= 2:
+                tuner.run_seeds(tune.seeds, tune.top)
+        except Interrupted:
+            print(
+                "tune: interrupted. Running trials were failed and re-queued; run the same "
+                "command to resume the study.",
+                file=sys.stderr,
+            )
+            return 130
+        print(
+            f"tune: this worker ran {report.started} trial(s) in {report.seconds:.0f}s: "
+            f"{report.complete} complete, {report.pruned} pruned, {report.failed} failed"
+            + (f"; re-queued lost trials {report.requeued}" if report.requeued else "")
+            + (f"; recovered {report.recovered}" if report.recovered else "")
+        )
+    summary = write_report(
+        study,
+        tuner.config,
+        tuner.space,
+        raw,
+        tuner.storage,
+        tuner.url,
+        report_path,
+        tune.top,
+        host=str(tuner.identity["host"]),
+    )
+    print(f"tune: report written to {report_path.relative_to(repo)}")
+    if summary.best and not tuner.config.multi_objective:
+        b = summary.best[0]
+        print(
+            f"tune: best trial {b['trial']} ({b['exp']}): {b['values'][0]:.4g} with {b['params']}"
+        )
+    for w in summary.boundaries:
+        print(f"tune: warning: {w}")
+    for line in summary.apply[:2]:
+        print(f"tune: apply with: {line}")
+    return 0
+
+
+def _preflight(repo: Path) -> None:
+    """Warnings that save a wasted study."""
+    from nlpflow.tuning import experiments as ex
+
+    dirty = ex.dirty_files(repo)
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
+        print(
+            f"tune: warning: uncommitted changes ({shown}) go into every trial; commit them "
+            "so that the study's baseline says what was tuned",
+            file=sys.stderr,
+        )
+    if not ex.git(["ls-tree", "--name-only", "HEAD", "dvc.lock"], repo, check=False).strip():
+        print(
+            "tune: warning: the baseline commit has no dvc.lock, so every trial runs every "
+            "stage; run `dvc repro` and commit first so trials rerun only what the search "
+            "space changes",
+            file=sys.stderr,
+        )

@@ -1,0 +1,217 @@
+"""Trials as DVC experiments: run one, find it, read its metrics, mark it.
+
+Each trial is ``dvc exp run --temp -n <name> -S path=value ...``:
+
+- ``--temp`` runs it in its own directory under ``.dvc/tmp/exps``, so several run at once and
+  the workspace is never touched; DVC releases its repository lock while the stages run, and
+  ``--wait-for-lock`` makes concurrent starts queue for the lock instead of failing.
+- ``--ignore-errors`` makes a failed stage still end in a committed experiment (its outputs
+  missing), so a failed trial is visible in ``dvc exp show`` like any other; it is then
+  renamed ``<name>-failed`` (``<name>-pruned`` for a pruned one), so the first column of
+  ``dvc exp show`` says what happened.
+
+Metrics are read back from the experiment's commit (``git show <sha>:<file>``: this project
+keeps metrics in git); a metrics file kept in the DVC cache is read with ``dvc.api``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nlpflow.errors import UserError
+
+LOG_TAIL = 4000
+
+
+def dvc_executable() -> str:
+    """The ``dvc`` of this Python environment (falls back to the one on PATH)."""
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else "dvc"
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for DVC: this environment's ``python`` and ``dvc`` come first."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def dvc(
+    args: Sequence[str],
+    repo: str | Path,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dvc --wait-for-lock ARGS`` in ``repo``."""
+    cmd = [dvc_executable(), "--wait-for-lock", *args]
+    proc = subprocess.run(
+        cmd, cwd=repo, env=tool_env(env), text=True, capture_output=True, stdin=subprocess.DEVNULL
+    )
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise UserError(f"`dvc {' '.join(args)}` failed: " + " | ".join(tail))
+    return proc
+
+
+def git(args: Sequence[str], repo: str | Path, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=repo, text=True, capture_output=True, stdin=subprocess.DEVNULL
+    )
+    if check and proc.returncode != 0:
+        raise UserError(f"`git {' '.join(args)}` failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def head_commit(repo: str | Path) -> str:
+    return git(["rev-parse", "HEAD"], repo).strip()
+
+
+def dirty_files(repo: str | Path) -> list[str]:
+    """Tracked files with uncommitted changes: `dvc exp run` carries them into every trial."""
+    out = git(["status", "--porcelain", "--untracked-files=no"], repo)
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def experiment_refs(repo: str | Path, baseline: str | None = None) -> dict[str, str]:
+    """Experiment name -> commit, for the experiments of ``baseline`` (default: HEAD)."""
+    baseline = baseline or head_commit(repo)
+    prefix = f"refs/exps/{baseline[:2]}/{baseline[2:]}"
+    out = git(["for-each-ref", "--format=%(refname) %(objectname)", prefix], repo)
+    refs: dict[str, str] = {}
+    for line in out.splitlines():
+        ref, _, sha = line.partition(" ")
+        parts = ref.split("/")
+        # refs/exps/<baseline[:2]>/<baseline[2:]>/<name>; other refs/exps entries are DVC's own
+        if len(parts) == 5 and len(parts[2]) == 2:
+            refs[parts[4]] = sha
+    return refs
+
+
+def find_experiment(repo: str | Path, name: str, baseline: str | None = None) -> str | None:
+    return experiment_refs(repo, baseline).get(name)
+
+
+def rename_experiment(repo: str | Path, old: str, new: str) -> bool:
+    """``dvc exp rename OLD NEW``; False (and the old name kept) when DVC refuses."""
+    return dvc(["exp", "rename", old, new], repo, check=False).returncode == 0
+
+
+def read_file_at(repo: str | Path, sha: str, path: str) -> bytes | None:
+    """A file of commit ``sha``: from git, else (DVC-cached output) through ``dvc.api``."""
+    proc = subprocess.run(
+        ["git", "show", f"{sha}:{path}"], cwd=repo, capture_output=True, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode == 0:
+        return proc.stdout
+    try:
+        import dvc.api
+
+        with dvc.api.open(path, repo=str(repo), rev=sha, mode="rb") as fh:
+            data: bytes = fh.read()
+            return data
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class MetricError(UserError):
+    """An objective or constraint names a metric that cannot be read."""
+
+
+MODEL_METRICS = ("model:parameters", "model:size_mb")
+SAFETENSORS = "models/best/model.safetensors"
+
+
+def parse_metric(spec: str) -> tuple[str, list[str]]:
+    """``FILE:KEY.PATH`` -> (file, [key, path]). Refuses anything read from the test split."""
+    file, _, key = spec.partition(":")
+    if not file or not key:
+        raise MetricError(
+            f"metric {spec!r} must look like 'metrics/evaluate.json:validation.f1_macro'"
+        )
+    parts = key.split(".")
+    if "test" in parts or "test" in Path(file).stem.split("_"):
+        raise MetricError(
+            f"metric {spec!r} reads the test split: choosing a configuration by test metrics "
+            "leaks the test set into the choice; use validation metrics"
+        )
+    return file, parts
+
+
+def lookup(data: Any, parts: Sequence[str]) -> Any:
+    node = data
+    for part in parts:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+class MetricReader:
+    """Reads metrics of one experiment commit, each file once."""
+
+    def __init__(self, repo: str | Path, sha: str) -> None:
+        self.repo, self.sha = repo, sha
+        self._files: dict[str, Any] = {}
+
+    def json(self, file: str) -> Any:
+        if file not in self._files:
+            raw = read_file_at(self.repo, self.sha, file)
+            try:
+                self._files[file] = json.loads(raw) if raw is not None else None
+            except json.JSONDecodeError:
+                self._files[file] = None
+        return self._files[file]
+
+    def value(self, spec: str) -> float | None:
+        """The number at ``spec``; None when missing or not a finite number."""
+        if spec in MODEL_METRICS:
+            return self._model_metric(spec)
+        file, parts = parse_metric(spec)
+        value = lookup(self.json(file), parts)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        value = float(value)
+        return value if value == value and abs(value) != float("inf") else None
+
+    def _model_metric(self, spec: str) -> float | None:
+        """Parameters of models/best, counted from the safetensors header (no torch needed)."""
+        raw = read_file_at(self.repo, self.sha, SAFETENSORS)
+        if raw is None or len(raw) < 8:
+            return None
+        if spec == "model:size_mb":
+            return round(len(raw) / 1e6, 3)
+        size = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + size])
+        total = 0
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for dim in info["shape"]:
+                count *= int(dim)
+            total += count
+        return float(total)
+
+
+def exp_name(study: str, number: int, suffix: str = "") -> str:
+    name = f"{study}-{number:03d}"
+    return f"{name}-{suffix}" if suffix else name
+
+
+def valid_exp_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name))

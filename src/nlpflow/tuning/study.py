@@ -1,0 +1,824 @@
+"""``nlpflow tune``: an Optuna study whose every trial is a DVC experiment.
+
+One worker (one ``nlpflow tune`` process) runs ``jobs`` trials at a time in threads; each
+trial is a ``dvc exp run --temp`` subprocess. Workers on the same or other machines join the
+study by pointing at the same storage with the same study name. The rules that keep a shared
+study honest:
+
+- **Budget.** ``n_trials`` is the size of the whole study, all workers together: a worker
+  starts a trial only while finished + running trials are fewer (two workers deciding in the
+  same instant can overshoot by one). A grid study runs every combination exactly once.
+- **Claims.** Queued trials (grid combinations, re-queued configurations) are claimed with an
+  atomic WAITING -> RUNNING update (see :mod:`nlpflow.tuning.storage`): none runs twice.
+- **Lost workers.** A worker records a heartbeat for each running trial. When a worker dies,
+  its trials are failed and their configurations re-queued by the next worker that looks:
+  at once when the dead worker was on this machine (its pid is gone), after
+  ``GRACE_SECONDS`` without a heartbeat otherwise. If the dead worker's experiment had in fact
+  finished, its result is recovered instead of rerun. A failed-then-requeued trial does not
+  count against the budget; its replacement does.
+- **Interruption.** Ctrl-C (or SIGTERM) stops the running experiments, fails their trials and
+  re-queues them; the same command later resumes the study where it stopped.
+- **Same study, same rules.** The objectives, constraints, pruner, space, epoch budget and
+  baseline commit are stored with the study; a worker whose settings differ is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nlpflow.errors import UserError
+from nlpflow.params import Params, TuneParams
+from nlpflow.tuning import experiments as ex
+from nlpflow.tuning.config import (
+    CONFIG_ATTR,
+    INTERMEDIATE_DIRECTIONS,
+    SEEDS_SUFFIX,
+    StudyConfig,
+    build_pruner,
+)
+from nlpflow.tuning.reporter import trial_environment
+from nlpflow.tuning.runner import DvcRunner, Runner, TrialResult
+from nlpflow.tuning.space import SearchSpace, Value, build_space, set_override
+from nlpflow.tuning.storage import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    open_storage,
+    process_alive,
+    quiet_optuna,
+    resolve_url,
+    safe_url,
+    worker_identity,
+)
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+
+class Interrupted(Exception):
+    """The worker was asked to stop (Ctrl-C, SIGTERM); the study can be resumed."""
+
+
+@dataclass
+class TuneRequest:
+    """Everything one worker needs: the project, its params and the tune settings."""
+
+    repo: Path
+    tune: TuneParams  # params.yaml's tune section with the command line applied
+    raw_params: dict[str, Any]  # params.yaml as read (to check values of the space)
+    params: Params
+    storage: str = ""  # resolved URL; "" = the project's SQLite file
+    timeout: float | None = None  # stop starting trials after this many seconds
+    # Stop starting trials when one more could take the study past this many training epochs
+    # (finished trials count the epochs they ran, running ones the full budget).
+    epoch_budget: int | None = None
+    allow_baseline_change: bool = False
+
+
+@dataclass
+class WorkerReport:
+    """What this worker did."""
+
+    started: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    requeued: list[int] = field(default_factory=list)  # trials of dead workers, re-queued
+    recovered: list[int] = field(default_factory=list)  # dead workers' finished experiments
+    seconds: float = 0.0
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+class Tuner:
+    """One worker of a study (threads for ``jobs`` concurrent trials)."""
+
+    def __init__(
+        self,
+        request: TuneRequest,
+        runner: Runner | None = None,
+        log: Callable[[str], None] = _log,
+    ) -> None:
+        import optuna
+
+        self.request = request
+        self.tune = request.tune
+        self.log = log
+        self.repo = Path(request.repo)
+        self.url = resolve_url(request.storage or request.tune.storage, self.repo)
+        self.space: SearchSpace = build_space(self.tune, request.raw_params)
+        self.grid = self.tune.sampler == "grid"
+        for spec in [o.metric for o in self.tune.objectives] + [
+            c.metric for c in self.tune.constraints
+        ]:
+            if spec not in ex.MODEL_METRICS:
+                ex.parse_metric(spec)  # refuses test-split metrics
+        direction = INTERMEDIATE_DIRECTIONS[self.tune.pruner.metric]
+        objective = self.tune.objectives[0].direction
+        single = len(self.tune.objectives) == 1
+        if self.tune.pruner.kind != "none" and single and objective != direction:
+            raise UserError(
+                f"params.yaml: tune.pruner.metric '{self.tune.pruner.metric}' is one to "
+                f"{direction} but the objective is one to {objective}: the pruner would "
+                "stop the best trials; report a metric that moves the same way"
+            )
+        baseline = ex.head_commit(self.repo) if runner is None else "fake"
+        self.config = StudyConfig(
+            study=self.tune.study,
+            sampler=self.tune.sampler,
+            sampler_seed=(
+                self.tune.sampler_seed
+                if self.tune.sampler_seed is not None
+                else request.params.seed
+            ),
+            objectives=[
+                {"metric": o.metric, "direction": o.direction} for o in self.tune.objectives
+            ],
+            constraints=[
+                {"metric": c.metric, "min": c.min, "max": c.max} for c in self.tune.constraints
+            ],
+            pruner={
+                "kind": self.tune.pruner.kind,
+                "metric": self.tune.pruner.metric,
+                "startup_trials": self.tune.pruner.startup_trials,
+                "warmup_epochs": self.tune.pruner.warmup_epochs,
+                "min_epochs": self.tune.pruner.min_epochs,
+                "reduction_factor": self.tune.pruner.reduction_factor,
+            },
+            space=self.space.describe(),
+            epochs=request.params.train.epochs,
+            evaluations=(
+                request.params.train.epochs
+                if not request.params.train.eval_every_steps and not request.params.train.max_steps
+                else 0
+            ),
+            baseline=baseline,
+            global_seed=request.params.seed,
+        )
+        metrics = [o["metric"] for o in self.config.objectives] + [
+            c["metric"] for c in self.config.constraints
+        ]
+        self.runner: Runner = runner or DvcRunner(self.repo, metrics, baseline)
+        self.storage = open_storage(self.url, heartbeat=False)
+        self.hb_storage = open_storage(self.url, heartbeat=True, stale_callback=self._on_stale)
+        self.identity = worker_identity()
+        self.report = WorkerReport()
+        self._stopping = threading.Event()
+        self._ask_lock = threading.Lock()
+        self._optuna = optuna
+        self.study: optuna.Study | None = None
+
+    # ------------------------------------------------------------------ the study
+
+    def open_study(self) -> optuna.Study:
+        """Create the study, or join it after checking it was made with the same settings."""
+        optuna = self._optuna
+        name = self.tune.study
+        existing = set(optuna.get_all_study_names(self.storage))
+        if name not in existing:
+            ours = re.compile(rf"{re.escape(name)}-\d{{3,}}(-seed\d+)?(-[a-z]+)?")
+            leftovers = [n for n in self.runner.existing(f"{name}-") if ours.fullmatch(n)]
+            if leftovers:
+                shown = ", ".join(leftovers[:3]) + (" ..." if len(leftovers) > 3 else "")
+                raise UserError(
+                    f"experiments of a study named '{name}' already exist ({shown}) but the "
+                    f"storage {safe_url(self.url)} has no such study (was its database "
+                    "deleted?). Choose another --study, or remove them with "
+                    f"`dvc exp remove {' '.join(leftovers[:3])} ...`"
+                )
+        created = False
+        with quiet_optuna():
+            try:
+                study = optuna.create_study(
+                    study_name=name,
+                    storage=self.storage,
+                    directions=self.config.directions,
+                    sampler=self._sampler(0),
+                    pruner=build_pruner(self.config),
+                )
+                created = True
+            except optuna.exceptions.DuplicatedStudyError:
+                study = optuna.load_study(study_name=name, storage=self.storage)
+        if created:
+            study.set_user_attr(CONFIG_ATTR, self.config.to_json())
+            self.log(f"tune: created study '{name}' in {safe_url(self.url)}")
+        else:
+            self._check_joined(study)
+        trials = study.get_trials(deepcopy=False)
+        # A fresh sampler seed per session: a resumed study must not replay its first draws.
+        offset = len(trials)
+        if any(t.state.name == "RUNNING" for t in trials):
+            offset += os.getpid()  # another worker is active: draw different configurations
+        with quiet_optuna():
+            study = optuna.load_study(
+                study_name=name,
+                storage=self.storage,
+                sampler=self._sampler(offset),
+                pruner=build_pruner(self.config),
+            )
+        if self.grid:
+            self._enqueue_grid(study, created)
+        if not created:
+            done = sum(1 for t in trials if t.state.is_finished())
+            self.log(f"tune: resuming study '{name}' ({done} finished trials)")
+        self.study = study
+        return study
+
+    def _check_joined(self, study: optuna.Study) -> None:
+        stored = None
+        for _ in range(50):  # the creator may still be writing it
+            stored = StudyConfig.of_study(study)
+            if stored is not None:
+                break
+            time.sleep(0.2)
+            study = self._optuna.load_study(study_name=study.study_name, storage=self.storage)
+        if stored is None:
+            raise UserError(
+                f"study '{study.study_name}' in {safe_url(self.url)} was not created by "
+                "nlpflow tune; choose another --study"
+            )
+        diffs = stored.differences(self.config)
+        if diffs:
+            raise UserError(
+                f"study '{study.study_name}' was created with different {', '.join(diffs)}; "
+                "its trials would not be comparable with these settings. Use a new --study "
+                "name, or restore the settings it was created with"
+            )
+        if stored.baseline != self.config.baseline and not self.request.allow_baseline_change:
+            raise UserError(
+                f"study '{study.study_name}' ran its trials on commit {stored.baseline[:8]}, "
+                f"HEAD is {self.config.baseline[:8]}: code or data changes make old and new "
+                "trials incomparable. Check out that commit, use a new --study, or pass "
+                "--allow-baseline-change if the change cannot matter"
+            )
+
+    def _sampler(self, offset: int) -> optuna.samplers.BaseSampler:
+        optuna = self._optuna
+        seed = (self.config.sampler_seed + offset) % (2**31)
+        if self.tune.sampler == "tpe":
+            # A third of the expected trials are random (at least 2, at most 10), then TPE.
+            expected = self.tune.n_trials
+            if self.request.epoch_budget is not None:
+                expected = min(expected, self.request.epoch_budget // max(1, self.config.epochs))
+            startup = max(2, min(10, expected // 3))
+            with quiet_optuna():
+                return optuna.samplers.TPESampler(
+                    seed=seed,
+                    n_startup_trials=startup,
+                    multivariate=True,
+                    constant_liar=True,  # concurrent trials do not all chase the same point
+                )
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def _enqueue_grid(self, study: optuna.Study, created: bool) -> None:
+        """Queue every grid combination once (only the creator, or a resume that finds the
+        queue incomplete, enqueues; claims are atomic, so each runs once)."""
+        if not created:
+            # The creator queues the grid; joining at the same moment, wait for it to finish.
+            # Only if it never does (it died) does this worker queue what is missing.
+            for _ in range(300):
+                if study.user_attrs.get("grid_enqueued"):
+                    return
+                time.sleep(0.2)
+                study = self._optuna.load_study(study_name=study.study_name, storage=self.storage)
+        dists = self.space.distributions(grid=True)
+        seen = [t.params for t in study.get_trials(deepcopy=False)]
+        added = 0
+        for combo in self.space.grid():
+            if combo in seen:
+                continue
+            study.add_trial(
+                self._optuna.trial.create_trial(
+                    state=self._optuna.trial.TrialState.WAITING, params=combo, distributions=dists
+                )
+            )
+            added += 1
+        study.set_user_attr("grid_enqueued", True)
+        if added:
+            self.log(f"tune: grid of {len(self.space.grid())} combinations queued")
+
+    # ------------------------------------------------------------------ running
+
+    def optimize(self) -> WorkerReport:
+        """Run trials until the study's budget is spent (or the timeout, or Ctrl-C)."""
+        study = self.study or self.open_study()
+        started = time.monotonic()
+        self._recover(study)
+        self._work(lambda: self._next_trial(study, started), self._run_trial)
+        self.report.seconds = round(time.monotonic() - started, 1)
+        return self.report
+
+    def _work(self, next_trial: Callable[[], Any], run: Callable[[Any], None]) -> None:
+        """``jobs`` threads, each taking trials until ``next_trial`` returns None.
+
+        Ctrl-C or SIGTERM: the running experiments are stopped, their trials failed and
+        re-queued, and :class:`Interrupted` is raised once every thread has recorded that (a
+        second signal gives up at once). The main thread never blocks in ``Thread.join``: an
+        interrupted join can leave a thread looking finished while it is still writing.
+        """
+        errors: list[BaseException] = []
+        finished = [threading.Event() for _ in range(self.tune.jobs)]
+
+        def loop(index: int) -> None:
+            failures = 0
+            try:
+                while not self._stopping.is_set():
+                    try:
+                        trial = next_trial()
+                        if trial is None:
+                            return
+                        run(trial)
+                        failures = 0
+                    except Interrupted:
+                        return
+                    except Exception as err:  # keep the other threads going; stop if repeated
+                        failures += 1
+                        self.log(f"tune: worker error: {type(err).__name__}: {err}")
+                        if failures >= 3:
+                            errors.append(err)
+                            return
+            finally:
+                finished[index].set()
+
+        threads = [
+            threading.Thread(target=loop, args=(i,), name=f"tune-{i}", daemon=True)
+            for i in range(self.tune.jobs)
+        ]
+        interrupted = threading.Event()
+        with self._signals(interrupted):
+            for t in threads:
+                t.start()
+            for done in finished:
+                while not done.wait(0.5):
+                    pass
+        for t in threads:
+            t.join()
+        if interrupted.is_set():
+            raise Interrupted()
+        if errors:
+            raise errors[0]
+
+    @contextlib.contextmanager
+    def _signals(self, interrupted: threading.Event) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the worker gracefully (handlers need the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(_sig: int, _frame: Any) -> None:
+            if interrupted.is_set():
+                raise KeyboardInterrupt  # a second signal: stop waiting
+            interrupted.set()
+            self._stopping.set()
+            self.log("tune: interrupted; stopping the running trials ...")
+            self.runner.terminate()
+
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, previous in old.items():
+                signal.signal(sig, previous)
+
+    def _next_trial(self, study: optuna.Study, started: float) -> optuna.trial.Trial | None:
+        TrialState = self._optuna.trial.TrialState
+        timeout = self.request.timeout
+        if timeout is not None and time.monotonic() - started > timeout:
+            return None
+        self._recover(study)
+        with self._ask_lock:
+            if self._stopping.is_set():
+                return None
+            if self.grid:
+                return self._claim_waiting(study)
+            trials = study.get_trials(deepcopy=False)
+            waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+            if not waiting and counted(trials) + running >= self.tune.n_trials:
+                return None
+            if not waiting and self.request.epoch_budget is not None:
+                spent = epochs_spent(trials) + running * self.config.epochs
+                if spent + self.config.epochs > self.request.epoch_budget:
+                    return None
+            trial = study.ask()
+        self._claimed(trial)
+        return trial
+
+    def _claim_waiting(self, study: optuna.Study) -> optuna.trial.Trial | None:
+        """Claim a queued trial (WAITING -> RUNNING, atomic); None when the queue is empty."""
+        optuna = self._optuna
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        for frozen in self.storage.get_all_trials(
+            study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
+        ):
+            try:
+                if not self.storage.set_trial_state_values(
+                    frozen._trial_id, state=optuna.trial.TrialState.RUNNING
+                ):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            trial = optuna.trial.Trial(study, frozen._trial_id)
+            self._claimed(trial)
+            return trial
+        return None
+
+    def _claimed(self, trial: optuna.trial.Trial) -> None:
+        self.hb_storage.record_heartbeat(trial._trial_id)
+        for key, value in self.identity.items():
+            trial.set_user_attr(key, value)
+
+    @contextlib.contextmanager
+    def _heartbeat(self, trial_id: int) -> Iterator[None]:
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                with contextlib.suppress(Exception):
+                    self.hb_storage.record_heartbeat(trial_id)
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _trial_env(self, number: int, name: str, prune: bool) -> dict[str, str]:
+        env = trial_environment(self.url, self.tune.study, number, name) if prune else {}
+        if self.tune.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            # Trials share the CPU cores: oversubscribed threads only slow every trial down.
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.tune.jobs))
+        return env
+
+    def _run_trial(self, trial: optuna.trial.Trial) -> None:
+        assert self.study is not None
+        try:
+            self._run_claimed(self.study, trial)
+        except Interrupted:
+            raise
+        except Exception as err:
+            # Never leave a trial RUNNING behind a live worker: nobody else would fail it.
+            self._fail(self.study, trial, f"{type(err).__name__}: {err}")
+            raise
+
+    def _fail(self, study: optuna.Study, trial: optuna.trial.Trial, error: str) -> None:
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("error", error[:500])
+            with quiet_optuna():
+                study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+
+    def _run_claimed(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        params = self.space.suggest(trial, grid=self.grid)
+        name = ex.exp_name(self.tune.study, trial.number)
+        trial.set_user_attr("exp", name)
+        if "retry_of" in trial.user_attrs:
+            self.log(f"tune: trial {trial.number} reruns trial {trial.user_attrs['retry_of']}")
+        self.report.started += 1
+        started = time.monotonic()
+        overrides = {k: set_override(v) for k, v in params.items()}
+        env = self._trial_env(trial.number, name, self.config.pruning)
+        message = f"nlpflow tune: study {self.tune.study}, trial {trial.number}"
+        with self._heartbeat(trial._trial_id):
+            result = self.runner.run(name, overrides, env, message)
+        if self._stopping.is_set() and (result.sha is None or result.errors):
+            self._requeue_interrupted(study, trial)
+            raise Interrupted()
+        self._finish(study, trial, result, params, time.monotonic() - started)
+
+    def _finish(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.Trial,
+        result: TrialResult,
+        params: dict[str, Value],
+        seconds: float,
+    ) -> None:
+        """Record the experiment's outcome on the trial, mark the experiment, tell the study."""
+        TrialState = self._optuna.trial.TrialState
+        values = [result.metrics.get(o["metric"]) for o in self.config.objectives]
+        state, detail = TrialState.COMPLETE, "complete"
+        if result.sha is None or result.errors or any(v is None for v in values):
+            missing = [
+                o["metric"]
+                for o, v in zip(self.config.objectives, values, strict=True)
+                if v is None
+            ]
+            reason = "; ".join(result.errors[-2:]) or (
+                f"metric {missing[0]} missing" if missing else "no experiment"
+            )
+            state, detail = TrialState.FAIL, f"failed: {reason}"
+        elif result.pruned:
+            state, detail = TrialState.PRUNED, "pruned"
+        violations = self._violations(result) if state == TrialState.COMPLETE else {}
+        feasible = all(v <= 0 for v in violations.values())
+        suffix = {TrialState.FAIL: "failed", TrialState.PRUNED: "pruned"}.get(state, "")
+        if state == TrialState.COMPLETE and not feasible:
+            suffix, detail = "infeasible", "complete, infeasible"
+        exp = result.exp
+        if suffix and result.sha is not None:
+            exp = self.runner.mark(result.exp, suffix)
+        trial.set_user_attr("exp", exp)
+        trial.set_user_attr("sha", result.sha)
+        trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items()})
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        trial.set_user_attr("seconds", round(seconds, 1))
+        trial.set_user_attr("feasible", feasible)
+        if state == TrialState.FAIL:
+            trial.set_user_attr("error", detail)
+            trial.set_user_attr("log_tail", result.log_tail[-1500:])
+        for key, value in violations.items():
+            trial.set_constraint(key, value)
+        with quiet_optuna():
+            if state == TrialState.COMPLETE:
+                study.tell(trial, [float(v) for v in values if v is not None])
+            else:
+                study.tell(trial, state=state)
+        counter = {"complete": "complete", "pruned": "pruned"}.get(detail.split(",")[0], "failed")
+        setattr(self.report, counter, getattr(self.report, counter) + 1)
+        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+        value_text = ", ".join(_short(v) for v in values if v is not None) or "-"
+        epochs = f", {result.epochs_run} epochs" if result.epochs_run is not None else ""
+        self.log(
+            f"trial {trial.number} [{exp}] {shown} -> {value_text} ({detail}{epochs}, "
+            f"{seconds:.0f}s)"
+        )
+
+    def _violations(self, result: TrialResult) -> dict[str, float]:
+        """Constraint values in Optuna's convention: > 0 by how much a bound is broken,
+        <= 0 (minus the margin) when every bound is met."""
+        out: dict[str, float] = {}
+        for c in self.config.constraints:
+            value = result.metrics.get(c["metric"])
+            if value is None:
+                out[c["metric"]] = 1.0  # a constraint that cannot be checked is not met
+                continue
+            margins = []
+            if c.get("min") is not None:
+                margins.append(float(c["min"]) - value)
+            if c.get("max") is not None:
+                margins.append(value - float(c["max"]))
+            out[c["metric"]] = max(margins)
+        return out
+
+    # ------------------------------------------------------------------ lost trials
+
+    def _requeue_interrupted(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        """A trial stopped by Ctrl-C: failed, and its configuration queued again."""
+        TrialState = self._optuna.trial.TrialState
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("error", "interrupted")
+        frozen = self.storage.get_trial(trial._trial_id)
+        with quiet_optuna():
+            study.tell(trial, state=TrialState.FAIL)
+        self._enqueue_retry(study, frozen, "was interrupted")
+
+    def _enqueue_retry(self, study: optuna.Study, frozen: FrozenTrial, why: str) -> None:
+        optuna = self._optuna
+        attrs = {k: v for k, v in frozen.user_attrs.items() if k in ("config_trial", "seed")}
+        attrs["retry_of"] = frozen.number
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                user_attrs=attrs,
+            )
+        )
+        self.report.requeued.append(frozen.number)
+        self.log(f"tune: trial {frozen.number} {why}: marked failed, its configuration re-queued")
+
+    def _recover(self, study: optuna.Study) -> None:
+        """Fail the trials of dead workers and re-queue (or recover) them."""
+        optuna = self._optuna
+        hb_study = optuna.load_study(study_name=study.study_name, storage=self.hb_storage)
+        with quiet_optuna():
+            optuna.storages.fail_stale_trials(hb_study)  # other machines: heartbeat too old
+        host = self.identity["host"]
+        now = time.time()
+        for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            owner_host = frozen.user_attrs.get("host")
+            pid = frozen.user_attrs.get("pid")
+            if owner_host == host and isinstance(pid, int):
+                if pid == os.getpid() or process_alive(pid):
+                    continue
+            elif owner_host is None and frozen.datetime_start is not None:
+                age = now - frozen.datetime_start.timestamp()
+                if age < GRACE_SECONDS:
+                    continue  # just claimed: its worker has not said who it is yet
+            else:
+                continue  # another machine's trial: the heartbeat decides
+            try:
+                if not self.storage.set_trial_state_values(
+                    frozen._trial_id, state=optuna.trial.TrialState.FAIL
+                ):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker got there first
+            self._on_stale(study, self.storage.get_trial(frozen._trial_id))
+
+    def _on_stale(self, study: optuna.Study, frozen: FrozenTrial) -> None:
+        """A dead worker's trial (already failed): recover its result or queue it again."""
+        optuna = self._optuna
+        target = optuna.load_study(study_name=study.study_name, storage=self.storage)
+        who = f"{frozen.user_attrs.get('host', '?')}:{frozen.user_attrs.get('pid', '?')}"
+        name = str(frozen.user_attrs.get("exp") or ex.exp_name(self.tune.study, frozen.number))
+        result = None
+        with contextlib.suppress(Exception):
+            result = self.runner.read(name)
+        objectives = self._objectives_of(target)
+        values = [result.metrics.get(m) for m in objectives] if result else []
+        if result is not None and values and all(v is not None for v in values):
+            state = (
+                optuna.trial.TrialState.PRUNED
+                if result.pruned
+                else optuna.trial.TrialState.COMPLETE
+            )
+            attrs = dict(frozen.user_attrs)
+            attrs.update(
+                {
+                    "recovered_from": frozen.number,
+                    "sha": result.sha,
+                    "metrics": result.metrics,
+                    "epochs_run": result.epochs_run,
+                    "stop_reason": result.stop_reason,
+                    "feasible": True,
+                }
+            )
+            target.add_trial(
+                optuna.trial.create_trial(
+                    state=state,
+                    params=frozen.params,
+                    distributions=frozen.distributions,
+                    values=[float(v) for v in values if v is not None]
+                    if state == optuna.trial.TrialState.COMPLETE
+                    else None,
+                    user_attrs=attrs,
+                )
+            )
+            self.report.recovered.append(frozen.number)
+            self.log(
+                f"tune: trial {frozen.number}'s worker ({who}) died after its experiment {name} "
+                "finished; its result was recovered"
+            )
+            return
+        self._enqueue_retry(target, frozen, f"lost its worker ({who})")
+
+    def _objectives_of(self, study: optuna.Study) -> list[str]:
+        return [o["metric"] for o in self.config.objectives]
+
+    # ------------------------------------------------------------------ seeds
+
+    def run_seeds(self, k: int, top: int) -> None:
+        """Rerun the ``top`` configurations with ``k`` seeds in total (their own run is the
+        first seed), as trials of the study ``<study>.seeds`` (each claimed once)."""
+        from nlpflow.tuning.analysis import top_trials
+
+        optuna = self._optuna
+        study = self.study or self.open_study()
+        self._wait_for_running(study)
+        best = top_trials(study, self.config, top)
+        if not best:
+            self.log("tune: no complete, feasible trial to rerun with seeds")
+            return
+        seeds = [self.config.global_seed + i for i in range(1, k)]
+        name = study.study_name + SEEDS_SUFFIX
+        with quiet_optuna():
+            seeds_study = optuna.create_study(
+                study_name=name,
+                storage=self.storage,
+                directions=self.config.directions,
+                load_if_exists=True,
+            )
+        wanted = [(t, s) for t in best for s in seeds]
+        have = {
+            (t.user_attrs.get("config_trial"), t.user_attrs.get("seed"))
+            for t in seeds_study.get_trials(deepcopy=False)
+            if "retry_of" not in t.user_attrs
+        }
+        missing = [(t, s) for t, s in wanted if (t.number, s) not in have]
+        if missing and self._enqueue_lock(study, missing):
+            for trial, seed in missing:
+                seeds_study.add_trial(
+                    optuna.trial.create_trial(
+                        state=optuna.trial.TrialState.WAITING,
+                        params=trial.params,
+                        distributions=trial.distributions,
+                        user_attrs={"config_trial": trial.number, "seed": seed},
+                    )
+                )
+            self.log(
+                f"tune: rerunning trials {', '.join(str(t.number) for t in best)} with seeds "
+                f"{', '.join(str(s) for s in seeds)} ({len(missing)} runs)"
+            )
+        self._work(lambda: self._claim_seed(seeds_study), lambda t: self._run_seed(seeds_study, t))
+
+    def _enqueue_lock(self, study: optuna.Study, missing: list[Any]) -> bool:
+        """Only one worker queues a given set of seed runs: creating a marker study is the
+        atomic test-and-set every storage offers."""
+        key = "-".join(f"{t.number}s{s}" for t, s in missing)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]  # the same in every process
+        try:
+            self._optuna.create_study(
+                study_name=f"{study.study_name}{SEEDS_SUFFIX}.queued.{digest}",
+                storage=self.storage,
+            )
+        except self._optuna.exceptions.DuplicatedStudyError:
+            return False
+        return True
+
+    def _claim_seed(self, seeds_study: optuna.Study) -> optuna.trial.Trial | None:
+        self._recover(seeds_study)
+        with self._ask_lock:
+            if self._stopping.is_set():
+                return None
+            return self._claim_waiting(seeds_study)
+
+    def _run_seed(self, seeds_study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        try:
+            self._run_seed_claimed(seeds_study, trial)
+        except Interrupted:
+            raise
+        except Exception as err:
+            self._fail(seeds_study, trial, f"{type(err).__name__}: {err}")
+            raise
+
+    def _run_seed_claimed(self, seeds_study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        config_trial = int(trial.user_attrs["config_trial"])
+        seed = int(trial.user_attrs["seed"])
+        params = {p: trial.params[p] for p in self.space.paths}
+        name = f"{ex.exp_name(self.tune.study, config_trial)}-seed{seed}"
+        trial.set_user_attr("exp", name)
+        overrides = {k: set_override(v) for k, v in params.items()}
+        overrides["seed"] = str(seed)
+        started = time.monotonic()
+        message = f"nlpflow tune: study {self.tune.study}, trial {config_trial}, seed {seed}"
+        with self._heartbeat(trial._trial_id):
+            result = self.runner.run(name, overrides, self._trial_env(0, name, False), message)
+        if self._stopping.is_set() and (result.sha is None or result.errors):
+            self._requeue_interrupted(seeds_study, trial)
+            raise Interrupted()
+        self._finish(
+            seeds_study, trial, result, {**params, "seed": seed}, time.monotonic() - started
+        )
+
+    def _wait_for_running(self, study: optuna.Study) -> None:
+        """Seed reruns pick the top configurations: wait for other workers' trials first."""
+        TrialState = self._optuna.trial.TrialState
+        announced = False
+        while not self._stopping.is_set():
+            self._recover(study)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
+                return
+            if not announced:
+                self.log(f"tune: waiting for {len(running)} running trial(s) of other workers")
+                announced = True
+            time.sleep(HEARTBEAT_SECONDS / 2)
+
+
+def counted(trials: list[FrozenTrial]) -> int:
+    """Trials that count against the budget: finished, except failed ones that were
+    re-queued or recovered (their replacement counts instead)."""
+    replaced = {t.user_attrs.get("retry_of") for t in trials} | {
+        t.user_attrs.get("recovered_from") for t in trials
+    }
+    n = 0
+    for t in trials:
+        if t.state.name in ("COMPLETE", "PRUNED") or (
+            t.state.name == "FAIL" and t.number not in replaced
+        ):
+            n += 1
+    return n
+
+
+def epochs_spent(trials: list[FrozenTrial]) -> int:
+    """Training epochs the finished trials ran (what the search has cost so far)."""
+    return sum(int(t.user_attrs.get("epochs_run") or 0) for t in trials if t.state.is_finished())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,143 @@
+"""Workers sharing one study: no trial lost, none run twice; killed workers; resuming.
+
+These tests are about the storage semantics (claims, budget, heartbeats, re-queueing), so
+each worker runs the fake runner of tests/tuning/fakes.py: a "trial" appends a line to a log
+and sleeps a moment. With real DVC experiments the same checks would take minutes; the DVC
+side (real `dvc exp run` trials, in parallel) is tested in test_tune_dvc.py and, on the real
+pipeline, in test_tune_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from tests.conftest import ROOT
+from tests.tuning.fakes import runs
+
+GRID = {
+    "train.lr": {"type": "float", "low": 0.0003, "high": 0.01, "log": True,
+                 "grid": [0.0005, 0.002, 0.008]},
+    "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.3, "grid": [0.0, 0.1]},
+    "train.schedule": {"type": "categorical", "choices": ["linear", "cosine"]},
+}  # fmt: skip
+
+
+def start_worker(workdir: Path, url: str, seconds: float = 0.02, hang: bool = False,
+                 **tune: Any) -> subprocess.Popen[str]:  # fmt: skip
+    cmd = [sys.executable, "-m", "tests.tuning.worker", str(workdir), url, json.dumps(tune),
+           str(seconds)] + (["hang"] if hang else [])  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def load(url: str, name: str = "nlpflow") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/optuna.db"
+
+
+def test_two_workers_share_a_study_without_losing_or_repeating_trials(
+    tmp_path: Path, url: str
+) -> None:
+    workers = [start_worker(tmp_path, url, n_trials=16, jobs=2, sampler="random") for _ in "ab"]
+    outputs = [finish(w) for w in workers]
+    assert all("trial" in out for out in outputs), "both workers should have run trials"
+
+    trials = load(url)
+    ran = runs(tmp_path)
+    assert {t.state.name for t in trials} == {"COMPLETE"}  # none left running or waiting
+    # The budget is the study's: 16 trials in all (4 concurrent deciders may overshoot by 3).
+    assert 16 <= len(trials) <= 19
+    names = [r["exp"] for r in ran]
+    assert len(names) == len(set(names)), "a trial ran twice"
+    assert sorted(names) == sorted(t.user_attrs["exp"] for t in trials), "a trial was lost"
+    assert len({r["pid"] for r in ran}) == 2
+
+
+def test_two_workers_run_each_grid_combination_exactly_once(tmp_path: Path, url: str) -> None:
+    workers = [start_worker(tmp_path, url, jobs=2, sampler="grid", space=GRID) for _ in "ab"]
+    for w in workers:
+        finish(w)
+    combos = [json.dumps(r["params"], sort_keys=True) for r in runs(tmp_path)]
+    assert len(combos) == 12 and len(set(combos)) == 12
+    trials = load(url)
+    assert len(trials) == 12 and {t.state.name for t in trials} == {"COMPLETE"}
+
+
+def test_a_killed_workers_trial_is_requeued_and_the_study_resumes(tmp_path: Path, url: str) -> None:
+    doomed = start_worker(tmp_path, url, seconds=60, n_trials=3)
+    wait_for(lambda: len(runs(tmp_path)) == 1)
+    doomed.send_signal(signal.SIGKILL)  # no chance to clean up: its trial stays RUNNING
+    doomed.communicate()
+    (lost,) = load(url)
+    assert lost.state.name == "RUNNING"
+
+    out = finish(start_worker(tmp_path, url, n_trials=3))
+    assert "trial 0 lost its worker" in out and "re-queued" in out
+    trials = load(url)
+    states = Counter(t.state.name for t in trials)
+    assert states == {"FAIL": 1, "COMPLETE": 3}  # the lost trial does not count
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    assert retry.params == trials[0].params and retry.state.name == "COMPLETE"
+
+
+def test_a_killed_workers_finished_experiment_is_recovered_not_rerun(
+    tmp_path: Path, url: str
+) -> None:
+    # The experiment finishes, then the worker dies before telling the study.
+    doomed = start_worker(tmp_path, url, seconds=0, hang=True, n_trials=2)
+    wait_for(lambda: any((tmp_path / "results").glob("*.json")))
+    doomed.send_signal(signal.SIGKILL)
+    doomed.communicate()
+
+    out = finish(start_worker(tmp_path, url, n_trials=2))
+    assert "its result was recovered" in out
+    trials = load(url)
+    (recovered,) = [t for t in trials if t.user_attrs.get("recovered_from") == 0]
+    assert recovered.state.name == "COMPLETE" and recovered.user_attrs["exp"] == "nlpflow-000"
+    assert sum(r["exp"] == "nlpflow-000" for r in runs(tmp_path)) == 1  # not run again
+    assert Counter(t.state.name for t in trials) == {"FAIL": 1, "COMPLETE": 2}
+
+
+def test_sigterm_stops_requeues_and_the_same_command_resumes(tmp_path: Path, url: str) -> None:
+    worker = start_worker(tmp_path, url, seconds=60, n_trials=2, jobs=2)
+    wait_for(lambda: len(runs(tmp_path)) == 2)
+    worker.send_signal(signal.SIGTERM)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 130, out
+    assert out.count("was interrupted") == 2
+    assert Counter(t.state.name for t in load(url)) == {"FAIL": 2, "WAITING": 2}
+
+    finish(start_worker(tmp_path, url, n_trials=2))
+    trials = load(url)
+    assert Counter(t.state.name for t in trials) == {"FAIL": 2, "COMPLETE": 2}
+    assert {t.user_attrs.get("retry_of") for t in trials if t.state.name == "COMPLETE"} == {0, 1}
