@@ -245,9 +245,10 @@ class EarlyStoppingParams:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         _check(self.metric in allowed, f"{path}.metric", f"must be one of {list(allowed)}{hint}")
         if self.target is not None and self.divergence is not None:
-            worse = self.divergence >= self.target if self.mode == "max" else (
-                self.divergence <= self.target
-            )
+            if self.mode == "max":
+                worse = self.divergence >= self.target
+            else:
+                worse = self.divergence <= self.target
             _check(
                 not worse,
                 f"{path}.divergence",
@@ -278,7 +279,7 @@ class TrainParams:
     eval_every_steps: int = 0  # 0 = validate at each epoch end
     checkpoint_every_steps: int = 500  # besides each epoch end; 0 = epoch ends only
     keep_checkpoints: int = 2
-    threads: int = 0  # torch CPU threads per process; 0 = torch's default
+    threads: int = 1  # torch CPU threads per process (see params.yaml); 0 = torch's default
     processes: int = 1  # data-parallel processes (torchrun); gloo on CPU, NCCL on GPUs
     overfit_batches: int = 0  # N > 0: train on N fixed batches, regularisation off
     tensorboard: bool = False  # TensorBoard event files too (needs the tensorboard package)

@@ -331,7 +331,8 @@ def plateaus(steps: list[float], curve: Curve) -> Finding | None:
     return Finding(
         "plateaus",
         "warning",
-        f"the training loss is step-like: flat over {spans}, each ended by a sudden drop",
+        f"the training loss is step-like: flat over {spans}, "
+        + ("each ended by a sudden drop" if len(found) > 1 else "ended by a sudden drop"),
         [
             "learning rate too low to leave a saddle point quickly",
             "a stepwise learning-rate schedule",

@@ -11,7 +11,7 @@ step is split (micro-batches, processes), the gradients add up to the gradient o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nlpflow.errors import UserError
@@ -60,6 +60,7 @@ class Criterion:
 
     weights: torch.Tensor | None = None  # (k,) on the model's device
     label_smoothing: float = 0.0
+    _host_weights: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def to(self, device: torch.device) -> Criterion:
         return Criterion(
@@ -85,5 +86,7 @@ class Criterion:
         if self.weights is None:
             total = float(targets.numel())
         else:
-            total = float(self.weights.cpu().double()[targets].sum())
+            if self._host_weights is None:  # once: no device-to-host copy per step
+                self._host_weights = self.weights.detach().cpu().double()
+            total = float(self._host_weights[targets].sum())
         return total if total > 0 else 1.0  # nothing counted: the sum is 0 as well
