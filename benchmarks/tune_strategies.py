@@ -7,9 +7,10 @@ Every strategy is a real `nlpflow tune` study in one temporary copy of this proj
 trial is a DVC experiment of the real pipeline. The search space is the same for all:
 ``train.lr`` (log scale, 1e-4 to 3e-2; grid 3e-4, 2e-3, 1e-2) and ``train.warmup_ratio``
 (0 to 0.3; grid 0, 0.2). Equal compute means the same number of training epochs: the grid's
-6 cells x ``--epochs``. The grid runs its cells; random search and TPE start trials while one
-more fits in that budget (``nlpflow tune --epoch-budget``), so a pruned trial, which stops
-early, leaves room for another. The grid is deterministic and runs once; random search and
+6 cells, each up to ``--epochs`` (early stopping can end a cell sooner), and random search
+and TPE then get exactly the epochs the grid spent: they start trials while one more could
+still fit (``nlpflow tune --epoch-budget``), so a pruned trial, which stops early, leaves
+room for another. The grid is deterministic and runs once; random search and
 TPE run once per sampler seed.
 
 Prints, for each strategy, the best validation f1_macro reached and the training epochs
@@ -105,16 +106,28 @@ def study(repo: Path, name: str, sampler: str, pruner: str, seed: int, budget: i
     result = {
         "best": best,
         "epochs": summary["epochs_total"],
+        "to_best": epochs_to_best(summary["trials"], best),
         "trials": sum(summary["counts"].values()),
         "pruned": summary["counts"].get("pruned", 0),
         "minutes": (time.monotonic() - started) / 60,
     }
     print(
-        f"  {name:<14} best val f1 {best:.4f}  epochs {result['epochs']:>3}  "
-        f"trials {result['trials']:>2} ({result['pruned']} pruned)  {result['minutes']:.1f} min",
+        f"  {name:<14} best val f1 {best:.4f}  epochs {result['epochs']:>3} (best after "
+        f"{result['to_best']:>3})  trials {result['trials']:>2} ({result['pruned']} pruned)  "
+        f"{result['minutes']:.1f} min",
         flush=True,
     )
     return result
+
+
+def epochs_to_best(trials: list[dict[str, Any]], best: float) -> int:
+    """Training epochs spent until a complete trial first reached ``best`` (trials in order)."""
+    spent = 0
+    for t in sorted(trials, key=lambda t: t["number"]):
+        spent += int(t["epochs_run"] or 0)
+        if t["state"] == "complete" and t["values"] and t["values"][0] >= best:
+            return spent
+    return spent
 
 
 def mean_sd(values: list[float]) -> str:
@@ -137,11 +150,13 @@ def main() -> int:
         t0 = time.monotonic()
         repo = make_project(tmp, args.size, args.epochs)
         print(
-            f"project ready in {time.monotonic() - t0:.0f}s ({repo}); budget {budget} "
-            f"training epochs per search ({GRID_CELLS} grid cells x {args.epochs} epochs)",
+            f"project ready in {time.monotonic() - t0:.0f}s ({repo}); the grid: "
+            f"{GRID_CELLS} cells x up to {args.epochs} epochs",
             flush=True,
         )
         grid = study(repo, "grid", "grid", "none", 0, budget, args.jobs)
+        budget = int(grid["epochs"])  # equal compute: what the grid actually spent
+        print(f"  the others get the grid's {budget} training epochs each", flush=True)
         results: dict[str, list[dict[str, Any]]] = {"random": [], "tpe": []}
         for seed in range(args.seeds):
             results["random"].append(
@@ -157,35 +172,34 @@ def main() -> int:
     def col(name: str, key: str) -> list[float]:
         return [float(r[key]) for r in results[name]]
 
+    def mean(name: str, key: str) -> float:
+        return statistics.mean(col(name, key))
+
     print(f"\nequal compute: {budget} training epochs per search; {args.seeds} sampler seeds")
-    print(f"{'strategy':<22} {'best val f1_macro':<20} {'epochs spent':<16} trials")
-    print(f"{'grid':<22} {grid['best']:<20.4f} {grid['epochs']:<16} {grid['trials']}")
+    header = ["strategy", "best val f1_macro", "epochs spent", "epochs to best", "trials"]
+    print(f"{header[0]:<22}{header[1]:<20}{header[2]:<18}{header[3]:<18}{header[4]}")
     print(
-        f"{'random':<22} {mean_sd(col('random', 'best')):<20} "
-        f"{mean_sd(col('random', 'epochs')):<16} {statistics.mean(col('random', 'trials')):.1f}"
+        f"{'grid':<22}{grid['best']:<20.4f}{grid['epochs']:<18}{grid['to_best']:<18}"
+        f"{grid['trials']}"
     )
-    print(f"{'tpe + median pruning':<22} {mean_sd(col('tpe', 'best')):<20} "
-          f"{mean_sd(col('tpe', 'epochs')):<16} {statistics.mean(col('tpe', 'trials')):.1f}")  # fmt: skip
-    tpe_best, tpe_epochs = (
-        statistics.mean(col("tpe", "best")),
-        statistics.mean(col("tpe", "epochs")),
+    for label, key in (("random", "random"), ("tpe + median pruning", "tpe")):
+        print(
+            f"{label:<22}{mean_sd(col(key, 'best')):<20}{mean_sd(col(key, 'epochs')):<18}"
+            f"{mean_sd(col(key, 'to_best')):<18}{mean(key, 'trials'):.1f}"
+        )
+    for what, key in (("best val f1", "best"), ("epochs spent", "epochs"),
+                      ("epochs to best", "to_best")):  # fmt: skip
+        print(
+            f"ratio {what}, TPE/random: {mean('tpe', key) / mean('random', key):.3f}   "
+            f"TPE/grid: {mean('tpe', key) / float(grid[key]):.3f}"
+        )
+    pairs = list(zip(results["tpe"], results["random"], strict=True))
+    wins = sum(t["best"] > r["best"] for t, r in pairs)
+    ties = sum(t["best"] == r["best"] for t, r in pairs)
+    print(
+        f"TPE reached a better value than random with the same sampler seed in {wins} of "
+        f"{args.seeds} ({ties} ties); with this few seeds, a ratio near 1 is no difference"
     )
-    rnd_best, rnd_epochs = (
-        statistics.mean(col("random", "best")),
-        statistics.mean(col("random", "epochs")),
-    )
-    print(f"ratio best val f1, TPE/random: {tpe_best / rnd_best:.3f}")
-    print(f"ratio best val f1, TPE/grid:   {tpe_best / grid['best']:.3f}")
-    print(f"ratio epochs spent, TPE/random: {tpe_epochs / rnd_epochs:.3f}")
-    print(f"ratio epochs spent, TPE/grid:   {tpe_epochs / grid['epochs']:.3f}")
-    wins = sum(
-        t["best"] > r["best"] for t, r in zip(results["tpe"], results["random"], strict=True)
-    )
-    ties = sum(
-        t["best"] == r["best"] for t, r in zip(results["tpe"], results["random"], strict=True)
-    )
-    print(f"TPE better than random with the same sampler seed in {wins} of {args.seeds} "
-          f"({ties} ties); with this few seeds, a ratio near 1 is no difference")  # fmt: skip
     return 0
 
 

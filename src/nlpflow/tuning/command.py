@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     exists = tune.study in optuna.get_all_study_names(tuner.storage)
     if (args.report_only or args.apply) and not exists:
         raise UserError(f"no study named '{tune.study}' in {tuner.url}; run `nlpflow tune` first")
-    study = tuner.open_study()
+    study = tuner.open_study(to_run=not (args.report_only or args.apply))
     report_path = repo / args.report
 
     if args.apply:

@@ -430,6 +430,12 @@ def render(
     lines += ["## Boundaries of the search space", ""]
     if s.boundaries:
         lines += [f"- ⚠️ {w}" for w in s.boundaries] + [""]
+        if s.ties:
+            lines += [
+                "These concern the best trial only; configurations that tie with it lie "
+                "elsewhere, so the evidence that the optimum is beyond the range is weak.",
+                "",
+            ]
     elif s.best:
         lines += [
             "No numeric parameter of the best configuration lies in the outer tenth of its range.",

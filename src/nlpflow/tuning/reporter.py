@@ -24,10 +24,11 @@ output is uncached), so a pruned result cannot be restored for a later, unpruned
 
 Usage in the train stage::
 
-    reporter = TrialReporter.from_env()
-    ...after each validation:
-    if reporter is not None and reporter.report(epoch, val[reporter.metric]):
+    reporter = TrialReporter.from_env(log=log)
+    ...after each validation (evaluation number n, 1-based):
+    if reporter is not None and reporter.report(n, val[reporter.metric]):
         stop_reason, stop_detail = "pruned", reporter.detail
+    ...and in metrics/train.json: "pruned": 0 or 1, plus reporter.summary() (trial, study)
 
 Tuning must never break training: a storage that cannot be reached, or a trial that is no
 longer running, is logged once and training goes on (or, for a finished trial, stops).
@@ -132,7 +133,8 @@ class TrialReporter:
         return self.config.pruning
 
     def report(self, epoch: int, value: float) -> bool:
-        """Record ``value`` (the validation metric named :attr:`metric`) for ``epoch``.
+        """Record ``value`` (the validation metric named :attr:`metric`) at evaluation
+        ``epoch`` (1-based: one evaluation per epoch unless ``train.eval_every_steps``).
 
         Returns True when the trial should stop now: the pruner judged it unpromising, or the
         trial is no longer running (its worker gave it up). Reports nothing for

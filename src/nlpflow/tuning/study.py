@@ -183,8 +183,11 @@ class Tuner:
 
     # ------------------------------------------------------------------ the study
 
-    def open_study(self) -> optuna.Study:
-        """Create the study, or join it after checking it was made with the same settings."""
+    def open_study(self, to_run: bool = True) -> optuna.Study:
+        """Create the study, or join it after checking it was made with the same settings.
+
+        ``to_run=False`` (a report, an apply) skips the baseline check: reading a study is
+        fine from any commit, running more trials of it is not."""
         optuna = self._optuna
         name = self.tune.study
         existing = set(optuna.get_all_study_names(self.storage))
@@ -216,7 +219,7 @@ class Tuner:
             study.set_user_attr(CONFIG_ATTR, self.config.to_json())
             self.log(f"tune: created study '{name}' in {safe_url(self.url)}")
         else:
-            self._check_joined(study)
+            self._check_joined(study, to_run)
         trials = study.get_trials(deepcopy=False)
         # A fresh sampler seed per session: a resumed study must not replay its first draws.
         offset = len(trials)
@@ -237,7 +240,7 @@ class Tuner:
         self.study = study
         return study
 
-    def _check_joined(self, study: optuna.Study) -> None:
+    def _check_joined(self, study: optuna.Study, to_run: bool = True) -> None:
         stored = None
         for _ in range(50):  # the creator may still be writing it
             stored = StudyConfig.of_study(study)
@@ -257,7 +260,8 @@ class Tuner:
                 "its trials would not be comparable with these settings. Use a new --study "
                 "name, or restore the settings it was created with"
             )
-        if stored.baseline != self.config.baseline and not self.request.allow_baseline_change:
+        moved = stored.baseline != self.config.baseline
+        if to_run and moved and not self.request.allow_baseline_change:
             raise UserError(
                 f"study '{study.study_name}' ran its trials on commit {stored.baseline[:8]}, "
                 f"HEAD is {self.config.baseline[:8]}: code or data changes make old and new "
