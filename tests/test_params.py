@@ -92,5 +92,9 @@ def test_yes_and_no_stay_strings_as_dvc_writes_them(tmp_path: Path) -> None:
 
     # `dvc exp run -S key=yes` writes the value unquoted; YAML 1.1 would read it as True.
     assert read_yaml("a: yes\nb: no\nc: true\nd: on\ne: False\n") == {
-        "a": "yes", "b": "no", "c": True, "d": "on", "e": False
+        "a": "yes",
+        "b": "no",
+        "c": True,
+        "d": "on",
+        "e": False,
     }

@@ -121,3 +121,21 @@ def test_a_single_run_report_is_unconfirmed_and_names_ties(tmp_path: Path) -> No
     assert summary.ties == [1] and "Trial(s) 1 reached exactly the same value" in text
     # the best (trial 0, lr at the low end) lies at the boundary
     assert "lower tenth" in text and "[5.2e-05, 0.01]" in text
+
+
+def test_importances_are_not_invented_when_every_trial_ties(tmp_path: Path) -> None:
+    """Optuna shares zero variation out equally; the report must not present that as a result."""
+    dist = {**DIST, "train.warmup_ratio": optuna.distributions.FloatDistribution(0.0, 0.3)}
+
+    def study_with(values: list[float]) -> optuna.Study:
+        study = optuna.create_study(direction="maximize")
+        for n, v in enumerate(values):
+            study.add_trial(optuna.trial.create_trial(
+                params={"train.lr": 0.001 * (n + 1), "train.warmup_ratio": 0.05 * n},
+                distributions=dist, values=[v]))  # fmt: skip
+        return study
+
+    assert an.importances(study_with([0.83, 0.83, 0.83, 0.83]), config("maximize")) == {}
+    varied = an.importances(study_with([0.5, 0.6, 0.7, 0.8]), config("maximize"))
+    assert set(varied[F1]) == {"train.lr", "train.warmup_ratio"}
+    assert sum(varied[F1].values()) == pytest.approx(1.0)

@@ -57,3 +57,34 @@ def test_a_report_of_a_study_that_does_not_exist(
 ) -> None:
     repo = project(tmp_path)
     assert "no study named 'nlpflow'" in refused(capsys, "--repo", str(repo), "--report-only")
+
+
+def test_the_summary_warns_when_trials_tie_with_the_best(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a plateau the "best" is an arbitrary pick among equals: say so before its boundary."""
+    import optuna
+
+    from nlpflow.params import load_params
+    from nlpflow.tuning.study import Tuner, TuneRequest
+
+    repo = project(tmp_path)
+    params = load_params(repo / "params.yaml")
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    # The study is created as `nlpflow tune` creates it; its trials are added by hand.
+    study = Tuner(TuneRequest(repo, params.tune, raw, params)).open_study(to_run=False)
+    dists = {
+        "train.lr": optuna.distributions.FloatDistribution(0.0003, 0.01, log=True),
+        "train.warmup_ratio": optuna.distributions.FloatDistribution(0.0, 0.3),
+    }
+    for n, (lr, warmup) in enumerate([(0.001, 0.29), (0.0005, 0.05), (0.004, 0.1)]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"train.lr": lr, "train.warmup_ratio": warmup}, distributions=dists,
+            values=[0.83], user_attrs={"exp": f"nlpflow-{n:03d}"}))  # fmt: skip
+    assert main(["tune", "--repo", str(repo), "--report-only"]) == 0
+    out = capsys.readouterr().out
+    assert "tune: best trial 0 (nlpflow-000)" in out
+    tie = out.index("trial(s) 1, 2 reached exactly the same value")
+    assert tie < out.index("`train.warmup_ratio` = 0.29 lies in the upper tenth")
+    report = (repo / "reports" / "tune.md").read_text()
+    assert "Not estimated: they need at least three complete trials" in report

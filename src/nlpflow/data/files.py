@@ -197,9 +197,8 @@ def _check_row(
             str(row)[:80],
         )
         return None
-    if (
-        isinstance(label, (bool, dict, list))
-        or (isinstance(label, float) and not label.is_integer())
+    if isinstance(label, (bool, dict, list)) or (
+        isinstance(label, float) and not label.is_integer()
     ):
         bad.report(
             path,

@@ -188,7 +188,9 @@ def _objective(i: int) -> Callable[[FrozenTrial], float]:
 
 def importances(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str, float]]:
     """Parameter importances per objective (Optuna's default evaluator, PED-ANOVA), computed
-    on complete trials; empty when there are too few or nothing varied."""
+    on complete trials; an objective is left out when there are fewer than three trials or
+    every trial reached the same value (there is then no variation to explain, and Optuna
+    would share it out equally, which reads as a finding)."""
     import warnings
 
     import optuna as _optuna
@@ -198,6 +200,9 @@ def importances(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str,
     if len(trials) < 3:
         return out
     for i, objective in enumerate(config.objectives):
+        values = [float(t.values[i]) for t in trials]
+        if max(values) - min(values) <= 1e-12 * max(1.0, abs(max(values))):
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -173,6 +173,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"tune: best trial {b['trial']} ({b['exp']}): {b['values'][0]:.4g} with {b['params']}"
         )
+        if summary.ties:
+            others = ", ".join(str(n) for n in summary.ties)
+            print(
+                f"tune: warning: trial(s) {others} reached exactly the same value with other "
+                "parameters: this study cannot rank them (boundary warnings below are weak "
+                "evidence); `--seeds K` or a harder validation set can"
+            )
     for w in summary.boundaries:
         print(f"tune: warning: {w}")
     for line in summary.apply[:2]:

@@ -193,17 +193,24 @@ def plot_parallel(
     matrix = np.zeros((len(done), len(axes_names)))
     labels: list[list[str]] = []
     for j, dim in enumerate(space):
+        # A trial may lack a parameter (one added to the space later): NaN breaks its line
+        # there instead of failing the whole report.
         col = [r.params.get(dim.path) for r in done]
         if dim.numeric:
-            vals = np.array([float(v) for v in col])  # type: ignore[arg-type]
-            lo, hi = float(dim.spec.low or vals.min()), float(dim.spec.high or vals.max())
+            vals = np.array([math.nan if v is None else float(v) for v in col])
+            # `is None`, not `or`: a range starting at 0 must keep its 0
+            lo = float(np.nanmin(vals) if dim.spec.low is None else dim.spec.low)
+            hi = float(np.nanmax(vals) if dim.spec.high is None else dim.spec.high)
             if dim.spec.log:
                 vals, lo, hi = np.log10(vals), math.log10(lo), math.log10(hi)
             matrix[:, j] = (vals - lo) / (hi - lo) if hi > lo else 0.5
             labels.append([f"{dim.spec.low:g}", f"{dim.spec.high:g}"])
         else:
             choices: list[Any] = list(dim.spec.choices)
-            matrix[:, j] = [choices.index(v) / max(1, len(choices) - 1) for v in col]
+            matrix[:, j] = [
+                choices.index(v) / max(1, len(choices) - 1) if v in choices else math.nan
+                for v in col
+            ]
             labels.append([str(choices[0]), str(choices[-1])])
     obj = np.array([r.values[0] for r in done if r.values])
     lo, hi = float(obj.min()), float(obj.max())
@@ -495,7 +502,11 @@ def render(
                 ["parameter", "importance"], [[f"`{k}`", f"{v:.3f}"] for k, v in values.items()]
             )
     else:
-        lines += ["Not enough complete trials with varying parameters to estimate them.", ""]
+        lines += [
+            "Not estimated: they need at least three complete trials whose objective values"
+            " differ (when every trial reaches the same value there is nothing to explain).",
+            "",
+        ]
 
     # images
     if images:
