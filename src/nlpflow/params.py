@@ -738,7 +738,7 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(text: str) -> Any:
+def read_yaml(text: str | bytes) -> Any:
     """Parse YAML the way DVC and YAML 1.2 read it (``yes`` stays a string)."""
     return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: safe
 

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from nlpflow.errors import UserError
+from nlpflow.params import read_yaml
 
 WORKSPACE = "workspace"
 IMAGE_DIRS = ("plots", "reports")
@@ -112,7 +113,7 @@ class Side:
         if raw is None:
             return None
         try:
-            return yaml.load(raw, Loader=Yaml12Loader)
+            return read_yaml(raw)  # YAML 1.2, as DVC writes it
         except yaml.YAMLError:
             return None
 
@@ -124,21 +125,6 @@ class Side:
             return json.loads(raw)
         except json.JSONDecodeError:
             return None
-
-
-class Yaml12Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. ``dvc exp run -S`` rewrites params.yaml as YAML 1.2
-    and drops the quotes of "yes"/"no", which YAML 1.1 (PyYAML's default) reads as booleans:
-    without this, every experiment would show label names changed to true/false."""
-
-
-Yaml12Loader.yaml_implicit_resolvers = {
-    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 def resolve(repo: Path, spec: str) -> tuple[str | None, str]:

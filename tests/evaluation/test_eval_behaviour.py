@@ -135,10 +135,11 @@ def test_template_expansion_enumerates_or_samples_and_respects_distinct() -> Non
 
 def test_bad_template_files_are_user_errors(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("tests:\n  - name: x\n    label: yes\n    template: {text: '{a}'}\n")
+    path.write_text("tests:\n  - name: x\n    label: true\n    template: {text: '{a}'}\n")
     with pytest.raises(UserError, match="'label' must be a string"):
         bh.load_templates(path, ["text"])
-    path.write_text("tests:\n  - name: x\n    label: 'yes'\n    template: {text: '{a}'}\n")
+    # YAML 1.2, as params.yaml is read: an unquoted yes is the label "yes", not True
+    path.write_text("tests:\n  - name: x\n    label: yes\n    template: {text: '{a}'}\n")
     with pytest.raises(UserError, match=r"no values for placeholder\(s\) \['a'\]"):
         bh.load_templates(path, ["text"])
     with pytest.raises(UserError, match="is not built in"):

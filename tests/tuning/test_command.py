@@ -88,3 +88,21 @@ def test_the_summary_warns_when_trials_tie_with_the_best(
     assert tie < out.index("`train.warmup_ratio` = 0.29 lies in the upper tenth")
     report = (repo / "reports" / "tune.md").read_text()
     assert "Not estimated: they need at least three complete trials" in report
+
+
+def test_params_rewritten_by_dvc_are_read_as_dvc_reads_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`dvc exp apply` and `-S` rewrite params.yaml as YAML 1.2 and drop the quotes of "yes".
+
+    Found on a real study: after `nlpflow tune --apply`, YAML 1.1 read `only_label: yes` as True
+    and every later `nlpflow tune` refused the params."""
+    from dvc.utils.serialize import modify_yaml
+
+    repo = project(tmp_path)
+    with modify_yaml(repo / "params.yaml") as data:  # DVC's own writer, as -S uses it
+        data["train"]["lr"] = 0.001
+    written = (repo / "params.yaml").read_text()
+    assert "only_label: yes\n" in written  # unquoted: the case that broke
+    err = refused(capsys, "--repo", str(repo), "--report-only")
+    assert "no study named 'nlpflow'" in err  # past reading and checking the params

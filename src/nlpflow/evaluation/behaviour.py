@@ -29,7 +29,7 @@ import yaml
 
 from nlpflow.errors import UserError
 from nlpflow.evaluation.metrics import FloatArray
-from nlpflow.params import BehaviourParams, DirectionalParams
+from nlpflow.params import BehaviourParams, DirectionalParams, read_yaml
 
 FAILING_EXAMPLES = 5  # failing examples kept per test for the report
 PUNCTUATION_END = ".!?"
@@ -210,7 +210,7 @@ def load_templates(spec: str | Path, text_fields: Sequence[str]) -> list[Templat
     if not path.is_file():
         raise UserError(f"{path} not found (error_analysis.behaviour.templates)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8")) or {}  # `label: yes` stays "yes"
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tests"), list):

@@ -87,9 +87,8 @@ def _override(args: argparse.Namespace, tune: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
 
-    from nlpflow.params import load_params
+    from nlpflow.params import load_params, read_yaml
     from nlpflow.tuning import experiments as ex
     from nlpflow.tuning.report import write_report
     from nlpflow.tuning.study import Interrupted, Tuner, TuneRequest
@@ -97,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     repo = Path(args.repo).resolve()
     params_path = repo / args.params
     params = load_params(params_path)
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    # YAML 1.2 as DVC writes it: after `dvc exp apply`, `only_label: yes` is unquoted
+    raw = read_yaml(params_path.read_text(encoding="utf-8")) or {}
     tune = _override(args, params.tune)
     request = TuneRequest(
         repo=repo,
