@@ -21,6 +21,7 @@ from typing import Any
 
 from nlpflow.errors import UserError, exit_on_user_error
 from nlpflow.params import load_params
+from stages import stage_parser
 
 SPLIT = "test"
 FIGURES = [
@@ -33,12 +34,7 @@ FIGURES = [
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.error_analysis", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--params", default="params.yaml", help="parameters file (default: %(default)s)"
-    )
+    parser = stage_parser("error_analysis", __doc__)
     parser.add_argument("--predictions", required=True, help="directory with <split>.jsonl")
     parser.add_argument("--processed", required=True, help="processed data (its meta.json)")
     parser.add_argument(

@@ -16,15 +16,11 @@ from typing import Any
 
 from nlpflow.errors import exit_on_user_error
 from nlpflow.params import load_params
+from stages import stage_parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.evaluate", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--params", default="params.yaml", help="parameters file (default: %(default)s)"
-    )
+    parser = stage_parser("evaluate", __doc__)
     parser.add_argument(
         "--model", required=True, help="saved model directory (save_pretrained layout)"
     )

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import atomic_dir, write_json
 from nlpflow.params import load_params
+from stages import stage_parser
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="the params file")
+    parser = stage_parser("preprocess", __doc__)
     parser.add_argument("--out", default="data/processed", help="directory for the Arrow splits")
     parser.add_argument("--metrics", default="metrics/preprocess.json", help="data figures (JSON)")
     parser.add_argument("--plots", default="plots/data", help="length and label plots")

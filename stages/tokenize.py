@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import atomic_dir, read_json, write_json, write_text
 from nlpflow.params import load_params
+from stages import stage_parser
 
 # Models built from a config get position embeddings for this many tokens at most.
 BUILT_MODEL_LIMIT = 512
@@ -27,8 +27,7 @@ def pretrained_limit(name_or_path: str, tokenizer: object) -> int:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="the params file")
+    parser = stage_parser("tokenize", __doc__)
     parser.add_argument("--data", default="data/processed", help="processed splits (preprocess)")
     parser.add_argument("--out", default="data/tokenized", help="directory for tokenized splits")
     parser.add_argument("--tokenizer-out", default="models/tokenizer", help="tokenizer directory")

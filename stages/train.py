@@ -27,17 +27,11 @@ from typing import Any
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import write_json, write_text
 from nlpflow.params import load_params
+from stages import stage_parser
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--params", default="params.yaml", help="params file (default: %(default)s)"
-    )
+    parser = stage_parser("train", __doc__)
     parser.add_argument("--data", required=True, help="tokenized DatasetDict (data/tokenized)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer directory (models/tokenizer)")
     parser.add_argument(
