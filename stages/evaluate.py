@@ -29,6 +29,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predictions", required=True, help="output directory: <split>.jsonl")
     parser.add_argument("--metrics", required=True, help="output metrics JSON")
     parser.add_argument("--plots", required=True, help="output directory for plot data and PNGs")
+    parser.add_argument(
+        "--latency",
+        help="output JSON of inference latency and throughput on validation inputs "
+        "(metrics/latency.json; evaluate.latency_examples of them)",
+    )
     return parser.parse_args(argv)
 
 
@@ -63,13 +68,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluation = evaluate_model(
         args.model, args.processed, args.tokenized, params.evaluate, seed=params.seed
     )
-    write_evaluation(evaluation, args.predictions, args.metrics, args.plots)
+    write_evaluation(evaluation, args.predictions, args.metrics, args.plots, args.latency)
     for r in evaluation.splits:
         print(_summary_line(r.name, r.metrics, evaluation.meta.task))
     if evaluation.threshold:
         t = evaluation.threshold
         print(
             f"threshold: fixed {t['fixed']:.4f}, tuned on validation {t['tuned']:.4f}, used {t['used']:.4f}"
+        )
+    if evaluation.latency:
+        lat = evaluation.latency
+        print(
+            f"latency: {lat['ms_per_example']:.2f} ms per example at batch size 1 (p90 "
+            f"{lat['p90_ms_per_example']:.2f}), {lat['examples_per_second']:.0f} examples/s at "
+            f"batch size {lat['batch_size']} ({lat['examples']} validation inputs, "
+            f"{lat['device']}, {lat['threads']} thread(s))"
         )
     for name, why in evaluation.baselines_skipped.items():
         print(f"baseline {name} skipped: {why}")

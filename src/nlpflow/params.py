@@ -356,9 +356,12 @@ class EvaluateParams:
     # Token tasks: seqeval's default (conlleval, lenient) or strict entity reading.
     entity_mode: Literal["default", "strict"] = "default"
     entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
+    # Validation inputs timed for metrics/evaluate.json's latency section; 0 = not measured.
+    latency_examples: int = 64
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
+        _check(self.latency_examples >= 0, f"{path}.latency_examples", "must be >= 0")
         _check(self.bootstrap_resamples >= 0, f"{path}.bootstrap_resamples", "must be >= 0")
         _check(0 < self.confidence_level < 1, f"{path}.confidence_level", "must be in (0, 1)")
         _check(0 < self.threshold < 1, f"{path}.threshold", "must be in (0, 1)")

@@ -56,6 +56,9 @@ def test_repro_writes_every_output(reproduced: Path) -> None:
     assert (repo / "models/best/config.json").exists()
     assert (repo / "reports/errors.md").read_text().startswith("#")
     assert (repo / "dvc.lock").exists()
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    latency = next(iter(shown.values()))["data"]["metrics/latency.json"]["data"]
+    assert latency["ms_per_example"] > 0 and latency["examples"] > 0
     status = run(["git", "status", "--porcelain"], repo).stdout
     assert status == "", f"outputs not ignored or not committed: {status}"
 

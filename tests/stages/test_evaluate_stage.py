@@ -31,6 +31,7 @@ def run_evaluate(inputs: dict[str, Path], out: Path, **override: Path) -> None:
         "predictions": out / "data" / "predictions",
         "metrics": out / "metrics" / "evaluate.json",
         "plots": out / "plots" / "evaluate",
+        "latency": out / "metrics" / "latency.json",
         **override,
     }
     argv = ["--params", str(inputs["params"])]
@@ -67,7 +68,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def test_writes_every_output_and_no_temporary_files(outputs: Path) -> None:
     files = sorted(str(p.relative_to(outputs)) for p in outputs.rglob("*") if p.is_file())
-    expected = ["metrics/evaluate.json"]
+    expected = ["metrics/evaluate.json", "metrics/latency.json"]
     expected += [f"data/predictions/{s}.jsonl" for s in SPLITS]
     expected += [f"plots/evaluate/{stem}_{s}.json" for stem in PLOT_STEMS for s in SPLITS]
     expected += [f"plots/evaluate/{stem}_{s}.png" for stem in PNG_STEMS for s in SPLITS]
@@ -78,6 +79,10 @@ def test_metrics_file_shape_and_numeric_leaves(outputs: Path) -> None:
     metrics = json.loads((outputs / "metrics" / "evaluate.json").read_text())
     assert list(metrics) == ["validation", "test", "threshold"]
     assert set(metrics["threshold"]) == {"fixed", "tuned", "used"}
+    # Timed on validation (all 16 inputs: fewer than evaluate.latency_examples' 64).
+    latency = json.loads((outputs / "metrics" / "latency.json").read_text())
+    assert latency["examples"] == tiny.SIZES["validation"] and latency["batch_size"] == 3
+    assert 0 < latency["ms_per_example"] <= latency["p90_ms_per_example"]
 
     def leaves(value: Any) -> list[Any]:
         if isinstance(value, dict):
@@ -331,6 +336,8 @@ def test_token_task_metrics_follow_seqeval_on_the_predictions_file(
     out = token_run["out"]
     metrics = json.loads((out / "metrics" / "evaluate.json").read_text())
     assert list(metrics) == ["validation", "test"]  # no threshold: not a binary task
+    latency = json.loads((out / "metrics" / "latency.json").read_text())
+    assert latency["examples"] == tiny.TOKEN_SIZES["validation"]  # token models are timed too
     for split in SPLITS:
         rows = read_jsonl(out / "data" / "predictions" / f"{split}.jsonl")
         m = metrics[split]

@@ -81,6 +81,8 @@ def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_
 
     # --seeds: the top two rerun with a second seed, compared pairwise; nothing else reruns
     proc = run(["nlpflow", "tune", "--seeds", "2", "--top", "2", "--jobs", "2"], repo)
+    assert "ran 0 trial(s)" in proc.stdout and "0 complete" in proc.stdout  # none of the study
+    assert "then 2 seed rerun(s)" in proc.stdout
     exps = experiments(repo)
     assert {"grid-000-seed43", "grid-001-seed43"} <= exps.keys()
     assert exps["grid-001-seed43"]["params"]["seed"] == 43

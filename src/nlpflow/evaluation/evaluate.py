@@ -90,12 +90,13 @@ class Evaluation:
     positive: int | None = None  # binary tasks: the positive class id
     threshold: dict[str, float] = field(default_factory=dict)  # fixed, tuned, used
     baselines_skipped: dict[str, str] = field(default_factory=dict)  # name -> why
+    latency: dict[str, Any] = field(default_factory=dict)  # see evaluation.latency; own file
 
     def metrics_file(self) -> dict[str, Any]:
         out: dict[str, Any] = {s.name: s.metrics for s in self.splits}
         if self.threshold:
             out["threshold"] = dict(self.threshold)
-        return out
+        return out  # no latency: this file is a pure function of the inputs, timings are not
 
 
 def positive_index(label_names: Sequence[str], positive_label: str) -> int:
@@ -405,10 +406,17 @@ def evaluate_model(
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
     model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
     run = evaluate_token if meta.task == "token" else evaluate_sequence
-    return run(
+    evaluation = run(
         model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
         tokenized_dir,
     )  # fmt: skip
+    if "validation" in splits:  # validation: a study may use it as an objective
+        from nlpflow.evaluation.latency import measure_latency
+
+        evaluation.latency = measure_latency(
+            model, tokenized["validation"], pad_id, params.batch_size, params.latency_examples
+        )
+    return evaluation
 
 
 def write_evaluation(
@@ -416,8 +424,13 @@ def write_evaluation(
     predictions_dir: str | Path,
     metrics_path: str | Path,
     plots_dir: str | Path,
+    latency_path: str | Path | None = None,
 ) -> None:
-    """Write predictions, plot data and images, then metrics; each directory as a whole."""
+    """Write predictions, plot data and images, then metrics; each directory as a whole.
+
+    The latency figures go to ``latency_path`` apart from the metrics: wall times differ on
+    every run, and the metrics file must stay byte-identical for identical inputs (so that a
+    rerun shows no metric change in ``dvc metrics diff``)."""
     names = evaluation.meta.label_names
     with atomic_dir(predictions_dir) as tmp:
         for result in evaluation.splits:
@@ -436,4 +449,6 @@ def write_evaluation(
                 rate = float((r.y_true == evaluation.positive).mean())
             save_split_pngs(tmp, r.name, matrix, names, files, rate)
 
+    if latency_path is not None:
+        write_json(latency_path, round_floats(evaluation.latency))
     write_json(metrics_path, round_floats(evaluation.metrics_file()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.report_only:
         _preflight(repo)
+        began = time.monotonic()
         try:
             report = tuner.optimize()
             if tune.seeds >= 2:
@@ -155,6 +157,11 @@ def run(args: argparse.Namespace) -> int:
             f"{report.complete} complete, {report.pruned} pruned, {report.failed} failed"
             + (f"; re-queued lost trials {report.requeued}" if report.requeued else "")
             + (f"; recovered {report.recovered}" if report.recovered else "")
+            + (
+                f"; then {report.seed_runs} seed rerun(s), {time.monotonic() - began:.0f}s in all"
+                if report.seed_runs
+                else ""
+            )
         )
     summary = write_report(
         study,

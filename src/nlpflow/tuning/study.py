@@ -97,6 +97,7 @@ class WorkerReport:
     requeued: list[int] = field(default_factory=list)  # trials of dead workers, re-queued
     recovered: list[int] = field(default_factory=list)  # dead workers' finished experiments
     seconds: float = 0.0
+    seed_runs: int = 0  # --seeds reruns this worker ran (not trials of the study)
 
 
 def _log(line: str) -> None:
@@ -553,8 +554,13 @@ class Tuner:
                 study.tell(trial, [float(v) for v in values if v is not None])
             else:
                 study.tell(trial, state=state)
-        counter = {"complete": "complete", "pruned": "pruned"}.get(detail.split(",")[0], "failed")
-        setattr(self.report, counter, getattr(self.report, counter) + 1)
+        if study.study_name == self.tune.study:  # the seeds study's runs are counted apart
+            counter = {"complete": "complete", "pruned": "pruned"}.get(
+                detail.split(",")[0], "failed"
+            )
+            setattr(self.report, counter, getattr(self.report, counter) + 1)
+        else:
+            self.report.seed_runs += 1
         shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
         value_text = ", ".join(_short(v) for v in values if v is not None) or "-"
         epochs = f", {result.epochs_run} epochs" if result.epochs_run is not None else ""
