@@ -324,9 +324,11 @@ class FakeTrial:
 
     def __init__(self) -> None:
         self.reports: list[tuple[int, float]] = []
+        self.asked: list[bool] = []
 
-    def report(self, epoch: int, value: float) -> bool:
+    def report(self, epoch: int, value: float, ask: bool = True) -> bool:
         self.reports.append((epoch, value))
+        self.asked.append(ask)
         if epoch == 2:
             self.detail = "pruned by the median pruner at epoch 2"
             return True
@@ -342,6 +344,12 @@ def test_pruning_stops_and_a_rerun_trains_on(tiny_data: tuple[Path, Path], tmp_p
     assert trial.reports[0][1] == pruned.epochs[0]["val_accuracy"]  # the trial's metric
     assert any(line.startswith("pruned: pruned by the median pruner") for line in lines)
     assert (tmp_path / "models/best/config.json").exists()
+
+    # A run that ends by itself still reports its last evaluation, without asking to prune.
+    last = FakeTrial()
+    done, _ = run(tiny_data, tmp_path / "done", tiny_params(epochs=1), pruning=last)
+    assert done.summary["stop_reason"] == "max_epochs" and done.summary["pruned"] == 0
+    assert last.reports == [(1, done.epochs[0]["val_accuracy"])] and last.asked == [False]
 
     # Outside tuning, the same params resume the pruned run's checkpoint and train on.
     rerun, lines = run(tiny_data, tmp_path, tiny_params(epochs=4))

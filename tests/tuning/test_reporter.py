@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import optuna
-import pytest
 
 from nlpflow.tuning.config import CONFIG_ATTR, StudyConfig
 from nlpflow.tuning.reporter import DVC_EXP_NAME, TrialReporter, trial_environment
@@ -51,11 +48,6 @@ def env_for(url: str, number: int, exp: str = "s-001") -> dict[str, str]:
     return {**trial_environment(url, "s", number, exp), DVC_EXP_NAME: exp}
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/optuna.db"
-
-
 def test_outside_a_trial_there_is_no_reporter() -> None:
     lines: list[str] = []
     assert TrialReporter.from_env({}, log=lines.append) is None
@@ -92,8 +84,10 @@ def test_reports_and_prunes_with_the_median_rule(url: str) -> None:
     assert "median pruner" in reporter.detail and "epoch 2" in reporter.detail
     # a resumed run repeats an epoch: not reported twice (Optuna would warn), same answer
     assert reporter.report(2, 0.4) is True
+    # the run's last evaluation is recorded without asking: worse than 0.8, yet not pruned
+    assert reporter.report(3, 0.1, ask=False) is False
     frozen = study.trials[trial.number]
-    assert frozen.intermediate_values == {1: 0.6, 2: 0.4}
+    assert frozen.intermediate_values == {1: 0.6, 2: 0.4, 3: 0.1}
 
 
 def test_a_trial_its_worker_gave_up_stops(url: str) -> None:

@@ -68,12 +68,14 @@ def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
     assert applied["lr"] == pytest.approx(best.params["train.lr"])
 
 
-def test_the_train_stage_reports_to_its_trial_and_is_pruned(repo: Path, tmp_path: Path) -> None:
+def test_the_train_stage_reports_to_its_trial_and_is_pruned(
+    repo: Path, tmp_path: Path, url: str
+) -> None:
     """The real train stage, in a trial's environment, against a study whose finished trial
-    was perfect at every epoch: the median rule prunes it after its first evaluation."""
+    was perfect at every epoch: the median rule prunes it after its first evaluation. On
+    SQLite and on PostgreSQL: the stage process reaches the study through the URL alone."""
     from tests.tuning.test_reporter import env_for, make_study
 
-    url = f"sqlite:///{tmp_path}/optuna.db"
     study = make_study(url, intermediate={1: 1.0, 2: 1.0, 3: 1.0})
     trial = study.ask()
     out = tmp_path / "out"
@@ -90,3 +92,26 @@ def test_the_train_stage_reports_to_its_trial_and_is_pruned(repo: Path, tmp_path
     assert summary["epochs_run"] == 1 and list(reported) == [1]
     assert reported[1] == pytest.approx(summary["final"]["val_f1_macro"])
     assert summary["trial"] == trial.number
+
+
+def test_a_study_on_postgresql_runs_real_trials(repo: Path, postgres_server: str) -> None:
+    """`--storage postgresql://...`, the several-machines setup, end to end: two parallel real
+    trials whose train stages report every epoch to the server."""
+    from tests.tuning.postgres import fresh_database
+
+    url = fresh_database(postgres_server, "study_e2e")
+    # the URL as a user writes it: nlpflow picks the psycopg 3 driver it installs
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    proc = run(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo)
+    assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
+    assert "postgresql+psycopg://nlpflow@/study_e2e" in (repo / "reports/tune.md").read_text()
+    exps = experiments(repo)
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        trials = optuna.load_study(study_name="pg", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for t in trials:
+        train = exps[t.user_attrs["exp"]]["metrics"]["metrics/train.json"]
+        assert sorted(t.intermediate_values) == list(range(1, train["epochs_run"] + 1))

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import pytest
 
 from tests.conftest import ROOT
 from tests.tuning.fakes import runs
@@ -50,7 +49,11 @@ def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
 
 
 def load(url: str, name: str = "nlpflow") -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()  # no pooled connection left for the garbage collector
 
 
 def wait_for(condition: Any, timeout: float = 30) -> None:
@@ -58,11 +61,6 @@ def wait_for(condition: Any, timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/optuna.db"
 
 
 def test_two_workers_share_a_study_without_losing_or_repeating_trials(

@@ -47,7 +47,7 @@ class Pruning(Protocol):
     metric: str
     detail: str
 
-    def report(self, epoch: int, value: float) -> bool: ...
+    def report(self, epoch: int, value: float, ask: bool = True) -> bool: ...
 
 
 @dataclass
@@ -384,13 +384,16 @@ def _train(
             verdict = stopper.stop_reason()
             if verdict is not None:
                 state.stop_reason, state.stop_detail = verdict
-        if state.stop_reason is None:
-            # Rank 0 asks the tuner; every process learns the answer (one broadcast).
-            pruned: str | None = None
-            if dist.is_main and pruning is not None:
-                value = val.get(getattr(pruning, "metric", stopper.metric), monitored)
-                if pruning.report(state.evaluations, value):
-                    pruned = getattr(pruning, "detail", "") or "pruned by tuning"
+        # Rank 0 reports every evaluation to the tuner, the last one too (the study's curves and
+        # the median rule for later trials need it), and asks about pruning only while the
+        # run would go on; every process learns the answer (one broadcast).
+        going_on = state.stop_reason is None
+        pruned: str | None = None
+        if dist.is_main and pruning is not None:
+            value = val.get(getattr(pruning, "metric", stopper.metric), monitored)
+            if pruning.report(state.evaluations, value, ask=going_on) and going_on:
+                pruned = getattr(pruning, "detail", "") or "pruned by tuning"
+        if going_on:
             pruned = dist.broadcast(pruned)
             if pruned is not None:
                 state.stop_reason, state.stop_detail = "pruned", pruned

@@ -132,12 +132,13 @@ class TrialReporter:
     def pruning(self) -> bool:
         return self.config.pruning
 
-    def report(self, epoch: int, value: float) -> bool:
+    def report(self, epoch: int, value: float, ask: bool = True) -> bool:
         """Record ``value`` (the validation metric named :attr:`metric`) at evaluation
         ``epoch`` (1-based: one evaluation per epoch unless ``train.eval_every_steps``).
 
         Returns True when the trial should stop now: the pruner judged it unpromising, or the
-        trial is no longer running (its worker gave it up). Reports nothing for
+        trial is no longer running (its worker gave it up). ``ask=False`` only records (the
+        run's last evaluation: nothing is left to prune). Reports nothing for
         multi-objective studies (Optuna prunes single-objective studies only).
         """
         import optuna
@@ -154,6 +155,8 @@ class TrialReporter:
                 return True
             if epoch not in frozen.intermediate_values:  # a resumed run repeats epochs
                 self.trial.report(float(value), int(epoch))
+            if not ask:
+                return False
             prune = bool(self.trial.should_prune())
         except Exception as err:  # tuning must never break training
             self._failed = True

@@ -25,6 +25,7 @@ import re
 import socket
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,8 @@ def resolve_url(url: str, root: str | Path) -> str:
             f"--storage {url!r} is not a database URL; use sqlite:///path/to/file.db or "
             "postgresql://user:password@host/db"
         )
+    # SQLAlchemy reads a bare postgresql:// as psycopg2; nlpflow installs psycopg 3 instead.
+    url = re.sub(r"^postgres(?:ql)?://", "postgresql+psycopg://", url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
@@ -135,6 +138,9 @@ def open_storage(
                 raise UserError(f"cannot open the study storage {safe_url(url)}: {err}") from None
     if sqlite:
         _serialise_sqlite(storage.engine)
+    # A storage dropped by its owner (a finished reporter, a worker's study) closes its pooled
+    # connections then, instead of leaving open server connections to the garbage collector.
+    weakref.finalize(storage, storage.engine.dispose)
     return storage
 
 
