@@ -521,6 +521,32 @@ def _number_or_self(value: str | bool | int | float) -> str | bool | int | float
     return value
 
 
+# Metrics counted in models/best rather than read from a metrics file.
+MODEL_METRICS = ("model:parameters", "model:size_mb")
+# Per-epoch validation metrics the train stage can report to a pruner, and their direction.
+PRUNER_DIRECTIONS = {"f1_macro": "maximize", "accuracy": "maximize", "loss": "minimize"}
+
+
+def tune_metric_problem(spec: str) -> str | None:
+    """Why ``spec`` cannot be a tuning objective or constraint, or None when it can."""
+    if spec in MODEL_METRICS:
+        return None
+    file, _, key = spec.partition(":")
+    if not file or not key:
+        return "must look like 'metrics/evaluate.json:validation.f1_macro'"
+    if "test" in key.split(".") or "test" in Path(file).stem.split("_"):
+        return (
+            "reads the test split: choosing a configuration by test metrics leaks the test "
+            "set into the choice; use validation metrics"
+        )
+    return None
+
+
+def _check_tune_metric(spec: str, path: str) -> None:
+    problem = tune_metric_problem(spec)
+    _check(problem is None, path, f"{spec!r} {problem}")
+
+
 @dataclass
 class TuneObjectiveParams:
     """A value to optimise: ``<metrics file>:<key path>`` read from each trial's experiment,
@@ -530,7 +556,7 @@ class TuneObjectiveParams:
     direction: Literal["maximize", "minimize"] = "maximize"
 
     def validate(self, path: str) -> None:
-        _check(":" in self.metric, f"{path}.metric", "must look like 'FILE:KEY.PATH'")
+        _check_tune_metric(self.metric, f"{path}.metric")
 
 
 @dataclass
@@ -542,7 +568,7 @@ class TuneConstraintParams:
     max: float | None = None
 
     def validate(self, path: str) -> None:
-        _check(":" in self.metric, f"{path}.metric", "must look like 'FILE:KEY.PATH'")
+        _check_tune_metric(self.metric, f"{path}.metric")
         _check(self.min is not None or self.max is not None, path, "needs min, max or both")
         if self.min is not None and self.max is not None:
             _check(self.min <= self.max, f"{path}.max", f"must be >= min ({self.min:g})")
@@ -597,6 +623,16 @@ class TuneParams:
         _check(len(self.objectives) >= 1, f"{path}.objectives", "needs at least one objective")
         _check(self.seeds == 0 or self.seeds >= 2, f"{path}.seeds", "must be 0 or >= 2")
         _check(self.top >= 1, f"{path}.top", "must be >= 1")
+        # Optuna prunes single-objective studies only; there the two must move the same way.
+        moves = PRUNER_DIRECTIONS[self.pruner.metric]
+        objective = self.objectives[0].direction
+        _check(
+            self.pruner.kind == "none" or len(self.objectives) > 1 or objective == moves,
+            f"{path}.pruner.metric",
+            f"'{self.pruner.metric}' is one to {moves} but the objective is one to "
+            f"{objective}: the pruner would stop the best trials; report a metric that moves "
+            "the same way",
+        )
 
 
 @dataclass

@@ -104,4 +104,5 @@ def request(repo: Path, storage: str, **tune: Any) -> TuneRequest:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["tune"] = {**raw.get("tune", {}), **tune}
     params = parse_params(raw)
-    return TuneRequest(repo=repo, tune=params.tune, raw_params=raw, params=params, storage=storage)
+    return TuneRequest(repo=repo, tune=params.tune, raw_params=raw, params=params, storage=storage,
+                       baseline="fake")  # fmt: skip

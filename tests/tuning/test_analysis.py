@@ -102,6 +102,7 @@ def test_seed_statistics_and_the_report(tmp_path: Path) -> None:
     assert "paired t-test" in text
     assert "dvc exp apply s-001" in text
     assert "## Boundaries" in text and "lower tenth" not in text
+    assert summary.images
     for image in summary.images:
         assert (out.parent / image).stat().st_size > 1000
 

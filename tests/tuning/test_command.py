@@ -45,6 +45,31 @@ def test_selection_on_test_metrics(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "leaks the test set" in refused(capsys, "--repo", str(repo))
 
 
+def test_check_params_refuses_what_tune_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tune rules belong to params.yaml's schema: `nlpflow check-params` catches them too."""
+    cases = [
+        ({"objectives": [{"metric": "metrics/evaluate.json:test.f1_macro"}]},
+         "tune.objectives[0].metric 'metrics/evaluate.json:test.f1_macro' reads the test split"),
+        ({"constraints": [{"metric": "metrics/evaluate_test.json:accuracy", "min": 0.5}]},
+         "tune.constraints[0].metric"),
+        ({"pruner": {"kind": "median", "metric": "loss"}},
+         "tune.pruner.metric 'loss' is one to minimize but the objective is one to maximize"),
+    ]  # fmt: skip
+    for n, (tune, message) in enumerate(cases):
+        (tmp_path / str(n)).mkdir()
+        repo = project(tmp_path / str(n), **tune)
+        assert main(["check-params", "--params", str(repo / "params.yaml")]) == 2
+        assert message in capsys.readouterr().err
+    # several objectives: Optuna does not prune them, so any pruner metric is allowed
+    two = [{"metric": "metrics/evaluate.json:validation.f1_macro"},
+           {"metric": "model:parameters", "direction": "minimize"}]  # fmt: skip
+    (tmp_path / "two").mkdir()
+    repo = project(tmp_path / "two", objectives=two, pruner={"kind": "median", "metric": "loss"})
+    assert main(["check-params", "--params", str(repo / "params.yaml")]) == 0
+
+
 def test_a_pruner_metric_moving_the_wrong_way(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

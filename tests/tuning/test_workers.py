@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def test_two_workers_share_a_study_without_losing_or_repeating_trials(
 ) -> None:
     workers = [start_worker(tmp_path, url, n_trials=16, jobs=2, sampler="random") for _ in "ab"]
     outputs = [finish(w) for w in workers]
-    assert all("trial" in out for out in outputs), "both workers should have run trials"
+    assert all(re.search(r"^trial \d+ \[", out, re.M) for out in outputs), "a worker ran none"
 
     trials = load(url)
     ran = runs(tmp_path)

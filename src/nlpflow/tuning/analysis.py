@@ -227,12 +227,12 @@ class TrialRow:
     intermediate: dict[int, float] = field(default_factory=dict)
 
 
-def chosen(study: optuna.Study, config: StudyConfig, storage: Any, top: int) -> list[FrozenTrial]:
-    """The configuration(s) to apply: the best mean over seeds when there are seed reruns,
-    else the best single run; with several objectives, the Pareto front."""
+def chosen(study: optuna.Study, config: StudyConfig, stats: list[SeedStats]) -> list[FrozenTrial]:
+    """The configuration(s) to apply: the best mean over seeds when there are seed reruns
+    (``stats``, from :func:`seed_stats`), else the best single run; with several objectives,
+    the Pareto front."""
     if config.multi_objective:
         return top_trials(study, config, 10**6)
-    stats, _ = seed_stats(study, config, storage, top)
     if stats:
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         return [by_number[stats[0].trial]]

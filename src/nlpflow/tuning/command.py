@@ -122,9 +122,10 @@ def run(args: argparse.Namespace) -> int:
     report_path = repo / args.report
 
     if args.apply:
-        from nlpflow.tuning.analysis import chosen
+        from nlpflow.tuning.analysis import chosen, seed_stats
 
-        best = chosen(study, tuner.config, tuner.storage, tune.top)
+        stats, _ = seed_stats(study, tuner.config, tuner.storage, tune.top)
+        best = chosen(study, tuner.config, stats)
         if not best:
             raise UserError(f"study '{tune.study}' has no complete, feasible trial to apply")
         if len(best) > 1:

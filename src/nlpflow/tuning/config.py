@@ -17,9 +17,6 @@ if TYPE_CHECKING:
 CONFIG_ATTR = "nlpflow_config"
 SEEDS_SUFFIX = ".seeds"  # the study holding the seed reruns of the top configurations
 
-# Per-epoch validation metrics the train stage can report, and their direction.
-INTERMEDIATE_DIRECTIONS = {"f1_macro": "maximize", "accuracy": "maximize", "loss": "minimize"}
-
 
 @dataclass
 class StudyConfig:
@@ -36,6 +33,15 @@ class StudyConfig:
     evaluations: int = 0
     baseline: str = ""  # the git commit the trials are experiments of
     global_seed: int = 0  # params.yaml's seed: seed reruns start from it
+
+    @property
+    def objective_metrics(self) -> list[str]:
+        return [o["metric"] for o in self.objectives]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric a trial's experiment must give: objectives, then constraints."""
+        return self.objective_metrics + [c["metric"] for c in self.constraints]
 
     @property
     def directions(self) -> list[str]:
@@ -93,3 +99,12 @@ def build_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
             reduction_factor=int(spec.get("reduction_factor", 3)),
         )
     raise ValueError(f"unknown pruner {kind!r}")  # params.py validated it: a bug
+
+
+def short_number(value: Any) -> str:
+    """A value as the console and the report show it: 4 significant digits, 3 in e-notation."""
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nlpflow.errors import UserError
+from nlpflow.params import MODEL_METRICS, tune_metric_problem
 
 LOG_TAIL = 4000
 
@@ -129,24 +129,16 @@ class MetricError(UserError):
     """An objective or constraint names a metric that cannot be read."""
 
 
-MODEL_METRICS = ("model:parameters", "model:size_mb")
 SAFETENSORS = "models/best/model.safetensors"
 
 
 def parse_metric(spec: str) -> tuple[str, list[str]]:
     """``FILE:KEY.PATH`` -> (file, [key, path]). Refuses anything read from the test split."""
+    problem = tune_metric_problem(spec)
+    if problem is not None:
+        raise MetricError(f"metric {spec!r} {problem}")
     file, _, key = spec.partition(":")
-    if not file or not key:
-        raise MetricError(
-            f"metric {spec!r} must look like 'metrics/evaluate.json:validation.f1_macro'"
-        )
-    parts = key.split(".")
-    if "test" in parts or "test" in Path(file).stem.split("_"):
-        raise MetricError(
-            f"metric {spec!r} reads the test split: choosing a configuration by test metrics "
-            "leaks the test set into the choice; use validation metrics"
-        )
-    return file, parts
+    return file, key.split(".")
 
 
 def lookup(data: Any, parts: Sequence[str]) -> Any:
@@ -208,10 +200,5 @@ class MetricReader:
         return float(total)
 
 
-def exp_name(study: str, number: int, suffix: str = "") -> str:
-    name = f"{study}-{number:03d}"
-    return f"{name}-{suffix}" if suffix else name
-
-
-def valid_exp_name(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name))
+def exp_name(study: str, number: int) -> str:
+    return f"{study}-{number:03d}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nlpflow.io import write_json, write_text
 from nlpflow.tuning import analysis as an
-from nlpflow.tuning.config import StudyConfig
+from nlpflow.tuning.config import StudyConfig, short_number
 from nlpflow.tuning.space import BoundaryWarning, SearchSpace, boundary_warnings
 from nlpflow.tuning.storage import safe_url
 
@@ -54,7 +54,7 @@ def summarize(
     epochs = sum(int(r.epochs_run or 0) for r in rows)
     stats, test = an.seed_stats(study, config, storage, top)
     # With seeds, the configuration with the best mean wins, not the luckiest run.
-    ranked = an.chosen(study, config, storage, top)
+    ranked = an.chosen(study, config, stats)
     best = [
         {
             "trial": t.number,
@@ -282,14 +282,6 @@ def plot_pareto(rows: list[an.TrialRow], front: list[int], config: StudyConfig, 
 # --------------------------------------------------------------------------- markdown
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
-
-
 def write_report(
     study: optuna.Study,
     config: StudyConfig,
@@ -393,8 +385,8 @@ def render(
                 [
                     b["trial"],
                     f"`{b['exp']}`",
-                    *[_fmt(b["params"].get(p)) for p in space.paths],
-                    *[_fmt(v) for v in b["values"]],
+                    *[short_number(b["params"].get(p)) for p in space.paths],
+                    *[short_number(v) for v in b["values"]],
                 ]
                 for b in s.best
             ],
@@ -402,10 +394,10 @@ def render(
     else:
         b = s.best[0]
         confirmed = bool(stats) and stats[0].trial == b["trial"]
-        value = _fmt(b["values"][0])
+        value = short_number(b["values"][0])
         if confirmed:
             st = stats[0]
-            value = f"{_fmt(st.mean())} ± {_fmt(st.sd())} (mean ± SD over {len(st.seeds)} seeds)"
+            value = f"{short_number(st.mean())} ± {short_number(st.sd())} (mean ± SD over {len(st.seeds)} seeds)"
         lines += [f"Trial {b['trial']}, experiment `{b['exp']}`: **{value}**", ""]
         if s.ties:
             others = ", ".join(str(n) for n in s.ties)
@@ -415,7 +407,7 @@ def render(
                 "",
             ]
         lines += _table(
-            ["parameter", "value"], [[f"`{k}`", _fmt(v)] for k, v in b["params"].items()]
+            ["parameter", "value"], [[f"`{k}`", short_number(v)] for k, v in b["params"].items()]
         )
         if not stats:
             lines += [
@@ -466,11 +458,12 @@ def render(
                 [
                     st.trial,
                     f"`{st.exp}`",
-                    _fmt(st.mean()),
-                    _fmt(st.sd()),
+                    short_number(st.mean()),
+                    short_number(st.sd()),
                     len(st.seeds),
                     ", ".join(
-                        f"{seed}: {_fmt(v)}" for seed, v in zip(st.seeds, st.values[0], strict=True)
+                        f"{seed}: {short_number(v)}"
+                        for seed, v in zip(st.seeds, st.values[0], strict=True)
                     ),
                 ]
                 for st in stats
@@ -486,8 +479,8 @@ def render(
             )
             lines += [
                 f"Top two, paired over {t['n']} common seeds: trial {t['a']} − trial {t['b']} = "
-                f"{_fmt(t['mean_diff'])} (95% CI [{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}], "
-                f"paired t-test p = {_fmt(t['p_value'])}): {verdict}.",
+                f"{short_number(t['mean_diff'])} (95% CI [{short_number(t['ci_low'])}, {short_number(t['ci_high'])}], "
+                f"paired t-test p = {short_number(t['p_value'])}): {verdict}.",
                 "",
             ]
         else:
@@ -536,10 +529,10 @@ def render(
                 r["number"],
                 state,
                 f"`{r['exp']}`" if r["exp"] else "-",
-                *[_fmt(r["params"].get(p)) for p in space.paths],
-                *[_fmt(v) for v in shown[: len(config.objectives)]],
-                _fmt(r["epochs_run"]),
-                _fmt(r["seconds"]),
+                *[short_number(r["params"].get(p)) for p in space.paths],
+                *[short_number(v) for v in shown[: len(config.objectives)]],
+                short_number(r["epochs_run"]),
+                short_number(r["seconds"]),
             ]
         )
     lines += _table(header, body) if body else ["No trials yet.", ""]

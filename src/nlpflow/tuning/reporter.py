@@ -73,7 +73,7 @@ class TrialReporter:
     ) -> None:
         import optuna
 
-        from nlpflow.tuning.config import INTERMEDIATE_DIRECTIONS, StudyConfig, build_pruner
+        from nlpflow.tuning.config import StudyConfig, build_pruner
         from nlpflow.tuning.storage import open_storage, quiet_optuna
 
         self.study_name = study_name
@@ -89,7 +89,6 @@ class TrialReporter:
                 raise ValueError(f"study {study_name!r} was not created by nlpflow tune")
             self.config = config
             self.metric: str = str(config.pruner.get("metric", "f1_macro"))
-            self.direction = INTERMEDIATE_DIRECTIONS[self.metric]
             self.study: optuna.Study = optuna.load_study(
                 study_name=study_name,
                 storage=storage,

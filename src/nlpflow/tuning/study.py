@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import re
 import signal
@@ -38,14 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
-from nlpflow.params import Params, TuneParams
+from nlpflow.params import Params, TuneParams, as_dict
 from nlpflow.tuning import experiments as ex
 from nlpflow.tuning.config import (
     CONFIG_ATTR,
-    INTERMEDIATE_DIRECTIONS,
     SEEDS_SUFFIX,
     StudyConfig,
     build_pruner,
+    short_number,
 )
 from nlpflow.tuning.reporter import trial_environment
 from nlpflow.tuning.runner import DvcRunner, Runner, TrialResult
@@ -78,12 +77,13 @@ class TuneRequest:
     tune: TuneParams  # params.yaml's tune section with the command line applied
     raw_params: dict[str, Any]  # params.yaml as read (to check values of the space)
     params: Params
-    storage: str = ""  # resolved URL; "" = the project's SQLite file
+    storage: str = ""  # a URL given apart from the tune section (tests); "" = tune.storage
     timeout: float | None = None  # stop starting trials after this many seconds
     # Stop starting trials when one more could take the study past this many training epochs
     # (finished trials count the epochs they ran, running ones the full budget).
     epoch_budget: int | None = None
     allow_baseline_change: bool = False
+    baseline: str | None = None  # the commit trials run on; None = HEAD (tests fake it)
 
 
 @dataclass
@@ -122,21 +122,8 @@ class Tuner:
         self.url = resolve_url(request.storage or request.tune.storage, self.repo)
         self.space: SearchSpace = build_space(self.tune, request.raw_params)
         self.grid = self.tune.sampler == "grid"
-        for spec in [o.metric for o in self.tune.objectives] + [
-            c.metric for c in self.tune.constraints
-        ]:
-            if spec not in ex.MODEL_METRICS:
-                ex.parse_metric(spec)  # refuses test-split metrics
-        direction = INTERMEDIATE_DIRECTIONS[self.tune.pruner.metric]
-        objective = self.tune.objectives[0].direction
-        single = len(self.tune.objectives) == 1
-        if self.tune.pruner.kind != "none" and single and objective != direction:
-            raise UserError(
-                f"params.yaml: tune.pruner.metric '{self.tune.pruner.metric}' is one to "
-                f"{direction} but the objective is one to {objective}: the pruner would "
-                "stop the best trials; report a metric that moves the same way"
-            )
-        baseline = ex.head_commit(self.repo) if runner is None else "fake"
+        # Metric specs and the pruner's direction were checked with params.yaml (TuneParams).
+        train = request.params.train
         self.config = StudyConfig(
             study=self.tune.study,
             sampler=self.tune.sampler,
@@ -145,34 +132,17 @@ class Tuner:
                 if self.tune.sampler_seed is not None
                 else request.params.seed
             ),
-            objectives=[
-                {"metric": o.metric, "direction": o.direction} for o in self.tune.objectives
-            ],
-            constraints=[
-                {"metric": c.metric, "min": c.min, "max": c.max} for c in self.tune.constraints
-            ],
-            pruner={
-                "kind": self.tune.pruner.kind,
-                "metric": self.tune.pruner.metric,
-                "startup_trials": self.tune.pruner.startup_trials,
-                "warmup_epochs": self.tune.pruner.warmup_epochs,
-                "min_epochs": self.tune.pruner.min_epochs,
-                "reduction_factor": self.tune.pruner.reduction_factor,
-            },
+            objectives=[as_dict(o) for o in self.tune.objectives],
+            constraints=[as_dict(c) for c in self.tune.constraints],
+            pruner=as_dict(self.tune.pruner),
             space=self.space.describe(),
-            epochs=request.params.train.epochs,
-            evaluations=(
-                request.params.train.epochs
-                if not request.params.train.eval_every_steps and not request.params.train.max_steps
-                else 0
-            ),
-            baseline=baseline,
+            epochs=train.epochs,
+            evaluations=train.epochs if not train.eval_every_steps and not train.max_steps else 0,
+            baseline=request.baseline or ex.head_commit(self.repo),
             global_seed=request.params.seed,
         )
-        metrics = [o["metric"] for o in self.config.objectives] + [
-            c["metric"] for c in self.config.constraints
-        ]
-        self.runner: Runner = runner or DvcRunner(self.repo, metrics, baseline)
+        metrics = self.config.metrics
+        self.runner: Runner = runner or DvcRunner(self.repo, metrics, self.config.baseline)
         self.storage = open_storage(self.url, heartbeat=False)
         self.hb_storage = open_storage(self.url, heartbeat=True, stale_callback=self._on_stale)
         self.identity = worker_identity()
@@ -561,8 +531,8 @@ class Tuner:
             setattr(self.report, counter, getattr(self.report, counter) + 1)
         else:
             self.report.seed_runs += 1
-        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
-        value_text = ", ".join(_short(v) for v in values if v is not None) or "-"
+        shown = " ".join(f"{k}={short_number(v)}" for k, v in params.items())
+        value_text = ", ".join(short_number(v) for v in values if v is not None) or "-"
         epochs = f", {result.epochs_run} epochs" if result.epochs_run is not None else ""
         self.log(
             f"trial {trial.number} [{exp}] {shown} -> {value_text} ({detail}{epochs}, "
@@ -651,7 +621,7 @@ class Tuner:
         result = None
         with contextlib.suppress(Exception):
             result = self.runner.read(name)
-        objectives = self._objectives_of(target)
+        objectives = self.config.objective_metrics
         values = [result.metrics.get(m) for m in objectives] if result else []
         if result is not None and values and all(v is not None for v in values):
             state = (
@@ -688,9 +658,6 @@ class Tuner:
             )
             return
         self._enqueue_retry(target, frozen, f"lost its worker ({who})")
-
-    def _objectives_of(self, study: optuna.Study) -> list[str]:
-        return [o["metric"] for o in self.config.objectives]
 
     # ------------------------------------------------------------------ seeds
 
@@ -820,15 +787,3 @@ def counted(trials: list[FrozenTrial]) -> int:
 def epochs_spent(trials: list[FrozenTrial]) -> int:
     """Training epochs the finished trials ran (what the search has cost so far)."""
     return sum(int(t.user_attrs.get("epochs_run") or 0) for t in trials if t.state.is_finished())
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
