@@ -66,7 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     start = time.perf_counter()
     evaluation = evaluate_model(
-        args.model, args.processed, args.tokenized, params.evaluate, seed=params.seed
+        args.model,
+        args.processed,
+        args.tokenized,
+        params.evaluate,
+        seed=params.seed,
+        latency=args.latency is not None,
     )
     write_evaluation(evaluation, args.predictions, args.metrics, args.plots, args.latency)
     for r in evaluation.splits:

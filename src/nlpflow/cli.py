@@ -27,7 +27,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     a = read_side(args.a, args.split, args.repo)
     b = read_side(args.b, args.split, args.repo)
-    result = compare(a, b, args.resamples, args.seed, args.level, args.positive)
+    result = compare(
+        a, b, args.resamples, args.seed, args.level, args.positive, args.entity_mode,
+        args.entity_scheme,
+    )  # fmt: skip
     text = json.dumps(result.as_json(), indent=2) if args.json else render(result, args.max_flips)
     if args.out:
         write_text(args.out, text + "\n")
@@ -63,6 +66,18 @@ def _add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     cmp.add_argument("--level", type=float, default=0.95, help="interval level (default: 0.95)")
     cmp.add_argument("--positive", default="", help="binary tasks: the positive label")
+    cmp.add_argument(
+        "--entity-mode",
+        choices=["default", "strict"],
+        default="default",
+        help="token tasks: entity reading, as evaluate.entity_mode (default: %(default)s)",
+    )
+    cmp.add_argument(
+        "--entity-scheme",
+        choices=["IOB1", "IOB2"],
+        default="IOB2",
+        help="token tasks, strict mode: the tag scheme (default: %(default)s)",
+    )
     cmp.add_argument("--max-flips", type=int, default=20, help="flipped examples shown")
     cmp.add_argument(
         "--max-regressions",

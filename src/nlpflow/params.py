@@ -356,7 +356,7 @@ class EvaluateParams:
     # Token tasks: seqeval's default (conlleval, lenient) or strict entity reading.
     entity_mode: Literal["default", "strict"] = "default"
     entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
-    # Validation inputs timed for metrics/evaluate.json's latency section; 0 = not measured.
+    # Validation inputs timed for metrics/latency.json (evaluate --latency); 0 = not measured.
     latency_examples: int = 64
 
     def validate(self, path: str) -> None:

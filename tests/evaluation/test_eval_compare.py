@@ -102,3 +102,28 @@ def test_cli_compare_writes_a_report_and_gates_on_regressions(
     assert data["right_to_wrong"] == 1 and data["regressions"] == ["0"]
     assert "flipped from right to wrong" in captured.err
     assert cli(["compare", a, str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_token_comparisons_read_entities_as_the_evaluate_stage_was_told() -> None:
+    """An I- tag with no B- before it is an entity to conlleval (default) but not to strict
+    IOB2: `nlpflow compare` must score as `evaluate.entity_mode` did."""
+    from nlpflow.evaluation.entities import entity_metrics
+
+    def token_side(name: str, predictions: list[list[str]]) -> Side:
+        rows = [
+            {"id": str(i), "tokens": ["w"] * len(p), "label": ["B-PER", "I-PER", "O"],
+             "prediction": p, "confidence": [0.9] * len(p),
+             "probabilities": [{"O": 0.1, "B-PER": 0.8, "I-PER": 0.1}] * len(p)}
+            for i, p in enumerate(predictions)
+        ]  # fmt: skip
+        return Side(name, name, rows)
+
+    gold = [["B-PER", "I-PER", "O"]] * 4
+    loose = [["I-PER", "I-PER", "O"]] * 2 + [["B-PER", "I-PER", "O"]] * 2
+    a, b = token_side("A", gold), token_side("B", loose)
+    for mode in ("default", "strict"):
+        result = compare(a, b, resamples=50, seed=0, entity_mode=mode, entity_scheme="IOB2")
+        expected = entity_metrics(gold, loose, mode=mode, scheme="IOB2")["f1"]
+        assert result.metrics["f1"]["b"] == pytest.approx(expected), mode
+    assert entity_metrics(gold, loose, mode="default", scheme="IOB2")["f1"] == 1.0
+    assert entity_metrics(gold, loose, mode="strict", scheme="IOB2")["f1"] < 1.0

@@ -35,7 +35,7 @@ def test_figures_are_consistent_and_the_model_is_left_as_it_was(assets: dict[str
     assert lat["examples"] == min(64, len(split)) and lat["batch_size"] == 4
     assert 0 < lat["ms_per_example"] <= lat["p90_ms_per_example"]
     assert lat["examples_per_second"] > 0
-    assert lat["device"] == "cpu" and lat["threads"] >= 1
+    assert lat["device"] == next(model.parameters()).device.type and lat["threads"] >= 1
     few = measure_latency(model, split, assets["pad_id"], batch_size=4, examples=3)
     assert few["examples"] == 3
     assert measure_latency(model, split, assets["pad_id"], 4, examples=0) == {}
@@ -68,7 +68,8 @@ def _compare_small_and_large(assets: dict[str, Any]) -> None:
         num_attention_heads=4, intermediate_size=1024, max_position_embeddings=32,
         pad_token_id=assets["pad_id"], num_labels=2,
     )  # fmt: skip
-    large = BertForSequenceClassification(config).eval()
+    # on the small model's device (load_classifier puts it on a GPU where there is one)
+    large = BertForSequenceClassification(config).eval().to(next(small.parameters()).device)
     args = (assets["split"], assets["pad_id"], 8, 32)
     fast = measure_latency(small.eval(), *args)
     slow = measure_latency(large, *args)

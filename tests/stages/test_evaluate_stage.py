@@ -386,3 +386,15 @@ def test_error_analysis_of_a_token_task(token_run: dict[str, Path], tmp_path: Pa
     report = (tmp_path / "errors.md").read_text()
     assert "entity F1" in report and "### entity type in the sentence" in report
     assert "implemented for sequence classification" in report
+
+
+def test_latency_is_timed_only_when_its_file_is_asked_for(
+    inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--params", str(inputs["params"]), "--model", str(inputs["model"]),
+            "--processed", str(inputs["processed"]), "--tokenized", str(inputs["tokenized"]),
+            "--predictions", str(tmp_path / "predictions"),
+            "--metrics", str(tmp_path / "metrics.json"), "--plots", str(tmp_path / "plots")]  # fmt: skip
+    assert evaluate_stage.main(argv) == 0
+    assert "latency:" not in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "plots", "predictions"]

@@ -231,8 +231,12 @@ def compare(
     seed: int = 0,
     level: float = 0.95,
     positive_label: str = "",
+    entity_mode: str = "default",
+    entity_scheme: str = "IOB2",
 ) -> Comparison:
-    """Everything :func:`render` shows, computed from the two sides' records."""
+    """Everything :func:`render` shows, computed from the two sides' records. Token tasks read
+    entities as the evaluate stage does with ``evaluate.entity_mode`` (and, strict, its
+    scheme): the same settings give the same entity F1 as metrics/evaluate.json."""
     rows_a, rows_b = pair_up(a, b)
     names = label_names_of(rows_a)
     task = "token" if isinstance(rows_a[0]["label"], list) else "sequence"
@@ -241,8 +245,9 @@ def compare(
         keys: Sequence[str] = TOKEN_MAIN
         for rows in (rows_a, rows_b):
             counts = token_counts(
-                [r["label"] for r in rows], [r["prediction"] for r in rows], "default", "IOB2"
-            )
+                [r["label"] for r in rows], [r["prediction"] for r in rows], entity_mode,
+                entity_scheme,
+            )  # fmt: skip
             metric_fns.append(token_batch_metrics(counts))
     else:
         keys = SEQUENCE_MAIN

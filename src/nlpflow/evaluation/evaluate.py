@@ -31,9 +31,10 @@ from nlpflow.evaluation.metrics import (
     FloatArray,
     IntArray,
     best_f1_threshold,
-    calibration_bins,
     classification_metrics,
     confusion_matrix,
+    expected_calibration_error,
+    log_loss,
     round_floats,
     threshold_predictions,
 )
@@ -362,15 +363,9 @@ def evaluate_token(
             else np.zeros((0, len(names)))
         )
         predicted = probs.argmax(axis=1).astype(np.int64)
-        bins = calibration_bins(
-            probs[np.arange(len(predicted)), predicted], predicted == seen_true,
-            params.calibration_bins,
-        )  # fmt: skip
-        word_level = sequence_metrics(
-            seen_true, probs, predicted, names, None, params.calibration_bins
-        )
-        metrics["log_loss"] = word_level["log_loss"]
-        metrics["ece"] = word_level["ece"]
+        bins = confidence_bins(seen_true, probs, predicted, params.calibration_bins)
+        metrics["log_loss"] = log_loss(seen_true, probs)
+        metrics["ece"] = expected_calibration_error(bins)
         metrics["truncated_words"] = sum(r["truncated"] for r in rows)
         metrics["ci"] = bootstrap_intervals(
             token_batch_metrics(counts), len(counts), params.bootstrap_resamples,
@@ -401,8 +396,10 @@ def evaluate_model(
     params: EvaluateParams,
     seed: int = 0,
     splits: Sequence[str] = EVAL_SPLITS,
+    latency: bool = False,
 ) -> Evaluation:
-    """Run the saved model on ``splits`` and score it; nothing is written here."""
+    """Run the saved model on ``splits`` and score it; nothing is written here. ``latency``:
+    also time it on validation inputs (:attr:`Evaluation.latency`)."""
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
     model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
     run = evaluate_token if meta.task == "token" else evaluate_sequence
@@ -410,7 +407,7 @@ def evaluate_model(
         model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
         tokenized_dir,
     )  # fmt: skip
-    if "validation" in splits:  # validation: a study may use it as an objective
+    if latency and "validation" in splits:  # validation: a study may use it as an objective
         from nlpflow.evaluation.latency import measure_latency
 
         evaluation.latency = measure_latency(

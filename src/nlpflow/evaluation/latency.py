@@ -1,7 +1,7 @@
 """Inference cost of the saved model: per-example latency and batched throughput.
 
-Measured in the evaluate stage so that a study can trade quality against speed
-(``metrics/evaluate.json:latency.ms_per_example`` as a second objective). The figures are wall
+Measured in the evaluate stage (``--latency metrics/latency.json``) so that a study can trade
+quality against speed (``metrics/latency.json:ms_per_example`` as a second objective). The figures are wall
 times on the machine that ran the stage, with the torch threads it had: compare them between
 experiments run on the same machine only.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nlpflow.evaluation.predict import _forward_batches
+from nlpflow.evaluation.predict import forward_batches
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -26,7 +26,7 @@ def _timed_batches(
 ) -> list[float]:
     """Seconds spent producing each batch's probabilities (padding and tensors included)."""
     times: list[float] = []
-    batches = _forward_batches(model, ids, batch, pad_id, types, progress=False)
+    batches = forward_batches(model, ids, batch, pad_id, types, progress=False)
     while True:
         start = time.perf_counter()
         if next(batches, None) is None:

@@ -82,7 +82,7 @@ def _pad(rows: list[list[int]], value: int) -> list[list[int]]:
     return [r + [value] * (width - len(r)) for r in rows]
 
 
-def _forward_batches(
+def forward_batches(
     model: PreTrainedModel,
     input_ids: Sequence[list[int]],
     batch_size: int,
@@ -144,7 +144,7 @@ def predict_probabilities(
     probs = np.empty((n, num_labels), dtype=np.float64)
     if n == 0:
         return probs
-    for idx, batch_probs in _forward_batches(
+    for idx, batch_probs in forward_batches(
         model, input_ids, batch_size, pad_id, token_type_ids, progress
     ):
         probs[idx] = batch_probs
@@ -170,7 +170,7 @@ def predict_token_probabilities(
     out: list[FloatArray] = [np.zeros((0, num_labels))] * n
     if n == 0:
         return out
-    for idx, batch_probs in _forward_batches(
+    for idx, batch_probs in forward_batches(
         model, input_ids, batch_size, pad_id, token_type_ids, progress
     ):
         for row, i in enumerate(idx):
