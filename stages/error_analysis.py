@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = load_params(args.params)
     ea = params.error_analysis
 
-    from nlpflow.evaluation.data import read_meta
+    from nlpflow.data.saved import read_meta
     from nlpflow.evaluation.error_analysis import (
         auto_length_edges,
         compute_slices,

@@ -9,20 +9,9 @@ from nlpflow.io import atomic_dir, read_json, write_json, write_text
 from nlpflow.params import load_params
 from stages import stage_parser
 
+SPLITS = ("train", "validation", "test")  # what preprocess writes
 # Models built from a config get position embeddings for this many tokens at most.
 BUILT_MODEL_LIMIT = 512
-
-
-def pretrained_limit(name_or_path: str, tokenizer: object) -> int:
-    """A pretrained model cannot read past its position embeddings (nor its tokenizer's limit)."""
-    from transformers import AutoConfig
-
-    limit = int(min(getattr(tokenizer, "model_max_length", 10**6), 10**6))
-    try:
-        config = AutoConfig.from_pretrained(name_or_path)
-    except (OSError, ValueError):
-        return limit
-    return min(limit, int(getattr(config, "max_position_embeddings", limit)))
 
 
 @exit_on_user_error
@@ -37,8 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(args.params)
     tok_params = params.tokenizer
-    from datasets import load_from_disk
-
+    from nlpflow.data.saved import LABEL_COLUMN, load_dataset_dict, read_meta
     from nlpflow.data.tokenize import (
         auto_max_length,
         describe_tokens,
@@ -47,16 +35,21 @@ def main(argv: list[str] | None = None) -> None:
         training_texts,
     )
     from nlpflow.logs import quiet_libraries
+    from nlpflow.modeling.build import pretrained_limit
     from nlpflow.modeling.tokenizers import load_tokenizer, train_tokenizer
 
     quiet_libraries()
-    meta = read_json(Path(args.data) / "meta.json")
-    task: str = meta.get("task", "sequence")
-    dataset = load_from_disk(args.data)
-    text_fields: list[str] = meta["text_fields"]
+    # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
+    meta = read_meta(args.data)
+    task: str = meta.task
+    text_fields: list[str] = meta.text_fields
+    dataset = load_dataset_dict(args.data, list(SPLITS), [*text_fields, LABEL_COLUMN])
+    passed_on = read_json(Path(args.data) / "meta.json")  # every key, for the later stages
     if params.model.name_or_path:
         tokenizer = load_tokenizer(params.model.name_or_path, params.model.trust_remote_code)
-        limit = pretrained_limit(params.model.name_or_path, tokenizer)
+        limit = pretrained_limit(
+            params.model.name_or_path, tokenizer, params.model.trust_remote_code
+        )
     else:
         tokenizer = train_tokenizer(
             training_texts(dataset, text_fields),
@@ -88,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer.save_pretrained(str(tmp))
     with atomic_dir(args.out) as tmp:
         tokenized.save_to_disk(str(tmp))
-        write_json(tmp / "meta.json", {**meta, "max_length": max_length})
+        write_json(tmp / "meta.json", {**passed_on, "max_length": max_length})
     write_json(args.metrics, report)
     write_text(args.report, sample)
     train = report["splits"]["train"]

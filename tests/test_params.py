@@ -77,6 +77,11 @@ def test_stage_exits_with_one_line(tmp_path: Path) -> None:
             str(tmp_path / "out"),
             "--metrics",
             str(tmp_path / "m.json"),
+            # every output in tmp_path: run from the checkout, a regression must not write there
+            "--plots",
+            str(tmp_path / "plots"),
+            "--report",
+            str(tmp_path / "data.md"),
         ],
         cwd=ROOT,
         capture_output=True,

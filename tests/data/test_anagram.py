@@ -32,3 +32,13 @@ def test_deterministic_from_seed_and_distinct() -> None:
     rows = generate_anagram(p, 7)
     assert len({(r["first"], r["second"]) for r in rows}) == 300
     assert {c for r in rows for c in r["first"].split()} <= set("abcdef")
+
+
+def test_a_size_the_alphabet_cannot_give_is_a_params_error() -> None:
+    import pytest
+
+    from nlpflow.errors import UserError
+
+    tight = AnagramParams(size=4000, min_word_length=2, max_word_length=2, alphabet="abc")
+    with pytest.raises(UserError, match=r"^params.yaml: data.anagram.size 4000 is more distinct"):
+        generate_anagram(tight, seed=0)

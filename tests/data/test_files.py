@@ -121,3 +121,20 @@ def test_hub_source_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> No
         load_splits(_params(source="hub:nlpflow-no-such/dataset"), seed=0)
     assert str(err.value).startswith("cannot load hub data set 'nlpflow-no-such/dataset'")
     assert "save_to_disk" in str(err.value)
+
+
+def test_a_saved_dataset_names_its_splits_as_a_directory_of_files_may(tmp_path: Path) -> None:
+    """`val` is a validation split in a directory of files; a saved dataset reads it alike."""
+    from datasets import Dataset, DatasetDict
+
+    def part(n: int, tag: str) -> Dataset:
+        return Dataset.from_dict(
+            {"text": [f"{tag} {i}" for i in range(n)], "label": ["ab"[i % 2] for i in range(n)]}
+        )
+
+    DatasetDict({"train": part(30, "a"), "val": part(6, "b"), "test": part(4, "c")}).save_to_disk(
+        str(tmp_path / "saved")
+    )
+    data = load_splits(_params(source=str(tmp_path / "saved")), seed=0)
+    assert len(data.splits["validation"]) == 6  # not carved from train
+    assert len(data.splits["train"]) == 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -167,3 +168,30 @@ def test_token_classification_labels_align_to_first_subtoken(
         assert len(words) == len(tags)
     assert split_words > 0, "the test needs words split into several sub-tokens"
     assert "labels (first sub-token" in paths["report"].read_text()
+
+
+def test_missing_or_broken_processed_data_is_one_line(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = write_params()
+    argv = ["--params", str(params), "--out", str(tmp_path / "tok"), "--tokenizer-out",
+            str(tmp_path / "tk"), "--metrics", str(tmp_path / "m.json"), "--report",
+            str(tmp_path / "r.md")]  # fmt: skip
+    missing = tmp_path / "nothing"
+    with pytest.raises(SystemExit) as exit_:
+        tokenize.main([*argv, "--data", str(missing)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: {missing}/meta.json not found; run the preprocess stage first (dvc repro preprocess)\n"
+    )
+
+    paths = _prepare(tmp_path / "ok", params)
+    shutil.rmtree(paths["processed"] / "validation")  # a split lost
+    with pytest.raises(SystemExit) as exit_:
+        tokenize.main([*argv, "--data", str(paths["processed"])])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "tok").exists() and not (tmp_path / "m.json").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from nlpflow.errors import UserError
 from nlpflow.params import AnagramParams
 
 TEXT_FIELDS = ["first", "second"]
@@ -52,7 +53,12 @@ def generate_anagram(params: AnagramParams, seed: int) -> list[dict[str, Any]]:
     while len(rows) < params.size:
         attempts += 1
         if attempts > params.size * 50:
-            raise ValueError("cannot generate enough distinct anagram pairs; widen the params")
+            raise UserError(
+                f"params.yaml: data.anagram.size {params.size} is more distinct pairs than "
+                f"words of {params.min_word_length}-{params.max_word_length} letters from "
+                f"'{alphabet}' can give (found {len(rows)}); lower the size, or widen the "
+                "alphabet or the word lengths"
+            )
         length = rng.randint(params.min_word_length, params.max_word_length)
         letters = [rng.choice(alphabet) for _ in range(length)]
         if rng.random() < params.positive_fraction:

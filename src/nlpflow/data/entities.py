@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from nlpflow.errors import UserError
 from nlpflow.params import EntitiesParams
 
 TOKENS_FIELD = "tokens"
@@ -86,7 +87,10 @@ def generate_entities(params: EntitiesParams, seed: int) -> list[dict[str, Any]]
     while len(rows) < params.size:
         attempts += 1
         if attempts > params.size * 50:
-            raise ValueError("cannot generate enough distinct sentences; widen the params")
+            raise UserError(
+                f"params.yaml: data.entities.size {params.size} is more distinct sentences than "
+                f"the built-in templates and names can give (found {len(rows)}); lower the size"
+            )
         t = rng.randrange(len(TEMPLATES))
         tokens: list[str] = []
         tags: list[str] = []

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 from nlpflow.data import anagram, entities
 from nlpflow.data.checks import Leakage, find_leakage
 from nlpflow.data.clean import clean_rows
-from nlpflow.data.files import BadRows, Row, detect_format, read_conll, read_rows, split_files
+from nlpflow.data.files import (
+    SPLIT_NAMES,
+    BadRows,
+    Row,
+    detect_format,
+    read_conll,
+    read_rows,
+    split_files,
+)
 from nlpflow.data.split import label_names_from, stratified_split
 from nlpflow.errors import UserError
 from nlpflow.params import SPLITS, DataParams
@@ -117,12 +125,10 @@ def _from_datasets(obj: Any, params: DataParams, where: str) -> dict[str, list[R
 
     if isinstance(obj, Dataset):
         return {"all": rows_of(obj)}
-    names = {s: s for s in obj}
-    names.update({ours: theirs for ours, theirs in params.hub_splits.items()})
-    aliases = {"validation": ("validation", "valid", "dev")}
     out: dict[str, list[Row]] = {}
     for split in SPLITS:
-        for candidate in (params.hub_splits.get(split), *aliases.get(split, (split,))):
+        # the split names a directory of files may use (val, dev, ...), unless hub_splits says
+        for candidate in (params.hub_splits.get(split), *SPLIT_NAMES[split]):
             if candidate and candidate in obj:
                 out[split] = rows_of(obj[candidate])
                 break

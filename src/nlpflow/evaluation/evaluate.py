@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from nlpflow.errors import UserError
-from nlpflow.evaluation import baselines as base
-from nlpflow.evaluation.bootstrap import bootstrap_intervals
-from nlpflow.evaluation.data import (
+from nlpflow.data.saved import (
     LABEL_COLUMN,
     DataMeta,
     class_label_names,
     load_dataset_dict,
     read_meta,
 )
+from nlpflow.errors import UserError
+from nlpflow.evaluation import baselines as base
+from nlpflow.evaluation.bootstrap import bootstrap_intervals
 from nlpflow.evaluation.entities import detect_scheme
 from nlpflow.evaluation.metrics import (
     FloatArray,

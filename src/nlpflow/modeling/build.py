@@ -133,6 +133,14 @@ def without_regularisation(params: ModelParams) -> ModelParams:
     return dataclasses.replace(params, dropout=0.0)
 
 
-def model_max_positions(model: PreTrainedModel) -> int:
-    """The longest input the model accepts (its position embeddings)."""
-    return int(getattr(model.config, "max_position_embeddings", 512))
+def pretrained_limit(name_or_path: str, tokenizer: object, trust_remote_code: bool = False) -> int:
+    """The longest input a pretrained model reads: its position embeddings, and no more than
+    its tokenizer's limit. A model whose config cannot be read gets the tokenizer's limit."""
+    from transformers import AutoConfig
+
+    limit = int(min(getattr(tokenizer, "model_max_length", 10**6), 10**6))
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):
+        return limit
+    return min(limit, int(getattr(config, "max_position_embeddings", limit)))
