@@ -18,7 +18,6 @@ trial the pruner gives up stops with ``stop_reason: pruned`` (``pruned: 1``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     params = load_params(args.params)
 
-    from nlpflow.training.distributed import launched_by_torchrun
+    from nlpflow.training.distributed import is_main_process, launched_by_torchrun
 
     if params.train.processes > 1 and not launched_by_torchrun():
         return relaunch_under_torchrun(
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from nlpflow.training.tracking import STEP_COLUMNS, write_tsv
 
     quiet_libraries()
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = is_main_process()
     lines: list[str] = []
 
     def log(line: str) -> None:

@@ -122,8 +122,10 @@ def test_train_stage_end_to_end(
     assert 1 <= summary["best_epoch"] <= 3
     assert summary["health"]["findings"] == len(summary["health"]["rules"])
 
+    from nlpflow.training.tracking import eval_columns
+
     epochs = read_tsv(tmp_path / "plots/train/epochs.tsv")
-    assert list(epochs[0]) == ["epoch", "step", *sorted(METRICS, key=list(epochs[0]).index)]
+    assert list(epochs[0]) == list(eval_columns()) and set(eval_columns()[2:]) == METRICS
     assert [int(r["epoch"]) for r in epochs] == [1, 2, 3]
     steps = read_tsv(tmp_path / "plots/train/steps.tsv")
     assert list(steps[0]) == ["step", "epoch", "loss", "lr", "grad_norm"]

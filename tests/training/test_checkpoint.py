@@ -56,8 +56,12 @@ def test_hash_depends_on_every_section() -> None:
     seed = tiny_params()
     seed.seed = 8
     variants.append(run_sections(seed, PLAN, "data-a"))
+    wider = tiny_params()
+    wider.model.hidden_size *= 2
+    variants.append(run_sections(wider, PLAN, "data-a"))
     hashes = {sections_hash(base)} | {sections_hash(v) for v in variants}
-    assert len(hashes) == 5
+    assert len(hashes) == 6
+    assert differing_sections(base, variants[4]) == ["model"]
     assert sections_hash(base) == sections_hash(run_sections(tiny_params(), PLAN, "data-a"))
     assert differing_sections(base, variants[2]) == ["data"]
     assert differing_sections(base, variants[3]) == ["seed"]

@@ -57,3 +57,5 @@ def test_budget_in_mb_or_as_a_fraction_of_available() -> None:
 def test_malloc_trim_is_safe_to_call() -> None:
     memory.malloc_trim()
     memory.release_memory(CPU)
+    if sys.platform.startswith("linux"):  # glibc's malloc_trim was found and called
+        assert memory._libc is not None and hasattr(memory._libc, "malloc_trim")

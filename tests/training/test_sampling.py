@@ -66,3 +66,13 @@ def test_micro_batches_are_even_and_fit(n: int, size: int, expected: list[int]) 
     parts = micro_batches(torch.arange(n), size)
     assert [len(p) for p in parts] == expected
     assert torch.cat(parts).tolist() == list(range(n)) if parts else n == 0
+
+
+def test_only_rank_0_of_a_real_group_is_the_main_process() -> None:
+    from nlpflow.training.distributed import is_main_process, launched_by_torchrun
+
+    assert is_main_process({}) and not launched_by_torchrun({})
+    assert is_main_process({"RANK": "0", "WORLD_SIZE": "2"})
+    assert not is_main_process({"RANK": "1", "WORLD_SIZE": "2"})
+    # a RANK left in the shell without a group: the process is on its own, so it is the main
+    assert is_main_process({"RANK": "3"}) and is_main_process({"RANK": "3", "WORLD_SIZE": "1"})

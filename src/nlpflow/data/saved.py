@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from datasets import DatasetDict
 
 LABEL_COLUMN = "label"
+# The aligned label of special tokens and non-first sub-tokens in data/tokenized (token tasks):
+# what the loss, the metrics and the word-level predictions skip.
+IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

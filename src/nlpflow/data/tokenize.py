@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.params import SPLITS
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
     from transformers import PreTrainedTokenizerBase
 
-IGNORE_INDEX = -100
 SAMPLE_EXAMPLES = 5
 BATCH = 2000
 

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.errors import UserError
 from nlpflow.evaluation.metrics import FloatArray, IntArray
-
-IGNORE_INDEX = -100  # the aligned label of special tokens and non-first sub-tokens
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.errors import UserError
 from nlpflow.io import read_json
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
 REQUIRED_COLUMNS = ("input_ids", "labels")
-IGNORE_INDEX = -100
 Task = Literal["sequence", "token"]
 
 
@@ -101,11 +101,6 @@ def data_info(data: DatasetDict, path: str | Path) -> DataInfo:
             "preprocess and tokenize stages"
         )
     return DataInfo("token", list(names))
-
-
-def label_names(data: DatasetDict, path: str | Path = "") -> list[str]:
-    """Label names in id order (see :func:`data_info`)."""
-    return data_info(data, path).label_names
 
 
 def _lengths(split: Dataset) -> list[int]:
@@ -223,12 +218,3 @@ class PaddedSplit:
             return self.labels[index]
         labels = self.labels[index]
         return labels[labels != IGNORE_INDEX]
-
-    def padding_stats(self, batches: list[torch.Tensor]) -> tuple[int, int]:
-        """``(real tokens, padded tokens)`` over ``batches`` of row indices."""
-        real = padded = 0
-        for index in batches:
-            lengths = self.lengths[index]
-            real += int(lengths.sum())
-            padded += int(lengths.max()) * len(index)
-        return real, padded

@@ -17,18 +17,24 @@ micro-batch is what gradient accumulation needs anyway.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
-
-def launched_by_torchrun(environ: dict[str, str] | None = None) -> bool:
+def launched_by_torchrun(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     return int(env.get("WORLD_SIZE", "1")) > 1 and "RANK" in env
+
+
+def is_main_process(environ: Mapping[str, str] | None = None) -> bool:
+    """Rank 0 of a torchrun group, or a process on its own (a stray RANK alone counts not):
+    the same rule as :meth:`Distributed.start`, before the group is joined."""
+    env = os.environ if environ is None else environ
+    return not launched_by_torchrun(env) or int(env["RANK"]) == 0
 
 
 @dataclass

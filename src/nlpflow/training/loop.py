@@ -445,7 +445,8 @@ def _train(
         for chunk in steps[state.epoch_step :]:
             # -- forward and backward, micro-batch by micro-batch; each adds its share of the
             #    step's mean loss, whatever the split into micro-batches and processes
-            denominator = criterion.denominator(train_set.targets(chunk))
+            targets = train_set.targets(chunk)  # the step's counted labels, all processes
+            denominator = criterion.denominator(targets)
             step_loss = torch.zeros((), device=device, dtype=torch.float64)
             correct = torch.zeros((), device=device, dtype=torch.float64)
             real = padded = 0  # tokens of this process's micro-batches, without and with padding
@@ -504,7 +505,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             state.epoch_step += 1
-            counted = int(train_set.targets(chunk).numel())
+            counted = int(targets.numel())
             state.loss_sum += loss_value * denominator
             state.loss_weight += denominator
             state.correct += int(correct_value)
@@ -570,9 +571,8 @@ def _train(
     if dist.is_main:
         save_pretrained(model, tokenizer, models_dir / "last")
     final = {k: state.eval_rows[-1].get(k) for k in columns[2:]}
-    best_meta = ckpts.best_meta() if dist.is_main else None
+    best_meta = ckpts.load_best(model, device) if dist.is_main else None
     if best_meta is not None:
-        ckpts.load_best(model, device)
         best_row = next(
             (r for r in state.eval_rows if r["step"] == best_meta["step"]), state.eval_rows[-1]
         )

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
     import torch
-
-IGNORE_INDEX = -100
 
 
 def class_weights(

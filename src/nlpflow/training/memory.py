@@ -81,10 +81,11 @@ def release_memory(device: torch.device | None = None, collect: bool = True) -> 
     malloc_trim()
 
 
-def _status_kb(field: str) -> int | None:
-    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM), or None where there is none."""
+def _proc_kb(path: str, field: str) -> int | None:
+    """A ``kB`` field of a /proc file (VmRSS in /proc/self/status, MemTotal in /proc/meminfo),
+    or None where there is none."""
     try:
-        with open("/proc/self/status", encoding="ascii") as fh:
+        with open(path, encoding="ascii") as fh:
             for line in fh:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -93,21 +94,16 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def _status_kb(field: str) -> int | None:
+    return _proc_kb("/proc/self/status", field)
+
+
 def _statm_rss_bytes() -> int | None:
     try:
         with open("/proc/self/statm", encoding="ascii") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def rss_mb() -> float | None:
-    """The resident memory of this process now, in MB."""
-    kb = _status_kb("VmRSS")
-    if kb is not None:
-        return kb / 1024
-    rss = _statm_rss_bytes()
-    return None if rss is None else rss / _MB
 
 
 def _reset_peak_rss() -> bool:
@@ -122,13 +118,9 @@ def _reset_peak_rss() -> bool:
 
 def available_memory_mb() -> float:
     """Memory the system can give without swapping (MemAvailable), in MB."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    kb = _proc_kb("/proc/meminfo", "MemAvailable")
+    if kb is not None:
+        return kb / 1024
     try:
         import psutil
 
@@ -139,13 +131,9 @@ def available_memory_mb() -> float:
 
 def total_memory_mb() -> float:
     """Physical memory of the machine (MemTotal), in MB."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    kb = _proc_kb("/proc/meminfo", "MemTotal")
+    if kb is not None:
+        return kb / 1024
     return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) / _MB
 
 

@@ -25,7 +25,9 @@ def f1_macro(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> float:
     """Unweighted mean of per-class F1 over all ``num_labels`` classes (0/0 counts as 0).
 
     Matches ``sklearn.metrics.f1_score(average="macro", labels=range(num_labels),
-    zero_division=0)``; computed here to keep sklearn out of the training loop's imports.
+    zero_division=0)`` and nlpflow.evaluation's macro F1. Kept here, with :func:`entities`
+    (conlleval's reading, as evaluation.entities.entities_default), so that the train stage's
+    DVC deps stay off the evaluation package: an edit there must not retrain the model.
     """
     import numpy as np
 
