@@ -22,3 +22,32 @@ def test_urls_are_resolved_for_trials_that_run_elsewhere(tmp_path: Path) -> None
     assert safe_url("postgresql+psycopg://u:secret@h/opt") == "postgresql+psycopg://u:***@h/opt"
     with pytest.raises(UserError, match="is not a database URL"):
         resolve_url("db.lan/opt", tmp_path)
+
+
+def test_workers_racing_to_create_a_new_database_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on a fresh PostgreSQL database both create its tables; the loser gets
+    DuplicateTable (seen once in CI on the two-worker test). The race cannot be forced here,
+    so Optuna's storage is replaced by one that loses it once, with PostgreSQL's own error."""
+    import optuna
+    import sqlalchemy
+
+    from nlpflow.tuning import storage as st
+
+    real = optuna.storages.RDBStorage
+    calls: list[int] = []
+
+    def losing_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.ProgrammingError(
+                "CREATE TABLE alembic_version", {},
+                Exception('relation "alembic_version" already exists'),
+            )  # fmt: skip
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", losing_once)
+    storage = st.open_storage(f"sqlite:///{tmp_path}/o.db", heartbeat=False)
+    assert len(calls) == 2 and isinstance(storage, real)
+    storage.engine.dispose()

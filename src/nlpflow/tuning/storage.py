@@ -127,9 +127,18 @@ def open_storage(
                 with quiet_optuna():
                     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
                 break
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:
-                # Workers starting together race to create the tables of a new database.
-                racing = "already exists" in str(err) or "UNIQUE constraint" in str(err)
+            except (
+                sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.IntegrityError,
+                sqlalchemy.exc.ProgrammingError,  # PostgreSQL: DuplicateTable
+            ) as err:
+                # Workers starting together race to create the tables of a new database
+                # (SQLite: "already exists" / "UNIQUE constraint"; PostgreSQL: DuplicateTable,
+                # or "duplicate key value" on its catalogue).
+                text = str(err)
+                racing = any(
+                    s in text for s in ("already exists", "UNIQUE constraint", "duplicate key")
+                )
                 if racing and attempt < 9:
                     time.sleep(0.2 * (attempt + 1))
                     continue
