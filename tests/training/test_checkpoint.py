@@ -77,8 +77,8 @@ def test_difference_names_the_keys() -> None:
 
 def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     root = tmp_path / "checkpoints"
-    (root / ".epoch-3.abc123.tmp").mkdir(parents=True)
-    (root / ".epoch-2.old.999").mkdir()
+    (root / ".step-3.abc123.tmp").mkdir(parents=True)
+    (root / ".step-2.old.999").mkdir()
     (root / "notes.txt").write_text("the user's own file")
     ckpts = CheckpointDir(root, run_sections(tiny_params(), PLAN, "d"), log=print)
     assert ckpts.find_resumable() is None
@@ -87,23 +87,12 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
 
 def test_unreadable_checkpoint_is_reported_and_removed(tmp_path: Path) -> None:
     root = tmp_path / "checkpoints"
-    (root / "epoch-1").mkdir(parents=True)  # no meta.json: not ours to trust
+    (root / "step-4").mkdir(parents=True)  # no meta.json: not ours to trust
     lines: list[str] = []
     ckpts = CheckpointDir(root, run_sections(tiny_params(), PLAN, "d"), log=lines.append)
     assert ckpts.find_resumable() is None
-    assert not (root / "epoch-1").exists()
+    assert not (root / "step-4").exists()
     assert "has no readable meta.json" in lines[0] and "starting fresh" in lines[0]
-
-
-def test_per_epoch_checkpoints_of_older_versions_are_stale(tmp_path: Path) -> None:
-    root = tmp_path / "checkpoints"
-    (root / "epoch-2").mkdir(parents=True)
-    (root / "epoch-2" / "meta.json").write_text('{"hash": "0123", "sections": {}}')
-    lines: list[str] = []
-    ckpts = CheckpointDir(root, run_sections(tiny_params(), PLAN, "d"), log=lines.append)
-    assert ckpts.find_resumable() is None
-    assert not (root / "epoch-2").exists()
-    assert "not resuming from it" in lines[0]
 
 
 def test_runtime_is_part_of_the_identity_and_bookkeeping_is_not() -> None:

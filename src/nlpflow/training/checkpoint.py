@@ -24,7 +24,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nlpflow.errors import UserError
 from nlpflow.io import atomic_dir, read_json
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     import torch
 
     from nlpflow.params import Params
+    from nlpflow.training.distributed import Distributed
     from nlpflow.training.probe import BatchPlan
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
-LEGACY_DIR = re.compile(r"^epoch-(\d+)$")  # per-epoch checkpoints of nlpflow before 0.2
 BEST = "best"
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -208,10 +208,6 @@ class CheckpointDir:
         """
         self.remove_leftovers()
         candidates = self._step_dirs()
-        if self.root.is_dir():
-            candidates[:0] = [
-                (-1, p) for p in sorted(self.root.iterdir()) if LEGACY_DIR.match(p.name)
-            ]
         best = self.root / BEST
         if best.is_dir():
             candidates.append((-1, best))
@@ -298,3 +294,87 @@ class CheckpointDir:
             return None
         load_model(model, str(self.root / BEST / WEIGHTS), device=str(device))
         return meta
+
+
+# --------------------------------------------------------------------------- save and resume
+
+
+class Stateful(Protocol):
+    """What a checkpoint saves of a part of the run (optimizer, schedule, early stopping...)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any], /) -> Any: ...
+
+
+OPTIONAL = ("scaler",)  # parts of a run that only some runs have (fp16's gradient scaler)
+
+
+class Checkpointer:
+    """Saves and restores everything a resumed run needs, on every process.
+
+    ``parts``: the run's stateful parts by name (``optimizer``, ``scheduler``, ``scaler``,
+    ``early_stopping``, ``loop``), saved with the model's weights and the RNG states of every
+    process; ``shuffle`` is the data order's generator. Only rank 0 writes;
+    ``on_saved(step)`` runs on every process after each checkpoint (tests interrupt there).
+    """
+
+    def __init__(
+        self,
+        directory: CheckpointDir,
+        model: torch.nn.Module,
+        parts: dict[str, Stateful],
+        shuffle: torch.Generator,
+        dist: Distributed,
+        on_saved: Callable[[int], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.model = model
+        self.parts = parts
+        self.shuffle = shuffle
+        self.dist = dist
+        self.on_saved = on_saved
+
+    def resume(self, device: torch.device) -> Path | None:
+        """Load the newest checkpoint of this run into every part; its path, or None.
+
+        Raises :class:`UserError` when that checkpoint cannot be read.
+        """
+        dist = self.dist
+        path = self.directory.find_resumable() if dist.is_main else None
+        dist.barrier()  # stale checkpoints are gone before any process looks
+        path = dist.broadcast(path)
+        if path is None:
+            return None
+        saved = self.directory.load(path, self.model, device)
+        try:
+            for name, part in self.parts.items():
+                if name in saved or name not in OPTIONAL:
+                    part.load_state_dict(saved[name])
+            rng = saved["rng"][dist.rank]
+        except (KeyError, IndexError) as err:
+            raise UserError(
+                f"checkpoint {path} lacks {err} (made by another version of nlpflow?); "
+                f"delete {self.directory.root} to start fresh"
+            ) from None
+        restore_rng(rng, self.shuffle)  # last: building the model drew from the RNGs
+        return path
+
+    def save(self, step: int, epoch: float) -> None:
+        """Checkpoint ``step-<step>`` (``epoch``: the epochs done, for meta.json)."""
+        rng = self.dist.gather(capture_rng(self.shuffle))
+        if self.dist.is_main:
+            state = {name: part.state_dict() for name, part in self.parts.items()}
+            self.directory.save(step, self.model, {**state, "rng": rng}, epoch=epoch)
+        self.dist.barrier()
+        if self.on_saved is not None:
+            self.on_saved(step)
+
+    def save_best(self, **meta: Any) -> None:
+        """The weights of the best evaluation so far (``meta``: where, which metric, value)."""
+        if self.dist.is_main:
+            self.directory.save_best(self.model, **meta)
+
+    def load_best(self, device: torch.device) -> dict[str, Any] | None:
+        """The best weights into the model (rank 0); their meta, or None where there are none."""
+        return self.directory.load_best(self.model, device) if self.dist.is_main else None

@@ -6,6 +6,8 @@ losses and returns one :class:`Finding` per rule that fires:
 ============================  =====================================================
 rule                          shape
 ============================  =====================================================
+``initial_loss``              the first step's loss far from ln(K), the loss of a
+                              uniform guess over K classes (tags, in token tasks)
 ``negative_loss``             a loss below zero (cross-entropy cannot be)
 ``exploding``                 the loss ends far above its best, or above its start
 ``not_decreasing``            the last tenth of the steps is no lower than the first
@@ -16,7 +18,11 @@ rule                          shape
 ============================  =====================================================
 
 The rules work on smoothed curves (a centred running median), so the noise of single
-mini-batches does not fire them, and every threshold is a named constant below.
+mini-batches does not fire them, and every threshold is a named constant below. The
+initial-loss check reads the first step alone: its loss is computed on the initial weights,
+before any update, where a model that knows nothing should be close to a uniform guess
+(Karpathy, "A Recipe for Training Neural Networks", 2019: "verify loss @ init"; cross-entropy
+of a uniform guess is ln K whatever the class weights or label smoothing).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ OVERFIT_MIN_EVALS = 2  # ... at least this many evaluations after the minimum
 PLATEAU_FLAT = 0.02  # a window whose smoothed loss moves by less than 2% ...
 PLATEAU_LENGTH = 0.1  # ... for at least 10% of the steps ...
 PLATEAU_DROP = 0.2  # ... and then drops by 20% within as many steps: a step
+INITIAL_ABOVE = 1.0  # nats: a first loss more than this above ln(K) is too high ...
+INITIAL_BELOW = 0.5  # ... and one below half of ln(K) suspiciously low
 
 
 @dataclass
@@ -110,6 +118,96 @@ class Curve:
 
 
 # --------------------------------------------------------------------------- the rules
+
+
+@dataclass(frozen=True)
+class InitialLoss:
+    """The first optimizer step's training loss beside ln(K), a uniform guess's loss (nats)."""
+
+    first: float  # mean loss of step 1, on the initial weights
+    classes: int  # K: labels, or tags in a token task
+
+    @property
+    def uniform(self) -> float:
+        return math.log(self.classes)
+
+    @property
+    def gap(self) -> float:
+        """``first - ln(K)``: positive when the model starts worse than a uniform guess."""
+        return self.first - self.uniform
+
+    def to_json(self) -> dict[str, float]:
+        """The ``health.initial_loss`` entry of metrics/train.json."""
+        return {"first_step": self.first, "uniform": self.uniform, "gap": self.gap}
+
+    def line(self) -> str:
+        return (
+            f"health: initial loss {self.first:.4f}, a uniform guess over {self.classes} "
+            f"classes ln({self.classes}) = {self.uniform:.4f} (gap {self.gap:+.4f} nats)"
+        )
+
+
+def initial_loss(
+    step_losses: Sequence[float | None], num_classes: int | None
+) -> InitialLoss | None:
+    """The first step's loss against ln(K); None when there is no finite first loss or
+    fewer than 2 classes."""
+    if not step_losses or num_classes is None or num_classes < 2:
+        return None
+    first = step_losses[0]
+    if first is None or not math.isfinite(first):
+        return None
+    return InitialLoss(float(first), num_classes)
+
+
+def initial_loss_gap(check: InitialLoss | None) -> Finding | None:
+    if check is None:
+        return None
+    details = {"first_step_loss": check.first, "uniform_loss": check.uniform, "gap": check.gap}
+    where = (
+        f"the first step's loss {check.first:.4g} is {abs(check.gap):.3g} nats "
+        f"{'above' if check.gap > 0 else 'below'} ln({check.classes}) = {check.uniform:.4g}, "
+        "the loss of a uniform guess"
+    )
+    if check.gap > INITIAL_ABOVE:
+        return Finding(
+            "initial_loss",
+            "warning",
+            f"{where}: the untrained model is confidently wrong",
+            [
+                "bad initialisation: output weights or logits on too large a scale "
+                "(a custom head, a large model.initializer_range)",
+                "a pretrained head trained for other labels",
+                "wrong loss or labels: label ids not matching the classes, a loss that sums "
+                "where it should average",
+            ],
+            [
+                "initialise the head with small weights so the first logits are near 0",
+                "check that label ids run from 0 to K-1 in the order of the label names",
+                "run the overfit check (train.overfit_batches: 1)",
+            ],
+            details,
+        )
+    if check.first < INITIAL_BELOW * check.uniform:
+        return Finding(
+            "initial_loss",
+            "warning",
+            f"{where}: the model predicts the labels before any training",
+            [
+                "label leakage: the label can be read from the inputs (a label column among "
+                "the text fields, a marker token, duplicates of training rows)",
+                "wrong loss or labels: a loss over ignored positions (padding), labels that "
+                "are constant per batch",
+                "a pretrained head already trained on this task (then it is expected)",
+            ],
+            [
+                "check metrics/preprocess.json for leakage and that no text field holds the label",
+                "look at a few tokenized examples with their labels (reports/tokenization.md)",
+                "compare with the baselines in metrics/evaluate.json",
+            ],
+            details,
+        )
+    return None
 
 
 def negative_loss(steps: list[float], evals: list[dict[str, Any]]) -> Finding | None:
@@ -354,18 +452,21 @@ def diagnose(
     evals: Sequence[dict[str, Any]],
     *,
     overfit_check: bool = False,
+    num_classes: int | None = None,
 ) -> list[Finding]:
     """Every rule that fires on these curves, most severe first.
 
-    ``step_losses``: the training loss of each optimizer step. ``evals``: rows with
-    ``epoch``, ``train_loss`` and ``val_loss``. With ``overfit_check`` (training on a few
-    fixed batches, where a loss going to zero is the point) the collapse and overfitting
-    rules stay quiet.
+    ``step_losses``: the training loss of each optimizer step from step 1 (nats).
+    ``evals``: rows with ``epoch``, ``train_loss`` and ``val_loss``. ``num_classes``: K for
+    the initial-loss check (labels, or tags in a token task; None: no check). With
+    ``overfit_check`` (training on a few fixed batches, where a loss going to zero is the
+    point) the collapse and overfitting rules stay quiet.
     """
     steps = _finite(step_losses)
     eval_rows = list(evals)
     curve = Curve.of(steps)
     findings = [
+        initial_loss_gap(initial_loss(step_losses, num_classes)),
         negative_loss(steps, eval_rows),
         exploding(steps, curve),
         not_decreasing(steps),
@@ -381,13 +482,17 @@ def diagnose(
     return sorted(out, key=lambda f: f.severity != "error")
 
 
-def health_summary(findings: list[Finding]) -> dict[str, Any]:
-    """The ``health`` entry of metrics/train.json."""
+def health_summary(findings: list[Finding], initial: InitialLoss | None = None) -> dict[str, Any]:
+    """The ``health`` entry of metrics/train.json: status (``ok``, ``warning``, ``error``),
+    the findings by rule, and the initial-loss figures when there are any."""
     status = "ok"
     if findings:
         status = "error" if any(f.severity == "error" for f in findings) else "warning"
-    return {
+    out: dict[str, Any] = {
         "status": status,
         "findings": len(findings),
         "rules": {f.rule: f.to_json() for f in findings},
     }
+    if initial is not None:
+        out["initial_loss"] = initial.to_json()
+    return out

@@ -74,7 +74,15 @@ class TensorBoard:
         directory.mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(log_dir=str(directory))
 
+    def replay(self, steps: list[dict[str, Any]], evaluations: list[dict[str, Any]]) -> None:
+        """A resumed run's history, so its event files hold the whole run."""
+        for row in steps:
+            self.step(row)
+        for row in evaluations:
+            self.evaluation(row)
+
     def step(self, row: dict[str, Any]) -> None:
+        """``train/loss``, ``train/lr``, ``train/grad_norm`` of one step (a STEP_COLUMNS row)."""
         if self.writer is None:
             return
         for key in ("loss", "lr", "grad_norm"):
@@ -82,6 +90,7 @@ class TensorBoard:
                 self.writer.add_scalar(f"train/{key}", row[key], row["step"])
 
     def evaluation(self, row: dict[str, Any]) -> None:
+        """``train/<metric>`` and ``val/<metric>`` of one evaluation, at its step."""
         if self.writer is None:
             return
         for key, value in row.items():

@@ -1,0 +1,188 @@
+"""Everything a training run is built from: data, model, precision, loss, optimizer, schedule.
+
+:func:`build_run` reads the ``seed``, ``model`` and ``train`` params and the probe's batch
+plan and returns a :class:`Run`; it draws from the global RNGs in a fixed order (the seed,
+then the model's initial weights), so the same params build the same run, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nlpflow.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from nlpflow.params import Params
+    from nlpflow.training.data import DataInfo, PaddedSplit
+    from nlpflow.training.distributed import Distributed
+    from nlpflow.training.loss import Criterion
+    from nlpflow.training.probe import BatchPlan
+
+
+@dataclass
+class Run:
+    """The parts of one training run, built once, before the loop starts."""
+
+    info: DataInfo  # task kind and label names
+    tokenizer: PreTrainedTokenizerBase
+    train_set: PaddedSplit
+    val_set: PaddedSplit  # the train batches themselves in the overfit check
+    train_fingerprint: str  # of the tokenized train split: part of the checkpoint identity
+    model: PreTrainedModel
+    forward: Any  # the model, or its torch.compile wrapper
+    trainable: list[torch.nn.Parameter]
+    precision: torch.dtype | None  # autocast dtype; None for fp32
+    precision_note: str  # "fp32", "bf16 autocast", ...
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    criterion: Criterion
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # torch.optim.lr_scheduler.LambdaLR
+    shuffle: torch.Generator  # the data order's own generator (resumable)
+    columns: tuple[str, ...]  # of each evaluation row (tracking.eval_columns)
+    effective: int  # rows per optimizer step, all processes and micro-batches
+    steps_per_epoch: int
+    total_steps: int  # for the schedule: epochs x steps per epoch, capped by max_steps
+    overfit: bool  # train.overfit_batches > 0
+
+
+def build_run(
+    params: Params,
+    data_dir: str | Path,
+    tokenizer_dir: str | Path,
+    plan: BatchPlan,
+    device: torch.device,
+    dist: Distributed,
+) -> Run:
+    """Seed, load the data, build the model and everything that trains it.
+
+    Raises :class:`UserError` for data the run cannot use: no validation split (outside
+    the overfit check), empty splits, ``entity_f1`` monitored on a task without BIO tags.
+    """
+    import torch
+
+    from nlpflow.modeling.build import build_model, without_regularisation
+    from nlpflow.modeling.tokenizers import load_tokenizer
+    from nlpflow.seeding import seed_everything
+    from nlpflow.training.data import (
+        PaddedSplit,
+        data_info,
+        fingerprint_split,
+        load_tokenized,
+        max_sequence_length,
+    )
+    from nlpflow.training.device import resolve_precision
+    from nlpflow.training.loss import Criterion, class_weights
+    from nlpflow.training.metrics import is_bio
+    from nlpflow.training.optim import build_optimizer
+    from nlpflow.training.schedules import build_scheduler
+    from nlpflow.training.tracking import eval_columns
+
+    tp = params.train
+    overfit = tp.overfit_batches > 0
+    seed_everything(params.seed)
+
+    # ---- data: padded tensors; the overfit check trains and validates on N fixed batches
+    data = load_tokenized(data_dir)
+    if "validation" not in data and not overfit:
+        raise UserError(f"{data_dir} has no 'validation' split to evaluate and stop early on")
+    info = data_info(data, data_dir)
+    bio = is_bio(info.label_names)
+    if tp.early_stopping.metric == "entity_f1" and (info.task != "token" or not bio):
+        raise UserError(
+            "params.yaml: train.early_stopping.metric entity_f1 needs a token task with BIO "
+            f"tags; this is a {info.task} task with labels {info.label_names[:6]}"
+        )
+    tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_set = PaddedSplit.from_dataset(data["train"], pad_id)
+    val_set = train_set if overfit else PaddedSplit.from_dataset(data["validation"], pad_id)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise UserError(f"{data_dir}: the train and validation splits must not be empty")
+    effective = plan.batch_size * plan.accumulation_steps
+    if overfit:  # a seeded draw of its own generator; regularisation off below
+        draw = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(params.seed))
+        train_set = val_set = train_set.subset(draw[: tp.overfit_batches * effective])
+
+    # ---- model, precision, loss
+    model_params = without_regularisation(params.model) if overfit else params.model
+    model = build_model(
+        model_params, tokenizer, info.label_names, max_sequence_length(data), info.task
+    )
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+    dist.broadcast_parameters(model)
+    if dist.active:
+        torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
+    precision, precision_note = resolve_precision(tp.precision, device)
+    scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
+    forward: Any = torch.compile(model, dynamic=True) if tp.compile else model
+    weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
+    criterion = Criterion(weights, 0.0 if overfit else tp.label_smoothing).to(device)
+
+    # ---- optimizer and schedule over the run's optimizer steps
+    steps_per_epoch = math.ceil(len(train_set) / effective)
+    total_steps = tp.epochs * steps_per_epoch
+    if tp.max_steps > 0:
+        total_steps = min(total_steps, tp.max_steps)
+    optimizer = build_optimizer(
+        model, tp.lr, 0.0 if overfit else tp.weight_decay, tp.optimizer, tp.momentum
+    )
+    scheduler = build_scheduler(
+        optimizer, total_steps, tp.warmup_ratio, tp.schedule, tp.warmup_steps
+    )
+    return Run(
+        info=info,
+        tokenizer=tokenizer,
+        train_set=train_set,
+        val_set=val_set,
+        train_fingerprint=fingerprint_split(data["train"]),
+        model=model,
+        forward=forward,
+        trainable=[p for p in model.parameters() if p.requires_grad],
+        precision=precision,
+        precision_note=precision_note,
+        scaler=scaler,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        shuffle=torch.Generator().manual_seed(params.seed),
+        columns=eval_columns(("entity_f1",) if info.task == "token" and bio else ()),
+        effective=effective,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        overfit=overfit,
+    )
+
+
+def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> str:
+    """The run's set-up in one console line: task, data, model size, device, batches, recipe."""
+    import torch
+
+    from nlpflow.training.schedules import warmup_steps
+
+    tp = params.train
+    n_params = sum(p.numel() for p in run.model.parameters())
+    n_trainable = sum(p.numel() for p in run.trainable)
+    warm = warmup_steps(run.total_steps, tp.warmup_ratio, tp.warmup_steps)
+    return (
+        f"train: {run.info.task} task, {len(run.info.label_names)} labels; "
+        f"{len(run.train_set)} examples, {len(run.val_set)} validation; {n_params:,} parameters "
+        f"({n_trainable:,} trained) on {run.model.device.type} x {dist.world} process(es), "
+        f"{torch.get_num_threads()} thread(s), {run.precision_note}; batch {plan.batch_size} x "
+        f"{micro_batches_per_process(plan, dist)} micro-batches"
+        f"{f' x {dist.world} processes' if dist.active else ''} = {run.effective}, "
+        f"{run.steps_per_epoch} steps/epoch x {tp.epochs} epochs"
+        f"{f' (max {tp.max_steps} steps)' if tp.max_steps else ''}; {tp.optimizer} lr "
+        f"{tp.lr:g} ({tp.schedule}, warm-up {warm} steps); {tp.batching} batches"
+    )
+
+
+def micro_batches_per_process(plan: BatchPlan, dist: Distributed) -> int:
+    """Forward/backward passes per optimizer step on each process (at most)."""
+    effective = plan.batch_size * plan.accumulation_steps
+    return math.ceil(math.ceil(effective / dist.world) / plan.batch_size)
