@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nlpflow.training.health import diagnose, health_summary
+from nlpflow.training.health import diagnose, health_summary, initial_loss
 
 STEPS = 300
 
@@ -115,3 +115,59 @@ def test_short_and_long_runs() -> None:
     assert diagnose([0.7, 0.6, 0.65], []) == []  # too short to judge
     long = noisy([0.1 + 0.6 * math.exp(-t / 5000) for t in range(50_000)], 0.02)
     assert diagnose(long, HEALTHY_EVALS) == []
+
+
+# --------------------------------------------------------------------------- initial loss
+
+
+def test_an_initial_loss_near_a_uniform_guess_is_clean() -> None:
+    steps = healthy_steps()  # starts at 0.7 give or take noise; ln 2 = 0.693
+    assert diagnose(steps, HEALTHY_EVALS, num_classes=2) == []
+    check = initial_loss(steps, 2)
+    assert check is not None and check.uniform == math.log(2)
+    assert health_summary([], check)["initial_loss"] == {
+        "first_step": steps[0], "uniform": math.log(2), "gap": steps[0] - math.log(2),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "classes", "side", "cause"),
+    [
+        (math.log(2) + 1.5, 2, "above", "bad initialisation"),
+        (math.log(9) + 1.2, 9, "above", "bad initialisation"),  # 9 tags of a token task
+        (0.2, 2, "below", "label leakage"),
+        (0.9, 9, "below", "label leakage"),  # under half of ln 9 = 2.20
+    ],
+)
+def test_an_initial_loss_far_from_a_uniform_guess_is_a_finding(
+    first: float, classes: int, side: str, cause: str
+) -> None:
+    steps = [first, *healthy_steps()[1:]]
+    findings = diagnose(steps, HEALTHY_EVALS, num_classes=classes)
+    (finding,) = [f for f in findings if f.rule == "initial_loss"]
+    assert f"nats {side} ln({classes}) = {math.log(classes):.4g}" in finding.message
+    assert any(cause in c for c in finding.causes), finding.causes
+    assert finding.details["gap"] == pytest.approx(first - math.log(classes))
+    summary = health_summary(findings, initial_loss(steps, classes))
+    assert summary["status"] == "warning"
+    assert summary["rules"]["initial_loss"]["try"]
+    assert summary["initial_loss"]["first_step"] == first
+
+
+def test_initial_loss_thresholds() -> None:
+    def fires(first: float, classes: int) -> bool:
+        rules = [f.rule for f in diagnose([first, 0.5, 0.4], [], num_classes=classes)]
+        return "initial_loss" in rules
+
+    ln2, ln9 = math.log(2), math.log(9)
+    assert not fires(ln2 + 0.99, 2) and fires(ln2 + 1.01, 2)
+    assert not fires(0.51 * ln9, 9) and fires(0.49 * ln9, 9)
+    assert not fires(0.51 * ln2, 2) and fires(0.49 * ln2, 2)
+
+
+def test_no_initial_loss_check_without_a_finite_first_step_or_classes() -> None:
+    assert initial_loss([], 2) is None
+    assert initial_loss([math.nan, 0.7], 2) is None  # a first step that was not taken
+    assert initial_loss([None, 0.7], 2) is None
+    assert initial_loss([5.0], 1) is None and initial_loss([5.0], None) is None
+    assert "initial_loss" not in health_summary([])

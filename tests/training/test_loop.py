@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,22 @@ def test_keeps_the_last_checkpoints_and_best(tiny_data: tuple[Path, Path], tmp_p
     assert {"optimizer", "scheduler", "early_stopping"} <= set(state)
 
 
+def test_a_checkpoint_missing_a_part_is_one_clear_error(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from nlpflow.errors import UserError
+
+    run(tiny_data, tmp_path, tiny_params(epochs=1))
+    path = tmp_path / "checkpoints/step-6/state.pt"
+    state = torch.load(path, weights_only=True)
+    del state["early_stopping"]
+    torch.save(state, path)
+    with pytest.raises(UserError) as err:
+        run(tiny_data, tmp_path, tiny_params(epochs=1))
+    assert "step-6 lacks 'early_stopping'" in str(err.value)
+    assert "delete" in str(err.value) and "to start fresh" in str(err.value)
+
+
 def test_rerun_after_completion_resumes_without_training(
     tiny_data: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -261,6 +278,11 @@ def test_outputs_load_with_pipeline_and_summary_says_how(
     assert 0 < summary["padding_efficiency"] <= 1
     assert summary["pruned"] == 0
     assert summary["health"]["status"] in ("ok", "warning", "error")
+    # The initial-loss check on a real run: a fresh model starts at a uniform guess's loss.
+    initial = summary["health"]["initial_loss"]
+    assert initial["uniform"] == math.log(2) and initial["first_step"] == result.steps[0]["loss"]
+    assert abs(initial["gap"]) < 0.05 and "initial_loss" not in summary["health"]["rules"]
+    assert any(line.startswith("health: initial loss 0.69") for line in lines)
     assert set(summary["final"]) == {
         "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_f1_macro",
     }  # fmt: skip
@@ -391,6 +413,9 @@ def test_token_classification(tiny_token_data: tuple[Path, Path], tmp_path: Path
     first, last = result.epochs[0], result.epochs[-1]
     assert last["val_loss"] < first["val_loss"]
     assert 0 <= last["val_entity_f1"] <= 1
+    initial = result.summary["health"]["initial_loss"]  # over the 4 tags
+    assert initial["uniform"] == math.log(4) and abs(initial["gap"]) < 0.1
+    assert "initial_loss" not in result.summary["health"]["rules"]
     config = json.loads((tmp_path / "models/best/config.json").read_text())
     assert config["architectures"] == ["BertForTokenClassification"]
     assert config["id2label"] == {"0": "O", "1": "B-PER", "2": "I-PER", "3": "B-LOC"}

@@ -121,10 +121,7 @@ def _train(
     pruning: Pruning | None,
     tensorboard_dir: str | Path | None,
 ) -> TrainResult:
-    import torch
-
     from nlpflow.logs import on_terminal
-    from nlpflow.training.checkpoint import CheckpointDir, Checkpointer, Stateful, run_sections
     from nlpflow.training.progress import Progress, TrainClock
     from nlpflow.training.setup import build_run, describe
     from nlpflow.training.state import LoopState
@@ -141,24 +138,12 @@ def _train(
     state = LoopState(run.steps_per_epoch)
 
     # ---- resume: only from a checkpoint of this exact run --------------------------------
-    runtime = {"processes": dist.world, "threads": torch.get_num_threads()}
-    sections = run_sections(params, plan, run.train_fingerprint, runtime)
-    parts: dict[str, Stateful] = {
-        "optimizer": run.optimizer, "scheduler": run.scheduler,
-        "early_stopping": stopper, "loop": state,
-    }  # fmt: skip
-    if run.scaler is not None:
-        parts["scaler"] = run.scaler
-    directory = CheckpointDir(checkpoints_dir, sections, log, keep=tp.keep_checkpoints)
-    checkpoints = Checkpointer(directory, run.model, parts, run.shuffle, dist, on_checkpoint)
+    checkpoints = _checkpointer(
+        params, plan, run, stopper, state, checkpoints_dir, dist, log, on_checkpoint
+    )
     resumed_from = _resume(checkpoints, state, device, log)
-    log(describe(run, params, plan, dist))
-    if run.overfit:
-        log(
-            f"overfit check: {tp.overfit_batches} fixed batch(es), {len(run.train_set)} "
-            "examples, dropout, weight decay and label smoothing off; validating on the same "
-            "examples"
-        )
+    for line in describe(run, params, plan, dist):
+        log(line)
 
     # ---- what runs beside the loop: TensorBoard, progress, validation --------------------
     tensorboard = tensorboard_dir if tp.tensorboard and dist.is_main else None
@@ -170,10 +155,7 @@ def _train(
         run, plan.max_fitting_batch_size, device, dist, stopper, checkpoints,
         PruningCheck(pruning, dist), board, log, tp.epochs,
     )  # fmt: skip
-    train_step = TrainStep(
-        run.forward, run.trainable, run.train_set, run.criterion, run.optimizer, run.scheduler,
-        run.scaler, run.precision, plan.batch_size, tp.max_grad_norm, device, dist,
-    )  # fmt: skip
+    train_step = TrainStep.of(run, plan.batch_size, tp.max_grad_norm, device, dist)
 
     # ---- the loop: epochs of optimizer steps, each over accumulated micro-batches --------
     while state.stop is None:
@@ -220,13 +202,7 @@ def _train(
     best = _save_models(run, checkpoints, state, models_dir, device, dist)
     board.close()
     health = _diagnose(run, state, log)
-    timings = {
-        "seconds": round(time.perf_counter() - started, 2),
-        "train_seconds": round(clock.seconds, 2),
-        "examples_per_second": (
-            round(clock.examples / clock.seconds, 1) if clock.seconds > 0 else None
-        ),
-    }
+    timings = clock.timings(time.perf_counter() - started)
     summary = _summary(run, state, stopper, best, health, timings, resumed_from, plan, dist)
     if run.overfit:
         summary["overfit_batches"] = overfit_report(tp.overfit_batches, len(run.train_set), state)
@@ -251,6 +227,36 @@ def _early_stopping(tp: TrainParams, overfit: bool) -> EarlyStopping:
         return EarlyStopping("loss", "min", 0, target=OVERFIT_NEAR_ZERO)
     es = tp.early_stopping
     return EarlyStopping(es.metric, es.mode, es.patience, es.min_delta, es.target, es.divergence)
+
+
+def _checkpointer(
+    params: Params,
+    plan: BatchPlan,
+    run: Run,
+    stopper: EarlyStopping,
+    state: LoopState,
+    root: Path,
+    dist: Distributed,
+    log: Callable[[str], None],
+    on_saved: Callable[[int], None] | None,
+) -> Checkpointer:
+    """Checkpoints of this run: identified by everything that shapes its result (params,
+    the probe's batch split, the train data, processes and threads), holding every part
+    with a state."""
+    import torch
+
+    from nlpflow.training.checkpoint import CheckpointDir, Checkpointer, Stateful, run_sections
+
+    runtime = {"processes": dist.world, "threads": torch.get_num_threads()}
+    sections = run_sections(params, plan, run.train_fingerprint, runtime)
+    parts: dict[str, Stateful] = {
+        "optimizer": run.optimizer, "scheduler": run.scheduler,
+        "early_stopping": stopper, "loop": state,
+    }  # fmt: skip
+    if run.scaler is not None:
+        parts["scaler"] = run.scaler
+    directory = CheckpointDir(root, sections, log, keep=params.train.keep_checkpoints)
+    return Checkpointer(directory, run.model, parts, run.shuffle, dist, on_saved)
 
 
 def _resume(

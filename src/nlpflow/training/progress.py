@@ -53,6 +53,17 @@ class TrainClock:
         """Training seconds so far, the current stretch included."""
         return self.seconds + (0.0 if self._since is None else self.now() - self._since)
 
+    def timings(self, total_seconds: float) -> dict[str, float | None]:
+        """metrics/train.json's ``seconds`` (``total_seconds``: the whole run, set-up and
+        validation included), ``train_seconds`` and ``examples_per_second`` (training only)."""
+        return {
+            "seconds": round(total_seconds, 2),
+            "train_seconds": round(self.seconds, 2),
+            "examples_per_second": (
+                round(self.examples / self.seconds, 1) if self.seconds > 0 else None
+            ),
+        }
+
 
 @dataclass
 class Progress:

@@ -61,21 +61,12 @@ def build_run(
 ) -> Run:
     """Seed, load the data, build the model and everything that trains it.
 
-    Raises :class:`UserError` for data the run cannot use: no validation split (outside
-    the overfit check), empty splits, ``entity_f1`` monitored on a task without BIO tags.
+    Raises :class:`UserError` for data the run cannot use (see :func:`load_splits`).
     """
     import torch
 
     from nlpflow.modeling.build import build_model, without_regularisation
-    from nlpflow.modeling.tokenizers import load_tokenizer
     from nlpflow.seeding import seed_everything
-    from nlpflow.training.data import (
-        PaddedSplit,
-        data_info,
-        fingerprint_split,
-        load_tokenized,
-        max_sequence_length,
-    )
     from nlpflow.training.device import resolve_precision
     from nlpflow.training.loss import Criterion, class_weights
     from nlpflow.training.metrics import is_bio
@@ -85,15 +76,101 @@ def build_run(
 
     tp = params.train
     overfit = tp.overfit_batches > 0
+    effective = plan.batch_size * plan.accumulation_steps
     seed_everything(params.seed)
+    splits = load_splits(params, data_dir, tokenizer_dir, effective)
+    info, train_set = splits.info, splits.train
 
-    # ---- data: padded tensors; the overfit check trains and validates on N fixed batches
+    # ---- model, precision, loss (regularisation off in the overfit check)
+    model_params = without_regularisation(params.model) if overfit else params.model
+    model = build_model(
+        model_params, splits.tokenizer, info.label_names, splits.max_length, info.task
+    )
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+    dist.broadcast_parameters(model)
+    if dist.active:
+        torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
+    precision, precision_note = resolve_precision(tp.precision, device)
+    weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
+
+    # ---- optimizer and schedule over the run's optimizer steps
+    steps_per_epoch = math.ceil(len(train_set) / effective)
+    total_steps = tp.epochs * steps_per_epoch
+    if tp.max_steps > 0:
+        total_steps = min(total_steps, tp.max_steps)
+    optimizer = build_optimizer(
+        model, tp.lr, 0.0 if overfit else tp.weight_decay, tp.optimizer, tp.momentum
+    )
+    bio = info.task == "token" and is_bio(info.label_names)
+    return Run(
+        info=info,
+        tokenizer=splits.tokenizer,
+        train_set=train_set,
+        val_set=splits.validation,
+        train_fingerprint=splits.train_fingerprint,
+        model=model,
+        forward=torch.compile(model, dynamic=True) if tp.compile else model,
+        trainable=[p for p in model.parameters() if p.requires_grad],
+        precision=precision,
+        precision_note=precision_note,
+        scaler=torch.amp.GradScaler("cuda") if precision == torch.float16 else None,
+        criterion=Criterion(weights, 0.0 if overfit else tp.label_smoothing).to(device),
+        optimizer=optimizer,
+        scheduler=build_scheduler(
+            optimizer, total_steps, tp.warmup_ratio, tp.schedule, tp.warmup_steps
+        ),
+        shuffle=torch.Generator().manual_seed(params.seed),
+        columns=eval_columns(("entity_f1",) if bio else ()),
+        effective=effective,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        overfit=overfit,
+    )
+
+
+@dataclass
+class Splits:
+    """The tokenized data a run trains and validates on, as padded tensors."""
+
+    info: DataInfo
+    tokenizer: PreTrainedTokenizerBase
+    train: PaddedSplit
+    validation: PaddedSplit  # the train batches themselves in the overfit check
+    train_fingerprint: str  # of the whole tokenized train split
+    max_length: int  # longest sequence of any split, tokens
+
+
+def load_splits(
+    params: Params, data_dir: str | Path, tokenizer_dir: str | Path, effective: int
+) -> Splits:
+    """The train and validation splits of ``data_dir``; in the overfit check
+    (``train.overfit_batches: N``) N fixed batches of ``effective`` rows, a seeded draw,
+    as both.
+
+    Raises :class:`UserError`: no validation split (outside the overfit check), an empty
+    split, ``entity_f1`` monitored on a task without BIO tags.
+    """
+    import torch
+
+    from nlpflow.modeling.tokenizers import load_tokenizer
+    from nlpflow.training.data import (
+        PaddedSplit,
+        data_info,
+        fingerprint_split,
+        load_tokenized,
+        max_sequence_length,
+    )
+    from nlpflow.training.metrics import is_bio
+
+    tp = params.train
+    overfit = tp.overfit_batches > 0
     data = load_tokenized(data_dir)
     if "validation" not in data and not overfit:
         raise UserError(f"{data_dir} has no 'validation' split to evaluate and stop early on")
     info = data_info(data, data_dir)
-    bio = is_bio(info.label_names)
-    if tp.early_stopping.metric == "entity_f1" and (info.task != "token" or not bio):
+    if tp.early_stopping.metric == "entity_f1" and (
+        info.task != "token" or not is_bio(info.label_names)
+    ):
         raise UserError(
             "params.yaml: train.early_stopping.metric entity_f1 needs a token task with BIO "
             f"tags; this is a {info.task} task with labels {info.label_names[:6]}"
@@ -104,63 +181,18 @@ def build_run(
     val_set = train_set if overfit else PaddedSplit.from_dataset(data["validation"], pad_id)
     if len(train_set) == 0 or len(val_set) == 0:
         raise UserError(f"{data_dir}: the train and validation splits must not be empty")
-    effective = plan.batch_size * plan.accumulation_steps
-    if overfit:  # a seeded draw of its own generator; regularisation off below
+    if overfit:  # its own generator: the global RNGs draw the model's weights next
         draw = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(params.seed))
         train_set = val_set = train_set.subset(draw[: tp.overfit_batches * effective])
-
-    # ---- model, precision, loss
-    model_params = without_regularisation(params.model) if overfit else params.model
-    model = build_model(
-        model_params, tokenizer, info.label_names, max_sequence_length(data), info.task
-    )
-    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
-    dist.broadcast_parameters(model)
-    if dist.active:
-        torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
-    precision, precision_note = resolve_precision(tp.precision, device)
-    scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
-    forward: Any = torch.compile(model, dynamic=True) if tp.compile else model
-    weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
-    criterion = Criterion(weights, 0.0 if overfit else tp.label_smoothing).to(device)
-
-    # ---- optimizer and schedule over the run's optimizer steps
-    steps_per_epoch = math.ceil(len(train_set) / effective)
-    total_steps = tp.epochs * steps_per_epoch
-    if tp.max_steps > 0:
-        total_steps = min(total_steps, tp.max_steps)
-    optimizer = build_optimizer(
-        model, tp.lr, 0.0 if overfit else tp.weight_decay, tp.optimizer, tp.momentum
-    )
-    scheduler = build_scheduler(
-        optimizer, total_steps, tp.warmup_ratio, tp.schedule, tp.warmup_steps
-    )
-    return Run(
-        info=info,
-        tokenizer=tokenizer,
-        train_set=train_set,
-        val_set=val_set,
-        train_fingerprint=fingerprint_split(data["train"]),
-        model=model,
-        forward=forward,
-        trainable=[p for p in model.parameters() if p.requires_grad],
-        precision=precision,
-        precision_note=precision_note,
-        scaler=scaler,
-        criterion=criterion,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        shuffle=torch.Generator().manual_seed(params.seed),
-        columns=eval_columns(("entity_f1",) if info.task == "token" and bio else ()),
-        effective=effective,
-        steps_per_epoch=steps_per_epoch,
-        total_steps=total_steps,
-        overfit=overfit,
-    )
+    return Splits(
+        info, tokenizer, train_set, val_set, fingerprint_split(data["train"]),
+        max_sequence_length(data),
+    )  # fmt: skip
 
 
-def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> str:
-    """The run's set-up in one console line: task, data, model size, device, batches, recipe."""
+def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> list[str]:
+    """The run's set-up for the console: task, data, model size, device, batches, recipe;
+    in the overfit check a second line says what it does."""
     import torch
 
     from nlpflow.training.schedules import warmup_steps
@@ -169,7 +201,7 @@ def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> st
     n_params = sum(p.numel() for p in run.model.parameters())
     n_trainable = sum(p.numel() for p in run.trainable)
     warm = warmup_steps(run.total_steps, tp.warmup_ratio, tp.warmup_steps)
-    return (
+    lines = [
         f"train: {run.info.task} task, {len(run.info.label_names)} labels; "
         f"{len(run.train_set)} examples, {len(run.val_set)} validation; {n_params:,} parameters "
         f"({n_trainable:,} trained) on {run.model.device.type} x {dist.world} process(es), "
@@ -179,7 +211,14 @@ def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> st
         f"{run.steps_per_epoch} steps/epoch x {tp.epochs} epochs"
         f"{f' (max {tp.max_steps} steps)' if tp.max_steps else ''}; {tp.optimizer} lr "
         f"{tp.lr:g} ({tp.schedule}, warm-up {warm} steps); {tp.batching} batches"
-    )
+    ]
+    if run.overfit:
+        lines.append(
+            f"overfit check: {tp.overfit_batches} fixed batch(es), {len(run.train_set)} "
+            "examples, dropout, weight decay and label smoothing off; validating on the same "
+            "examples"
+        )
+    return lines
 
 
 def micro_batches_per_process(plan: BatchPlan, dist: Distributed) -> int:

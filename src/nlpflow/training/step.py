@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from nlpflow.training.data import PaddedSplit
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.loss import Criterion
+    from nlpflow.training.setup import Run
 
 
 @dataclass(frozen=True)
@@ -56,24 +57,78 @@ class TrainStep:
     device: torch.device
     dist: Distributed
 
+    @classmethod
+    def of(
+        cls,
+        run: Run,
+        batch_size: int,
+        max_grad_norm: float,
+        device: torch.device,
+        dist: Distributed,
+    ) -> TrainStep:
+        """The step of a :class:`~nlpflow.training.setup.Run` on its train split."""
+        return cls(
+            run.forward, run.trainable, run.train_set, run.criterion, run.optimizer,
+            run.scheduler, run.scaler, run.precision, batch_size, max_grad_norm, device, dist,
+        )  # fmt: skip
+
     def __call__(self, chunk: torch.Tensor) -> StepResult:
+        """One optimizer step on the rows ``chunk`` ((n,) int64 indices into ``data``)."""
+        import torch
+
+        targets = self.data.targets(chunk)  # the step's counted labels, all processes
+        denominator = self.criterion.denominator(targets)
+        sums = self._backward(chunk, denominator)
+
+        # -- sum over processes, gradient norm (before clipping), the one host sync
+        summed = self.dist.sum_gradients(self.trainable, sums)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.get_total_norm(
+            [p.grad for p in self.trainable if p.grad is not None]
+        )
+        loss, correct, real, padded, norm = torch.cat(
+            [summed.double(), grad_norm.double().reshape(1)]
+        ).tolist()
+        lr = self.scheduler.get_last_lr()[0]
+
+        # -- clipping, optimizer and schedule step; never on non-finite gradients, which
+        #    would ruin the weights (fp16: the scaler checks and skips such a step itself)
+        taken = math.isfinite(loss) and (self.scaler is not None or math.isfinite(norm))
+        if taken:
+            if self.max_grad_norm > 0:
+                torch.nn.utils.clip_grads_with_norm_(self.trainable, self.max_grad_norm, grad_norm)
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return StepResult(
+            taken=taken, loss=loss, grad_norm=norm, lr=lr, denominator=denominator,
+            correct=int(correct), counted=int(targets.numel()), examples=len(chunk),
+            real_tokens=int(real), padded_tokens=int(padded),
+        )  # fmt: skip
+
+    def _backward(self, chunk: torch.Tensor, denominator: float) -> torch.Tensor:
+        """Forward and backward over this process's micro-batches of ``chunk``; each adds
+        its share of the step's mean loss to the gradients, whatever the split into
+        micro-batches and processes. Returns this process's (4,) float64 sums: loss,
+        correct predictions, tokens without and with padding."""
         import torch
 
         from nlpflow.training.device import autocast
         from nlpflow.training.sampling import micro_batches, shard
 
         data, dist = self.data, self.dist
-        # -- forward and backward, micro-batch by micro-batch; each adds its share of the
-        #    step's mean loss, whatever the split into micro-batches and processes
-        targets = data.targets(chunk)  # the step's counted labels, all processes
-        denominator = self.criterion.denominator(targets)
         step_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
         real = padded = 0  # tokens of this process's micro-batches, without and with padding
-        for micro in micro_batches(shard(chunk, dist.rank, dist.world), self.batch_size,
-                                   data.lengths):  # fmt: skip
+        mine = shard(chunk, dist.rank, dist.world)
+        for micro in micro_batches(mine, self.batch_size, data.lengths):
             batch = data.batch(micro, self.device)
-            labels = batch.pop("labels")
+            labels = batch.pop("labels")  # (B,) or (B, T)
             with autocast(self.device, self.precision):
                 logits = self.forward(**batch).logits  # (B, k) or (B, T, k)
             loss = self.criterion.sum(logits, labels) / denominator
@@ -83,43 +138,5 @@ class TrainStep:
             lengths = data.lengths[micro]
             real += int(lengths.sum())
             padded += int(lengths.max()) * len(micro)
-
-        # -- sum over processes, gradient norm (before clipping), the one host sync
         tokens = torch.tensor([real, padded], device=self.device, dtype=torch.float64)
-        summed = dist.sum_gradients(
-            self.trainable, torch.cat([step_loss[None], correct[None], tokens])
-        )
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.get_total_norm(
-            [p.grad for p in self.trainable if p.grad is not None]
-        )
-        loss_value, correct_value, real_value, padded_value, norm_value = torch.cat(
-            [summed.double(), grad_norm.double().reshape(1)]
-        ).tolist()
-        lr = self.scheduler.get_last_lr()[0]
-        # A step on non-finite gradients would ruin the weights (fp16: the scaler skips it).
-        taken = math.isfinite(loss_value) and (self.scaler is not None or math.isfinite(norm_value))
-        if taken:
-            if self.max_grad_norm > 0:
-                torch.nn.utils.clip_grads_with_norm_(self.trainable, self.max_grad_norm, grad_norm)
-            # -- optimizer and schedule step
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return StepResult(
-            taken=taken,
-            loss=loss_value,
-            grad_norm=norm_value,
-            lr=lr,
-            denominator=denominator,
-            correct=int(correct_value),
-            counted=int(targets.numel()),
-            examples=len(chunk),
-            real_tokens=int(real_value),
-            padded_tokens=int(padded_value),
-        )
+        return torch.cat([step_loss[None], correct[None], tokens])
