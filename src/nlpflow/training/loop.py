@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from nlpflow.training.checkpoint import Checkpointer
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.probe import BatchPlan
+    from nlpflow.training.sampling import Batching
     from nlpflow.training.setup import Run
     from nlpflow.training.state import LoopState
     from nlpflow.training.step import StepResult
@@ -278,7 +279,7 @@ def _resume(
     return state.step
 
 
-def _epoch_order(run: Run, state: LoopState, batching: Any) -> list[torch.Tensor]:
+def _epoch_order(run: Run, state: LoopState, batching: Batching) -> list[torch.Tensor]:
     """The row indices of each optimizer step of the current epoch (``effective`` rows
     each, the last maybe fewer). A run resumed mid-epoch gets the same order again."""
     import torch
