@@ -56,6 +56,8 @@ __all__ = ["OVERFIT_NEAR_ZERO", "Pruning", "TrainResult", "save_pretrained", "tr
 
 @dataclass
 class TrainResult:
+    """What a run returns for the stage to write; NaN and inf already turned into None."""
+
     summary: dict[str, Any]  # the content of metrics/train.json
     epochs: list[dict[str, Any]]  # one row per evaluation (eval_columns)
     steps: list[dict[str, Any]]  # one row per optimizer step (STEP_COLUMNS)
