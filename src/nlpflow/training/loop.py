@@ -348,7 +348,7 @@ def _diagnose(run: Run, state: LoopState, log: Callable[[str], None]) -> dict[st
     from nlpflow.training.health import diagnose, health_summary, initial_loss
 
     losses = [r["loss"] for r in state.step_rows]
-    classes = len(run.info.label_names)
+    classes = len(run.label_names)
     initial = initial_loss(losses, classes)
     if initial is not None:
         log(initial.line())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nlpflow.errors import UserError
 
@@ -19,17 +19,20 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from nlpflow.params import Params
-    from nlpflow.training.data import DataInfo, PaddedSplit
+    from nlpflow.training.data import PaddedSplit
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.loss import Criterion
     from nlpflow.training.probe import BatchPlan
+
+Task = Literal["sequence", "token"]  # one label per row, or one tag per word
 
 
 @dataclass
 class Run:
     """The parts of one training run, built once, before the loop starts."""
 
-    info: DataInfo  # task kind and label names
+    task: Task
+    label_names: list[str]  # K names, in the order of the label ids
     tokenizer: PreTrainedTokenizerBase
     train_set: PaddedSplit
     val_set: PaddedSplit  # the train batches themselves in the overfit check
@@ -79,19 +82,17 @@ def build_run(
     effective = plan.batch_size * plan.accumulation_steps
     seed_everything(params.seed)
     splits = load_splits(params, data_dir, tokenizer_dir, effective)
-    info, train_set = splits.info, splits.train
+    train_set, label_names = splits.train, splits.label_names
 
     # ---- model, precision, loss (regularisation off in the overfit check)
     model_params = without_regularisation(params.model) if overfit else params.model
-    model = build_model(
-        model_params, splits.tokenizer, info.label_names, splits.max_length, info.task
-    )
+    model = build_model(model_params, splits.tokenizer, label_names, splits.max_length, splits.task)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
     dist.broadcast_parameters(model)
     if dist.active:
         torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
     precision, precision_note = resolve_precision(tp.precision, device)
-    weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
+    weights = class_weights(tp.class_weights, label_names, train_set.labels.reshape(-1))
 
     # ---- optimizer and schedule over the run's optimizer steps
     steps_per_epoch = math.ceil(len(train_set) / effective)
@@ -101,9 +102,10 @@ def build_run(
     optimizer = build_optimizer(
         model, tp.lr, 0.0 if overfit else tp.weight_decay, tp.optimizer, tp.momentum
     )
-    bio = info.task == "token" and is_bio(info.label_names)
+    bio = splits.task == "token" and is_bio(label_names)
     return Run(
-        info=info,
+        task=splits.task,
+        label_names=label_names,
         tokenizer=splits.tokenizer,
         train_set=train_set,
         val_set=splits.validation,
@@ -132,7 +134,8 @@ def build_run(
 class Splits:
     """The tokenized data a run trains and validates on, as padded tensors."""
 
-    info: DataInfo
+    task: Task
+    label_names: list[str]
     tokenizer: PreTrainedTokenizerBase
     train: PaddedSplit
     validation: PaddedSplit  # the train batches themselves in the overfit check
@@ -185,7 +188,8 @@ def load_splits(
         draw = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(params.seed))
         train_set = val_set = train_set.subset(draw[: tp.overfit_batches * effective])
     return Splits(
-        info, tokenizer, train_set, val_set, fingerprint_split(data["train"]),
+        info.task, list(info.label_names), tokenizer, train_set, val_set,
+        fingerprint_split(data["train"]),
         max_sequence_length(data),
     )  # fmt: skip
 
@@ -202,7 +206,7 @@ def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> li
     n_trainable = sum(p.numel() for p in run.trainable)
     warm = warmup_steps(run.total_steps, tp.warmup_ratio, tp.warmup_steps)
     lines = [
-        f"train: {run.info.task} task, {len(run.info.label_names)} labels; "
+        f"train: {run.task} task, {len(run.label_names)} labels; "
         f"{len(run.train_set)} examples, {len(run.val_set)} validation; {n_params:,} parameters "
         f"({n_trainable:,} trained) on {run.model.device.type} x {dist.world} process(es), "
         f"{torch.get_num_threads()} thread(s), {run.precision_note}; batch {plan.batch_size} x "

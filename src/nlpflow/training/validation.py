@@ -80,7 +80,7 @@ class Validation:
         run = self.run
         val = evaluate(
             run.forward, run.val_set, self.batch_size, self.device, run.criterion, self.dist,
-            run.info.label_names, run.precision,
+            run.label_names, run.precision,
         )  # fmt: skip
         state.evaluations += 1
         state.last_eval_step = state.step
