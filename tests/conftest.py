@@ -98,6 +98,8 @@ def make_project(parent: Path) -> Path:
     run(["git", "config", "user.name", "nlpflow test"], repo)
     run(["dvc", "init", "-q"], repo)
     run(["dvc", "config", "core.analytics", "false"], repo)
+    # The project's custom plot templates (referenced by name in dvc.yaml's plots).
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "tiny project"], repo)
     return repo

@@ -51,14 +51,25 @@ HARNESS = """
   window.addEventListener("unhandledrejection", function (e) {
     log("errors", "unhandled rejection: " + e.reason);
   });
-  // Data marks only (role "mark"): axes, legends and titles draw even without data.
-  function countMarks(mark) {
-    var n = 0;
-    (mark.items || []).forEach(function (item) {
-      if (mark.marktype !== "group" && mark.role === "mark") { n += 1; }
-      (item.items || []).forEach(function (child) { n += countMarks(child); });
-    });
-    return n;
+  // What a plot shows: its data marks (role "mark", not groups, not the template's layers
+  // named reference_*, which draw no data; items at a finite position) and the distinct
+  // positions they are drawn at.
+  // Axes, legends and titles draw even without data.
+  function inspect(root) {
+    var found = { marks: 0, positions: {} };
+    function walk(mark) {
+      var reference = /^reference/.test(mark.name || "");
+      (mark.items || []).forEach(function (item) {
+        var drawn = isFinite(item.x) && isFinite(item.y) && item.defined !== false;
+        if (mark.marktype !== "group" && mark.role === "mark" && !reference && drawn) {
+          found.marks += 1;
+          found.positions[Math.round(item.x || 0) + "," + Math.round(item.y || 0)] = true;
+        }
+        (item.items || []).forEach(function (child) { walk(child); });
+      });
+    }
+    walk(root);
+    return found;
   }
   var embed = window.vegaEmbed;
   window.vegaEmbed = function (el, spec, opts) {
@@ -66,7 +77,19 @@ HARNESS = """
     var done = embed(el, spec, options);
     done.then(function (result) {
       var item = log("plots", el);
-      item.setAttribute("data-marks", String(countMarks(result.view.scenegraph().root)));
+      var found = inspect(result.view.scenegraph().root);
+      item.setAttribute("data-marks", String(found.marks));
+      item.setAttribute("data-positions", String(Object.keys(found.positions).length));
+      // x and y scales whose domain is one value: the axis has one tick, the data collapse.
+      var flat = (result.vgSpec.scales || []).filter(function (s) {
+        if (s.name !== "x" && s.name !== "y") { return false; }
+        if (["linear", "log", "pow", "sqrt", "symlog", "time", "utc"].indexOf(s.type) < 0) {
+          return false;
+        }
+        var domain = result.view.scale(s.name).domain();
+        return domain.length < 2 || domain[0] === domain[domain.length - 1];
+      });
+      item.setAttribute("data-flat", flat.map(function (s) { return s.name; }).join(" "));
     }, function (err) {
       log("plots", el).setAttribute("data-error", String(err));
     });
@@ -182,35 +205,102 @@ def test_dvc_default_page_loads_vega_from_a_cdn(project: Path, tmp_path: Path) -
     assert sources and all(s.startswith("https://cdn.jsdelivr.net/npm/vega") for s in sources)
 
 
-def test_every_declared_plot_draws_in_headless_chromium(
-    project: Path, browser: Path, tmp_path: Path
-) -> None:
-    template = tmp_path / "offline.html"
-    template.write_text(offline_template(browser), encoding="utf-8")
-    out = tmp_path / "plots"
-    run(["dvc", "plots", "show", "--html-template", str(template), "-o", str(out)], project)
-    page = out / "index.html"
-    text = page.read_text(encoding="utf-8")
-    assert "<script src=" not in text  # everything inline: nothing to fetch
+def render_plots(
+    repo: Path, scripts: Path, tmp_path: Path, targets: list[str] | None = None, *args: str
+) -> list[tuple[str, str]]:
+    """``(attributes, plot id)`` of each plot that `dvc plots show` drew in Chromium.
 
+    Fails on a script error on the page or a script tag left to fetch."""
+    template = tmp_path / "offline.html"
+    template.write_text(offline_template(scripts), encoding="utf-8")
+    out = tmp_path / "plots"
+    cmd = ["dvc", "plots", "show", *(targets or []), *args]
+    run([*cmd, "--html-template", str(template), "-o", str(out)], repo)
+    page = out / "index.html"
+    assert "<script src=" not in page.read_text(encoding="utf-8")  # nothing to fetch
     dom = render_dom(page, tmp_path / "profile")
     errors = [t for _, t in list_items(dom, "nlpflow-errors")]
     assert errors == [], f"script errors on the plots page: {errors}"
+    # Each plot's container holds the SVG Vega drew.
+    plots = list_items(dom, "nlpflow-plots")
+    assert dom.count('class="marks"') >= len(plots)
+    return plots
 
+
+def problems(attrs: str) -> list[str]:
+    """Why a drawn plot shows nothing a reader can use (empty when it is fine): an error,
+    no data marks, every data mark at one point, or an x or y axis whose data collapse to
+    one value (one tick). Reference layers (perfect calibration) do not count."""
+    if "data-error" in attrs:
+        return [f"error {attrs}"]
+    found = dict(re.findall(r'data-([a-z]+)="([^"]*)"', attrs))
+    out = []
+    if int(found["marks"]) == 0:
+        out.append("no data marks")
+    elif int(found["positions"]) < 2:
+        out.append("a single point")
+    if found["flat"]:
+        out.append(f"one tick on the {found['flat']} axis (every value the same)")
+    return out
+
+
+def test_every_declared_plot_draws_in_headless_chromium(
+    project: Path, browser: Path, tmp_path: Path
+) -> None:
     declared = yaml.safe_load((project / "dvc.yaml").read_text())["plots"]
     titles = [next(iter(p)) if isinstance(p, dict) else str(p) for p in declared]
-    plots = list_items(dom, "nlpflow-plots")
+    plots = render_plots(project, browser, tmp_path)
     assert len(plots) == len(titles), (
         f"{len(plots)} plots rendered, {len(titles)} declared: {titles}"
     )
-    for attrs, target in plots:
-        assert "data-error" not in attrs, f"{target}: {attrs}"
-        marks = int(re.search(r'data-marks="(\d+)"', attrs).group(1))  # type: ignore[union-attr]
-        assert marks > 0, f"plot {target} drew no data marks"
-    # Each plot's container holds the SVG Vega drew.
-    assert dom.count('class="marks"') >= len(titles)
+    bad = {target: problems(attrs) for attrs, target in plots if problems(attrs)}
+    assert bad == {}, f"plots that show nothing: {bad}"
     for title in ("Confusion matrix (test)", "ROC (test)", "Calibration (test)"):
         assert title in titles
+
+
+def test_the_render_check_fails_an_empty_or_single_point_plot(
+    browser: Path, tmp_path: Path
+) -> None:
+    # The test above must be able to fail: before the calibration template, a model whose
+    # every prediction had about the same confidence drew one bin as a one-point line on
+    # axes with one tick. That plot is flagged; the same bin in the project's template shows
+    # the diagonal on [0, 1] axes and passes.
+    from tests.conftest import ROOT
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")
+    one_bin = [
+        {"bin_lower": 0.8, "bin_upper": 0.9, "confidence": 0.886, "accuracy": 0.852, "n": 399}
+    ]
+    (repo / "one_bin.json").write_text(json.dumps(one_bin))
+    # Rows whose values are missing: Vega drops them and draws axes around nothing.
+    blank = [{"confidence": None, "accuracy": None}] * 2
+    (repo / "blank.json").write_text(json.dumps(blank))
+    (repo / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "plots": [
+                    {"old": {"template": "simple", "x": "confidence", "y": {"one_bin.json": "accuracy"}}},
+                    {"new": {"template": "calibration", "x": "confidence", "y": {"one_bin.json": "accuracy"}}},
+                    {"blank": {"template": "simple", "x": "confidence", "y": {"blank.json": "accuracy"}}},
+                ]
+            }
+        )
+    )  # fmt: skip
+    plots = dict(
+        (target, problems(attrs)) for attrs, target in render_plots(repo, browser, tmp_path)
+    )
+    assert len(plots) == 3
+    old, new, blank = (
+        next(v for k, v in plots.items() if name in k) for name in ("old", "new", "blank")
+    )
+    assert old == ["a single point", "one tick on the x y axis (every value the same)"]
+    assert new == []
+    assert blank[0] == "no data marks"
 
 
 def test_metrics_diff_lists_the_new_metrics_and_compare_reads_experiments(project: Path) -> None:

@@ -124,6 +124,35 @@ def test_split_pngs_and_slice_chart_are_written(tmp_path: Path) -> None:
     assert (tmp_path / "slices.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_calibration_figure_shows_one_bin_against_the_diagonal_on_the_unit_square() -> None:
+    # Every prediction with about the same confidence: one bin. The figure still shows it
+    # against perfect calibration, on fixed [0, 1] axes, with its count.
+    from nlpflow.evaluation.metrics import calibration_bins
+    from nlpflow.evaluation.plots import calibration_figure
+
+    conf = np.full(399, 0.886)
+    correct = np.arange(399) < 340
+    bins = calibration_bins(conf, correct, n_bins=10)
+    assert [(b["bin_lower"], b["bin_upper"], b["n"]) for b in bins] == [(0.8, 0.9, 399)]
+    top, bottom = calibration_figure(bins).axes
+    assert top.get_xlim() == (0.0, 1.0) and bottom.get_xlim() == (0.0, 1.0)
+    assert top.get_ylim()[0] == 0.0 and top.get_ylim()[1] >= 1.0
+    diagonal = next(line for line in top.get_lines() if line.get_label() == "perfectly calibrated")
+    assert list(diagonal.get_xdata()) == [0, 1] and list(diagonal.get_ydata()) == [0, 1]
+    assert [t.get_text() for t in top.texts] == ["n=399"]
+    (bar,) = top.patches
+    assert (bar.get_x(), bar.get_width()) == pytest.approx((0.8, 0.1))
+    assert bar.get_height() == pytest.approx(340 / 399)
+    assert [p.get_height() for p in bottom.patches] == [399]
+
+
+def test_calibration_png_without_predictions_is_still_written(tmp_path: Path) -> None:
+    from nlpflow.evaluation.plots import save_calibration_png
+
+    save_calibration_png(tmp_path / "c.png", [])
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_binary_curves_follow_the_positive_class() -> None:
     y, p = _scores(60, 2, seed=4)
     flipped = roc_points(1 - y, p[:, ::-1], positive=0)

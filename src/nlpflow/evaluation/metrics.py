@@ -320,7 +320,7 @@ def calibration_bins(
     """Reliability-diagram data: equal-width confidence bins with mean confidence and accuracy.
 
     Empty bins are left out. Bin ``i`` holds confidences in ``(i/n_bins, (i+1)/n_bins]``, the
-    first bin also 0.
+    first bin also 0; each record gives both edges (``bin_lower``, ``bin_upper``).
     """
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=bool)
@@ -334,6 +334,7 @@ def calibration_bins(
             continue
         bins.append(
             {
+                "bin_lower": b / n_bins,
                 "bin_upper": (b + 1) / n_bins,
                 "confidence": float(conf[mask].mean()),
                 "accuracy": float(hit[mask].mean()),

@@ -194,6 +194,67 @@ def save_curve_png(
     _save_png(fig, path)
 
 
+def save_calibration_png(
+    path: str | Path, bins: Sequence[dict[str, Any]], title: str = "Calibration"
+) -> None:
+    """``calibration_figure`` as PNG."""
+    _save_png(calibration_figure(bins, title), path)
+
+
+def calibration_figure(bins: Sequence[dict[str, Any]], title: str = "Calibration") -> Any:
+    """A reliability diagram over a confidence histogram (a matplotlib Figure); both on [0, 1].
+
+    ``bins`` are ``calibration_bins`` records (``bin_lower``, ``bin_upper``, mean
+    ``confidence``, ``accuracy``, ``n``; empty bins left out). The top panel draws each bin's
+    accuracy as a bar over its confidence range, its mean confidence against its accuracy as a
+    point labelled with its count, and the diagonal of perfect calibration; the bottom panel
+    the number of examples per bin. A model whose every prediction has about the same
+    confidence still shows its one bin against the diagonal.
+    """
+    fig = _figure(5.0, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot((0, 1), (0, 1), linestyle="--", color="grey", label="perfectly calibrated")
+    lower = [float(b["bin_lower"]) for b in bins]
+    width = [float(b["bin_upper"]) - float(b["bin_lower"]) for b in bins]
+    counts = [int(b["n"]) for b in bins]
+    if bins:
+        top.bar(
+            lower, [float(b["accuracy"]) for b in bins], width=width, align="edge",
+            color="#4a90d9", alpha=0.3, edgecolor="#4a90d9", label="accuracy per bin",
+        )  # fmt: skip
+        top.scatter(
+            [float(b["confidence"]) for b in bins],
+            [float(b["accuracy"]) for b in bins],
+            s=[20 + 200 * c / max(counts) for c in counts],
+            color="#1f4e8c",
+            zorder=3,
+            label="mean confidence",
+        )
+        for b in bins:
+            top.annotate(
+                f"n={int(b['n'])}",
+                (float(b["confidence"]), float(b["accuracy"])),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+            )
+        bottom.bar(lower, counts, width=width, align="edge", color="grey", edgecolor="white")
+    else:
+        top.text(0.5, 0.5, "no predictions", ha="center", va="center")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.05)
+    top.set_ylabel("accuracy")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("confidence (predicted class probability)")
+    bottom.set_ylabel("examples")
+    bottom.grid(alpha=0.3)
+    return fig
+
+
 def save_split_pngs(
     directory: Path,
     split: str,
@@ -230,14 +291,8 @@ def save_split_pngs(
         f"Precision-recall ({split})",
         ((0, 1), (rate, rate), "random (positive rate)"),
     )
-    save_curve_png(
-        directory / f"calibration_{split}.png",
-        files["calibration"],
-        "confidence",
-        "accuracy",
-        f"Calibration ({split})",
-        ((0, 1), (0, 1), "perfectly calibrated"),
-        marker=True,
+    save_calibration_png(
+        directory / f"calibration_{split}.png", files["calibration"], f"Calibration ({split})"
     )
 
 
