@@ -132,6 +132,27 @@ def _add_review_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     review.set_defaults(func=_review)
 
 
+def _notebook(args: argparse.Namespace) -> int:
+    """``nlpflow notebook [REV]``: the experiment as an executed notebook (nlpflow.notebook)."""
+    from nlpflow.notebook import run
+
+    return run(args)
+
+
+def _add_notebook_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from nlpflow.notebook import add_arguments
+
+    notebook = sub.add_parser(
+        "notebook",
+        help="write reports/notebook.ipynb: the experiment, executed, from the pipeline's outputs",
+        description="Write an executed Jupyter notebook of the workspace's experiment (or of a "
+        "git revision or DVC experiment) in the course's checklist order, from the pipeline's "
+        "outputs, without retraining.",
+    )
+    add_arguments(notebook)
+    notebook.set_defaults(func=_notebook)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nlpflow",
@@ -148,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(sub)
     _add_tune_parser(sub)
     _add_review_parser(sub)
+    _add_notebook_parser(sub)
     return parser
 
 
