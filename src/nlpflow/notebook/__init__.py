@@ -83,6 +83,7 @@ def _cells(label: str, rev: str | None, compare: str | None, command: str) -> li
             "from IPython.display import Image, Markdown, display\n\n"
             "from nlpflow.notebook import views\n\n"
             f"REV = {rev!r}  # None: the workspace; else the commit whose outputs are read\n"
+            f"LABEL = {label!r}  # what the command was given: the workspace, a name, a revision\n"
             f"COMPARE = {compare!r}  # an experiment to test this one against, or None\n"
             "files = views.ProjectFiles(REV)  # paths below are relative to the project root\n"
             'params = yaml.safe_load(files.text("params.yaml"))\n'
@@ -307,6 +308,7 @@ def _cells(label: str, rev: str | None, compare: str | None, command: str) -> li
             "else:\n"
             "    from nlpflow.evaluation.compare import compare, read_side, render\n\n"
             '    here = read_side("workspace" if REV is None else REV, "test", files.root)\n'
+            "    here.name = LABEL\n"
             '    other = read_side(COMPARE, "test", files.root)\n'
             "    show(views.demote(render(compare(other, here), max_flips=5), 2))",
         ),
