@@ -172,24 +172,26 @@ def margin_summary(evaluate: dict[str, Any], split: str = "test") -> str:
 
 
 def weakest_slice(error_analysis: dict[str, Any], split: str = "test") -> str:
-    """The slice with the lowest accuracy (ties: the larger one), with a Wilson interval."""
-    from nlpflow.evaluation.error_analysis import SliceStats
+    """The error analysis's weakest slice (its own rule: the lowest accuracy among slices of
+    at least ``MIN_SLICE_SIZE`` examples while any exists), with a Wilson interval."""
+    from nlpflow.evaluation.error_analysis import SliceStats, weakest_slice
 
-    slices = error_analysis.get(split, {}).get("slices", {})
-    found = [
-        (float(s["accuracy"]), -int(s["n"]), family, value, int(s["n"]))
-        for family, values in slices.items()
-        for value, s in values.items()
-        if int(s.get("n", 0)) > 0
-    ]
-    if not found:
-        return "- no slices were measured"
-    accuracy, _, family, value, n = min(found)
-    low, high = SliceStats(n, round(accuracy * n)).interval()
+    slices = {
+        family: {
+            value: SliceStats(int(s["n"]), round(float(s["accuracy"]) * int(s["n"])))
+            for value, s in values.items()
+        }
+        for family, values in error_analysis.get(split, {}).get("slices", {}).items()
+    }
+    found = weakest_slice(slices)
+    if found is None:
+        return f"- no weakest slice on {split}: every slice scores the same"
+    family, value, stats = found
+    low, high = stats.interval()
     overall = error_analysis[split].get("accuracy")
     return (
-        f"- weakest slice on {split}: {family} = {value}: accuracy {fmt(accuracy)} "
-        f"(95% Wilson interval {fmt(low)} – {fmt(high)}) on {n} examples; "
+        f"- weakest slice on {split}: {family} = {value}: accuracy {fmt(stats.accuracy)} "
+        f"(95% Wilson interval {fmt(low)} – {fmt(high)}) on {stats.n} examples; "
         f"overall accuracy {fmt(overall)}"
     )
 
