@@ -105,6 +105,18 @@ def make_project(parent: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="session")
+def reproduced_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny copy of the project after a real `dvc repro`, committed on main: one pipeline
+    run shared by the slow tests that read its outputs (the browser test also adds a DVC
+    experiment to it, which leaves the experiment's results in the workspace)."""
+    repo = make_project(tmp_path_factory.mktemp("reproduced"))
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline run"], repo)
+    return repo
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A fresh tiny project in a temporary git + DVC repository."""

@@ -167,16 +167,10 @@ def list_items(dom: str, list_id: str) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny copy of the project, reproduced and committed (the baseline of experiments)."""
-    from tests.conftest import make_project
-
-    repo = make_project(tmp_path_factory.mktemp("reproduced"))
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "baseline run"], repo)
-    return repo
+@pytest.fixture
+def project(reproduced_project: Path) -> Path:
+    """The tiny project, reproduced and committed (the baseline of experiments)."""
+    return reproduced_project
 
 
 @pytest.fixture
