@@ -149,7 +149,8 @@ def _cells(label: str, rev: str | None, compare: str | None, command: str) -> li
             "    except metadata.PackageNotFoundError:\n"
             '        rows.append([name, "not installed"])\n'
             'show(views.md_table(["package", "version"], rows))\n'
-            "show(f\"Training ran on: {train.get('setup', {})}\")",
+            'setup = train.get("setup", {})\n'
+            'show(views.md_table(["training ran with", ""], list(setup.items())))',
         ),
         ("code", 'show("```yaml\\n" + files.text("params.yaml") + "```")'),
         # ------------------------------------------------------------------ 3 preprocessing
