@@ -137,19 +137,26 @@ def test_the_notebook_executes_every_section_and_shows_the_metrics_files_numbers
         ]
 
 
-def test_the_notebook_of_a_revision_compares_with_another(reproduced: Path, tmp_path: Path) -> None:
-    out = tmp_path / "head.ipynb"
-    run(["nlpflow", "notebook", "HEAD", "--compare", "workspace", "--out", str(out)], reproduced)
+def test_the_notebook_of_an_experiment_compares_it_with_main(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    # The workspace saved as a DVC experiment (nothing reruns): read by name, from git.
+    run(["dvc", "exp", "save", "-n", "nb-snapshot"], reproduced)
+    out = tmp_path / "snapshot.ipynb"
+    run(["nlpflow", "notebook", "nb-snapshot", "--compare", "main", "--out", str(out)], reproduced)
     nb = json.loads(out.read_text())
-    head = run(["git", "rev-parse", "HEAD"], reproduced).stdout.strip()
-    assert f"REV = {head!r}" in _text(nb["cells"][1]["source"])
+    setup = _text(nb["cells"][1]["source"])
+    sha = re.search(r"REV = '([0-9a-f]{40})'", setup).group(1)  # type: ignore[union-attr]
+    assert "LABEL = 'nb-snapshot'" in setup
+    assert "dvc exp apply nb-snapshot" in _text(nb["cells"][4]["source"])
     found = sections(nb)
     comparison = "\n".join(found["Interpretation"])
-    assert "McNemar" in comparison and "HEAD vs workspace" in comparison
-    # The numbers are HEAD's, read from git (the workspace may hold an experiment's).
-    evaluate = json.loads(run(["git", "show", "HEAD:metrics/evaluate.json"], reproduced).stdout)
+    assert "McNemar" in comparison and "nb-snapshot vs main" in comparison
+    # The numbers are the experiment's, as its commit holds them.
+    evaluate = json.loads(run(["git", "show", f"{sha}:metrics/evaluate.json"], reproduced).stdout)
     rows = table(next(t for t in found["Evaluation"] if t.startswith("**test**")))
     assert rows["accuracy"][0] == f4(evaluate["test"]["accuracy"])
+    assert rows["f1_macro"][0] == f4(evaluate["test"]["f1_macro"])
 
 
 def test_the_notebook_stops_with_one_line_when_the_pipeline_has_not_run(project: Path) -> None:
