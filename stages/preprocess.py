@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
             f"preprocess: warning: {data.leakage.total} text(s) shared between splits "
             f"{data.leakage.counts} (data.leakage: {params.data.leakage}); see {args.report}"
         )
+    for warning in data.warnings:
+        print(f"preprocess: warning: {warning}")
+    for note in data.bad_rows.notes:
+        print(f"preprocess: {note}")
     if data.bad_rows.rows:
         print(f"preprocess: skipped {len(data.bad_rows.rows)} bad row(s); see {args.report}")
 

@@ -7,6 +7,7 @@ for a typo, the nearest valid key.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import itertools
@@ -108,8 +109,11 @@ class DataParams:
     splits: dict[str, float] = field(
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
-    # "auto" picks from the file extension.
+    # "auto" picks from the file extension (after .gz, .bz2, .xz, .zip or .zst, which are read).
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "conll"] = "auto"
+    # The text encoding of CSV, TSV, JSONL and CoNLL files (a Python codec name: utf-8,
+    # utf-16, cp1252, latin-1, ...). A UTF-8 byte-order mark is allowed and dropped.
+    encoding: str = "utf-8"
     delimiter: str = ""  # "" = comma for csv, tab for tsv
     quoting: Literal["minimal", "none"] = "minimal"  # "none": quotes are ordinary characters
     # Whether delimited files start with a header; "auto": yes when the first row names the
@@ -148,6 +152,19 @@ class DataParams:
             _check("train" in self.files, f"{path}.files.train", "is required when files is set")
             _check("test" in self.files, f"{path}.files.test", "is required when files is set")
         _check(len(self.delimiter) <= 1, f"{path}.delimiter", "must be one character or empty")
+        _check(
+            self.delimiter not in ('"', "\n", "\r"),
+            f"{path}.delimiter",
+            "cannot be a quote or a line break",
+        )
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            _check(False, f"{path}.encoding", f"'{self.encoding}' is not a known text encoding")
+        dupes = sorted({c for c in self.column_names if self.column_names.count(c) > 1})
+        _check(
+            not dupes, f"{path}.column_names", f"names {dupes} more than once; names must differ"
+        )
 
 
 @dataclass

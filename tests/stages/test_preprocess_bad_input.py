@@ -68,8 +68,8 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
         "u.csv",
         b"text,label\nok,a\n\xff\xfebad,a\n",
         {},
-        f"{F}, line 3: not valid UTF-8 (byte 16); re-save the file as UTF-8 or set "
-        "data.on_bad_rows: skip",
+        f"{F}, line 3: not valid UTF-8 (byte 16); re-save the file as UTF-8, or set "
+        "data.encoding to the file's encoding (e.g. cp1252 for Excel on Windows)",
     ),
     (
         "ragged long",
@@ -129,7 +129,8 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
         "text,label\nx,a\n",
         {},
         f"{F}: cannot tell the format from the extension '.txt'; use one of ['.bio', '.conll', "
-        "'.csv', '.iob', '.json', '.jsonl', '.parquet', '.tsv'] or set data.format",
+        "'.csv', '.iob', '.json', '.jsonl', '.parquet', '.tsv'] (optionally compressed: .gz, "
+        ".bz2, .xz, .zip, .zst) or set data.format",
     ),
     (
         "file not found",
@@ -158,7 +159,7 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
         "one.csv",
         "text,label\n" + "".join(f"t{i},a\n" for i in range(20)),
         {},
-        "the train split has 1 distinct label(s) (['a']); need >= 2",
+        f"{F}: the train split has 1 distinct label(s) (['a']); need >= 2",
     ),
 ]
 
@@ -264,7 +265,8 @@ def test_label_unseen_in_train(
     with pytest.raises(SystemExit):
         preprocess.main(_argv(params, _outputs(tmp_path)))
     assert capsys.readouterr().err.strip() == (
-        "error: label(s) ['c'] occur in the test split but never in train; "
+        f"error: {tmp_path / 'test.csv'}: label(s) ['c'] occur in the test split but never in "
+        "train; "
         "fix the labels or re-split so train has every class"
     )
 

@@ -1,15 +1,32 @@
 """Local data files: CSV/TSV, JSONL, Parquet and CoNLL, read with errors that name the place.
 
-Every problem a user can fix is reported as one line naming the file, the line (or row) and
-the column, and what to do. With ``on_bad_rows: skip`` the bad rows are collected instead
-and shown in the data report.
+Parsing is left to libraries: the ``csv`` module (strict quoting, no field-size limit) for
+delimited text, ``json`` per line, pyarrow for Parquet, and the standard library's gzip, bz2,
+lzma and zipfile (plus ``zstandard`` when installed) for compressed files, as pandas names
+them. What is ours is the row-level checking on top: every problem a user can fix is reported
+as one line naming the file, the line (or row) and the column, and what to do. With
+``on_bad_rows: skip`` the bad rows are collected instead and shown in the data report.
+
+Records are split only on ``\\n`` (and ``\\r\\n``), as the csv and json modules write them,
+never on the other characters ``str.splitlines`` treats as line breaks (form feed, ``\\x85``,
+``\\u2028``...): those are ordinary characters inside a text.
+
+Why not ``pandas.read_csv``: it silently merges lines after a stray opening quote (it has no
+strict mode) and cannot say on which line a row starts, which every message here needs.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
-from dataclasses import asdict, dataclass
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,12 +43,19 @@ EXTENSIONS = {
     ".iob": "conll",
     ".bio": "conll",
 }
+# Compressed files are read as pandas reads them: by the last suffix.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
 # Split files in a directory source; the first name found wins.
 SPLIT_NAMES = {
     "train": ("train",),
     "validation": ("validation", "valid", "val", "dev"),
     "test": ("test",),
 }
+# Column names the processed data writes itself; a file column of that name that is not the
+# configured text or label field is kept as metadata under "<name>_in_file".
+PIPELINE_COLUMNS = ("label", "_line")
+# Delimiters named when a file does not split into the configured columns.
+DELIMITERS = ",;\t|"
 
 Row = dict[str, Any]
 
@@ -50,12 +74,17 @@ class BadRow:
         return asdict(self)
 
 
+@dataclass
 class BadRows:
-    """Collects bad rows (skip) or raises at the first one (fail)."""
+    """Collects bad rows (skip) or raises at the first one (fail).
 
-    def __init__(self, policy: str) -> None:
-        self.policy = policy
-        self.rows: list[BadRow] = []
+    ``notes`` holds what the data card should say about how the files were read (a column
+    renamed, a compression, multi-line rows, a tag scheme converted).
+    """
+
+    policy: str = "fail"
+    rows: list[BadRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def report(
         self, path: Path, where: str, line: int, column: str, reason: str, excerpt: str = ""
@@ -65,60 +94,322 @@ class BadRows:
             raise UserError(f"{path}, {where} {line}{col}: {reason}")
         self.rows.append(BadRow(str(path), line, column, reason.split(";")[0], excerpt[:80]))
 
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+# --------------------------------------------------------------------------- bytes and text
+
+
+def _suffixes(path: Path) -> tuple[str, str]:
+    """(format suffix, compression) of a file name: ``a.csv.gz`` -> (".csv", "gzip")."""
+    name = path.name.lower()
+    compression = ""
+    for suffix, kind in COMPRESSIONS.items():
+        if name.endswith(suffix):
+            compression, name = kind, name[: -len(suffix)]
+            break
+    return Path(name).suffix, compression
+
 
 def detect_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
+    suffix, compression = _suffixes(path)
     try:
-        return EXTENSIONS[path.suffix.lower()]
+        return EXTENSIONS[suffix]
     except KeyError:
+        shown = f"{suffix}{path.suffix}" if compression else path.suffix
         raise UserError(
-            f"{path}: cannot tell the format from the extension '{path.suffix}'; "
-            f"use one of {sorted(EXTENSIONS)} or set data.format"
+            f"{path}: cannot tell the format from the extension '{shown}'; "
+            f"use one of {sorted(EXTENSIONS)} (optionally compressed: "
+            f"{', '.join(COMPRESSIONS)}) or set data.format"
         ) from None
 
 
-def _decoded_lines(path: Path, bad: BadRows) -> list[tuple[int, str]]:
-    """(line number, text) of every line; undecodable lines are errors (or skipped)."""
+def is_data_file(path: Path) -> bool:
+    return _suffixes(path)[0] in EXTENSIONS
+
+
+def data_stem(path: Path) -> str:
+    """The file name without its format and compression suffixes: ``train.csv.gz`` -> train."""
+    suffix, compression = _suffixes(path)
+    name = path.name
+    if compression:
+        name = name[: name.lower().rfind(".")]
+    return name[: len(name) - len(suffix)] if suffix else Path(name).stem
+
+
+def read_bytes(path: Path, bad: BadRows | None = None) -> bytes:
+    """The file's bytes, decompressed when its name ends in a compression suffix."""
+    _, compression = _suffixes(path)
     data = path.read_bytes()
+    if not compression:
+        return data
+    try:
+        if compression == "gzip":
+            import gzip
+
+            out = gzip.decompress(data)
+        elif compression == "bz2":
+            import bz2
+
+            out = bz2.decompress(data)
+        elif compression == "xz":
+            import lzma
+
+            out = lzma.decompress(data)
+        elif compression == "zip":
+            import zipfile
+
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = [i for i in archive.infolist() if not i.is_dir()]
+                if len(members) != 1:
+                    raise UserError(
+                        f"{path}: a .zip source must hold exactly one file (it holds "
+                        f"{len(members)}: {[m.filename for m in members][:5]}); unzip it and "
+                        "point data.source or data.files at the file"
+                    )
+                out = archive.read(members[0])
+        else:
+            try:
+                import zstandard
+            except ImportError:
+                raise UserError(
+                    f"{path}: reading .zst files needs the zstandard package "
+                    "(pip install zstandard), as pandas does; or decompress the file"
+                ) from None
+            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    except UserError:
+        raise
+    except Exception as err:  # each library has its own error type for a corrupt archive
+        raise UserError(
+            f"{path}: cannot decompress it as {compression} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:100] if str(err) else 'corrupt data'}); "
+            "check the file or decompress it yourself"
+        ) from None
+    if bad is not None:
+        bad.note(f"{path.name}: decompressed ({compression})")
+    return out
+
+
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _split_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, line with its "\\n") split on "\\n" only."""
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return list(enumerate(lines, start=1))
+
+
+def decoded_lines(path: Path, params: DataParams, bad: BadRows) -> list[tuple[int, str]]:
+    """(line number, text) of every line, split on "\\n" only; undecodable lines are errors
+    (or skipped, one by one, under ``on_bad_rows: skip`` for a UTF-8 file)."""
+    data = read_bytes(path, bad)
+    encoding = params.encoding
+    if not _is_utf8(encoding):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            raise UserError(
+                f"{path}, line {line}: not valid {encoding} (byte {err.start}); check "
+                "data.encoding (the encoding the file was saved in) or re-save it as UTF-8"
+            ) from None
+        return _split_lines(text.removeprefix("\ufeff"))
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+    ):
+        if data.startswith(bom):
+            raise UserError(
+                f"{path}: the file is {name.upper()} (it starts with a {name.upper()} byte-order "
+                f"mark), not UTF-8; set data.encoding: {name} or re-save it as UTF-8"
+            )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
+        sample = data[: 1 << 16]
+        if sample.count(0) > len(sample) // 8:  # UTF-16 without a byte-order mark
+            hint = "it looks like UTF-16; set data.encoding: utf-16 or re-save it as UTF-8"
+        else:
+            hint = (
+                "re-save the file as UTF-8, or set data.encoding to the file's encoding "
+                "(e.g. cp1252 for Excel on Windows)"
+            )
         if bad.policy != "skip":
             raise UserError(
-                f"{path}, line {line}: not valid UTF-8 (byte {err.start}); "
-                "re-save the file as UTF-8 or set data.on_bad_rows: skip"
+                f"{path}, line {line}: not valid UTF-8 (byte {err.start}); {hint}"
             ) from None
         lines = []
         for no, raw in enumerate(data.split(b"\n"), start=1):
             try:
-                lines.append((no, raw.decode("utf-8-sig") + "\n"))
+                lines.append((no, raw.decode("utf-8-sig" if no == 1 else "utf-8") + "\n"))
             except UnicodeDecodeError:
                 bad.report(path, "line", no, "", "not valid UTF-8", raw.decode("utf-8", "replace"))
-        return lines
-    return list(enumerate(text.splitlines(keepends=True), start=1))
+        if lines and not data.endswith(b"\n"):
+            no, last = lines[-1]
+            lines[-1] = (no, last[:-1])
+        return [(no, t) for no, t in lines if t]
+    return _split_lines(text)
+
+
+# --------------------------------------------------------------------------- delimited text
+
+
+@contextmanager
+def _no_field_limit() -> Iterator[None]:
+    """The csv module refuses fields over 131,072 characters by default; pandas has no limit."""
+    old = csv.field_size_limit()
+    try:
+        csv.field_size_limit(sys.maxsize)
+    except OverflowError:  # a C long is 32 bits on Windows
+        csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _sentinel(text: str) -> str:
+    """A private-use character absent from ``text`` (stands in for a lone carriage return)."""
+    for code in range(0xE000, 0xF900):
+        if chr(code) not in text:
+            return chr(code)
+    raise UserError("the file uses every private-use character; cannot read it")  # pragma: no cover
+
+
+def _guess_delimiter(lines: list[tuple[int, str]]) -> str:
+    """The delimiter csv.Sniffer sees in the first lines, or ""."""
+    sample = "".join(text for _, text in lines[:20])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ""
+
+
+def _show(delimiter: str) -> str:
+    return "\\t" if delimiter == "\t" else delimiter
+
+
+def _records(
+    path: Path, lines: list[tuple[int, str]], delimiter: str, params: DataParams, bad: BadRows
+) -> list[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of every non-blank record.
+
+    A lone carriage return inside a line is an ordinary character (pandas writes one
+    unquoted); "\\r\\n" ends a record when the file's first line ends so.
+    """
+    numbers = [no for no, _ in lines]
+    texts = [text for _, text in lines]
+    whole = "".join(texts)
+    crlf = texts[0].endswith("\r\n")
+    cr = _sentinel(whole) if "\r" in whole else ""
+    if cr:
+        fixed = []
+        for text in texts:
+            end = (
+                "\r\n" if crlf and text.endswith("\r\n") else ("\n" if text.endswith("\n") else "")
+            )
+            body = text[: len(text) - len(end)]
+            fixed.append(body.replace("\r", cr) + end)
+        texts = fixed
+    quoting: Literal[0, 3] = csv.QUOTE_NONE if params.quoting == "none" else csv.QUOTE_MINIMAL
+    reader = csv.reader(iter(texts), delimiter=delimiter, quoting=quoting, strict=True)
+    out: list[tuple[int, int, list[str]]] = []
+    spanning: list[tuple[int, int]] = []
+    with _no_field_limit():
+        while True:
+            start = reader.line_num
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                first, last = numbers[start], numbers[max(start, reader.line_num - 1)]
+                closed = (
+                    "is never closed"
+                    if "end of data" in str(err)
+                    else (f"closes on line {last} with more text after the closing quote")
+                )
+                bad.report(
+                    path,
+                    "line",
+                    first,
+                    "",
+                    f"a quoted field opened on line {first} {closed}, so lines {first}-{last} "
+                    'cannot be read as rows; double the quotes inside a quoted field (""), or '
+                    "set data.quoting: none if quotes are ordinary characters",
+                    texts[start],
+                )
+                continue
+            if not rec:
+                continue
+            if cr:
+                rec = [f.replace(cr, "\r") for f in rec]
+            # a lone "\r" before the final "\n" of a CRLF file is its line end, not data
+            first, last = numbers[start], numbers[reader.line_num - 1]
+            if last > first:
+                spanning.append((first, last))
+            out.append((first, last, rec))
+    if spanning:
+        a, b = spanning[0]
+        bad.note(
+            f"{path.name}: {len(spanning)} row(s) span several lines (a quoted field holds a "
+            f"line break), e.g. lines {a}-{b}; if that is a stray quote, set data.quoting: none"
+        )
+    return out
+
+
+def _check_header(path: Path, line: int, names: list[str]) -> None:
+    counts = Counter(names)
+    dupes = [n for n in counts if counts[n] > 1]
+    if dupes:
+        name = dupes[0]
+        positions = [i + 1 for i, n in enumerate(names) if n == name]
+        raise UserError(
+            f"{path}, line {line}: column name '{name}' appears {counts[name]} times in the "
+            f"header (columns {', '.join(map(str, positions))}); rename the columns so that "
+            "each name is used once"
+        )
 
 
 def _read_delimited(
     path: Path, kind: str, params: DataParams, bad: BadRows
 ) -> list[tuple[int, Row]]:
-    lines = _decoded_lines(path, bad)
+    lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
         raise UserError(f"{path}: the file is empty; expected a header line and data rows")
     delimiter = params.delimiter or ("\t" if kind == "tsv" else ",")
-    quoting: Literal[0, 1, 2, 3] = csv.QUOTE_NONE if params.quoting == "none" else csv.QUOTE_MINIMAL
-    reader = csv.reader((text for _, text in lines), delimiter=delimiter, quoting=quoting)
-    records = [(lines[reader.line_num - 1][0], rec) for rec in reader if rec]
+    records = _records(path, lines, delimiter, params, bad)
+    if not records:
+        raise UserError(f"{path}: no rows could be read; check the quotes in the file")
     wanted = [*params.text_fields, params.label_field]
-    first_no, first = records[0]
+    first_no, _, first = records[0]
     if params.header is True or (params.header == "auto" and set(wanted) <= set(first)):
         names, records = first, records[1:]
+        _check_header(path, first_no, names)
     elif params.column_names:
         names = params.column_names
     elif params.header is False:
         raise UserError(f"{path}: data.header is false, so data.column_names must name the columns")
     else:
+        for other in DELIMITERS:
+            fields = next(csv.reader([lines[0][1]], delimiter=other), [])
+            if other != delimiter and set(wanted) <= {f.strip("\r\n") for f in fields}:
+                raise UserError(
+                    f"{path}, line {first_no}: the header is '{_show(other)}'-separated "
+                    f"({[f.strip(chr(13) + chr(10)) for f in fields][:6]}), not "
+                    f"'{_show(delimiter)}'-separated; set data.delimiter: '{_show(other)}'"
+                )
         raise UserError(
             f"{path}, line {first_no}: the first row {first[:6]} does not name the columns "
             f"{wanted}; if the file has no header set data.column_names, otherwise fix "
@@ -126,12 +417,21 @@ def _read_delimited(
         )
     if not records:
         raise UserError(f"{path}: no data rows (only a header); add rows")
+    seen = ""
     rows: list[tuple[int, Row]] = []
-    for line, rec in records:
+    for line, _, rec in records:
         if len(rec) != len(names):
-            hint = "quote fields that contain the delimiter"
-            if params.quoting != "none":
-                hint += ", or set data.quoting: none if quotes are ordinary characters"
+            if len(rec) == 1 and not seen:
+                seen = _guess_delimiter(lines) or "?"
+            if len(rec) == 1 and seen not in ("?", delimiter):
+                hint = (
+                    f"the file looks '{_show(seen)}'-separated, not '{_show(delimiter)}'; "
+                    f"set data.delimiter: '{_show(seen)}'"
+                )
+            else:
+                hint = "quote fields that contain the delimiter"
+                if params.quoting != "none":
+                    hint += ", or set data.quoting: none if quotes are ordinary characters"
             bad.report(
                 path,
                 "line",
@@ -145,18 +445,46 @@ def _read_delimited(
     return rows
 
 
-def _read_jsonl(path: Path, bad: BadRows) -> list[tuple[int, Row]]:
+# --------------------------------------------------------------------------- JSONL, Parquet
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    counts = Counter(k for k, _ in pairs)
+    dupes = [k for k in counts if counts[k] > 1]
+    if dupes:
+        raise _DuplicateKey(dupes[0])
+    return dict(pairs)
+
+
+def _read_jsonl(path: Path, params: DataParams, bad: BadRows) -> list[tuple[int, Row]]:
     rows: list[tuple[int, Row]] = []
-    lines = _decoded_lines(path, bad)
+    lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
         raise UserError(f"{path}: the file is empty; expected one JSON object per line")
     for line_no, line in lines:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as err:
             bad.report(path, "line", line_no, "", f"not valid JSON ({err.msg}); fix the line", line)
+            continue
+        except _DuplicateKey as err:
+            bad.report(
+                path,
+                "line",
+                line_no,
+                str(err),
+                "the key appears more than once in the object; keep one",
+                line,
+            )
+            continue
+        except RecursionError:
+            bad.report(path, "line", line_no, "", "JSON nested too deeply; fix the line", line)
             continue
         if not isinstance(obj, dict):
             bad.report(path, "line", line_no, "", "expected a JSON object per line", line)
@@ -165,19 +493,50 @@ def _read_jsonl(path: Path, bad: BadRows) -> list[tuple[int, Row]]:
     return rows
 
 
-def _read_parquet(path: Path) -> list[tuple[int, Row]]:
+def _read_parquet(path: Path, bad: BadRows) -> list[tuple[int, Row]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(pa.BufferReader(read_bytes(path, bad)))
     except (pa.ArrowException, OSError) as err:
         raise UserError(
             f"{path}: not a readable Parquet file ({str(err).splitlines()[0]}); re-export it"
         ) from None
     if table.num_rows == 0:
         raise UserError(f"{path}: the Parquet file has no rows")
-    return [(i, row) for i, row in enumerate(table.to_pylist(), start=1)]
+    _check_header(path, 1, [str(n) for n in table.column_names])
+    try:
+        pylist = table.to_pylist()
+    except (pa.ArrowException, ValueError, OverflowError) as err:
+        raise UserError(
+            f"{path}: cannot convert the Parquet columns to Python values "
+            f"({str(err).splitlines()[0][:100]}); re-export it with plain types"
+        ) from None
+    return [(i, row) for i, row in enumerate(pylist, start=1)]
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def keep_clashing_columns(row: Row, consumed: set[str], where: str, bad: BadRows) -> Row:
+    """The row with a column the processed data writes itself (``label`` when the label field
+    is another column, ``_line``) kept as ``<name>_in_file``, and a note saying so."""
+    out: Row = {}
+    for key, value in row.items():
+        if key is None:
+            continue
+        if key in PIPELINE_COLUMNS and key not in consumed:
+            new = f"{key}_in_file"
+            while new in row:
+                new += "_"
+            bad.note(
+                f"{where}: the column '{key}' is kept as '{new}' (the processed data writes its "
+                f"own '{key}' column)"
+            )
+            key = new
+        out[key] = value
+    return out
 
 
 def _check_row(
@@ -209,6 +568,16 @@ def _check_row(
             str(row)[:80],
         )
         return None
+    if not isinstance(label, (str, int, float)):
+        bad.report(
+            path,
+            where,
+            line,
+            label_field,
+            f"label of type {type(label).__name__}; labels must be strings or integers",
+            str(row)[:80],
+        )
+        return None
     for name in params.text_fields:
         text = row.get(name)
         if not isinstance(text, str):
@@ -221,14 +590,17 @@ def _check_row(
                 str(row)[:80],
             )
             return None
-    out = {k: v for k, v in row.items() if k is not None}
+    out = keep_clashing_columns(row, {label_field, *params.text_fields}, path.name, bad)
     out[label_field] = str(int(label) if isinstance(label, float) else label).strip()
     out["_line"] = line
     return out
 
 
 def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``."""
+    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
+
+    Raises UserError naming the file (and line and column) for anything the user must fix.
+    """
     if path.is_dir():
         raise UserError(f"{path}: is a directory; name a data file")
     if not path.is_file():
@@ -236,9 +608,9 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     kind = detect_format(path, params.format)
     where = "row" if kind == "parquet" else "line"
     if kind == "jsonl":
-        raw = _read_jsonl(path, bad)
+        raw = _read_jsonl(path, params, bad)
     elif kind == "parquet":
-        raw = _read_parquet(path)
+        raw = _read_parquet(path, bad)
     elif kind in ("csv", "tsv"):
         raw = _read_delimited(path, kind, params, bad)
     else:
@@ -257,14 +629,30 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
         checked = _check_row(path, where, line, row, params, bad)
         if checked is not None:
             rows.append(checked)
+    if not rows:
+        raise UserError(f"{path}: no usable data rows; every row was bad (see data.on_bad_rows)")
     return rows
+
+
+# --------------------------------------------------------------------------- CoNLL
+
+_SPACES = re.compile(" +")
+
+
+def _conll_columns(body: str) -> list[str]:
+    """Columns of a token line: tab-separated when it holds a tab, else space-separated."""
+    if "\t" in body:
+        return body.split("\t")
+    return _SPACES.split(body.strip(" "))
 
 
 def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     """Sentences of a CoNLL file: ``tokens`` and ``tags`` (IOB1 or IOB2 as written).
 
-    Token per line with the tag in ``data.conll_tag_column``, a blank line between sentences;
-    ``-DOCSTART-`` lines are ignored wherever they stand.
+    Token per line with the tag in ``data.conll_tag_column``, columns separated by tabs (a
+    token may then hold spaces) or by spaces, a blank line between sentences; ``-DOCSTART-``
+    lines are ignored wherever they stand. Under ``on_bad_rows: skip`` a bad line skips its
+    whole sentence, never the line alone.
     """
     if not path.is_file():
         raise UserError(f"{path}: file not found; check data.source / data.files in params.yaml")
@@ -272,53 +660,68 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     tokens: list[str] = []
     tags: list[str] = []
     start = 0
+    last = 0
     width = 0
+    problem: tuple[int, str, str, str] | None = None  # the sentence's first bad line
 
     def flush() -> None:
-        if tokens:
+        nonlocal problem
+        if problem is not None:
+            no, column, reason, text = problem
+            bad.report(
+                path,
+                "line",
+                no,
+                column,
+                f"{reason} (sentence at lines {start}-{last} skipped)",
+                text,
+            )
+        elif tokens:
             sentences.append({"tokens": list(tokens), "tags": list(tags), "_line": start})
         tokens.clear()
         tags.clear()
+        problem = None
 
-    for no, text in _decoded_lines(path, bad):
-        parts = text.split()
-        if not parts:
+    for no, text in decoded_lines(path, params, bad):
+        body = text.removesuffix("\n").removesuffix("\r")
+        if not body.strip(" \t"):
             flush()
             continue
+        parts = _conll_columns(body)
         if parts[0] == "-DOCSTART-":
             flush()
             continue
-        width = width or len(parts)
-        if len(parts) < 2 or len(parts) != width:
-            bad.report(
-                path,
-                "line",
-                no,
-                "",
-                f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
-                f"found {len(parts)}",
-                text,
-            )
-            continue
-        tag = parts[params.conll_tag_column]
-        if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
-            bad.report(
-                path,
-                "line",
-                no,
-                f"column {params.conll_tag_column}",
-                f"tag {tag!r} is not O, B-TYPE or I-TYPE",
-                text,
-            )
-            continue
-        if not tokens:
+        if not tokens and problem is None:
             start = no
+        last = no
+        width = width or len(parts)
+        reason = column = ""
+        if len(parts) < 2 or len(parts) != width:
+            reason = (
+                f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
+                f"found {len(parts)}"
+            )
+        elif not parts[0]:
+            reason = "the token is empty"
+        else:
+            tag = parts[params.conll_tag_column]
+            if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
+                column = f"column {params.conll_tag_column}"
+                reason = f"tag {tag!r} is not O, B-TYPE or I-TYPE"
+        if reason:
+            if bad.policy != "skip":
+                bad.report(path, "line", no, column, reason, text)
+            problem = problem or (no, column, reason, text)
+            continue
         tokens.append(parts[0])
-        tags.append(tag)
+        tags.append(parts[params.conll_tag_column])
     flush()
     if not sentences:
         raise UserError(f"{path}: no sentences found; expected token and tag columns")
     return sentences
+
+
+# --------------------------------------------------------------------------- directories
 
 
 def split_files(directory: Path) -> dict[str, Path]:
@@ -326,10 +729,10 @@ def split_files(directory: Path) -> dict[str, Path]:
     if not directory.is_dir():
         raise UserError(f"{directory}: not a directory")
     found: dict[str, Path] = {}
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in EXTENSIONS)
+    files = sorted(p for p in directory.iterdir() if p.is_file() and is_data_file(p))
     for split, names in SPLIT_NAMES.items():
         for name in names:
-            match = [p for p in files if p.stem.lower() == name]
+            match = [p for p in files if data_stem(p).lower() == name]
             if match:
                 found[split] = match[0]
                 break

@@ -7,6 +7,7 @@ in a stable (sorted) order that the model config's ``id2label`` keeps.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +20,13 @@ from nlpflow.data.files import (
     BadRows,
     Row,
     detect_format,
+    keep_clashing_columns,
     read_conll,
     read_rows,
     split_files,
 )
 from nlpflow.data.split import label_names_from, stratified_split
+from nlpflow.data.tags import detect_scheme, iob1_to_iob2
 from nlpflow.errors import UserError
 from nlpflow.params import SPLITS, DataParams
 
@@ -48,15 +51,25 @@ class PreparedData:
     cleaning: dict[str, dict[str, int]] = field(default_factory=dict)
     leakage: Leakage = field(default_factory=Leakage)
     bad_rows: BadRows = field(default_factory=lambda: BadRows("fail"))
+    # Problems that do not stop the stage (a class missing from a split, a tag unseen in
+    # train): shown on the console and in the data card.
+    warnings: list[str] = field(default_factory=list)
+    # Token tasks: the tag scheme the source was written in ("IOB1" files are converted to
+    # IOB2 on reading; the processed tags are always IOB2).
+    source_tag_scheme: str = ""
 
     def meta(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "task": self.task,
             "text_fields": self.text_fields,
             "label_field": self.label_field,
             "label_names": self.label_names,
             "metadata_fields": self.metadata_fields,
         }
+        if self.task == "token":
+            meta["tag_scheme"] = "IOB2"
+            meta["source_tag_scheme"] = self.source_tag_scheme or "IOB2"
+        return meta
 
     def labels_of(self, row: Row) -> list[str]:
         """The label(s) of a row: one for sequence tasks, one per word for token tasks."""
@@ -94,7 +107,7 @@ def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     return read_rows(path, params, bad)
 
 
-def _from_datasets(obj: Any, params: DataParams, where: str) -> dict[str, list[Row]]:
+def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, list[Row]]:
     """Rows from a ``datasets`` Dataset or DatasetDict (save_to_disk directory or hub)."""
     from datasets import ClassLabel, Dataset, Sequence
 
@@ -106,7 +119,10 @@ def _from_datasets(obj: Any, params: DataParams, where: str) -> dict[str, list[R
                 f"{where}: column(s) {missing} not found; the data set has {ds.column_names}; "
                 "set data.text_fields and data.label_field"
             )
-        rows = ds.to_list()
+        rows = [
+            keep_clashing_columns(r, {params.label_field, *params.text_fields}, where, bad)
+            for r in ds.to_list()
+        ]
         # Class ids become their names so that every source maps labels the same way.
         if isinstance(feature, ClassLabel):
             for r in rows:
@@ -141,13 +157,32 @@ def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str,
     """Raw rows per split (or under "all" when the source is one unsplit collection)."""
     if params.files:
         return {s: _read_file(Path(p), params, bad) for s, p in params.files.items()}, "files"
+    return _read_one_source(params, seed, bad), params.source
+
+
+def _split_origin(params: DataParams) -> dict[str, str]:
+    """What an error about a split names: its file, or the one source all splits come from."""
+    if params.files:
+        train = params.files["train"]
+        return {s: params.files.get(s, train) for s in SPLITS}
+    if not params.source.startswith((BUILTIN, HUB)) and Path(params.source).is_dir():
+        try:
+            found = split_files(Path(params.source))
+        except UserError:
+            found = {}
+        if found:
+            return {s: str(found.get(s, found["train"])) for s in SPLITS}
+    return dict.fromkeys(SPLITS, params.source)
+
+
+def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, list[Row]]:
     source = params.source
     if source.startswith(BUILTIN):
         name = source[len(BUILTIN) :]
         if name == "anagram":
-            return {"all": anagram.generate_anagram(params.anagram, seed)}, source
+            return {"all": anagram.generate_anagram(params.anagram, seed)}
         if name == "entities":
-            return {"all": entities.generate_entities(params.entities, seed)}, source
+            return {"all": entities.generate_entities(params.entities, seed)}
         raise UserError(
             f"params.yaml: data.source '{source}' is unknown; use builtin:anagram or builtin:entities"
         )
@@ -163,17 +198,17 @@ def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str,
                 f"{str(err).splitlines()[0][:120]}); without network access, save it elsewhere "
                 "with save_to_disk and point data.source at that directory"
             ) from None
-        return _from_datasets(obj, params, source), source
+        return _from_datasets(obj, params, source, bad)
     path = Path(source)
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
             from datasets import load_from_disk
 
-            return _from_datasets(load_from_disk(str(path)), params, source), source
+            return _from_datasets(load_from_disk(str(path)), params, source, bad)
         files = split_files(path)
-        return {s: _read_file(p, params, bad) for s, p in files.items()}, source
+        return {s: _read_file(p, params, bad) for s, p in files.items()}
     if path.exists():
-        return {"all": _read_file(path, params, bad)}, source
+        return {"all": _read_file(path, params, bad)}
     raise UserError(
         f"params.yaml: data.source '{source}' does not exist; give a file, a directory, "
         "builtin:anagram, builtin:entities or hub:<name>"
@@ -203,12 +238,72 @@ def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
     return task, params.text_fields, params.label_field
 
 
+def _class_warnings(
+    task: str, names: list[str], splits: dict[str, list[Row]], labels: Any
+) -> list[str]:
+    """Classes that validation or test lack: their metrics (and the report's) are undefined."""
+    if task != "sequence":
+        return []
+    out = []
+    for split in ("validation", "test"):
+        present = set(labels(splits[split]))
+        absent = [n for n in names if n not in present]
+        if len(present) == 1:
+            out.append(
+                f"the {split} split has only one class ({sorted(present)[0]!r}, "
+                f"{len(splits[split])} rows): ROC-AUC, PR-AUC and MCC are undefined and "
+                "accuracy says nothing there; add data or change data.splits"
+            )
+        elif absent:
+            out.append(
+                f"the {split} split has no example of {absent}: their recall and F1 are "
+                "undefined there; add data or change data.splits"
+            )
+    return out
+
+
+def _unseen_tags(names: list[str], splits: dict[str, list[Row]], labels: Any) -> list[str]:
+    """Token tasks: tags of validation/test never seen in train (the model cannot predict them)."""
+    known = set(labels(splits["train"]))
+    out = []
+    for split in ("validation", "test"):
+        counts = Counter(t for t in labels(splits[split]) if t not in known)
+        if counts:
+            shown = ", ".join(f"{t} ({n}x)" for t, n in sorted(counts.items()))
+            out.append(
+                f"tag(s) never seen in train occur in the {split} split: {shown}; the model "
+                "cannot predict them, so every such word counts as an error"
+            )
+    return out
+
+
 def load_splits(params: DataParams, seed: int) -> PreparedData:
-    """Read, split, clean and check ``params.source``; return the three splits."""
+    """Read, split, clean and check ``params.source``; return the three splits.
+
+    Raises UserError (naming the file or source) when the data cannot be used.
+    """
     bad = BadRows(params.on_bad_rows)
     raw, source = _read_source(params, seed, bad)
+    origin = _split_origin(params)
     first_rows = next(iter(raw.values()))
     task, text_fields, label_field = _fields(params, first_rows)
+    clash = [f for f in text_fields if f in ("id", "label")]
+    if clash:
+        raise UserError(
+            f"{origin['train']}: text field '{clash[0]}' has a name the processed data writes "
+            "itself (id, label); rename that column in the file and in data.text_fields"
+        )
+    source_scheme = ""
+    if task == "token":
+        source_scheme = detect_scheme([r[label_field] for rows in raw.values() for r in rows])
+        if source_scheme == "IOB1":
+            for rows in raw.values():
+                for r in rows:
+                    r[label_field] = iob1_to_iob2(r[label_field])
+            bad.note(
+                "the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
+                "converted to IOB2 on reading, entities unchanged"
+            )
     if "all" in raw:
         splits = _split_by_fraction(raw["all"], params, label_field, seed)
     else:
@@ -230,7 +325,9 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     splits, leakage = find_leakage(splits, text_fields, params.leakage)
     for split, rows in splits.items():
         if not rows:
-            raise UserError(f"the {split} split is empty; add data or change data.splits")
+            raise UserError(
+                f"{origin[split]}: the {split} split is empty; add data or change data.splits"
+            )
 
     def labels(rows: list[Row]) -> list[str]:
         if task == "token":
@@ -238,12 +335,29 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
         return [r[label_field] for r in rows]
 
     names = label_names_from(
-        labels(splits["train"]), {s: labels(splits[s]) for s in ("validation", "test")}
+        labels(splits["train"]),
+        {s: labels(splits[s]) for s in ("validation", "test")},
+        origin,
+        unseen_allowed=task == "token",
     )
+    warnings = _class_warnings(task, names, splits, labels)
+    if task == "token":
+        warnings += _unseen_tags(names, splits, labels)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
     return PreparedData(
-        task, splits, text_fields, label_field, names, metadata, source, cleaning, leakage, bad
+        task,
+        splits,
+        text_fields,
+        label_field,
+        names,
+        metadata,
+        source,
+        cleaning,
+        leakage,
+        bad,
+        warnings,
+        source_scheme,
     )
 
 

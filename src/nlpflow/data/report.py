@@ -60,6 +60,10 @@ def describe(data: PreparedData) -> dict[str, Any]:
     report["vocabulary_size"] = len(vocab)
     report["leakage"] = data.leakage.as_dict()
     report["skipped_rows"] = len(data.bad_rows.rows)
+    report["warnings"] = list(data.warnings)
+    report["reading"] = list(data.bad_rows.notes)
+    if data.task == "token":
+        report["source_tag_scheme"] = data.source_tag_scheme or "IOB2"
     return report
 
 
@@ -146,9 +150,16 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
         f"Text field(s): {', '.join(f'`{f}`' for f in data.text_fields)}; "
         f"label field: `{data.label_field}`; {len(data.label_names)} labels.",
         "",
-        "## Splits",
-        "",
     ]
+    if data.warnings:
+        lines += ["## Warnings", ""]
+        lines += [f"- **{w}**" for w in data.warnings]
+        lines.append("")
+    if data.bad_rows.notes:
+        lines += ["## How the files were read", ""]
+        lines += [f"- {n}" for n in data.bad_rows.notes]
+        lines.append("")
+    lines += ["## Splits", ""]
     rows = []
     for s in SPLITS:
         r = report["splits"][s]

@@ -36,17 +36,33 @@ def stratified_split(
     return out
 
 
-def label_names_from(train_labels: Sequence[str], other: dict[str, Sequence[str]]) -> list[str]:
-    """Label names in a stable order (sorted), checked against the other splits."""
+def label_names_from(
+    train_labels: Sequence[str],
+    other: dict[str, Sequence[str]],
+    origin: dict[str, str] | None = None,
+    unseen_allowed: bool = False,
+) -> list[str]:
+    """Label names in a stable (sorted) order, checked against the other splits.
+
+    ``origin`` names the file (or source) of each split in errors. A label of validation or
+    test that train lacks is an error, unless ``unseen_allowed`` (token tasks, where a tag
+    rare in train may be missing from it): then it joins the names and the caller warns.
+    """
+    where = {s: f"{origin[s]}: " for s in origin} if origin else {}
     names = sorted(set(train_labels))
     if len(names) < 2:
-        raise UserError(f"the train split has {len(names)} distinct label(s) ({names}); need >= 2")
+        raise UserError(
+            f"{where.get('train', '')}the train split has {len(names)} distinct label(s) "
+            f"({names}); need >= 2"
+        )
     known = set(names)
     for split, labels in other.items():
         unseen = sorted(set(labels) - known)
-        if unseen:
+        if unseen and unseen_allowed:
+            names = sorted(set(names) | set(unseen))
+        elif unseen:
             raise UserError(
-                f"label(s) {unseen} occur in the {split} split but never in train; "
-                "fix the labels or re-split so train has every class"
+                f"{where.get(split, '')}label(s) {unseen} occur in the {split} split but never "
+                "in train; fix the labels or re-split so train has every class"
             )
     return names
