@@ -102,6 +102,12 @@ class BadRows:
 # --------------------------------------------------------------------------- bytes and text
 
 
+def _first_line(err: BaseException) -> str:
+    """The first line of an exception's message, short, for a one-line error."""
+    lines = str(err).splitlines()
+    return lines[0][:100] if lines else type(err).__name__
+
+
 def _suffixes(path: Path) -> tuple[str, str]:
     """(format suffix, compression) of a file name: ``a.csv.gz`` -> (".csv", "gzip")."""
     name = path.name.lower()
@@ -186,7 +192,7 @@ def read_bytes(path: Path, bad: BadRows | None = None) -> bytes:
     except Exception as err:  # each library has its own error type for a corrupt archive
         raise UserError(
             f"{path}: cannot decompress it as {compression} ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:100] if str(err) else 'corrupt data'}); "
+            f"{_first_line(err)}); "
             "check the file or decompress it yourself"
         ) from None
     if bad is not None:
@@ -355,7 +361,6 @@ def _records(
                 continue
             if cr:
                 rec = [f.replace(cr, "\r") for f in rec]
-            # a lone "\r" before the final "\n" of a CRLF file is its line end, not data
             first, last = numbers[start], numbers[reader.line_num - 1]
             if last > first:
                 spanning.append((first, last))
@@ -402,13 +407,17 @@ def _read_delimited(
     elif params.header is False:
         raise UserError(f"{path}: data.header is false, so data.column_names must name the columns")
     else:
+        header = lines[0][1].rstrip("\r\n").replace("\r", " ")
         for other in DELIMITERS:
-            fields = next(csv.reader([lines[0][1]], delimiter=other), [])
-            if other != delimiter and set(wanted) <= {f.strip("\r\n") for f in fields}:
+            try:
+                fields = next(csv.reader([header], delimiter=other), [])
+            except csv.Error:
+                continue
+            if other != delimiter and set(wanted) <= set(fields):
                 raise UserError(
                     f"{path}, line {first_no}: the header is '{_show(other)}'-separated "
-                    f"({[f.strip(chr(13) + chr(10)) for f in fields][:6]}), not "
-                    f"'{_show(delimiter)}'-separated; set data.delimiter: '{_show(other)}'"
+                    f"({fields[:6]}), not '{_show(delimiter)}'-separated; set "
+                    f"data.delimiter: '{_show(other)}'"
                 )
         raise UserError(
             f"{path}, line {first_no}: the first row {first[:6]} does not name the columns "
@@ -499,20 +508,16 @@ def _read_parquet(path: Path, bad: BadRows) -> list[tuple[int, Row]]:
 
     try:
         table = pq.read_table(pa.BufferReader(read_bytes(path, bad)))
-    except (pa.ArrowException, OSError) as err:
+        names = [str(n) for n in table.column_names]
+        pylist = table.to_pylist() if table.num_rows else []
+    # a damaged file fails in Arrow, in Thrift, or when its bytes are decoded as UTF-8
+    except (pa.ArrowException, OSError, ValueError, OverflowError) as err:
         raise UserError(
-            f"{path}: not a readable Parquet file ({str(err).splitlines()[0]}); re-export it"
+            f"{path}: not a readable Parquet file ({_first_line(err)}); re-export it"
         ) from None
-    if table.num_rows == 0:
+    if not pylist:
         raise UserError(f"{path}: the Parquet file has no rows")
-    _check_header(path, 1, [str(n) for n in table.column_names])
-    try:
-        pylist = table.to_pylist()
-    except (pa.ArrowException, ValueError, OverflowError) as err:
-        raise UserError(
-            f"{path}: cannot convert the Parquet columns to Python values "
-            f"({str(err).splitlines()[0][:100]}); re-export it with plain types"
-        ) from None
+    _check_header(path, 1, names)
     return [(i, row) for i, row in enumerate(pylist, start=1)]
 
 
