@@ -506,18 +506,23 @@ def _read_parquet(path: Path, bad: BadRows) -> list[tuple[int, Row]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(pa.BufferReader(read_bytes(path, bad)))
-        names = [str(n) for n in table.column_names]
-        pylist = table.to_pylist() if table.num_rows else []
+    def unreadable(err: BaseException) -> UserError:
+        return UserError(f"{path}: not a readable Parquet file ({_first_line(err)}); re-export it")
+
     # a damaged file fails in Arrow, in Thrift, or when its bytes are decoded as UTF-8
-    except (pa.ArrowException, OSError, ValueError, OverflowError) as err:
-        raise UserError(
-            f"{path}: not a readable Parquet file ({_first_line(err)}); re-export it"
-        ) from None
+    errors = (pa.ArrowException, OSError, ValueError, OverflowError)
+    data = read_bytes(path, bad)
+    try:
+        names = [str(n) for n in pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names]
+    except errors as err:
+        raise unreadable(err) from None
+    _check_header(path, 1, names)
+    try:
+        pylist = pq.read_table(pa.BufferReader(data)).to_pylist()
+    except errors as err:
+        raise unreadable(err) from None
     if not pylist:
         raise UserError(f"{path}: the Parquet file has no rows")
-    _check_header(path, 1, names)
     return [(i, row) for i, row in enumerate(pylist, start=1)]
 
 
