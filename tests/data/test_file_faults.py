@@ -120,7 +120,7 @@ def test_a_quote_never_closed_is_named_and_skip_drops_the_merged_lines_only(
     rows = read_rows(path, _params(), bad)
     assert [r["text"] for r in rows] == ["fine", "more"]
     assert [(b.line, b.reason[:40]) for b in bad.rows] == [
-        (3, "a quoted field opened on line 3 closes o")
+        (3, "a quoted field has more text after its c")
     ]
 
 

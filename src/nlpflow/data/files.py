@@ -341,19 +341,26 @@ def _records(
                 break
             except csv.Error as err:
                 first, last = numbers[start], numbers[max(start, reader.line_num - 1)]
-                closed = (
-                    "is never closed"
-                    if "end of data" in str(err)
-                    else (f"closes on line {last} with more text after the closing quote")
-                )
+                if "end of data" in str(err):
+                    what = (
+                        f"a quoted field opened on line {first} is never closed, so lines "
+                        f"{first}-{last} cannot be read as rows"
+                    )
+                elif last > first:
+                    what = (
+                        f"a quoted field opened on line {first} closes on line {last} with more "
+                        f"text after the closing quote, so lines {first}-{last} cannot be read "
+                        "as rows"
+                    )
+                else:
+                    what = "a quoted field has more text after its closing quote"
                 bad.report(
                     path,
                     "line",
                     first,
                     "",
-                    f"a quoted field opened on line {first} {closed}, so lines {first}-{last} "
-                    'cannot be read as rows; double the quotes inside a quoted field (""), or '
-                    "set data.quoting: none if quotes are ordinary characters",
+                    f'{what}; double the quotes inside a quoted field (""), or set '
+                    "data.quoting: none if quotes are ordinary characters",
                     texts[start],
                 )
                 continue
