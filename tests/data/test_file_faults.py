@@ -335,3 +335,27 @@ def test_conll_with_tabs_keeps_tokens_with_spaces(tmp_path: Path) -> None:
     path.write_text("New York\tB-LOC\nis\tO\n\n\u200b\tO\nok\tO\n")
     sentences = read_conll(path, _params(), BadRows("fail"))
     assert [s["tokens"] for s in sentences] == [["New York", "is"], ["\u200b", "ok"]]
+
+
+# --------------------------------------------------------------------------- classes per split
+
+
+def test_a_class_absent_from_test_is_warned_and_an_unseen_label_still_refused(
+    tmp_path: Path,
+) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"t{i},{'abc'[i % 3]}\n" for i in range(60)))
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nx,a\ny,b\n")
+    data = load_splits(_params(files={"train": str(train), "test": str(test)}), seed=0)
+    assert data.warnings == [
+        "the test split has no example of ['c']: their recall and F1 are undefined there; "
+        "add data or change data.splits"
+    ]
+    test.write_text("text,label\nx,a\ny,d\n")
+    with pytest.raises(UserError) as err:
+        load_splits(_params(files={"train": str(train), "test": str(test)}), seed=0)
+    assert str(err.value) == (
+        f"{test}: label(s) ['d'] occur in the test split but never in train; fix the labels "
+        "or re-split so train has every class"
+    )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nlpflow.data import anagram, entities
 from nlpflow.data.checks import Leakage, find_leakage
 from nlpflow.data.clean import clean_rows
+from nlpflow.data.entities import detect_scheme, iob1_to_iob2
 from nlpflow.data.files import (
     SPLIT_NAMES,
     BadRows,
@@ -26,7 +27,6 @@ from nlpflow.data.files import (
     split_files,
 )
 from nlpflow.data.split import label_names_from, stratified_split
-from nlpflow.data.tags import detect_scheme, iob1_to_iob2
 from nlpflow.errors import UserError
 from nlpflow.params import SPLITS, DataParams
 
