@@ -155,6 +155,54 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
         f"{F}, line 2: expected 3 whitespace-separated columns (token ... tag), found 2",
     ),
     (
+        "duplicate header name",
+        "d.csv",
+        "id,text,label,text\n1,a,x,b\n",
+        {},
+        f"{F}, line 1: column name 'text' appears 2 times in the header (columns 2, 4); rename "
+        "the columns so that each name is used once",
+    ),
+    (
+        "stray opening quote",
+        "q.tsv",
+        'text\tlabel\n"Hey there, long time\tham\nWIN now\tspam\nsee "you\tham\n',
+        {},
+        f"{F}, line 2: a quoted field opened on line 2 closes on line 4 with more text after the "
+        "closing quote, so lines 2-4 cannot be read as rows; double the quotes inside a quoted "
+        'field (""), or set data.quoting: none if quotes are ordinary characters',
+    ),
+    (
+        "semicolon excel",
+        "x.csv",
+        "\ufefftext;label\r\ngut;pos\r\n".encode(),
+        {},
+        f"{F}, line 1: the header is ';'-separated (['text', 'label']), not ','-separated; set "
+        "data.delimiter: ';'",
+    ),
+    (
+        "utf-16",
+        "w.csv",
+        "text,label\nx,a\n".encode("utf-16"),
+        {"on_bad_rows": "skip"},
+        f"{F}: the file is UTF-16 (it starts with a UTF-16 byte-order mark), not UTF-8; set "
+        "data.encoding: utf-16 or re-save it as UTF-8",
+    ),
+    (
+        "corrupt gzip",
+        "z.csv.gz",
+        b"\x1f\x8b\x08 not gzip",
+        {},
+        f"{F}: cannot decompress it as gzip (",
+    ),
+    (
+        "text field named label",
+        "n.csv",
+        "label,sentiment\nx,a\n",
+        {"text_fields": ["label"], "label_field": "sentiment"},
+        f"{F}: text field 'label' has a name the processed data writes itself (id, label); "
+        "rename that column in the file and in data.text_fields",
+    ),
+    (
         "one class only",
         "one.csv",
         "text,label\n" + "".join(f"t{i},a\n" for i in range(20)),
