@@ -359,3 +359,14 @@ def test_a_class_absent_from_test_is_warned_and_an_unseen_label_still_refused(
         f"{test}: label(s) ['d'] occur in the test split but never in train; fix the labels "
         "or re-split so train has every class"
     )
+
+
+def test_lone_carriage_return_line_ends_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"text,label\rhello,pos\rbye,neg\r")
+    with pytest.raises(UserError) as err:
+        read_rows(path, _params(), BadRows("fail"))
+    assert str(err.value) == (
+        f"{path}: the lines end in a lone carriage return (\\r, as old Mac programs wrote); "
+        "re-save the file with \\n or \\r\\n line ends"
+    )

@@ -400,6 +400,11 @@ def _read_delimited(
     lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
         raise UserError(f"{path}: the file is empty; expected a header line and data rows")
+    if len(lines) == 1 and "\n" not in lines[0][1] and lines[0][1].count("\r") > 1:
+        raise UserError(
+            f"{path}: the lines end in a lone carriage return (\\r, as old Mac programs wrote); "
+            "re-save the file with \\n or \\r\\n line ends"
+        )
     delimiter = params.delimiter or ("\t" if kind == "tsv" else ",")
     records = _records(path, lines, delimiter, params, bad)
     if not records:
