@@ -210,10 +210,16 @@ def test_utf16_is_named_and_data_encoding_reads_it(tmp_path: Path) -> None:
         "set data.encoding: utf-16 or re-save it as UTF-8"
     )
     assert _texts(path, encoding="utf-16") == [("naïve café", "pos"), ("ok", "neg")]
-    path.write_bytes(frame.to_csv(index=False).encode("utf-16-le"))  # no byte-order mark
-    with pytest.raises(UserError) as err:
-        read_rows(path, _params(), BadRows("fail"))
-    assert "it looks like UTF-16; set data.encoding: utf-16" in str(err.value)
+    for text in ("plain ascii", "naïve café"):  # the first is valid UTF-8, byte for byte
+        data = frame.assign(text=[text, "ok"]).to_csv(index=False).encode("utf-16-le")
+        path.write_bytes(data)  # no byte-order mark
+        with pytest.raises(UserError) as err:
+            read_rows(path, _params(), BadRows("fail"))
+        assert str(err.value) == (
+            f"{path}: every other byte at the start is zero: it looks like UTF-16; set "
+            "data.encoding: utf-16 or re-save it as UTF-8"
+        )
+        assert _texts(path, encoding="utf-16-le") == [(text, "pos"), ("ok", "neg")]
 
 
 def test_cp1252_suggests_the_encoding_not_skipping(tmp_path: Path) -> None:

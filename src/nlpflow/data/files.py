@@ -200,6 +200,17 @@ def read_bytes(path: Path, bad: BadRows | None = None) -> bytes:
     return out
 
 
+def _looks_utf16(data: bytes) -> bool:
+    """Latin text in UTF-16 without a byte-order mark: the first bytes alternate with zeros."""
+    head = data[:32]
+    if len(head) < 8:
+        return False
+    odd, even = head[1::2], head[0::2]
+    return (odd.count(0) == len(odd) and 0 not in even) or (
+        even.count(0) == len(even) and 0 not in odd
+    )
+
+
 def _is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name == "utf-8"
 
@@ -239,13 +250,15 @@ def decoded_lines(path: Path, params: DataParams, bad: BadRows) -> list[tuple[in
                 f"{path}: the file is {name.upper()} (it starts with a {name.upper()} byte-order "
                 f"mark), not UTF-8; set data.encoding: {name} or re-save it as UTF-8"
             )
+    utf16 = "it looks like UTF-16; set data.encoding: utf-16 or re-save it as UTF-8"
+    if _looks_utf16(data):  # ASCII text in UTF-16 without a byte-order mark is valid UTF-8
+        raise UserError(f"{path}: every other byte at the start is zero: {utf16}")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        sample = data[: 1 << 16]
-        if sample.count(0) > len(sample) // 8:  # UTF-16 without a byte-order mark
-            hint = "it looks like UTF-16; set data.encoding: utf-16 or re-save it as UTF-8"
+        if data[:64].count(0) > 16:
+            hint = utf16
         else:
             hint = (
                 "re-save the file as UTF-8, or set data.encoding to the file's encoding "
