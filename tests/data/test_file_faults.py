@@ -376,3 +376,20 @@ def test_lone_carriage_return_line_ends_are_named(tmp_path: Path) -> None:
         f"{path}: the lines end in a lone carriage return (\\r, as old Mac programs wrote); "
         "re-save the file with \\n or \\r\\n line ends"
     )
+
+
+def test_conll_skip_drops_the_sentence_of_an_undecodable_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.conll"
+    path.write_bytes(b"Ada B-PER\nwrote O\n\nCaf\xe9 B-LOC\nopened O\n\nParis B-LOC\n")
+    bad = BadRows("skip")
+    sentences = read_conll(path, _params(), bad)
+    assert [s["tokens"] for s in sentences] == [["Ada", "wrote"], ["Paris"]]
+    assert [(b.line, b.reason) for b in bad.rows] == [
+        (4, "not valid UTF-8 (sentence at lines 4-5 skipped)")
+    ]
+    path.write_bytes(b"Ada B-PER\nwrote O\n\nParis B-LOC\nCaf\xe9 O\n")
+    bad = BadRows("skip")
+    assert [s["tokens"] for s in read_conll(path, _params(), bad)] == [["Ada", "wrote"]]
+    assert [(b.line, b.reason) for b in bad.rows] == [
+        (5, "not valid UTF-8 (sentence at lines 4-5 skipped)")
+    ]

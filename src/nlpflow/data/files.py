@@ -269,14 +269,13 @@ def decoded_lines(path: Path, params: DataParams, bad: BadRows) -> list[tuple[in
                 f"{path}, line {line}: not valid UTF-8 (byte {err.start}); {hint}"
             ) from None
         lines = []
-        for no, raw in enumerate(data.split(b"\n"), start=1):
+        parts = data.split(b"\n")
+        for no, raw in enumerate(parts, start=1):
+            end = "\n" if no < len(parts) else ""
             try:
-                lines.append((no, raw.decode("utf-8-sig" if no == 1 else "utf-8") + "\n"))
+                lines.append((no, raw.decode("utf-8-sig" if no == 1 else "utf-8") + end))
             except UnicodeDecodeError:
                 bad.report(path, "line", no, "", "not valid UTF-8", raw.decode("utf-8", "replace"))
-        if lines and not data.endswith(b"\n"):
-            no, last = lines[-1]
-            lines[-1] = (no, last[:-1])
         return [(no, t) for no, t in lines if t]
     return _split_lines(text)
 
@@ -703,21 +702,27 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
         nonlocal problem
         if problem is not None:
             no, column, reason, text = problem
-            bad.report(
-                path,
-                "line",
-                no,
-                column,
-                f"{reason} (sentence at lines {start}-{last} skipped)",
-                text,
-            )
+            skipped = f" (sentence at lines {start}-{last} skipped)"
+            reported = [b for b in bad.rows if b.file == str(path) and b.line == no]
+            if reported:  # an undecodable line, reported as it was read
+                reported[0].reason += skipped
+            else:
+                bad.report(path, "line", no, column, reason + skipped, text)
         elif tokens:
             sentences.append({"tokens": list(tokens), "tags": list(tags), "_line": start})
         tokens.clear()
         tags.clear()
         problem = None
 
+    prev = 0
     for no, text in decoded_lines(path, params, bad):
+        if no > prev + 1 and bad.policy == "skip":
+            # lines prev+1 .. no-1 were undecodable (and reported): their sentence goes too
+            if not tokens and problem is None:
+                start = prev + 1
+            problem = problem or (prev + 1, "", "not valid UTF-8", "")
+            last = no - 1
+        prev = no
         body = text.removesuffix("\n").removesuffix("\r")
         if not body.strip(" \t"):
             flush()
@@ -750,6 +755,10 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             continue
         tokens.append(parts[0])
         tags.append(parts[params.conll_tag_column])
+    after = [b.line for b in bad.rows if b.file == str(path) and b.line > prev]
+    if after and (tokens or problem):  # the file's last line(s) undecodable
+        problem = problem or (after[0], "", "not valid UTF-8", "")
+        last = after[-1]
     flush()
     if not sentences:
         raise UserError(f"{path}: no sentences found; expected token and tag columns")
