@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nlpflow.data.prepare import load_splits, to_dataset_dict
-from nlpflow.data.report import describe
+from nlpflow.data.report import data_card, describe
 from nlpflow.errors import UserError
 from nlpflow.params import DataParams
 
@@ -114,7 +114,7 @@ def test_damaged_files_read_or_fail_in_one_line_naming_the_file(
             assert str(path) in message, message
             assert len(message.splitlines()) == 1, message
             return
-        describe(prepared)
+        data_card(prepared, describe(prepared), seed=0, plots_rel="plots")
         dataset = to_dataset_dict(prepared)
         assert sum(len(dataset[s]) for s in dataset) == sum(
             len(rows) for rows in prepared.splits.values()

@@ -154,3 +154,18 @@ def test_iob1_conll_is_converted_and_unseen_tags_are_warnings(
     assert report["warnings"] == [warning]
     console = capsys.readouterr().out
     assert f"preprocess: warning: {warning}" in console
+
+
+def test_label_names_that_matplotlib_or_markdown_would_misread(
+    tmp_path: Path, write_params: Callable[..., Path]
+) -> None:
+    """Label names come from the file; a "$" must not reach matplotlib's mathtext parser
+    (it raised after the processed data were written: a partial output)."""
+    labels = ["$\\frac$", "a|b", "^_^"]
+    path = tmp_path / "odd.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{labels[i % 3]}\n" for i in range(60)))
+    params = write_params(data={"source": str(path), "text_fields": ["text"]})
+    _, report, card = _run(params, tmp_path)
+    assert report["label_names"] == sorted(labels)
+    assert "| a\\|b |" in card
+    assert (tmp_path / "plots" / "lengths.png").stat().st_size > 0

@@ -115,7 +115,8 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         total = max(1, report["splits"][s]["rows"])
         shares = [report["splits"][s]["labels"][n] / total for n in data.label_names]
         axes[1].barh(y + offset, shares, height=0.25, label=s)
-    axes[1].set_yticks(y, data.label_names)
+    # label names come from the file: "$" in one must not be read as mathtext
+    axes[1].set_yticks(y, data.label_names, parse_math=False)
     axes[1].set(title="Label distribution", xlabel="share of split")
     axes[1].legend()
     fig.tight_layout()
