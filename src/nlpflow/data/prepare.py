@@ -295,15 +295,20 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
         )
     source_scheme = ""
     if task == "token":
-        source_scheme = detect_scheme([r[label_field] for rows in raw.values() for r in rows])
-        if source_scheme == "IOB1":
-            for rows in raw.values():
-                for r in rows:
-                    r[label_field] = iob1_to_iob2(r[label_field])
+        # each file in its own scheme: one written in IOB1 is converted to IOB2
+        schemes = {
+            part: detect_scheme([r[label_field] for r in rows]) for part, rows in raw.items()
+        }
+        converted = [part for part, scheme in schemes.items() if scheme == "IOB1"]
+        for part in converted:
+            for r in raw[part]:
+                r[label_field] = iob1_to_iob2(r[label_field])
+            where = source if part == "all" else f"{Path(origin[part]).name} ({part})"
             bad.note(
-                "the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
-                "converted to IOB2 on reading, entities unchanged"
+                f"{where}: the tags are IOB1 (an entity starts with I-; CoNLL-2003 as "
+                "published): converted to IOB2 on reading, entities unchanged"
             )
+        source_scheme = "IOB1" if converted else "IOB2"
     if "all" in raw:
         splits = _split_by_fraction(raw["all"], params, label_field, seed)
     else:
