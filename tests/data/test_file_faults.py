@@ -393,3 +393,14 @@ def test_conll_skip_drops_the_sentence_of_an_undecodable_line(tmp_path: Path) ->
     assert [(b.line, b.reason) for b in bad.rows] == [
         (5, "not valid UTF-8 (sentence at lines 4-5 skipped)")
     ]
+
+
+def test_names_from_the_file_are_escaped_so_the_error_stays_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text('text,label,"a\nb","a\nb"\nx,y,1,2\n')
+    with pytest.raises(UserError) as err:
+        read_rows(path, _params(), BadRows("fail"))
+    assert str(err.value) == (
+        f"{path}, line 1: column name 'a\\nb' appears 2 times in the header (columns 3, 4); "
+        "rename the columns so that each name is used once"
+    )

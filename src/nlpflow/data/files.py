@@ -89,7 +89,7 @@ class BadRows:
     def report(
         self, path: Path, where: str, line: int, column: str, reason: str, excerpt: str = ""
     ) -> None:
-        col = f", column '{column}'" if column else ""
+        col = f", column '{printable(column)}'" if column else ""
         if self.policy != "skip":
             raise UserError(f"{path}, {where} {line}{col}: {reason}")
         self.rows.append(BadRow(str(path), line, column, reason.split(";")[0], excerpt[:80]))
@@ -100,6 +100,11 @@ class BadRows:
 
 
 # --------------------------------------------------------------------------- bytes and text
+
+
+def printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped, for one-line errors."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _first_line(err: BaseException) -> str:
@@ -353,7 +358,9 @@ def _records(
                 break
             except csv.Error as err:
                 first, last = numbers[start], numbers[max(start, reader.line_num - 1)]
-                if "end of data" in str(err):
+                if "expected after" not in str(err) and "end of data" not in str(err):
+                    what = f"the line cannot be read as {_show(delimiter)}-separated text ({err})"
+                elif "end of data" in str(err):
                     what = (
                         f"a quoted field opened on line {first} is never closed, so lines "
                         f"{first}-{last} cannot be read as rows"
@@ -400,7 +407,7 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
         name = dupes[0]
         positions = [i + 1 for i, n in enumerate(names) if n == name]
         raise UserError(
-            f"{path}, line {line}: column name '{name}' appears {counts[name]} times in the "
+            f"{path}, line {line}: column name '{printable(name)}' appears {counts[name]} times in the "
             f"header (columns {', '.join(map(str, positions))}); rename the columns so that "
             "each name is used once"
         )
