@@ -404,3 +404,17 @@ def test_names_from_the_file_are_escaped_so_the_error_stays_one_line(tmp_path: P
         f"{path}, line 1: column name 'a\\nb' appears 2 times in the header (columns 3, 4); "
         "rename the columns so that each name is used once"
     )
+
+
+def test_a_json_list_of_records_reads_and_pandas_default_orient_is_named(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": ['a, "b"', "c\nd"], "label": ["pos", "neg"]})
+    path = tmp_path / "a.json"
+    frame.to_json(path, orient="records", indent=2)
+    assert _texts(path) == [('a, "b"', "pos"), ("c\nd", "neg")]
+    frame.to_json(path)  # pandas' default orient: {"text": {"0": ...}, ...}
+    with pytest.raises(UserError) as err:
+        read_rows(path, _params(), BadRows("fail"))
+    assert str(err.value) == (
+        f"{path}: one object of columns (pandas' default to_json); write it with "
+        "to_json(orient='records') or to_json(orient='records', lines=True)"
+    )

@@ -53,6 +53,8 @@ def _valid(name: str) -> bytes:
         return frame.to_csv(index=False, sep="\t").encode()
     if name == "a.jsonl":
         return frame.to_json(orient="records", lines=True, force_ascii=False).encode()
+    if name == "a.json":
+        return frame.to_json(orient="records", force_ascii=False).encode()
     if name == "a.parquet":
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
@@ -62,7 +64,7 @@ def _valid(name: str) -> bytes:
     return _conll()
 
 
-FILES = ["a.csv", "a.tsv", "a.jsonl", "a.parquet", "a.csv.gz", "a.conll"]
+FILES = ["a.csv", "a.tsv", "a.jsonl", "a.json", "a.parquet", "a.csv.gz", "a.conll"]
 # Bytes that matter to parsers: quotes, separators, line breaks, NUL, invalid UTF-8, braces.
 INTERESTING = [b'"', b",", b"\t", b"\n", b"\r", b"\x00", b"\xff", b"\xc3", b"{", b"}", b"\\"]
 EDIT = st.tuples(

@@ -113,6 +113,9 @@ def test_pandas_jsonl_and_json_dumps_lines_read_back_exactly(
         for force_ascii in (True, False):
             frame.to_json(path, orient="records", lines=True, force_ascii=force_ascii)
             assert _read_back(path) == _expected(table)
+        array = Path(tmp) / "a.json"  # one JSON list of objects, as pandas writes by default
+        frame.to_json(array, orient="records", force_ascii=False)
+        assert _read_back(array) == _expected(table)
         records = frame.to_dict("records")
         path.write_text(
             "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8"

@@ -500,9 +500,37 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def _read_jsonl(path: Path, params: DataParams, bad: BadRows) -> list[tuple[int, Row]]:
+def _is_json_array(lines: list[tuple[int, str]]) -> bool:
+    first = next(text for _, text in lines if text.strip())
+    return first.lstrip().startswith("[")
+
+
+def _read_json_array(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, Row]]:
+    """A JSON file holding one list of objects (pandas ``to_json(orient="records")``)."""
+    try:
+        obj = json.loads("".join(text for _, text in lines), object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as err:
+        raise UserError(
+            f"{path}, line {err.lineno}: not valid JSON ({err.msg}); fix the file"
+        ) from None
+    except _DuplicateKey as err:
+        raise UserError(
+            f"{path}: key '{printable(str(err))}' appears more than once in an object; keep one"
+        ) from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply; fix the file") from None
+    if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj):
+        raise UserError(
+            f"{path}: expected a list of objects, one per row (pandas: "
+            "to_json(orient='records')) or one object per line"
+        )
+    if not obj:
+        raise UserError(f"{path}: the JSON list is empty; add rows")
+    return list(enumerate(obj, start=1))
+
+
+def _read_jsonl(path: Path, lines: list[tuple[int, str]], bad: BadRows) -> list[tuple[int, Row]]:
     rows: list[tuple[int, Row]] = []
-    lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
         raise UserError(f"{path}: the file is empty; expected one JSON object per line")
     for line_no, line in lines:
@@ -649,7 +677,19 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     kind = detect_format(path, params.format)
     where = "row" if kind == "parquet" else "line"
     if kind == "jsonl":
-        raw = _read_jsonl(path, params, bad)
+        lines = decoded_lines(path, params, bad)
+        # a .json file may hold one list of objects; a .jsonl file holds one object per line
+        array = _suffixes(path)[0] == ".json"
+        if array and any(text.strip() for _, text in lines) and _is_json_array(lines):
+            where = "row"
+            raw = _read_json_array(path, lines)
+        else:
+            raw = _read_jsonl(path, lines, bad)
+            if array and len(raw) == 1 and all(isinstance(v, dict) for v in raw[0][1].values()):
+                raise UserError(
+                    f"{path}: one object of columns (pandas' default to_json); write it with "
+                    "to_json(orient='records') or to_json(orient='records', lines=True)"
+                )
     elif kind == "parquet":
         raw = _read_parquet(path, bad)
     elif kind in ("csv", "tsv"):
