@@ -243,6 +243,7 @@ def decoded_lines(path: Path, params: DataParams, bad: BadRows) -> list[tuple[in
                 f"{path}, line {line}: not valid {encoding} (byte {err.start}); check "
                 "data.encoding (the encoding the file was saved in) or re-save it as UTF-8"
             ) from None
+        bad.note(f"{path.name}: read as {encoding} (data.encoding)")
         return _split_lines(text.removeprefix("\ufeff"))
     for bom, name in (
         (codecs.BOM_UTF32_LE, "utf-32"),
