@@ -44,7 +44,7 @@ TABLE = st.lists(st.tuples(TEXT, TEXT, LABEL), min_size=1, max_size=6)
 LONG = 'a,"b"\n\x0c' * 30_000  # 150,000 characters
 
 PROPS = settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     database=None,
