@@ -72,7 +72,9 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
         enc = encoder.encode(columns, word_labels, where=split, first_row=first)
         n = len(enc)
         lengths = np.fromiter((len(r) for r in enc.input_ids), dtype=np.int32, count=n)
-        flat = np.fromiter(chain.from_iterable(enc.input_ids), dtype=np.int64, count=int(lengths.sum()))
+        flat = np.fromiter(
+            chain.from_iterable(enc.input_ids), dtype=np.int64, count=int(lengths.sum())
+        )
         row_of = np.repeat(np.arange(n), lengths)
         content = np.bincount(row_of[~np.isin(flat, specials)], minlength=n)
         unknown = (

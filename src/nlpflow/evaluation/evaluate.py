@@ -352,7 +352,7 @@ def evaluate_token(
         # Word-level arrays (words the model saw) for calibration, curves and the confusion.
         seen = [~np.isnan(p).any(axis=1) for p in word_probs]
         seen_true = np.asarray(
-            [int(t) for g, m in zip(gold_ids, seen, strict=True) for t, s in zip(g, m) if s],
+            [int(t) for g, m in zip(gold_ids, seen, strict=True) for t in np.asarray(g)[m]],
             dtype=np.int64,
         )
         probs = (

@@ -93,7 +93,7 @@ def add_prefix_space(tokenizer: PreTrainedTokenizerBase) -> bool:
     raw = json.loads(tokenizer.backend_tokenizer.to_str())
     for key in ("pre_tokenizer", "post_processor"):
         raw[key] = _with_prefix_space(raw.get(key))
-    tokenizer._tokenizer = Tokenizer.from_str(json.dumps(raw))  # type: ignore[attr-defined]
+    tokenizer._tokenizer = Tokenizer.from_str(json.dumps(raw))
     tokenizer.init_kwargs["add_prefix_space"] = True  # saved in tokenizer_config.json
     if hasattr(tokenizer, "add_prefix_space"):
         tokenizer.add_prefix_space = True
@@ -238,7 +238,7 @@ class Encoder:
 def _first_subtoken_labels(word_ids: Sequence[int], word_labels: Sequence[int]) -> list[int]:
     out, previous = [], None
     for w in word_ids:
-        out.append(IGNORE_INDEX if w == IGNORE_INDEX or w == previous else int(word_labels[w]))
+        out.append(IGNORE_INDEX if w in (IGNORE_INDEX, previous) else int(word_labels[w]))
         previous = w
     return out
 
