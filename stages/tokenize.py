@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         max_length = min(tok_params.max_length, limit)
     encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
-    tokenized, stats = tokenize_with_stats(dataset, encoder, tokenizer, tok_params.num_proc)
+    tokenized, stats = tokenize_with_stats(
+        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data
+    )
     report = describe_tokens(stats, tokenizer, max_length)
     sample = tokenization_sample(
         dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]

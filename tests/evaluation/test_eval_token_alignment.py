@@ -11,7 +11,6 @@ words), so its predictions are exactly the gold tags of every word it sees.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -150,13 +149,13 @@ def test_a_perfect_model_scores_one_despite_words_without_sub_tokens(run: dict[s
 
 
 def test_a_word_without_sub_tokens_inside_an_entity_is_scored_as_a_miss() -> None:
-    from nlpflow.evaluation.predict import TokenPredictions, token_prediction_rows
-    from nlpflow.evaluation.scoring import token_counts, token_metrics
-
     # "Ada <zwsp> Lovelace" tagged as one person: the empty word has no prediction ("O"),
     # so the person is missed rather than the next words shifted onto it.
     import numpy as np
     from datasets import Dataset
+
+    from nlpflow.evaluation.predict import TokenPredictions, token_prediction_rows
+    from nlpflow.evaluation.scoring import token_counts, token_metrics
 
     words = ["Ada", ZWSP, "Lovelace", "lives"]
     gold = ["B-PER", "I-PER", "I-PER", "O"]

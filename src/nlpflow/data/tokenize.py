@@ -64,12 +64,12 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
 
     specials = np.asarray(sorted(set(special_ids)), dtype=np.int64)
 
-    def encode(batch: pa.Table, indices: list[int], split: str) -> pa.Table:
+    def encode(batch: pa.Table, indices: list[int], where: str) -> pa.Table:
         columns = [batch.column(f).to_pylist() for f in encoder.text_fields]
         labels = batch.column("label")
         first = int(indices[0]) if len(indices) else 0
         word_labels = labels.to_pylist() if encoder.task == "token" else None
-        enc = encoder.encode(columns, word_labels, where=split, first_row=first)
+        enc = encoder.encode(columns, word_labels, where=where, first_row=first)
         n = len(enc)
         lengths = np.fromiter((len(r) for r in enc.input_ids), dtype=np.int32, count=n)
         flat = np.fromiter(
@@ -88,7 +88,7 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
         else:
             out["labels"] = labels
         out["length"] = pa.array(lengths)
-        out["full_length"] = pa.array(encoder.lengths(columns, split, first).astype(np.int32))
+        out["full_length"] = pa.array(encoder.lengths(columns, where, first).astype(np.int32))
         out["unknown"] = pa.array(unknown.astype(np.int32))
         out["special_only"] = pa.array(content == 0)
         if encoder.task == "token":
@@ -107,13 +107,14 @@ def tokenize_with_stats(
     encoder: Encoder,
     tokenizer: PreTrainedTokenizerBase,
     num_proc: int | None = None,
+    source: str = "",
 ) -> tuple[DatasetDict, dict[str, dict[str, Any]]]:
     """Encode every split with ``encoder``: ``input_ids`` (and ``token_type_ids``),
     ``labels``, ``length`` per example, unpadded; and per split the figures of
     :func:`split_figures` (one encoding pass; the untruncated lengths in the same batch).
 
     Raises UserError when a row cannot be truncated as asked (``only_second`` with a first
-    text longer than ``max_length``), naming the split and row.
+    text longer than ``max_length``), naming ``source``/split and the row.
     """
     from datasets import ClassLabel, Features, Sequence, Value
 
@@ -147,7 +148,7 @@ def tokenize_with_stats(
                 batched=True,
                 batch_size=BATCH,
                 with_indices=True,
-                fn_kwargs={"split": split},
+                fn_kwargs={"where": f"{source}/{split}" if source else split},
                 num_proc=num_proc if num_proc and num_proc > 1 else None,
                 remove_columns=columns,
                 features=features,
