@@ -273,6 +273,9 @@ def evaluate_sequence(
         metrics = sequence_metrics(
             y_true, probs, predicted, names, positive, params.calibration_bins
         )
+        # A split without some class (a small imbalanced file): ranking metrics are undefined
+        # there, and the report says so instead of recommending them.
+        metrics["classes_missing"] = int(k - len(np.unique(y_true)))
         metrics["ci"] = bootstrap_intervals(
             sequence_batch_metrics(y_true, probs, predicted, k, positive),
             len(y_true),
