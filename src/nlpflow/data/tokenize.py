@@ -168,7 +168,7 @@ def split_figures(data: Any, max_length: int) -> dict[str, Any]:
     one encoded split (with the ``STAT_COLUMNS``); empty and truncated words for token tasks."""
     import pyarrow.compute as pc
 
-    table = data.with_format("arrow")[:]
+    table = data.select_columns(["length", *STAT_COLUMNS]).with_format("arrow")[:]
     full = table.column("full_length").to_numpy().astype(np.int64)
     n_tokens = int(pc.sum(table.column("length")).as_py() or 0)
     n_unk = int(pc.sum(table.column("unknown")).as_py() or 0)

@@ -164,14 +164,21 @@ class Encoder:
             try:
                 self._encode_unchecked(backend, [c[r : r + 1] for c in columns])
             except Exception:
-                limit = "the first" if self.truncation == "only_second" else "the second"
-                raise UserError(
-                    f"{where or 'input'} row {first_row + r}: tokenizer.truncation "
-                    f"'{self.truncation}' cannot fit this row in max_length {self.max_length} "
-                    f"because {limit} text alone is longer; use tokenizer.truncation "
-                    "longest_first or a larger tokenizer.max_length"
-                ) from None
+                raise UserError(f"{where or 'input'} row {first_row + r}: {self._why()}") from None
         raise AssertionError("a batch failed to encode but no single row of it did")
+
+    def _why(self) -> str:
+        if self.truncation == "longest_first":
+            return (
+                f"max_length {self.max_length} leaves no room for text beside the special "
+                "tokens; use a larger tokenizer.max_length"
+            )
+        other = "first" if self.truncation == "only_second" else "second"
+        return (
+            f"tokenizer.truncation '{self.truncation}' cannot fit this row in max_length "
+            f"{self.max_length} because the {other} text alone is longer; use "
+            "tokenizer.truncation longest_first or a larger tokenizer.max_length"
+        )
 
     def _encode_unchecked(
         self, backend: Tokenizer, columns: Sequence[Sequence[Any]]
