@@ -48,13 +48,15 @@ def main(argv: list[str] | None = None) -> None:
     dataset = load_dataset_dict(args.data, list(SPLITS), [*text_fields, LABEL_COLUMN])
     passed_on = read_json(Path(args.data) / "meta.json")  # every key, for the later stages
     config = None
+    pad_added, prefix_added = None, False
     if params.model.name_or_path:
         tokenizer = load_tokenizer(params.model.name_or_path, params.model.trust_remote_code)
         config = load_config(params.model.name_or_path, params.model.trust_remote_code)
-        ensure_pad_token(tokenizer)  # GPT-2 has none: its end-of-text token pads
+        pad_added = ensure_pad_token(tokenizer)  # GPT-2 has none: its end-of-text token pads
         limit = pretrained_limit(tokenizer, config)
         if task == "token":
-            add_prefix_space(tokenizer)  # byte-level BPE reads pre-split words as in a sentence
+            # Byte-level BPE (RoBERTa, GPT-2) reads pre-split words as inside a sentence.
+            prefix_added = add_prefix_space(tokenizer)
     else:
         tokenizer = train_tokenizer(
             training_texts(dataset, text_fields),
@@ -75,6 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         dataset, encoder, tokenizer, tok_params.num_proc, source=args.data
     )
     report = describe_tokens(stats, tokenizer, max_length)
+    # What this model family needed, found from its model and tokenizer (not assumed).
+    report["model"] = {
+        "position_limit": limit,
+        "segment_ids": segments,
+        "pad_token_added": pad_added is not None,
+        "prefix_space_added": prefix_added,
+    }
     sample = tokenization_sample(
         dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
     )
@@ -86,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "meta.json", {**passed_on, "max_length": max_length})
     write_json(args.metrics, report)
     write_text(args.report, sample)
+    if pad_added is not None:
+        print(f"tokenize: the tokenizer has no padding token; padding with {pad_added!r}")
+    if prefix_added:
+        print("tokenize: byte-level tokenizer given add_prefix_space for pre-split words")
     for line in report["warnings"]:
         print(f"warning: tokenize: {line}", file=sys.stderr)
     train = report["splits"]["train"]

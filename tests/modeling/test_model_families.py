@@ -158,6 +158,12 @@ def test_the_pipeline_runs_on_each_model_family(
     assert tokenize_metrics["max_length"] == POSITIONS  # capped by the position table
     assert ("token_type_ids" in tokenized["train"].column_names) == (family in SEGMENTS)
     assert tokenize_metrics["warnings"] == [], tokenize_metrics["warnings"]
+    assert tokenize_metrics["model"] == {
+        "position_limit": POSITIONS,
+        "segment_ids": family in SEGMENTS,
+        "pad_token_added": family == "gpt2",
+        "prefix_space_added": task == "token" and family in ("roberta", "gpt2"),
+    }
     best = paths["models"] / "best"
     config = json.loads((best / "config.json").read_text())
     tokenizer_config = json.loads((best / "tokenizer_config.json").read_text())
