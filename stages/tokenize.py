@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from nlpflow.errors import exit_on_user_error
@@ -31,12 +32,13 @@ def main(argv: list[str] | None = None) -> None:
         auto_max_length,
         describe_tokens,
         tokenization_sample,
-        tokenize_splits,
+        tokenize_with_stats,
         training_texts,
     )
     from nlpflow.logs import quiet_libraries
-    from nlpflow.modeling.build import pretrained_limit
-    from nlpflow.modeling.tokenizers import load_tokenizer, train_tokenizer
+    from nlpflow.modeling.build import load_config, pretrained_limit
+    from nlpflow.modeling.encoder import Encoder, add_prefix_space, takes_segments
+    from nlpflow.modeling.tokenizers import ensure_pad_token, load_tokenizer, train_tokenizer
 
     quiet_libraries()
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
@@ -45,11 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     text_fields: list[str] = meta.text_fields
     dataset = load_dataset_dict(args.data, list(SPLITS), [*text_fields, LABEL_COLUMN])
     passed_on = read_json(Path(args.data) / "meta.json")  # every key, for the later stages
+    config = None
+    pad_added, prefix_added = None, False
     if params.model.name_or_path:
         tokenizer = load_tokenizer(params.model.name_or_path, params.model.trust_remote_code)
-        limit = pretrained_limit(
-            params.model.name_or_path, tokenizer, params.model.trust_remote_code
-        )
+        config = load_config(params.model.name_or_path, params.model.trust_remote_code)
+        pad_added = ensure_pad_token(tokenizer)  # GPT-2 has none: its end-of-text token pads
+        limit = pretrained_limit(tokenizer, config)
+        if task == "token":
+            # Byte-level BPE (RoBERTa, GPT-2) reads pre-split words as inside a sentence.
+            prefix_added = add_prefix_space(tokenizer)
     else:
         tokenizer = train_tokenizer(
             training_texts(dataset, text_fields),
@@ -59,23 +66,27 @@ def main(argv: list[str] | None = None) -> None:
             model_max_length=BUILT_MODEL_LIMIT,
         )
         limit = BUILT_MODEL_LIMIT
+    segments = takes_segments(tokenizer, config)
     if tok_params.max_length == "auto":
-        max_length = auto_max_length(
-            dataset, tokenizer, text_fields, task, tok_params.auto_percentile, limit
-        )
+        probe = Encoder(tokenizer, text_fields, limit, "longest_first", task, segments)
+        max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit)
     else:
         max_length = min(tok_params.max_length, limit)
-    tokenized = tokenize_splits(
-        dataset,
-        tokenizer,
-        text_fields,
-        max_length,
-        tok_params.truncation,
-        task,
-        tok_params.num_proc,
+    encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
+    tokenized, stats = tokenize_with_stats(
+        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data
     )
-    report = describe_tokens(dataset, tokenized, tokenizer, text_fields, max_length, task)
-    sample = tokenization_sample(dataset, tokenized, tokenizer, text_fields, task=task)
+    report = describe_tokens(stats, tokenizer, max_length)
+    # What this model family needed, found from its model and tokenizer (not assumed).
+    report["model"] = {
+        "position_limit": limit,
+        "segment_ids": segments,
+        "pad_token_added": pad_added is not None,
+        "prefix_space_added": prefix_added,
+    }
+    sample = tokenization_sample(
+        dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
+    )
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
@@ -84,6 +95,12 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "meta.json", {**passed_on, "max_length": max_length})
     write_json(args.metrics, report)
     write_text(args.report, sample)
+    if pad_added is not None:
+        print(f"tokenize: the tokenizer has no padding token; padding with {pad_added!r}")
+    if prefix_added:
+        print("tokenize: byte-level tokenizer given add_prefix_space for pre-split words")
+    for line in report["warnings"]:
+        print(f"warning: tokenize: {line}", file=sys.stderr)
     train = report["splits"]["train"]
     print(
         f"tokenize: vocabulary {report['vocab_size']}, max_length {max_length}, train length "

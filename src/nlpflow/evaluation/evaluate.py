@@ -40,7 +40,6 @@ from nlpflow.evaluation.metrics import (
 )
 from nlpflow.evaluation.plots import save_split_pngs, split_plot_files
 from nlpflow.evaluation.predict import (
-    IGNORE_INDEX,
     load_classifier,
     predict_split,
     predict_token_split,
@@ -274,6 +273,9 @@ def evaluate_sequence(
         metrics = sequence_metrics(
             y_true, probs, predicted, names, positive, params.calibration_bins
         )
+        # A split without some class (a small imbalanced file): ranking metrics are undefined
+        # there, and the report says so instead of recommending them.
+        metrics["classes_missing"] = int(k - len(np.unique(y_true)))
         metrics["ci"] = bootstrap_intervals(
             sequence_batch_metrics(y_true, probs, predicted, k, positive),
             len(y_true),
@@ -321,6 +323,7 @@ def evaluate_token(
     splits: Sequence[str],
     processed_dir: str | Path,
     tokenized_dir: str | Path,
+    tokenizer: Any = None,
 ) -> Evaluation:
     names = meta.label_names
     field_ = meta.text_fields[0]
@@ -336,16 +339,13 @@ def evaluate_token(
     for i, split in enumerate(splits):
         gold_ids = list(processed[split][LABEL_COLUMN])
         tokens = list(processed[split][field_])
-        starts = [sum(lab != IGNORE_INDEX for lab in row) for row in tokenized[split]["labels"]]
-        for r, (words, kept) in enumerate(zip(tokens, starts, strict=True)):
-            if kept > len(words):
-                raise UserError(
-                    f"{tokenized_dir}/{split} row {r} labels {kept} words but "
-                    f"{processed_dir}/{split} has {len(words)}; rerun the tokenize stage"
-                )
-        word_probs = predict_token_split(model, tokenized[split], params.batch_size, pad_id)
+        word_preds = predict_token_split(
+            model, tokenized[split], tokens, tokenizer, params.batch_size, pad_id,
+            f"{tokenized_dir}/{split}",
+        )  # fmt: skip
+        word_probs = word_preds.probabilities
         rows = token_prediction_rows(
-            processed[split], word_probs, field_, meta.metadata_fields, names,
+            processed[split], word_preds, field_, meta.metadata_fields, names,
             _fallback_tag(names),
         )  # fmt: skip
         gold = [r["label"] for r in rows]
@@ -353,13 +353,14 @@ def evaluate_token(
         counts = token_counts(gold, pred, mode, scheme)
         metrics = token_metrics(counts)
         # Word-level arrays (words the model saw) for calibration, curves and the confusion.
+        seen = [~np.isnan(p).any(axis=1) for p in word_probs]
         seen_true = np.asarray(
-            [int(t) for g, p in zip(gold_ids, word_probs, strict=True) for t in g[: len(p)]],
+            [int(t) for g, m in zip(gold_ids, seen, strict=True) for t in np.asarray(g)[m]],
             dtype=np.int64,
         )
         probs = (
-            np.concatenate([p for p in word_probs if len(p)])
-            if any(len(p) for p in word_probs)
+            np.concatenate([p[m] for p, m in zip(word_probs, seen, strict=True)])
+            if word_probs
             else np.zeros((0, len(names)))
         )
         predicted = probs.argmax(axis=1).astype(np.int64)
@@ -367,6 +368,9 @@ def evaluate_token(
         metrics["log_loss"] = log_loss(seen_true, probs)
         metrics["ece"] = expected_calibration_error(bins)
         metrics["truncated_words"] = sum(r["truncated"] for r in rows)
+        # Words with no sub-token (a zero-width space standing as a word): no prediction,
+        # scored as misses, counted here and in metrics/tokenize.json.
+        metrics["empty_words"] = sum(r["empty_words"] for r in rows)
         metrics["ci"] = bootstrap_intervals(
             token_batch_metrics(counts), len(counts), params.bootstrap_resamples,
             seed + 1000 * i, params.confidence_level,
@@ -402,11 +406,18 @@ def evaluate_model(
     also time it on validation inputs (:attr:`Evaluation.latency`)."""
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
     model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
-    run = evaluate_token if meta.task == "token" else evaluate_sequence
-    evaluation = run(
-        model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
-        tokenized_dir,
-    )  # fmt: skip
+    if meta.task == "token":
+        from nlpflow.modeling.tokenizers import load_tokenizer
+
+        evaluation = evaluate_token(
+            model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
+            tokenized_dir, load_tokenizer(model_dir),
+        )  # fmt: skip
+    else:
+        evaluation = evaluate_sequence(
+            model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
+            tokenized_dir,
+        )  # fmt: skip
     if latency and "validation" in splits:  # validation: a study may use it as an objective
         from nlpflow.evaluation.latency import measure_latency
 

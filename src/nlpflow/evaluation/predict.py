@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.errors import UserError
 from nlpflow.evaluation.metrics import FloatArray, IntArray
 
@@ -153,16 +153,18 @@ def predict_probabilities(
 def predict_token_probabilities(
     model: PreTrainedModel,
     input_ids: Sequence[list[int]],
-    word_starts: Sequence[list[int]],
+    starts: Sequence[list[int]],
     batch_size: int,
     pad_id: int,
     token_type_ids: Sequence[list[int]] | None = None,
     progress: bool | None = None,
 ) -> list[FloatArray]:
-    """Per example, the probabilities at its words' first sub-tokens: ``(words kept, K)``.
+    """Per example, the probabilities at its words' first sub-tokens: ``(words, K)`` float64.
 
-    ``word_starts[i]`` lists the positions in ``input_ids[i]`` that begin a word (the positions
-    whose aligned label is not -100), in word order.
+    ``starts[i]`` holds, per word of example ``i``, the position of its first sub-token in
+    ``input_ids[i]`` (from the encoding's ``word_ids``, :func:`nlpflow.modeling.encoder.
+    word_starts`), or -1 for a word without one (no sub-token, or cut off by truncation):
+    that word's row is NaN. Each word keeps its own row, so a missing word shifts nothing.
     """
     n = len(input_ids)
     num_labels = int(getattr(model.config, "num_labels", 0))
@@ -173,7 +175,11 @@ def predict_token_probabilities(
         model, input_ids, batch_size, pad_id, token_type_ids, progress
     ):
         for row, i in enumerate(idx):
-            out[int(i)] = np.asarray(batch_probs[row, word_starts[int(i)]], dtype=np.float64)
+            where = np.asarray(starts[int(i)], dtype=np.int64)
+            probs = np.full((len(where), num_labels), np.nan, dtype=np.float64)
+            seen = where >= 0
+            probs[seen] = batch_probs[row, where[seen]]
+            out[int(i)] = probs
     return out
 
 
@@ -187,20 +193,57 @@ def predict_split(model: Any, tokenized: Dataset, batch_size: int, pad_id: int) 
     )
 
 
+@dataclass
+class TokenPredictions:
+    """Word-level output of a token-classification split.
+
+    ``probabilities[i]``: ``(words of row i, K)`` float64, NaN rows for words without output;
+    ``empty_words[i]``: the words of row i with no sub-token; ``truncated_words[i]``: how many
+    words of row i fell past max_length.
+    """
+
+    probabilities: list[FloatArray]
+    empty_words: list[list[int]]
+    truncated_words: list[int]
+
+
 def predict_token_split(
-    model: Any, tokenized: Dataset, batch_size: int, pad_id: int
-) -> list[FloatArray]:
-    """Word-level probabilities of one tokenized token-classification split."""
+    model: Any,
+    tokenized: Dataset,
+    words: Sequence[list[str]],
+    tokenizer: Any,
+    batch_size: int,
+    pad_id: int,
+    where: str = "",
+) -> TokenPredictions:
+    """Word-level probabilities of one token-classification split, aligned by ``word_ids``.
+
+    The processed ``words`` are encoded again by the :class:`Encoder` (the tokenize stage's)
+    to learn which sub-token starts each word; the ids must equal the stored ones (else a
+    UserError: data/tokenized was made by another tokenizer). ``max_length`` need not be
+    known: a split truncated at M has rows of length M and none longer, so encoding at the
+    longest stored length reproduces every row.
+    """
+    from nlpflow.modeling.encoder import Encoder, word_starts
+
+    stored = [list(ids) for ids in tokenized["input_ids"]]
     types = (
         list(tokenized["token_type_ids"]) if "token_type_ids" in tokenized.column_names else None
     )
-    starts = [
-        [j for j, label in enumerate(labels) if label != IGNORE_INDEX]
-        for labels in tokenized["labels"]
-    ]
-    return predict_token_probabilities(
-        model, list(tokenized["input_ids"]), starts, batch_size, pad_id, token_type_ids=types
+    longest = max((len(ids) for ids in stored), default=1)
+    encoder = Encoder(tokenizer, ["tokens"], max(longest, 1), task="token", segments=False)
+    enc = encoder.encode([list(words)], where=where)
+    for r, (a, b) in enumerate(zip(enc.input_ids, stored, strict=True)):
+        if a != b:
+            raise UserError(
+                f"{where or 'tokenized data'} row {r}: the stored ids differ from what the "
+                "model's tokenizer makes of the row's words; rerun the tokenize stage"
+            )
+    starts = [word_starts(ids, len(w)) for ids, w in zip(enc.word_ids, words, strict=True)]
+    probs = predict_token_probabilities(
+        model, stored, starts, batch_size, pad_id, token_type_ids=types
     )
+    return TokenPredictions(probs, enc.empty_words, enc.truncated_words)
 
 
 def prediction_rows(
@@ -240,7 +283,7 @@ def prediction_rows(
 
 def token_prediction_rows(
     processed: Dataset,
-    word_probabilities: Sequence[FloatArray],
+    predictions: TokenPredictions,
     text_field: str,
     metadata_fields: Sequence[str],
     label_names: Sequence[str],
@@ -248,10 +291,12 @@ def token_prediction_rows(
 ) -> list[dict[str, Any]]:
     """One record per sentence: ``label``/``prediction``/``confidence`` are lists, one per word.
 
-    ``probabilities`` is a list of ``{tag: p}`` per word. Words cut off by truncation have no
-    model output: they are predicted ``label_names[fallback]`` (``O``) with confidence and
-    probabilities ``null``, and ``truncated`` counts them.
+    ``probabilities`` is a list of ``{tag: p}`` per word. A word without model output (cut off
+    by truncation, or with no sub-token at all) is predicted ``label_names[fallback]`` (``O``)
+    with confidence and probabilities ``null``: an entity through it is missed. ``truncated``
+    and ``empty_words`` count those words; neither moves any other word's prediction.
     """
+    word_probabilities = predictions.probabilities
     if len(processed) != len(word_probabilities):
         raise ValueError(f"{len(processed)} rows but {len(word_probabilities)} predictions")
     columns = {c: list(processed[c]) for c in ["id", text_field, *metadata_fields, "label"]}
@@ -260,25 +305,31 @@ def token_prediction_rows(
         tokens = list(columns[text_field][i])
         gold = [label_names[int(t)] for t in columns["label"][i]]
         probs = word_probabilities[i]
-        kept = min(len(tokens), probs.shape[0])
-        pred_ids = probs[:kept].argmax(axis=1) if kept else np.zeros(0, dtype=np.int64)
-        prediction = [label_names[int(j)] for j in pred_ids]
-        prediction += [label_names[fallback]] * (len(tokens) - kept)
-        confidence: list[float | None] = [float(probs[w, int(j)]) for w, j in enumerate(pred_ids)]
-        confidence += [None] * (len(tokens) - kept)
-        per_word: list[dict[str, float] | None] = [
-            {name: float(probs[w, j]) for j, name in enumerate(label_names)} for w in range(kept)
-        ]
-        per_word += [None] * (len(tokens) - kept)
+        if probs.shape[0] != len(tokens):
+            raise ValueError(f"row {i}: {len(tokens)} words but {probs.shape[0]} predictions")
+        prediction: list[str] = []
+        confidence: list[float | None] = []
+        per_word: list[dict[str, float] | None] = []
+        for p in probs:
+            if np.isnan(p).any():
+                prediction.append(label_names[fallback])
+                confidence.append(None)
+                per_word.append(None)
+            else:
+                j = int(p.argmax())
+                prediction.append(label_names[j])
+                confidence.append(float(p[j]))
+                per_word.append({name: float(p[k]) for k, name in enumerate(label_names)})
         row: dict[str, Any] = {"id": str(columns["id"][i]), text_field: tokens}
-        for field in metadata_fields:
-            row[field] = columns[field][i]
+        for field_ in metadata_fields:
+            row[field_] = columns[field_][i]
         row.update(
             label=gold,
             prediction=prediction,
             confidence=confidence,
             probabilities=per_word,
-            truncated=len(tokens) - kept,
+            truncated=predictions.truncated_words[i],
+            empty_words=len(predictions.empty_words[i]),
         )
         rows.append(row)
     return rows
@@ -304,7 +355,8 @@ def records_to_arrays(
 def token_records_to_arrays(
     rows: Sequence[dict[str, Any]], label_names: Sequence[str]
 ) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    """True tag ids and probabilities of every word the model saw (truncated words left out)."""
+    """True tag ids and probabilities of every word the model saw (words without output left
+    out: truncated ones and those with no sub-token)."""
     index = {name: i for i, name in enumerate(label_names)}
     true: list[int] = []
     probs: list[list[float]] = []

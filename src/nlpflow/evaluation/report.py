@@ -91,9 +91,41 @@ def _main_metrics(task: str) -> list[str]:
     return ["f1", "token_accuracy"] if task == "token" else ["accuracy", "f1_macro", "pr_auc"]
 
 
+def _number(value: Any) -> str:
+    """A metric value, or ``n/a`` where it is undefined (null: PR-AUC without positives)."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def missing_classes(inp: ReportInputs) -> list[str]:
+    """Labels of a sequence task absent from this split (from the evaluate metrics' per-class
+    support, else from the rows): with one class left, ranking metrics are undefined."""
+    if inp.task != "sequence":
+        return []
+    per_class = (inp.evaluate or {}).get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        return [n for n in inp.label_names if not (per_class.get(n) or {}).get("support")]
+    present = {r["label"] for r in inp.rows}
+    return [n for n in inp.label_names if n not in present] if inp.rows else []
+
+
+def _single_class(inp: ReportInputs, missing: list[str]) -> list[str]:
+    present = [n for n in inp.label_names if n not in missing]
+    if not missing or not present:
+        return []
+    only = "', '".join(present)
+    absent = "', '".join(missing)
+    return [
+        f"- **⚠ Classes missing from {inp.split}:** no '{absent}' example, only '{only}': "
+        "PR-AUC, ROC-AUC, MCC and macro-F1 are undefined or meaningless on this split and "
+        "accuracy can be perfect without the model telling classes apart; read the recall of "
+        f"'{only}' only, and give the split examples of every class (a larger or stratified "
+        "split, data.splits)"
+    ]
+
+
 def _with_ci(m: dict[str, Any], key: str) -> str:
     ci = m.get("ci", {}).get(key)
-    text = f"{METRIC_NAMES.get(key, key)} {m[key]:.4f}"
+    text = f"{METRIC_NAMES.get(key, key)} {_number(m[key])}"
     if ci:
         text += f" (95% CI {ci['low']:.4f}–{ci['high']:.4f})"
     return text
@@ -124,8 +156,10 @@ def _summary(inp: ReportInputs) -> list[str]:
     else:
         acc = correct / n if n else 0.0
         out.append(f"- **Accuracy:** {acc:.4f} ({correct} of {n} correct)")
+    missing = missing_classes(inp)
+    out += _single_class(inp, missing)
     if m and m.get("baselines"):
-        keys = [k for k in main[:2] if k in m] or main[:1]
+        keys = [k for k in main[:2] if m.get(k) is not None] or main[:1]
         names = " / ".join(METRIC_NAMES.get(k, k) for k in keys)
         parts, margins = [], []
         for b, values in m["baselines"].items():
@@ -134,11 +168,11 @@ def _summary(inp: ReportInputs) -> list[str]:
             shown = []
             for k in keys:
                 margin = values.get("margin", {}).get(k)
-                if margin is None and k in m:
+                if margin is None and m.get(k) is not None and values[k] is not None:
                     margin = m[k] - values[k]
                 margins.append(margin)
                 shown.append(
-                    f"{values[k]:.4f}" + (f" ({margin:+.4f})" if margin is not None else "")
+                    _number(values[k]) + (f" ({margin:+.4f})" if margin is not None else "")
                 )
             parts.append(f"{b} {' / '.join(shown)}")
         worst = min((x for x in margins if x is not None), default=None)
@@ -146,16 +180,19 @@ def _summary(inp: ReportInputs) -> list[str]:
         if parts:
             out.append(f"- **Baselines ({names}; model margin):** {'; '.join(parts)}{warn}")
         majority = m["baselines"].get("majority", {})
-        if inp.task == "sequence" and majority.get("accuracy", 0.0) >= IMBALANCED:
+        # Recommend only metrics defined on this split: never PR-AUC where it is null.
+        judge = [k for k in ("f1_macro", "pr_auc") if m.get(k) is not None]
+        imbalanced = (majority.get("accuracy") or 0.0) >= IMBALANCED
+        if inp.task == "sequence" and imbalanced and judge and not missing:
             others = [
-                f"{METRIC_NAMES[k]} {majority[k]:.4f}"
+                f"{METRIC_NAMES[k]} {_number(majority[k])}"
                 for k in ("f1_macro", "pr_auc")
                 if k in majority
             ]
             out.append(
                 "- **Imbalanced labels:** always predicting the majority label already scores "
                 f"accuracy {majority['accuracy']:.4f} ({', '.join(others)}): judge the model by "
-                "macro-F1 and PR-AUC, not accuracy"
+                f"{' and '.join(METRIC_NAMES[k] for k in judge)}, not accuracy"
             )
     errors = n - correct
     out.append(f"- **Errors:** {errors} of {n} {unit} ({_pct(errors / n if n else 0.0)})")
@@ -224,14 +261,14 @@ def _baselines(inp: ReportInputs) -> list[str]:
     )
     out.append("")
     header = ["", *(METRIC_NAMES.get(k, k) for k in keys)]
-    body = [["**model**", *(f"**{m[k]:.4f}**" for k in keys)]]
+    body = [["**model**", *(f"**{_number(m[k])}**" for k in keys)]]
     for b, values in m["baselines"].items():
         cells = []
         for k in keys:
             if k in values:
                 margin = values.get("margin", {}).get(k)
                 cells.append(
-                    f"{values[k]:.4f}" + (f" ({margin:+.4f})" if margin is not None else "")
+                    _number(values[k]) + (f" ({margin:+.4f})" if margin is not None else "")
                 )
             else:
                 cells.append("–")

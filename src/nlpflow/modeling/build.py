@@ -8,7 +8,7 @@ The head follows the task: ``sequence`` (one label per example, binary or multi-
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nlpflow.errors import UserError
 from nlpflow.params import ModelParams
@@ -91,6 +91,10 @@ def build_model(
                 label2id=label2id,
                 trust_remote_code=params.trust_remote_code,
             )
+            if getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+                # GPT-2 has no pad token: sequence classification reads the last token that is
+                # not padding, so the model must know the id the tokenizer pads with.
+                config.pad_token_id = tokenizer.pad_token_id
             if params.dropout is not None:
                 # Only probabilities the config sets (classifier_dropout None means
                 # "as the hidden dropout" in BERT and stays so).
@@ -133,14 +137,52 @@ def without_regularisation(params: ModelParams) -> ModelParams:
     return dataclasses.replace(params, dropout=0.0)
 
 
-def pretrained_limit(name_or_path: str, tokenizer: object, trust_remote_code: bool = False) -> int:
-    """The longest input a pretrained model reads: its position embeddings, and no more than
-    its tokenizer's limit. A model whose config cannot be read gets the tokenizer's limit."""
+def load_config(name_or_path: str, trust_remote_code: bool = False) -> Any:
+    """The config of a pretrained model; one clear line when it cannot be read."""
     from transformers import AutoConfig
 
-    limit = int(min(getattr(tokenizer, "model_max_length", 10**6), 10**6))
     try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError):
-        return limit
-    return min(limit, int(getattr(config, "max_position_embeddings", limit)))
+        return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"cannot load model.name_or_path '{name_or_path}': {str(err).splitlines()[0]} "
+            "(offline, only local directories work)"
+        ) from None
+
+
+def position_limit(config: Any) -> int | None:
+    """The most positions the model's position embeddings index, found from the model itself.
+
+    The model is built on the ``meta`` device (no memory, no weights read) and its position
+    embedding table inspected: RoBERTa-like models number positions from ``padding_idx + 1``
+    (514 rows hold 512 tokens), BERT-like ones from 0, GPT-2 has ``wpe``. Models without a
+    position table (relative positions: DeBERTa-v2) give their config's
+    ``max_position_embeddings``, or None when they have none.
+    """
+    import torch
+    from torch import nn
+    from transformers import AutoModel
+
+    try:
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+    except (ValueError, KeyError, TypeError):
+        model = None
+    if model is not None:
+        for name, module in model.named_modules():
+            leaf = name.rsplit(".", 1)[-1]
+            if isinstance(module, nn.Embedding) and (
+                leaf in ("position_embeddings", "wpe", "embed_positions")
+            ):
+                offset = 0 if module.padding_idx is None else module.padding_idx + 1
+                return int(module.num_embeddings - offset)
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def pretrained_limit(tokenizer: Any, config: Any) -> int:
+    """The longest input a pretrained model reads: its position table (:func:`position_limit`),
+    and no more than its tokenizer's ``model_max_length``."""
+    limit = int(min(getattr(tokenizer, "model_max_length", 10**6) or 10**6, 10**6))
+    positions = position_limit(config)
+    return min(limit, positions) if positions else limit

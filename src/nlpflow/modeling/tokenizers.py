@@ -106,3 +106,20 @@ def load_tokenizer(
             f"'{name_or_path}' has no fast tokenizer; nlpflow needs one (tokenizer.json)"
         )
     return tok  # type: ignore[return-value]
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerFast) -> str | None:
+    """Give a tokenizer without a padding token (GPT-2) one it already has: its end-of-text
+    token, else its unknown or separator token. Batches are padded on the right and the
+    attention mask hides the padding, so the choice changes no result. Returns the token set,
+    or None when the tokenizer had a padding token."""
+    if tokenizer.pad_token is not None:
+        return None
+    for candidate in (tokenizer.eos_token, tokenizer.unk_token, tokenizer.sep_token):
+        if candidate is not None:
+            tokenizer.pad_token = candidate
+            return str(candidate)
+    raise UserError(
+        "the tokenizer of model.name_or_path has no padding, end-of-text, unknown or separator "
+        "token to pad batches with; add a pad_token to its tokenizer_config.json"
+    )
