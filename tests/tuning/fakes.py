@@ -16,13 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nlpflow.params import parse_params
 from nlpflow.tuning.runner import TrialResult
 from nlpflow.tuning.study import TuneRequest
+from tests.conftest import tiny_params
 
-ROOT = Path(__file__).resolve().parents[2]
 OBJECTIVE = "metrics/evaluate.json:validation.f1_macro"
 
 
@@ -100,8 +98,8 @@ def runs(workdir: Path) -> list[dict[str, Any]]:
 
 
 def request(repo: Path, storage: str, **tune: Any) -> TuneRequest:
-    """A TuneRequest on the project's own params.yaml with ``tune`` overrides."""
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    """A TuneRequest on the tests' tiny params with ``tune`` overrides."""
+    raw = tiny_params()
     raw["tune"] = {**raw.get("tune", {}), **tune}
     params = parse_params(raw)
     return TuneRequest(repo=repo, tune=params.tune, raw_params=raw, params=params, storage=storage,

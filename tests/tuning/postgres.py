@@ -58,7 +58,14 @@ def server() -> Iterator[str]:
     data, log = root / "data", root / "server.log"
 
     def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)
+        # Output to a file, never a pipe: the server `pg_ctl start` leaves running would hold
+        # a pipe open, and a wait on it would last as long as the server.
+        with open(root / "pg_ctl.log", "a") as out:
+            proc = subprocess.run(
+                [*as_user, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=60
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {(root / 'pg_ctl.log').read_text()}")
 
     try:
         pg(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "--no-sync")
@@ -67,7 +74,7 @@ def server() -> Iterator[str]:
         try:
             yield f"postgresql+psycopg://{USER}@/postgres?host={root}"
         finally:
-            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -9,7 +9,6 @@ trials marked in both DVC and the study, seed reruns, the report, and applying t
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from tests.conftest import run
 from tests.tuning.fakeproject import experiments, make_fake_project
+from tests.tuning.procs import dvc_queue, run_bounded, wait_for_queue
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +38,7 @@ def study_trials(repo: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
+@pytest.mark.timeout(240)
 def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_best(
     tmp_path: Path,
 ) -> None:
@@ -54,7 +55,7 @@ def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_
                                    "grid": [0.001, 0.003, 0.03, 0.6]}},
         },
     )  # fmt: skip
-    proc = run(["nlpflow", "tune"], repo)
+    proc = run_bounded(["nlpflow", "tune"], repo)
     assert "4 trial(s)" in proc.stdout and "1 pruned, 1 failed" in proc.stdout
 
     # DVC: every trial is an experiment with its params and metrics; the suffix says how it ended
@@ -80,7 +81,7 @@ def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_
     assert (repo / "reports/tune/history.png").stat().st_size > 0
 
     # --seeds: the top two rerun with a second seed, compared pairwise; nothing else reruns
-    proc = run(["nlpflow", "tune", "--seeds", "2", "--top", "2", "--jobs", "2"], repo)
+    proc = run_bounded(["nlpflow", "tune", "--seeds", "2", "--top", "2", "--jobs", "2"], repo)
     assert "ran 0 trial(s)" in proc.stdout and "0 complete" in proc.stdout  # none of the study
     assert "then 2 seed rerun(s)" in proc.stdout
     exps = experiments(repo)
@@ -93,10 +94,11 @@ def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_
     assert [s["trial"] for s in summary["seed_stats"]] == [1, 0]
 
     # one command applies the best to the workspace
-    run(["nlpflow", "tune", "--apply"], repo)
+    run_bounded(["nlpflow", "tune", "--apply"], repo)
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 0.003
 
 
+@pytest.mark.timeout(180)
 def test_multi_objective_with_a_floor_reports_the_pareto_front(tmp_path: Path) -> None:
     repo = make_fake_project(tmp_path)
     with_tune(
@@ -115,7 +117,7 @@ def test_multi_objective_with_a_floor_reports_the_pareto_front(tmp_path: Path) -
             "space": {"train.lr": {"type": "float", "low": 0.0003, "high": 0.03, "log": True}},
         },
     )
-    run(["nlpflow", "tune"], repo)
+    run_bounded(["nlpflow", "tune"], repo)
     trials = study_trials(repo, "mo")
     assert len(trials) == 4 and {t.state.name for t in trials} == {"COMPLETE"}
     exps = experiments(repo)
@@ -132,22 +134,16 @@ def test_multi_objective_with_a_floor_reports_the_pareto_front(tmp_path: Path) -
     assert (repo / "reports/tune/pareto.png").exists()
 
 
+@pytest.mark.timeout(300)
 def test_a_dvc_grid_sweep_runs_every_combination(tmp_path: Path) -> None:
-    """The sweep syntax the README documents: DVC's own queue, no nlpflow involved."""
+    """The sweep syntax the README documents: DVC's own queue, no nlpflow involved. The queue
+    workers outlive `dvc queue start`: nothing here waits on their output, the queue is
+    polled with its own deadline, and the workers are stopped (and checked gone) after."""
     repo = make_fake_project(tmp_path)
-    run(["dvc", "exp", "run", "--queue", "-S", "train.lr=0.001,0.01",
-         "-S", "train.warmup_ratio=0,0.1"], repo)  # fmt: skip
-    run(["dvc", "queue", "start", "-j", "2"], repo)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            status = run(["dvc", "queue", "status"], repo).stdout
-            if "Queued" not in status and "Running" not in status:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(1)
-    finally:
-        run(["dvc", "queue", "stop", "--kill"], repo, check=False)
+    run_bounded(["dvc", "exp", "run", "--queue", "-S", "train.lr=0.001,0.01",
+                 "-S", "train.warmup_ratio=0,0.1"], repo)  # fmt: skip
+    with dvc_queue(repo, jobs=2):
+        status = wait_for_queue(repo, timeout=180)
     assert Counter(line.split()[-1] for line in status.splitlines() if "  " in line and
                    line.split()[-1] in ("Success", "Failed")) == {"Success": 4}  # fmt: skip
     exps = experiments(repo).values()

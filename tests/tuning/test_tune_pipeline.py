@@ -13,8 +13,9 @@ import yaml
 
 from tests.conftest import make_project, run, tool_env
 from tests.tuning.fakeproject import experiments
+from tests.tuning.procs import run_bounded
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 # Evaluation and error analysis cut to their cheapest; the trials are about tuning train.
 FAST = {
@@ -42,7 +43,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
     repo: Path,
 ) -> None:
-    proc = run(["nlpflow", "tune"], repo)
+    proc = run_bounded(["nlpflow", "tune"], repo, timeout=150)
     assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
 
     exps = experiments(repo)
@@ -62,7 +63,7 @@ def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
         assert t.user_attrs["epochs_run"] == train["epochs_run"] >= 1
     assert (repo / "reports/tune.md").exists()
 
-    run(["nlpflow", "tune", "--apply"], repo)
+    run_bounded(["nlpflow", "tune", "--apply"], repo)
     best = max(trials, key=lambda t: (t.values[0], -t.number))
     applied = yaml.safe_load((repo / "params.yaml").read_text())["train"]
     assert applied["lr"] == pytest.approx(best.params["train.lr"])
@@ -84,7 +85,7 @@ def test_the_train_stage_reports_to_its_trial_and_is_pruned(
            "models/tokenizer", "--probe", "data/probe/plan.json", "--models", str(out / "models"),
            "--checkpoints", str(out / "ckpt"), "--metrics", str(out / "train.json"),
            "--plots", str(out / "plots")]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=repo, env=env, text=True, capture_output=True)
+    proc = subprocess.run(cmd, cwd=repo, env=env, text=True, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "train.json").read_text())
     reported = study.trials[trial.number].intermediate_values
@@ -102,7 +103,7 @@ def test_a_study_on_postgresql_runs_real_trials(repo: Path, postgres_server: str
     url = fresh_database(postgres_server, "study_e2e")
     # the URL as a user writes it: nlpflow picks the psycopg 3 driver it installs
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    proc = run(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo)
+    proc = run_bounded(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo, timeout=150)
     assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
     assert "postgresql+psycopg://nlpflow@/study_e2e" in (repo / "reports/tune.md").read_text()
     exps = experiments(repo)

@@ -17,13 +17,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 
 from tests.conftest import ROOT
 from tests.tuning.fakes import runs
+
+# Each test ends in seconds; a hung worker fails it at this, well before the suite limit.
+pytestmark = pytest.mark.timeout(120)
 
 GRID = {
     "train.lr": {"type": "float", "low": 0.0003, "high": 0.01, "log": True,
@@ -33,18 +38,42 @@ GRID = {
 }  # fmt: skip
 
 
+_started: list[tuple[subprocess.Popen[str], Path]] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_workers() -> Iterator[None]:
+    """Every worker a test started is killed after it, passed or failed: none outlives it."""
+    yield
+    while _started:
+        proc, _ = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
 def start_worker(workdir: Path, url: str, seconds: float = 0.02, hang: bool = False,
                  **tune: Any) -> subprocess.Popen[str]:  # fmt: skip
+    """A worker process (tests/tuning/worker.py); its output goes to a file, not a pipe."""
     cmd = [sys.executable, "-m", "tests.tuning.worker", str(workdir), url, json.dumps(tune),
            str(seconds)] + (["hang"] if hang else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    log = workdir / f"worker-{len(_started)}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    _started.append((proc, log))
+    return proc
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
-    out, _ = proc.communicate(timeout=timeout)
+def output(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Wait (at most ``timeout`` seconds) for a worker to end; its output."""
+    proc.wait(timeout=timeout)
+    return next(log for p, log in _started if p is proc).read_text()
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    out = output(proc, timeout)
     assert proc.returncode == 0, out
     return out
 
@@ -96,7 +125,7 @@ def test_a_killed_workers_trial_is_requeued_and_the_study_resumes(tmp_path: Path
     doomed = start_worker(tmp_path, url, seconds=60, n_trials=3)
     wait_for(lambda: len(runs(tmp_path)) == 1)
     doomed.send_signal(signal.SIGKILL)  # no chance to clean up: its trial stays RUNNING
-    doomed.communicate()
+    doomed.wait(timeout=30)
     (lost,) = load(url)
     assert lost.state.name == "RUNNING"
 
@@ -116,7 +145,7 @@ def test_a_killed_workers_finished_experiment_is_recovered_not_rerun(
     doomed = start_worker(tmp_path, url, seconds=0, hang=True, n_trials=2)
     wait_for(lambda: any((tmp_path / "results").glob("*.json")))
     doomed.send_signal(signal.SIGKILL)
-    doomed.communicate()
+    doomed.wait(timeout=30)
 
     out = finish(start_worker(tmp_path, url, n_trials=2))
     assert "its result was recovered" in out
@@ -131,7 +160,7 @@ def test_sigterm_stops_requeues_and_the_same_command_resumes(tmp_path: Path, url
     worker = start_worker(tmp_path, url, seconds=60, n_trials=2, jobs=2)
     wait_for(lambda: len(runs(tmp_path)) == 2)
     worker.send_signal(signal.SIGTERM)
-    out, _ = worker.communicate(timeout=60)
+    out = output(worker)
     assert worker.returncode == 130, out
     assert out.count("was interrupted") == 2
     assert Counter(t.state.name for t in load(url)) == {"FAIL": 2, "WAITING": 2}
