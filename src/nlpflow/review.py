@@ -26,7 +26,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,8 @@ import yaml
 
 from nlpflow.errors import UserError
 from nlpflow.params import read_yaml
+from nlpflow.revisions import WORKSPACE, Revision, files_at, read_at, resolve
 
-WORKSPACE = "workspace"
 IMAGE_DIRS = ("plots", "reports")
 HEADLINE_SPLITS = ("validation", "test")
 TRAIN_HEADLINE = ("epochs_run", "best_epoch", "stop_reason", "best.val_f1_macro", "best.val_loss")
@@ -82,31 +82,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 class Side:
-    """One side of the comparison: a commit or the workspace."""
+    """One side of the comparison: a resolved revision (a commit or the workspace)."""
 
-    def __init__(self, repo: Path, rev: str | None, label: str) -> None:
-        self.repo, self.rev, self.label = repo, rev, label
+    def __init__(self, repo: Path, rev: Revision) -> None:
+        self.repo, self.rev, self.label = repo, rev, rev.label
 
     def read(self, path: str) -> bytes | None:
-        if self.rev is None:
-            file = self.repo / path
-            return file.read_bytes() if file.is_file() else None
-        from nlpflow.tuning.experiments import read_file_at
+        return read_at(self.repo, self.rev, path)
 
-        return read_file_at(self.repo, self.rev, path)
-
-    def files(self, dirs: Iterable[str]) -> list[str]:
-        if self.rev is None:
-            found: list[str] = []
-            for d in dirs:
-                root = self.repo / d
-                if root.is_dir():
-                    found += [str(p.relative_to(self.repo)) for p in root.rglob("*") if p.is_file()]
-            return sorted(found)
-        from nlpflow.tuning.experiments import git
-
-        out = git(["ls-tree", "-r", "--name-only", self.rev, "--", *dirs], self.repo, check=False)
-        return sorted(out.split())
+    def files(self, dirs: Sequence[str]) -> list[str]:
+        return files_at(self.repo, self.rev, dirs)
 
     def yaml(self, path: str) -> Any:
         raw = self.read(path)
@@ -125,25 +110,6 @@ class Side:
             return json.loads(raw)
         except json.JSONDecodeError:
             return None
-
-
-def resolve(repo: Path, spec: str) -> tuple[str | None, str]:
-    """(commit or None for the workspace, a label) for a revision, experiment or 'workspace'."""
-    from nlpflow.tuning.experiments import git
-
-    if spec == WORKSPACE:
-        return None, WORKSPACE
-    refs = git(
-        ["for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], repo, check=False
-    )
-    for line in refs.splitlines():
-        ref, _, sha = line.partition(" ")
-        if ref.split("/")[-1] == spec and len(ref.split("/")) == 5:
-            return sha, f"experiment `{spec}`"
-    sha = git(["rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}"], repo, check=False).strip()
-    if not sha:
-        raise UserError(f"'{spec}' is neither a git revision nor a DVC experiment in {repo}")
-    return sha, f"`{spec}` ({sha[:8]})"
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -217,11 +183,10 @@ def _equal(a: Any, b: Any, rel_tol: float) -> bool:
 
 
 def build_review(repo: Path, base: str, target: str, out: Path, rel_tol: float = 1e-9) -> Review:
-    base_sha, base_label = resolve(repo, base)
-    target_sha, target_label = resolve(repo, target)
-    if base_sha is None:
+    base_rev, target_rev = resolve(repo, base), resolve(repo, target)
+    if base_rev.sha is None:
         raise UserError("--base must be a revision (the workspace can only be the target)")
-    a, b = Side(repo, base_sha, base_label), Side(repo, target_sha, target_label)
+    a, b = Side(repo, base_rev), Side(repo, target_rev)
 
     # params
     pa, pb = flatten(a.yaml("params.yaml") or {}), flatten(b.yaml("params.yaml") or {})
@@ -251,7 +216,7 @@ def build_review(repo: Path, base: str, target: str, out: Path, rel_tol: float =
             if change.changed:
                 metrics.append(change)
 
-    review = Review(base_label, target_label, params, metrics, headline)
+    review = Review(a.label, b.label, params, metrics, headline)
     review.images = _images(repo, a, b, dvc_yaml, out)
     if not metric_files:
         review.notes.append("dvc.yaml declares no metrics files.")

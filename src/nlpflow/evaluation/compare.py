@@ -34,9 +34,9 @@ from nlpflow.evaluation.scoring import (
     token_batch_metrics,
     token_counts,
 )
+from nlpflow.revisions import WORKSPACE
 
 PREDICTIONS = "data/predictions"
-WORKSPACE = "workspace"
 EXACT_BELOW = 25  # McNemar: exact binomial test when fewer discordant pairs than this
 
 
@@ -73,9 +73,13 @@ def _parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
 def read_side(spec: str, split: str, repo: str | Path = ".") -> Side:
     """Predictions of ``spec``: a file, a project directory, ``workspace`` or a revision.
 
-    A revision (commit, branch, tag or DVC experiment name) is read from the DVC cache with
-    ``dvc.api``, so the experiment's outputs must be in the local cache (they are after
-    ``dvc exp run``) or pullable from a remote.
+    A revision (commit, branch, tag or DVC experiment name) is resolved and read with
+    :mod:`nlpflow.revisions`: predictions are a DVC output, so the experiment's outputs must
+    be in the local cache (they are after ``dvc exp run``) or pullable from a remote.
+
+    Raises:
+        UserError: the file is missing or not JSONL with id/label/prediction/probabilities,
+            or ``spec`` is neither a path nor a revision.
     """
     rel = f"{PREDICTIONS}/{split}.jsonl"
     path = Path(spec)
@@ -92,31 +96,22 @@ def read_side(spec: str, split: str, repo: str | Path = ".") -> Side:
     )
 
 
-def _read_at_rev(rel: str, rev: str, repo: str | Path) -> str:
-    import dvc.api
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc.scm import RevError, resolve_rev
+def _read_at_rev(rel: str, spec: str, repo: str | Path) -> str:
+    from nlpflow.revisions import read_at, resolve
 
     try:
-        with Repo(str(repo)) as project:
-            sha = resolve_rev(project.scm, rev)  # also resolves experiment names
-    except RevError:
+        rev = resolve(repo, spec)
+    except UserError:
         raise UserError(
-            f"'{rev}' is neither a file nor a git revision or DVC experiment name"
+            f"'{spec}' is neither a file nor a git revision or DVC experiment name in {repo}"
         ) from None
-    except DvcException as err:
+    raw = read_at(repo, rev, rel)
+    if raw is None:
         raise UserError(
-            f"'{rev}' is neither a file nor a git revision or DVC experiment name "
-            f"(and {repo} is not a DVC project: {str(err).splitlines()[0]})"
-        ) from None
-    try:
-        return str(dvc.api.read(rel, repo=str(repo), rev=sha, mode="r", encoding="utf-8"))
-    except (FileNotFoundError, DvcException) as err:
-        raise UserError(
-            f"cannot read {rel} at '{rev}': {str(err).splitlines()[0]} "
-            "(were its outputs pushed, or is it in the local cache?)"
-        ) from None
+            f"cannot read {rel} at {rev.label}: it is neither in git nor in the DVC cache "
+            "(were its outputs pushed, or is the experiment's cache local?)"
+        )
+    return raw.decode("utf-8")
 
 
 def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:

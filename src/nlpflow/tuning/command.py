@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _preflight(repo: Path) -> None:
     """Warnings that save a wasted study."""
+    from nlpflow.revisions import git
     from nlpflow.tuning import experiments as ex
 
     dirty = ex.dirty_files(repo)
@@ -207,7 +208,7 @@ def _preflight(repo: Path) -> None:
             "so that the study's baseline says what was tuned",
             file=sys.stderr,
         )
-    if not ex.git(["ls-tree", "--name-only", "HEAD", "dvc.lock"], repo, check=False).strip():
+    if not git(["ls-tree", "--name-only", "HEAD", "dvc.lock"], repo, check=False).strip():
         print(
             "tune: warning: the baseline commit has no dvc.lock, so every trial runs every "
             "stage; run `dvc repro` and commit first so trials rerun only what the search "

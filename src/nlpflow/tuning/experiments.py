@@ -10,8 +10,9 @@ Each trial is ``dvc exp run --temp -n <name> -S path=value ...``:
   renamed ``<name>-failed`` (``<name>-pruned`` for a pruned one), so the first column of
   ``dvc exp show`` says what happened.
 
-Metrics are read back from the experiment's commit (``git show <sha>:<file>``: this project
-keeps metrics in git); a metrics file kept in the DVC cache is read with ``dvc.api``.
+Metrics are read back from the experiment's commit with :func:`nlpflow.revisions.read_at`
+(git, else the DVC cache); experiments are found by their refs
+(:func:`nlpflow.revisions.experiment_refs`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from nlpflow.errors import UserError
 from nlpflow.params import MODEL_METRICS, tune_metric_problem
+from nlpflow.revisions import Revision, git, read_at
 
 LOG_TAIL = 4000
 
@@ -62,64 +64,15 @@ def dvc(
     return proc
 
 
-def git(args: Sequence[str], repo: str | Path, check: bool = True) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=repo, text=True, capture_output=True, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise UserError(f"`git {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def head_commit(repo: str | Path) -> str:
-    return git(["rev-parse", "HEAD"], repo).strip()
-
-
 def dirty_files(repo: str | Path) -> list[str]:
     """Tracked files with uncommitted changes: `dvc exp run` carries them into every trial."""
     out = git(["status", "--porcelain", "--untracked-files=no"], repo)
     return [line[3:] for line in out.splitlines() if line.strip()]
 
 
-def experiment_refs(repo: str | Path, baseline: str | None = None) -> dict[str, str]:
-    """Experiment name -> commit, for the experiments of ``baseline`` (default: HEAD)."""
-    baseline = baseline or head_commit(repo)
-    prefix = f"refs/exps/{baseline[:2]}/{baseline[2:]}"
-    out = git(["for-each-ref", "--format=%(refname) %(objectname)", prefix], repo)
-    refs: dict[str, str] = {}
-    for line in out.splitlines():
-        ref, _, sha = line.partition(" ")
-        parts = ref.split("/")
-        # refs/exps/<baseline[:2]>/<baseline[2:]>/<name>; other refs/exps entries are DVC's own
-        if len(parts) == 5 and len(parts[2]) == 2:
-            refs[parts[4]] = sha
-    return refs
-
-
-def find_experiment(repo: str | Path, name: str, baseline: str | None = None) -> str | None:
-    return experiment_refs(repo, baseline).get(name)
-
-
 def rename_experiment(repo: str | Path, old: str, new: str) -> bool:
     """``dvc exp rename OLD NEW``; False (and the old name kept) when DVC refuses."""
     return dvc(["exp", "rename", old, new], repo, check=False).returncode == 0
-
-
-def read_file_at(repo: str | Path, sha: str, path: str) -> bytes | None:
-    """A file of commit ``sha``: from git, else (DVC-cached output) through ``dvc.api``."""
-    proc = subprocess.run(
-        ["git", "show", f"{sha}:{path}"], cwd=repo, capture_output=True, stdin=subprocess.DEVNULL
-    )
-    if proc.returncode == 0:
-        return proc.stdout
-    try:
-        import dvc.api
-
-        with dvc.api.open(path, repo=str(repo), rev=sha, mode="rb") as fh:
-            data: bytes = fh.read()
-            return data
-    except Exception:
-        return None
 
 
 # --------------------------------------------------------------------------- metrics
@@ -157,12 +110,12 @@ class MetricReader:
     """Reads metrics of one experiment commit, each file once."""
 
     def __init__(self, repo: str | Path, sha: str) -> None:
-        self.repo, self.sha = repo, sha
+        self.repo, self.rev = repo, Revision(sha, sha)
         self._files: dict[str, Any] = {}
 
     def json(self, file: str) -> Any:
         if file not in self._files:
-            raw = read_file_at(self.repo, self.sha, file)
+            raw = read_at(self.repo, self.rev, file)
             try:
                 self._files[file] = json.loads(raw) if raw is not None else None
             except json.JSONDecodeError:
@@ -182,7 +135,7 @@ class MetricReader:
 
     def _model_metric(self, spec: str) -> float | None:
         """Parameters of models/best, counted from the safetensors header (no torch needed)."""
-        raw = read_file_at(self.repo, self.sha, SAFETENSORS)
+        raw = read_at(self.repo, self.rev, SAFETENSORS)
         if raw is None or len(raw) < 8:
             return None
         if spec == "model:size_mb":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from nlpflow.revisions import experiment_refs
 from nlpflow.tuning import experiments as ex
 
 TRAIN_METRICS = "metrics/train.json"
@@ -105,7 +106,7 @@ class DvcRunner:
             for line in output.splitlines()
             if "(ignored)" in line or line.startswith("ERROR")
         ]
-        sha = ex.find_experiment(self.repo, name, self.baseline) if proc.returncode == 0 else None
+        sha = experiment_refs(self.repo, self.baseline).get(name) if proc.returncode == 0 else None
         if proc.returncode != 0 and not errors:
             errors = [f"dvc exp run exited with {proc.returncode}"]
         result = self._results(name, sha) if sha else TrialResult(name, None)
@@ -127,7 +128,7 @@ class DvcRunner:
         )
 
     def read(self, name: str) -> TrialResult | None:
-        sha = ex.find_experiment(self.repo, name, self.baseline)
+        sha = experiment_refs(self.repo, self.baseline).get(name)
         return self._results(name, sha) if sha else None
 
     def mark(self, name: str, suffix: str) -> str:
@@ -135,9 +136,7 @@ class DvcRunner:
         return new if ex.rename_experiment(self.repo, name, new) else name
 
     def existing(self, prefix: str) -> list[str]:
-        return sorted(
-            n for n in ex.experiment_refs(self.repo, self.baseline) if n.startswith(prefix)
-        )
+        return sorted(n for n in experiment_refs(self.repo, self.baseline) if n.startswith(prefix))
 
     def terminate(self) -> None:
         with self._lock:

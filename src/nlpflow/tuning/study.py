@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
 from nlpflow.params import Params, TuneParams, as_dict
+from nlpflow.revisions import head_commit
 from nlpflow.tuning import experiments as ex
 from nlpflow.tuning.config import (
     CONFIG_ATTR,
@@ -138,7 +139,7 @@ class Tuner:
             space=self.space.describe(),
             epochs=train.epochs,
             evaluations=train.epochs if not train.eval_every_steps and not train.max_steps else 0,
-            baseline=request.baseline or ex.head_commit(self.repo),
+            baseline=request.baseline or head_commit(self.repo),
             global_seed=request.params.seed,
         )
         metrics = self.config.metrics
