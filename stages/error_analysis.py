@@ -5,8 +5,9 @@
         --figures plots/evaluate --plots plots/error_analysis --report reports/errors.md \
         --metrics metrics/error_analysis.json
 
-Reads params: ``seed``, ``error_analysis`` and ``tokenizer.truncation`` (to encode perturbed
-inputs as the tokenize stage did). Without ``--model`` the behavioural tests are left out.
+Reads params: ``seed``, ``error_analysis``, ``tokenizer.truncation`` (to encode perturbed
+inputs as the tokenize stage did) and ``evaluate.confidence_level`` (the level of every
+interval the report shows). Without ``--model`` the behavioural tests are left out.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         edges = list(ea.length_buckets)
     slices = compute_slices(rows, meta.text_fields, meta.metadata_fields, meta.label_names, edges)
+    level = params.evaluate.confidence_level  # the evaluate stage's intervals were computed at it
 
     behaviour = None
     note = ""
@@ -158,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nlpflow.io import atomic_dir
 
         with atomic_dir(args.plots) as tmp:
-            save_slices_png(tmp / f"slices_{SPLIT}.png", slices, f"Accuracy by slice ({SPLIT})")
+            save_slices_png(
+                tmp / f"slices_{SPLIT}.png", slices, f"Accuracy by slice ({SPLIT})", level
+            )
         figures.append(
             ("Accuracy by slice", _relative(Path(args.plots) / f"slices_{SPLIT}.png", report_path))
         )
@@ -185,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures=figures,
             label_error_confidence=ea.label_error_confidence,
             length_unit=length_unit,
+            confidence_level=level,
         )
     )
     metrics = error_metrics(rows, slices)

@@ -135,11 +135,6 @@ def test_id_like_metadata_keeps_only_the_largest_slices() -> None:
     assert slices["kind"]["v29"] == SliceStats(2, 1)  # the largest survives the cut
 
 
-def test_md_cell_escapes_pipes_and_flattens_lines() -> None:
-    assert report.md_cell("a|b\nc") == "a\\|b c"
-    assert report.md_cell("x" * 200, limit=10) == "x" * 9 + "…"
-
-
 def _table_after(text: str, heading: str) -> list[str]:
     lines = text.split(heading, 1)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))

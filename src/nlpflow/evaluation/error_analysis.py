@@ -27,7 +27,6 @@ from nlpflow.evaluation.metrics import wilson_interval
 MIN_SLICE_SIZE = 5
 # A metadata field with more distinct values (an id-like column) keeps only its largest slices.
 MAX_SLICES_PER_FIELD = 20
-MAX_CELL_CHARS = 120
 
 REQUIRED_KEYS = ("id", "label", "prediction", "confidence", "probabilities")
 
@@ -45,8 +44,12 @@ class SliceStats:
     def errors(self) -> int:
         return self.n - self.correct
 
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.correct, self.n)
+    def interval(self, level: float) -> tuple[float, float]:
+        """The Wilson score interval of :attr:`accuracy` at confidence ``level`` (0.95 for
+        95%), as (low, high) shares in [0, 1]."""
+        from statistics import NormalDist
+
+        return wilson_interval(self.correct, self.n, z=NormalDist().inv_cdf(0.5 + level / 2))
 
 
 Slices = dict[str, dict[str, SliceStats]]

@@ -315,12 +315,16 @@ def split_plot_files(
 
 
 def save_slices_png(
-    path: str | Path, slices: dict[str, dict[str, Any]], title: str = "Accuracy by slice"
+    path: str | Path,
+    slices: dict[str, dict[str, Any]],
+    title: str = "Accuracy by slice",
+    level: float = 0.95,
 ) -> None:
-    """Horizontal bars of accuracy per slice with 95% intervals, one panel per family.
+    """Horizontal bars of accuracy per slice with Wilson intervals at confidence ``level``,
+    one panel per family.
 
-    ``slices`` maps family -> value -> an object with ``n``, ``accuracy`` and ``interval()``
-    (the error analysis's SliceStats).
+    ``slices`` maps family -> value -> an object with ``n``, ``accuracy`` and
+    ``interval(level)`` (the error analysis's SliceStats).
     """
     families = [f for f, values in slices.items() if values]
     heights = [max(1, len(slices[f])) for f in families]
@@ -333,8 +337,9 @@ def save_slices_png(
         values = slices[family]
         names = list(values)
         acc = [values[k].accuracy for k in names]
-        lows = [max(0.0, values[k].accuracy - values[k].interval()[0]) for k in names]
-        highs = [max(0.0, values[k].interval()[1] - values[k].accuracy) for k in names]
+        bounds = [values[k].interval(level) for k in names]
+        lows = [max(0.0, a - low) for a, (low, _) in zip(acc, bounds, strict=True)]
+        highs = [max(0.0, high - a) for a, (_, high) in zip(acc, bounds, strict=True)]
         worst = min(acc)
         colours = ["#d9534f" if a == worst and len(set(acc)) > 1 else "#4a90d9" for a in acc]
         ax.barh(range(len(names)), acc, xerr=[lows, highs], color=colours, capsize=3)
@@ -345,6 +350,6 @@ def save_slices_png(
         ax.set_xlim(0, 1)
         ax.set_title(family, fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel("accuracy (95% Wilson interval)")
+    axes[-1, 0].set_xlabel(f"accuracy ({100 * level:.10g}% Wilson interval)")
     fig.suptitle(title)
     _save_png(fig, path)

@@ -25,8 +25,8 @@ from nlpflow.evaluation.error_analysis import (
     weakest_in,
     weakest_slice,
 )
+from nlpflow.markdown import cell, interval, level_label, table, with_interval
 
-MAX_CELL_CHARS = 120
 # A majority baseline this accurate means accuracy says little: the summary says so.
 IMBALANCED = 0.75
 FAMILY_TITLES = {"label": "true label", "length": "input length"}
@@ -61,22 +61,9 @@ class ReportInputs:
     figures: list[tuple[str, str]] = field(default_factory=list)  # (title, relative path)
     label_error_confidence: float = 0.9
     length_unit: str = "characters, all text fields"
-
-
-def md_cell(value: Any, limit: int = MAX_CELL_CHARS) -> str:
-    """Text safe inside a markdown table cell: one line, ``|`` escaped, long text shortened."""
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    """Markdown table lines; ``align`` has one letter per column, ``l`` or ``r``."""
-    rule = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return lines
+    # evaluate.confidence_level: the level of metrics/evaluate.json's bootstrap intervals,
+    # and the level the slices' Wilson intervals are computed at
+    confidence_level: float = 0.95
 
 
 def _pct(x: float) -> str:
@@ -123,12 +110,10 @@ def _single_class(inp: ReportInputs, missing: list[str]) -> list[str]:
     ]
 
 
-def _with_ci(m: dict[str, Any], key: str) -> str:
+def _with_ci(m: dict[str, Any], key: str, level: float) -> str:
     ci = m.get("ci", {}).get(key)
     text = f"{METRIC_NAMES.get(key, key)} {_number(m[key])}"
-    if ci:
-        text += f" (95% CI {ci['low']:.4f}–{ci['high']:.4f})"
-    return text
+    return with_interval(text, ci["low"], ci["high"], level) if ci else text
 
 
 def _sentence(row: dict[str, Any], field_: str) -> str:
@@ -151,7 +136,7 @@ def _summary(inp: ReportInputs) -> list[str]:
     m = inp.evaluate
     main = _main_metrics(inp.task)
     if m and all(k in m for k in main[:1]):
-        shown = [_with_ci(m, k) for k in main if k in m]
+        shown = [_with_ci(m, k, inp.confidence_level) for k in main if k in m]
         out.append(f"- **Model:** {'; '.join(shown)}; {n} {unit}")
     else:
         acc = correct / n if n else 0.0
@@ -200,20 +185,20 @@ def _summary(inp: ReportInputs) -> list[str]:
     if weakest is None:
         out.append("- **Weakest slice:** none; every slice scores the same")
     else:
-        out.append(f"- **Weakest slice:** {_slice_sentence(*weakest)}")
+        out.append(f"- **Weakest slice:** {_slice_sentence(*weakest, inp.confidence_level)}")
     for family in inp.slices:
         if family in ("label", "length"):
             continue
         w = weakest_slice(inp.slices, families=[family])
         if w is not None and w != weakest:
-            out.append(f"- **Weakest {family}:** {_slice_sentence(*w)}")
+            out.append(f"- **Weakest {family}:** {_slice_sentence(*w, inp.confidence_level)}")
     pairs = confusion_pairs(rows)
     if pairs:
         t, p, count, support = pairs[0]
         what = "words" if inp.task == "token" else "examples"
         out.append(
-            f"- **Worst confusion:** {md_cell(t)} → {md_cell(p)}: {count} of {support} "
-            f"'{md_cell(t)}' {what} ({_pct(count / support if support else 0.0)})"
+            f"- **Worst confusion:** {cell(t)} → {cell(p)}: {count} of {support} "
+            f"'{cell(t)}' {what} ({_pct(count / support if support else 0.0)})"
         )
     if inp.behaviour:
         ran = [r for r in inp.behaviour if not r.skipped]
@@ -226,12 +211,10 @@ def _summary(inp: ReportInputs) -> list[str]:
     return out
 
 
-def _slice_sentence(family: str, value: str, stats: Any) -> str:
-    low, high = stats.interval()
-    return (
-        f"{family} = {md_cell(value)}: accuracy {stats.accuracy:.4f} "
-        f"(95% CI {low:.2f}–{high:.2f}) on {stats.n} examples ({stats.errors} errors)"
-    )
+def _slice_sentence(family: str, value: str, stats: Any, level: float) -> str:
+    low, high = stats.interval(level)
+    accuracy = with_interval(f"accuracy {stats.accuracy:.4f}", low, high, level, digits=2)
+    return f"{family} = {cell(value)}: {accuracy} on {stats.n} examples ({stats.errors} errors)"
 
 
 def _figures(inp: ReportInputs) -> list[str]:
@@ -273,7 +256,7 @@ def _baselines(inp: ReportInputs) -> list[str]:
             else:
                 cells.append("–")
         body.append([b, *cells])
-    out += _table(header, body, "l" + "r" * len(keys))
+    out += table(header, body, "l" + "r" * len(keys))
     if inp.threshold:
         t = inp.threshold
         out += [
@@ -289,7 +272,7 @@ def _baselines(inp: ReportInputs) -> list[str]:
                  f"{v['f1']:.4f}", f"{v['accuracy']:.4f}"]
                 for which, v in at.items()
             ]  # fmt: skip
-            out += _table(
+            out += table(
                 ["threshold", "value", "precision", "recall", "F1", "accuracy"], rows, "lrrrrr"
             )
     out.append("")
@@ -307,24 +290,24 @@ def _behaviour(inp: ReportInputs) -> list[str]:
     body = []
     for r in inp.behaviour:
         if r.skipped:
-            body.append([md_cell(r.name), r.kind, "–", "–", "skipped", md_cell(r.skipped)])
+            body.append([r.name, r.kind, "–", "–", "skipped", r.skipped])
         else:
             body.append(
-                [md_cell(r.name), r.kind, str(r.tested), str(r.failed), _pct(r.failure_rate),
-                 md_cell(r.description)]
+                [r.name, r.kind, str(r.tested), str(r.failed), _pct(r.failure_rate),
+                 r.description]
             )  # fmt: skip
-    out += _table(["test", "kind", "tested", "failed", "failure rate", "what"], body, "llrrrl")
+    out += table(["test", "kind", "tested", "failed", "failure rate", "what"], body, "llrrrl")
     for r in inp.behaviour:
         if not r.failures:
             continue
-        out += ["", f"### Failing: {md_cell(r.name)}", ""]
+        out += ["", f"### Failing: {cell(r.name)}", ""]
         if r.kind == "minimum functionality":
             rows = [
-                [*(md_cell(f["case"][k]) for k in inp.text_fields), md_cell(f["expected"]),
-                 md_cell(f["got"])]
+                [*(f["case"][k] for k in inp.text_fields), f["expected"],
+                 f["got"]]
                 for f in r.failures
             ]  # fmt: skip
-            out += _table(
+            out += table(
                 [*inp.text_fields, "expected", "got"], rows, "l" * (len(inp.text_fields) + 2)
             )
         else:
@@ -332,12 +315,12 @@ def _behaviour(inp: ReportInputs) -> list[str]:
             for f in r.failures:
                 changed = [k for k in inp.text_fields if f["original"][k] != f["perturbed"][k]]
                 rows.append(
-                    [md_cell(f["id"]),
-                     md_cell(" / ".join(f["original"][k] for k in changed)),
-                     md_cell(" / ".join(repr(f["perturbed"][k]) for k in changed)),
-                     md_cell(f["before"]), md_cell(f["after"])]
+                    [f["id"],
+                     " / ".join(f["original"][k] for k in changed),
+                     " / ".join(repr(f["perturbed"][k]) for k in changed),
+                     f["before"], f["after"]]
                 )  # fmt: skip
-            out += _table(["id", "original", "perturbed", "before", "after"], rows, "lllll")
+            out += table(["id", "original", "perturbed", "before", "after"], rows, "lllll")
     out.append("")
     return out
 
@@ -346,7 +329,8 @@ def _slices(inp: ReportInputs) -> list[str]:
     out = ["## Accuracy by slice", ""]
     what = "sentences tagged entirely right" if inp.task == "token" else "examples right"
     out.append(
-        f"Accuracy is the share of {what}, with a 95% Wilson interval. ⚠ marks the lowest "
+        f"Accuracy is the share of {what}, with a {100 * inp.confidence_level:.10g}% Wilson "
+        "interval. ⚠ marks the lowest "
         f"accuracy in each group, among slices of at least {MIN_SLICE_SIZE} examples where the "
         "group has any."
     )
@@ -360,18 +344,19 @@ def _slices(inp: ReportInputs) -> list[str]:
         marked = weakest_in(values)
         body = []
         for k, s in values.items():
-            low, high = s.interval()
+            low, high = s.interval(inp.confidence_level)
             body.append(
                 [
-                    f"**{md_cell(k)}**" if k in marked else md_cell(k),
+                    f"**{k}**" if k in marked else k,
                     str(s.n),
                     f"{s.accuracy:.4f}",
-                    f"{low:.2f}–{high:.2f}",
+                    interval(low, high, digits=2),
                     str(s.errors),
                     "⚠ weakest" if k in marked else "",
                 ]
             )
-        out += _table([family, "n", "accuracy", "95% CI", "errors", ""], body, "lrrrrl")
+        header = [family, "n", "accuracy", level_label(inp.confidence_level), "errors", ""]
+        out += table(header, body, "lrrrrl")
     out.append("")
     return out
 
@@ -386,11 +371,8 @@ def _confusions(inp: ReportInputs) -> list[str]:
         f"Wrong (true → predicted) pairs by count, with the share of the true label's {unit}."
     )
     out.append("")
-    body = [
-        [md_cell(t), md_cell(p), str(n), _pct(n / s if s else 0.0)]
-        for t, p, n, s in pairs[: inp.max_examples]
-    ]
-    out += _table(["true", "predicted", "count", "share of true"], body, "llrr")
+    body = [[t, p, str(n), _pct(n / s if s else 0.0)] for t, p, n, s in pairs[: inp.max_examples]]
+    out += table(["true", "predicted", "count", "share of true"], body, "llrr")
     out.append("")
     return out
 
@@ -405,28 +387,29 @@ def _example_table(inp: ReportInputs, rows: Sequence[dict[str, Any]], errors: bo
             wrong = sum(t != p for t, p in zip(r["label"], r["prediction"], strict=True))
             score = error_confidence(r) if errors else doubt(r)
             body.append(
-                [str(i), md_cell(r["id"]), md_cell(_sentence(r, field_), 200),
-                 *(md_cell(_value_name(r.get(f))) for f in inp.metadata_fields),
+                [str(i), r["id"], _sentence(r, field_),
+                 *(_value_name(r.get(f)) for f in inp.metadata_fields),
                  str(wrong), f"{score:.4f}"]
             )  # fmt: skip
-        return _table(header, body, "rll" + "l" * len(inp.metadata_fields) + "rr")
+        # the sentence column is the point of this table: cut later than other cells
+        return table(header, body, "rll" + "l" * len(inp.metadata_fields) + "rr", limit=200)
     header = ["#", "id", *inp.text_fields, *inp.metadata_fields, "true", "predicted",
               "p(predicted)", "p(true)"]  # fmt: skip
     body = [
         [
             str(i),
-            md_cell(r["id"]),
-            *(md_cell(r[f]) for f in inp.text_fields),
-            *(md_cell(_value_name(r.get(f))) for f in inp.metadata_fields),
-            md_cell(r["label"]),
-            md_cell(r["prediction"]),
+            r["id"],
+            *(r[f] for f in inp.text_fields),
+            *(_value_name(r.get(f)) for f in inp.metadata_fields),
+            r["label"],
+            r["prediction"],
             f"{float(r['confidence']):.4f}",
             f"{float(r['probabilities'][r['label']]):.4f}",
         ]
         for i, r in enumerate(rows, start=1)
     ]
     align = "rl" + "l" * (len(inp.text_fields) + len(inp.metadata_fields)) + "llrr"
-    return _table(header, body, align)
+    return table(header, body, align)
 
 
 def _misclassified(inp: ReportInputs) -> list[str]:
@@ -474,21 +457,24 @@ def _label_errors(inp: ReportInputs) -> list[str]:
     if inp.task == "token":
         field_ = inp.text_fields[0]
         body = [
-            [md_cell(d.row["id"]), md_cell(d.row[field_][d.word or 0]),
-             md_cell(" ".join(d.row[field_]), 160), md_cell(d.label), md_cell(d.prediction),
+            [d.row["id"], d.row[field_][d.word or 0],
+             " ".join(d.row[field_]), d.label, d.prediction,
              f"{d.confidence:.4f}"]
             for d in found
         ]  # fmt: skip
-        out += _table(
-            ["id", "word", "sentence", "gold", "predicted", "p(predicted)"], body, "llllr"
+        out += table(
+            ["id", "word", "sentence", "gold", "predicted", "p(predicted)"],
+            body,
+            "lllllr",
+            limit=160,
         )
     else:
         body = [
-            [md_cell(d.row["id"]), *(md_cell(d.row[f]) for f in inp.text_fields),
-             md_cell(d.label), md_cell(d.prediction), f"{d.confidence:.4f}", f"{d.p_label:.4f}"]
+            [d.row["id"], *(d.row[f] for f in inp.text_fields),
+             d.label, d.prediction, f"{d.confidence:.4f}", f"{d.p_label:.4f}"]
             for d in found
         ]  # fmt: skip
-        out += _table(
+        out += table(
             ["id", *inp.text_fields, "gold", "predicted", "p(predicted)", "p(gold)"],
             body,
             "l" + "l" * len(inp.text_fields) + "llrr",
@@ -512,8 +498,8 @@ def _confusion_matrix(inp: ReportInputs) -> list[str]:
     else:
         for r in inp.rows:
             counts[(r["label"], r["prediction"])] += 1
-    body = [[md_cell(a), *(str(counts[(a, p)]) for p in labels)] for a in labels]
-    out += _table(["true \\ predicted", *map(md_cell, labels)], body, "l" + "r" * len(labels))
+    body = [[a, *(str(counts[(a, p)]) for p in labels)] for a in labels]
+    out += table(["true \\ predicted", *labels], body, "l" + "r" * len(labels))
     out.append("")
     return out
 
