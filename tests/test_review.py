@@ -78,8 +78,8 @@ def test_workspace_change_against_main(repo: Path) -> None:
     assert "| `train.lr` | 0.002 | 0.001 |" in text
     assert "positive_label" not in text  # yes vs 'yes' is the same string
     assert (
-        "| evaluate: `validation.f1_macro` | 0.8 [0.75, 0.85] | 0.86 [0.81, 0.9] | "
-        "+0.06 (outside base interval) |" in text
+        "| evaluate: `validation.f1_macro` | 0.8 (95% CI 0.7500–0.8500) | "
+        "0.86 (95% CI 0.8100–0.9000) | +0.06 (outside base interval) |" in text
     )
     assert "| train: `stop_reason` | max_epochs | early_stopping | changed |" in text
     assert "| train: `epochs_run` | 3 | 2 | -1 |" in text
@@ -116,7 +116,22 @@ def test_an_experiment_against_a_revision(repo: Path) -> None:
 def test_nothing_changed(repo: Path) -> None:
     text = review(repo)
     assert "No parameter changed." in text and "No plot changed." in text
-    assert "| evaluate: `validation.f1_macro` | 0.8 [0.75, 0.85] | 0.8 [0.75, 0.85] | = |" in text
+    assert (
+        "| evaluate: `validation.f1_macro` | 0.8 (95% CI 0.7500–0.8500) | "
+        "0.8 (95% CI 0.7500–0.8500) | = |" in text
+    )
+
+
+def test_each_side_s_intervals_carry_the_level_it_was_evaluated_at(repo: Path) -> None:
+    write(repo, 0.002, 0.80, (0.77, 0.83), "max_epochs", [0.7, 0.5, 0.4], b"PNG-1", True)
+    with (repo / "params.yaml").open("a") as fh:
+        fh.write("  confidence_level: 0.9\n")  # under evaluate:, the file's last section
+    text = review(repo)
+    assert "| `evaluate.confidence_level` | — | 0.9 |" in text
+    assert (
+        "| evaluate: `validation.f1_macro` | 0.8 (95% CI 0.7500–0.8500) | "
+        "0.8 (90% CI 0.7700–0.8300) |" in text
+    )
 
 
 def test_an_unknown_revision_is_one_clear_error(

@@ -34,13 +34,16 @@ from typing import Any
 import yaml
 
 from nlpflow.errors import UserError
-from nlpflow.params import read_yaml
+from nlpflow.markdown import table, with_interval
+from nlpflow.params import EvaluateParams, read_yaml
 from nlpflow.revisions import WORKSPACE, Revision, files_at, read_at, resolve
 
 IMAGE_DIRS = ("plots", "reports")
 HEADLINE_SPLITS = ("validation", "test")
 TRAIN_HEADLINE = ("epochs_run", "best_epoch", "stop_reason", "best.val_f1_macro", "best.val_loss")
 LINE_TEMPLATES = ("linear", "simple", "scatter", "smooth")
+LEVEL_KEY = "evaluate.confidence_level"
+DEFAULT_LEVEL = EvaluateParams().confidence_level
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -170,6 +173,8 @@ class Review:
     headline: list[MetricChange]
     images: list[ImageChange] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # evaluate.confidence_level of (base, target): the level of each side's intervals
+    levels: tuple[float, float] = (DEFAULT_LEVEL, DEFAULT_LEVEL)
 
 
 def _number(x: Any) -> bool:
@@ -217,10 +222,17 @@ def build_review(repo: Path, base: str, target: str, out: Path, rel_tol: float =
                 metrics.append(change)
 
     review = Review(a.label, b.label, params, metrics, headline)
+    review.levels = (_level(pa), _level(pb))
     review.images = _images(repo, a, b, dvc_yaml, out)
     if not metric_files:
         review.notes.append("dvc.yaml declares no metrics files.")
     return review
+
+
+def _level(flat_params: dict[str, Any]) -> float:
+    """The confidence level a side's evaluate stage ran with (params.yaml, else the default)."""
+    value = flat_params.get(LEVEL_KEY, DEFAULT_LEVEL)
+    return float(value) if _number(value) and 0 < value < 1 else DEFAULT_LEVEL
 
 
 def _ci(flat: dict[str, Any], key: str) -> tuple[float, float] | None:
@@ -371,9 +383,9 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
-def _with_ci(value: Any, ci: tuple[float, float] | None) -> str:
+def _with_ci(value: Any, ci: tuple[float, float] | None, level: float) -> str:
     text = _fmt(value)
-    return f"{text} [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else text
+    return with_interval(text, ci[0], ci[1], level) if ci else text
 
 
 def _delta(m: MetricChange) -> str:
@@ -390,53 +402,50 @@ def _delta(m: MetricChange) -> str:
     return f"{d:+.4g}{note}"
 
 
-def _cell(x: Any) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
-
-
 def render(r: Review, max_metrics: int = 60) -> str:
+    """The review as markdown: parameters, headline metrics with intervals, every changed
+    metric (collapsed), changed plots."""
     lines = [f"## Review: {r.target_label} vs {r.base_label}", ""]
 
     lines += [f"### Parameters ({len(r.params)} changed)", ""]
     if r.params:
-        lines += ["| parameter | base | this change |", "|---|---|---|"]
-        lines += [f"| `{p.key}` | {_cell(_fmt(p.old))} | {_cell(_fmt(p.new))} |" for p in r.params]
+        rows = [[f"`{p.key}`", _fmt(p.old), _fmt(p.new)] for p in r.params]
+        lines += table(["parameter", "base", "this change"], rows, limit=None)
     else:
         lines.append("No parameter changed.")
     lines.append("")
 
     lines += ["### Metrics", ""]
     if r.headline:
-        lines += [
-            "| metric | base | this change | change |",
-            "|---|---|---|---|",
+        base_level, target_level = r.levels
+        rows = [
+            [
+                f"{Path(m.file).stem}: `{m.key}`",
+                _with_ci(m.old, m.old_ci, base_level),
+                _with_ci(m.new, m.new_ci, target_level),
+                _delta(m),
+            ]
+            for m in sorted(r.headline, key=lambda m: (m.file, m.key))
         ]
-        for m in sorted(r.headline, key=lambda m: (m.file, m.key)):
-            name = f"{Path(m.file).stem}: `{m.key}`"
-            lines.append(
-                f"| {name} | {_with_ci(m.old, m.old_ci)} | {_with_ci(m.new, m.new_ci)} | {_delta(m)} |"
-            )
+        lines += table(["metric", "base", "this change", "change"], rows, "lrrr", limit=None)
         lines += [
             "",
-            "Brackets: the evaluate stage's bootstrap interval of each side. Intervals that "
-            "overlap do not prove there is no difference: `nlpflow compare` gives a paired "
-            "test on the same examples.",
+            "In parentheses: the evaluate stage's bootstrap interval of each side, at the "
+            "level of that side's `evaluate.confidence_level`. Intervals that overlap do not "
+            "prove there is no difference: `nlpflow compare` gives a paired test on the same "
+            "examples.",
             "",
         ]
     changed = [m for m in r.metrics if m.changed]
     if changed:
-        lines += [
-            f"<details><summary>All {len(changed)} changed metrics</summary>",
-            "",
-            "| file | metric | base | this change | change |",
-            "|---|---|---|---|---|",
+        rows = [
+            [m.file, f"`{m.key}`", _fmt(m.old), _fmt(m.new), _delta(m)]
+            for m in changed[:max_metrics]
         ]
-        for m in changed[:max_metrics]:
-            lines.append(
-                f"| {m.file} | `{_cell(m.key)}` | {_cell(_fmt(m.old))} | {_cell(_fmt(m.new))} | {_delta(m)} |"
-            )
         if len(changed) > max_metrics:
-            lines.append(f"| … | {len(changed) - max_metrics} more | | | |")
+            rows.append(["…", f"{len(changed) - max_metrics} more", "", "", ""])
+        lines += [f"<details><summary>All {len(changed)} changed metrics</summary>", ""]
+        lines += table(["file", "metric", "base", "this change", "change"], rows, "llrrr")
         lines += ["", "</details>", ""]
     elif not r.headline:
         lines += ["No metric changed.", ""]
@@ -451,15 +460,18 @@ def render(r: Review, max_metrics: int = 60) -> str:
     for img in overlays:
         lines += [f"**{img.title}**", "", f"![{img.title}]({img.overlay})", ""]
     if pairs:
+        rows = [
+            [
+                f"`{img.title}`",
+                f"![base]({img.base})" if img.base else "(new)",
+                f"![this change]({img.target})" if img.target else "(removed)",
+            ]
+            for img in pairs
+        ]
         lines += [
             f"<details><summary>{len(pairs)} changed image file(s), before and after</summary>",
             "",
-            "| file | base | this change |",
-            "|---|---|---|",
         ]
-        for img in pairs:
-            before = f"![base]({img.base})" if img.base else "(new)"
-            after = f"![this change]({img.target})" if img.target else "(removed)"
-            lines.append(f"| `{img.title}` | {before} | {after} |")
+        lines += table(["file", "base", "this change"], rows, limit=None)
         lines += ["", "</details>", ""]
     return "\n".join(lines)

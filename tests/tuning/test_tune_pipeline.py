@@ -15,7 +15,8 @@ from tests.conftest import make_project, run, tool_env
 from tests.tuning.fakeproject import experiments
 from tests.tuning.procs import run_bounded
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# func_only: the module fixture (a real `dvc repro`) is bounded by the suite-wide timeout
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180, func_only=True)]
 
 # Evaluation and error analysis cut to their cheapest; the trials are about tuning train.
 FAST = {

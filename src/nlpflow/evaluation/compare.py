@@ -34,6 +34,7 @@ from nlpflow.evaluation.scoring import (
     token_batch_metrics,
     token_counts,
 )
+from nlpflow.markdown import interval, level_label, table
 from nlpflow.revisions import WORKSPACE
 
 PREDICTIONS = "data/predictions"
@@ -284,13 +285,6 @@ def compare(
 # --------------------------------------------------------------------------- output
 
 
-def _cell(value: Any, limit: int = 80) -> str:
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|")
-
-
 def _inputs(row: dict[str, Any]) -> str:
     skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated", "empty_words"}
     return " / ".join(
@@ -307,22 +301,23 @@ def _prob(row: dict[str, Any]) -> str:
 
 def render(c: Comparison, max_flips: int = 20) -> str:
     """The comparison as markdown."""
-    pct = round(100 * c.level)
     out = [f"# {c.b.name} vs {c.a.name}", ""]
     out.append(f"- A (reference): `{c.a.source}`")
     out.append(f"- B (candidate): `{c.b.source}`")
     unit = "sentences" if c.task == "token" else "examples"
     out.append(f"- {c.n} test {unit}, paired by id; {c.resamples} paired bootstrap resamples")
     out.append("")
-    out.append(f"| metric | A | B | B - A | {pct}% CI of B - A | share of resamples B not better |")
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rows = []
     for k, v in c.metrics.items():
         ci = c.intervals.get(k)
-        interval = f"{ci['low']:+.4f} to {ci['high']:+.4f}" if ci else "–"
-        share = f"{ci['p_not_better']:.3f}" if ci else "–"
-        out.append(
-            f"| {k} | {v['a']:.4f} | {v['b']:.4f} | {v['diff']:+.4f} | {interval} | {share} |"
-        )
+        rows.append(
+            [k, f"{v['a']:.4f}", f"{v['b']:.4f}", f"{v['diff']:+.4f}",
+             interval(ci["low"], ci["high"], signed=True) if ci else "–",
+             f"{ci['p_not_better']:.3f}" if ci else "–"]
+        )  # fmt: skip
+    header = ["metric", "A", "B", "B - A", f"{level_label(c.level)} of B - A",
+              "share of resamples B not better"]  # fmt: skip
+    out += table(header, rows, "lrrrrr")
     m = c.mcnemar
     out += ["", "## McNemar's test", ""]
     out.append(
@@ -339,12 +334,11 @@ def render(c: Comparison, max_flips: int = 20) -> str:
             f"{min(max_flips, len(c.regressions))} of {len(c.regressions)} shown. "
             f"{c.fixes} flipped the other way."
         )
-        out += ["", "| id | inputs | true | A | B |", "| --- | --- | --- | --- | --- |"]
-        for ra, rb in c.regressions[:max_flips]:
-            label = "(tags)" if isinstance(ra["label"], list) else ra["label"]
-            out.append(
-                f"| {_cell(ra['id'])} | {_cell(_inputs(ra))} | {_cell(label)} | "
-                f"{_cell(_prob(ra))} | {_cell(_prob(rb))} |"
-            )
+        rows = [
+            [ra["id"], _inputs(ra), "(tags)" if isinstance(ra["label"], list) else ra["label"],
+             _prob(ra), _prob(rb)]
+            for ra, rb in c.regressions[:max_flips]
+        ]  # fmt: skip
+        out += ["", *table(["id", "inputs", "true", "A", "B"], rows, limit=80)]
     out.append("")
     return "\n".join(out)

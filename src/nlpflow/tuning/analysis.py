@@ -154,7 +154,9 @@ def seed_stats(
 
 
 def paired_test(a: SeedStats, b: SeedStats, alpha: float = ALPHA) -> PairedTest | None:
-    """Paired t-test on the seeds both configurations ran with (first objective)."""
+    """Paired t-test (scipy's ``ttest_rel``) of ``a`` - ``b`` on the seeds both ran with, first
+    objective: the mean difference, its ``1 - alpha`` confidence interval and p-value; None
+    when fewer than two seeds are common."""
     from scipy import stats as st
 
     common = sorted(set(a.seeds) & set(b.seeds))
@@ -165,15 +167,15 @@ def paired_test(a: SeedStats, b: SeedStats, alpha: float = ALPHA) -> PairedTest 
     diffs = [va[s] - vb[s] for s in common]
     n = len(diffs)
     mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    if sd == 0:
+    if all(d == diffs[0] for d in diffs):  # no spread: scipy's t is undefined (nan)
         p = 0.0 if mean != 0 else 1.0
-        half = 0.0
+        low = high = mean
     else:
-        t = mean / (sd / math.sqrt(n))
-        p = float(2 * st.t.sf(abs(t), df=n - 1))
-        half = float(st.t.ppf(1 - alpha / 2, df=n - 1)) * sd / math.sqrt(n)
-    return PairedTest(a.trial, b.trial, n, mean, mean - half, mean + half, p, p < alpha)
+        res = st.ttest_rel([va[s] for s in common], [vb[s] for s in common])
+        p = float(res.pvalue)
+        ci = res.confidence_interval(confidence_level=1 - alpha)
+        low, high = float(ci.low), float(ci.high)
+    return PairedTest(a.trial, b.trial, n, mean, low, high, p, p < alpha)
 
 
 # --------------------------------------------------------------------------- importances

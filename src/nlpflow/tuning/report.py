@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nlpflow.io import write_json, write_text
+from nlpflow.markdown import interval, level_label, table
 from nlpflow.tuning import analysis as an
 from nlpflow.tuning.config import StudyConfig, short_number
 from nlpflow.tuning.space import BoundaryWarning, SearchSpace, boundary_warnings
@@ -479,7 +480,8 @@ def render(
             )
             lines += [
                 f"Top two, paired over {t['n']} common seeds: trial {t['a']} − trial {t['b']} = "
-                f"{short_number(t['mean_diff'])} (95% CI [{short_number(t['ci_low'])}, {short_number(t['ci_high'])}], "
+                f"{short_number(t['mean_diff'])} ({level_label(1 - an.ALPHA)} "
+                f"{interval(t['ci_low'], t['ci_high'], signed=True)}, "
                 f"paired t-test p = {short_number(t['p_value'])}): {verdict}.",
                 "",
             ]
@@ -546,9 +548,4 @@ def render(
 
 
 def _table(header: list[str], body: list[list[Any]]) -> list[str]:
-    def cell(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")[:200]
-
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(cell(x) for x in row) + " |" for row in body]
-    return [*out, ""]
+    return [*table(header, body, limit=200), ""]
