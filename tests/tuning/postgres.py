@@ -74,7 +74,7 @@ def server() -> Iterator[str]:
         try:
             yield f"postgresql+psycopg://{USER}@/postgres?host={root}"
         finally:
-            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 import pytest
 
+from nlpflow.tuning.storage import retry_of
 from tests.conftest import ROOT
 from tests.tuning.fakes import runs
 
@@ -134,7 +135,7 @@ def test_a_killed_workers_trial_is_requeued_and_the_study_resumes(tmp_path: Path
     trials = load(url)
     states = Counter(t.state.name for t in trials)
     assert states == {"FAIL": 1, "COMPLETE": 3}  # the lost trial does not count
-    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    (retry,) = [t for t in trials if retry_of(t) == 0]
     assert retry.params == trials[0].params and retry.state.name == "COMPLETE"
 
 
@@ -168,4 +169,4 @@ def test_sigterm_stops_requeues_and_the_same_command_resumes(tmp_path: Path, url
     finish(start_worker(tmp_path, url, n_trials=2))
     trials = load(url)
     assert Counter(t.state.name for t in trials) == {"FAIL": 2, "COMPLETE": 2}
-    assert {t.user_attrs.get("retry_of") for t in trials if t.state.name == "COMPLETE"} == {0, 1}
+    assert {retry_of(t) for t in trials if t.state.name == "COMPLETE"} == {0, 1}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nlpflow.tuning.config import SEEDS_SUFFIX, StudyConfig
+from nlpflow.tuning.storage import retry_of
 
 if TYPE_CHECKING:
     import optuna
@@ -244,8 +245,8 @@ def chosen(study: optuna.Study, config: StudyConfig, stats: list[SeedStats]) -> 
 def rows(study: optuna.Study) -> list[TrialRow]:
     out = []
     trials = study.get_trials(deepcopy=False)
-    replaced = {int(t.user_attrs["retry_of"]): (t.number, "re-queued as") for t in trials
-                if "retry_of" in t.user_attrs}  # fmt: skip
+    replaced = {n: (t.number, "re-queued as") for t in trials
+                if (n := retry_of(t)) is not None}  # fmt: skip
     replaced.update({int(t.user_attrs["recovered_from"]): (t.number, "recovered as")
                      for t in trials if "recovered_from" in t.user_attrs})  # fmt: skip
     for t in trials:

@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     )
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+    # Our own lines say what happens to each trial; Optuna would repeat failures with tracebacks
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     tuner = Tuner(request)
 
     exists = tune.study in optuna.get_all_study_names(tuner.storage)

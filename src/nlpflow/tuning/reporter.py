@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 ENV_STORAGE = "NLPFLOW_TUNE_STORAGE"
 ENV_STUDY = "NLPFLOW_TUNE_STUDY"
@@ -81,24 +81,20 @@ class TrialReporter:
         self._log = log
         self._failed = False
         self.detail = ""
-        storage = open_storage(storage_url, heartbeat=False)
+        self._storage = open_storage(storage_url, heartbeat=False)
         with quiet_optuna():
-            probe = optuna.load_study(study_name=study_name, storage=storage)
-            config = StudyConfig.of_study(probe)
-            if config is None:
-                raise ValueError(f"study {study_name!r} was not created by nlpflow tune")
-            self.config = config
-            self.metric: str = str(config.pruner.get("metric", "f1_macro"))
-            self.study: optuna.Study = optuna.load_study(
-                study_name=study_name,
-                storage=storage,
-                pruner=build_pruner(config),
-                sampler=optuna.samplers.RandomSampler(),
-            )
-            study_id = storage.get_study_id_from_name(study_name)
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
-            self._trial_id = trial_id
-            self.trial = optuna.trial.Trial(self.study, trial_id)
+            study = optuna.load_study(study_name=study_name, storage=self._storage)
+        config = StudyConfig.of_study(study)
+        if config is None:
+            raise ValueError(f"study {study_name!r} was not created by nlpflow tune")
+        self.config = config
+        self.metric: str = str(config.pruner.get("metric", "f1_macro"))
+        self.study = study
+        self.pruner = build_pruner(config)
+        study_id = self._storage.get_study_id_from_name(study_name)
+        self._trial_id = self._storage.get_trial_id_from_study_id_trial_number(
+            study_id, trial_number
+        )
 
     @classmethod
     def from_env(
@@ -145,7 +141,7 @@ class TrialReporter:
         if self._failed or not self.pruning:
             return False
         try:
-            frozen = self.study._storage.get_trial(self._trial_id)
+            frozen = self._storage.get_trial(self._trial_id)
             if frozen.state != optuna.trial.TrialState.RUNNING:
                 self.detail = (
                     f"trial {self.trial_number} is {frozen.state.name.lower()} in the study"
@@ -153,10 +149,12 @@ class TrialReporter:
                 self._log(f"tune: {self.detail}; stopping")
                 return True
             if epoch not in frozen.intermediate_values:  # a resumed run repeats epochs
-                self.trial.report(float(value), int(epoch))
+                self._storage.set_trial_intermediate_value(self._trial_id, epoch, float(value))
             if not ask:
                 return False
-            prune = bool(self.trial.should_prune())
+            # What Trial.should_prune does, for a trial another process (the worker) owns:
+            # the study's pruner judges the trial as stored.
+            prune = bool(self.pruner.prune(self.study, self._storage.get_trial(self._trial_id)))
         except Exception as err:  # tuning must never break training
             self._failed = True
             self._log(f"tune: reporting failed ({type(err).__name__}: {err}); training goes on")

@@ -105,7 +105,16 @@ def open_storage(
     heartbeat: bool = True,
     stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> optuna.storages.RDBStorage:
-    """An RDB storage for ``url``; SQLite gets serialised transactions and a busy timeout."""
+    """An RDB storage for ``url``; SQLite gets serialised transactions and a busy timeout.
+
+    ``heartbeat``: running trials record a heartbeat every ``HEARTBEAT_SECONDS`` (Optuna's
+    RDB heartbeat), and a trial without one for ``GRACE_SECONDS`` is failed by the next
+    ``fail_stale_trials`` (``study.optimize`` calls it before each trial), which then calls
+    ``stale_callback(study, failed_trial)``.
+
+    Raises:
+        UserError: the URL names no reachable database, or its driver is missing.
+    """
     import optuna
     import sqlalchemy
 
@@ -186,6 +195,23 @@ def _serialise_sqlite(engine: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # connections made before the listeners existed are dropped
+
+
+def retry_of(trial: FrozenTrial) -> int | None:
+    """The number of the trial ``trial`` reruns (re-queued by Optuna's
+    ``RetryHeartbeatStaleTrialCallback`` after its worker died or was interrupted), or None."""
+    import optuna
+
+    with quiet_optuna():
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """The trials ``trial``'s configuration ran as before, oldest first (empty: a first run)."""
+    import optuna
+
+    with quiet_optuna():
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(trial)
 
 
 def worker_identity() -> dict[str, Any]:

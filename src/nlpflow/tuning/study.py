@@ -57,6 +57,8 @@ from nlpflow.tuning.storage import (
     process_alive,
     quiet_optuna,
     resolve_url,
+    retry_history,
+    retry_of,
     safe_url,
     worker_identity,
 )
@@ -66,8 +68,34 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 
+MAX_FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing stops (a broken stage)
+MAX_RETRIES = 3  # a configuration whose worker died this often is not queued again
+
+
 class Interrupted(Exception):
     """The worker was asked to stop (Ctrl-C, SIGTERM); the study can be resumed."""
+
+
+class TrialFailed(Exception):
+    """A trial's experiment failed (its stage raised, a metric is missing): the trial is
+    recorded as failed and the study goes on."""
+
+
+class ClaimedTrial:
+    """A queued trial this worker claimed, with what :meth:`Tuner._execute` needs of an
+    ``optuna.Trial``, through the public storage API (Optuna hands out ``Trial`` objects only
+    from ``study.ask``, which creates a new trial when the queue is empty)."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, frozen: FrozenTrial):
+        self._storage = storage
+        self.trial_id = trial_id
+        self.number = frozen.number
+        self.params = dict(frozen.params)
+        self.user_attrs = dict(frozen.user_attrs)
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self._storage.set_trial_user_attr(self.trial_id, key, value)
+        self.user_attrs[key] = value
 
 
 @dataclass
@@ -144,8 +172,12 @@ class Tuner:
         )
         metrics = self.config.metrics
         self.runner: Runner = runner or DvcRunner(self.repo, metrics, self.config.baseline)
-        self.storage = open_storage(self.url, heartbeat=False)
-        self.hb_storage = open_storage(self.url, heartbeat=True, stale_callback=self._on_stale)
+        # Heartbeats on: study.optimize beats for each running trial and, before each new one,
+        # fails the stale trials of dead workers and calls _on_stale for each.
+        self.storage = open_storage(self.url, stale_callback=self._on_stale)
+        with quiet_optuna():
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
+        self._failures_in_a_row = 0
         self.identity = worker_identity()
         self.report = WorkerReport()
         self._stopping = threading.Event()
@@ -289,78 +321,163 @@ class Tuner:
     # ------------------------------------------------------------------ running
 
     def optimize(self) -> WorkerReport:
-        """Run trials until the study's budget is spent (or the timeout, or Ctrl-C)."""
+        """Run trials until the study's budget is spent (or the timeout, or Ctrl-C).
+
+        A sampled study (TPE, random) runs under Optuna's own ``study.optimize`` with
+        ``n_jobs`` threads and :class:`optuna.study.MaxTrialsCallback` for the study-wide
+        budget; a grid study runs its queued combinations, each claimed once (:meth:`_drain`).
+
+        Raises:
+            Interrupted: Ctrl-C or SIGTERM; the running trials were failed and re-queued.
+        """
         study = self.study or self.open_study()
         started = time.monotonic()
         self._recover(study)
-        self._work(lambda: self._next_trial(study, started), self._run_trial)
+        with self._signals(study):
+            if self.grid:
+                self._drain(study, started)
+            else:
+                self._sample(study)
         self.report.seconds = round(time.monotonic() - started, 1)
         return self.report
 
-    def _work(self, next_trial: Callable[[], Any], run: Callable[[Any], None]) -> None:
-        """``jobs`` threads, each taking trials until ``next_trial`` returns None.
+    def _sample(self, study: optuna.Study) -> None:
+        optuna = self._optuna
+        TrialState = optuna.trial.TrialState
+        finished = (TrialState.COMPLETE, TrialState.PRUNED)
+        done = len(study.get_trials(deepcopy=False, states=finished))
+        if done >= self.tune.n_trials or not self._epochs_left(study):
+            return  # MaxTrialsCallback stops after a trial: none may start on a spent budget
+        callbacks = [
+            # n_trials counts trials with a result; failures do not use it up (see _after)
+            optuna.study.MaxTrialsCallback(self.tune.n_trials, states=finished),
+            self._after,
+        ]
+        with quiet_optuna():
+            study.optimize(
+                self._objective,
+                n_jobs=self.tune.jobs,
+                timeout=self.request.timeout,
+                callbacks=callbacks,
+                catch=(TrialFailed,),
+            )
 
-        Ctrl-C or SIGTERM: the running experiments are stopped, their trials failed and
-        re-queued, and :class:`Interrupted` is raised once every thread has recorded that (a
-        second signal gives up at once). The main thread never blocks in ``Thread.join``: an
-        interrupted join can leave a thread looking finished while it is still writing.
+    def _after(self, study: optuna.Study, frozen: FrozenTrial) -> None:
+        """After each trial of :meth:`_sample`: lost trials of dead workers on this machine
+        are re-queued; the study stops when the epoch budget is spent or when trials keep
+        failing (a broken stage would otherwise fail every trial of the budget)."""
+        self._recover(study)
+        if frozen.state.name == "FAIL" and frozen.user_attrs.get("error") != "interrupted":
+            self._failures_in_a_row += 1
+        elif frozen.state.is_finished():
+            self._failures_in_a_row = 0
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            self.log(
+                f"tune: {self._failures_in_a_row} trials failed in a row; stopping this worker "
+                "(see their errors in reports/tune.md or `dvc exp show`)"
+            )
+            study.stop()
+        elif not self._epochs_left(study):
+            study.stop()
+
+    def _epochs_left(self, study: optuna.Study) -> bool:
+        """Whether one more trial fits the epoch budget (running ones count in full)."""
+        if self.request.epoch_budget is None:
+            return True
+        trials = study.get_trials(deepcopy=False)
+        running = sum(1 for t in trials if t.state.name == "RUNNING")
+        spent = epochs_spent(trials) + running * self.config.epochs
+        return spent + self.config.epochs <= self.request.epoch_budget
+
+    def _objective(self, trial: optuna.Trial) -> list[float]:
+        """One sampled trial, run by ``study.optimize``: its values, or TrialPruned /
+        TrialFailed / Interrupted, which Optuna records as the trial's state."""
+        assert self.study is not None
+        params = self.space.suggest(trial)
+        state, values = self._execute(self.study, trial, params)
+        if state == "pruned":
+            raise self._optuna.TrialPruned()
+        if state == "failed":
+            raise TrialFailed(str(trial.user_attrs.get("error", "failed")))
+        return values
+
+    def _drain(self, study: optuna.Study, started: float | None = None) -> None:
+        """Run the queued (WAITING) trials of ``study`` in ``jobs`` threads until none is left.
+
+        Used for grid combinations and seed reruns, where the queue is the whole plan: each
+        trial is claimed by an atomic WAITING -> RUNNING update (:meth:`_claim`) and told its
+        state with ``study.tell``. ``study.optimize`` does not fit here: when the queue is
+        empty it would sample a new configuration instead of stopping.
         """
         errors: list[BaseException] = []
-        finished = [threading.Event() for _ in range(self.tune.jobs)]
 
-        def loop(index: int) -> None:
+        def loop() -> None:
             failures = 0
-            try:
-                while not self._stopping.is_set():
-                    try:
-                        trial = next_trial()
-                        if trial is None:
-                            return
-                        run(trial)
-                        failures = 0
-                    except Interrupted:
+            while not self._stopping.is_set():
+                timeout = self.request.timeout
+                if (
+                    started is not None
+                    and timeout is not None
+                    and (time.monotonic() - started > timeout)
+                ):
+                    return
+                self._recover(study)
+                claimed = self._claim(study)
+                if claimed is None:
+                    return
+                try:
+                    with self._heartbeat(claimed.trial_id):
+                        state, values = self._execute(study, claimed, dict(claimed.params))
+                    with quiet_optuna():
+                        if state == "complete":
+                            study.tell(claimed.number, values)
+                        else:
+                            TrialState = self._optuna.trial.TrialState
+                            final = TrialState.PRUNED if state == "pruned" else TrialState.FAIL
+                            study.tell(claimed.number, state=final)
+                    failures = 0
+                except Interrupted:
+                    return
+                except Exception as err:  # keep the other threads going; stop if repeated
+                    self._fail(study, claimed.number, f"{type(err).__name__}: {err}")
+                    failures += 1
+                    self.log(f"tune: worker error: {type(err).__name__}: {err}")
+                    if failures >= MAX_FAILURES_IN_A_ROW:
+                        errors.append(err)
                         return
-                    except Exception as err:  # keep the other threads going; stop if repeated
-                        failures += 1
-                        self.log(f"tune: worker error: {type(err).__name__}: {err}")
-                        if failures >= 3:
-                            errors.append(err)
-                            return
-            finally:
-                finished[index].set()
 
         threads = [
-            threading.Thread(target=loop, args=(i,), name=f"tune-{i}", daemon=True)
+            threading.Thread(target=loop, name=f"tune-{i}", daemon=True)
             for i in range(self.tune.jobs)
         ]
-        interrupted = threading.Event()
-        with self._signals(interrupted):
-            for t in threads:
-                t.start()
-            for done in finished:
-                while not done.wait(0.5):
-                    pass
         for t in threads:
-            t.join()
-        if interrupted.is_set():
+            t.start()
+        for t in threads:
+            while t.is_alive():  # a signal handler runs between waits, never inside a join
+                t.join(0.5)
+        if self._stopping.is_set():
             raise Interrupted()
         if errors:
             raise errors[0]
 
     @contextlib.contextmanager
-    def _signals(self, interrupted: threading.Event) -> Iterator[None]:
-        """SIGINT and SIGTERM stop the worker gracefully (handlers need the main thread)."""
+    def _signals(self, study: optuna.Study) -> Iterator[None]:
+        """SIGINT and SIGTERM stop the worker gracefully (handlers need the main thread): the
+        running experiments are stopped, their trials failed and re-queued, and
+        :class:`Interrupted` is raised once every thread has recorded that (a second signal
+        gives up at once)."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(_sig: int, _frame: Any) -> None:
-            if interrupted.is_set():
+            if self._stopping.is_set():
                 raise KeyboardInterrupt  # a second signal: stop waiting
-            interrupted.set()
             self._stopping.set()
             self.log("tune: interrupted; stopping the running trials ...")
             self.runner.terminate()
+            with contextlib.suppress(RuntimeError):  # outside study.optimize: nothing to stop
+                study.stop()
 
         old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -368,63 +485,42 @@ class Tuner:
         finally:
             for sig, previous in old.items():
                 signal.signal(sig, previous)
+        if self._stopping.is_set():
+            raise Interrupted()
 
-    def _next_trial(self, study: optuna.Study, started: float) -> optuna.trial.Trial | None:
-        TrialState = self._optuna.trial.TrialState
-        timeout = self.request.timeout
-        if timeout is not None and time.monotonic() - started > timeout:
-            return None
-        self._recover(study)
+    def _claim(self, study: optuna.Study) -> ClaimedTrial | None:
+        """Claim a queued trial (WAITING -> RUNNING, atomic: see
+        :mod:`nlpflow.tuning.storage`); None when the queue is empty or the worker stops."""
+        optuna = self._optuna
         with self._ask_lock:
             if self._stopping.is_set():
                 return None
-            if self.grid:
-                return self._claim_waiting(study)
-            trials = study.get_trials(deepcopy=False)
-            waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
-            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-            if not waiting and counted(trials) + running >= self.tune.n_trials:
-                return None
-            if not waiting and self.request.epoch_budget is not None:
-                spent = epochs_spent(trials) + running * self.config.epochs
-                if spent + self.config.epochs > self.request.epoch_budget:
-                    return None
-            trial = study.ask()
-        self._claimed(trial)
-        return trial
-
-    def _claim_waiting(self, study: optuna.Study) -> optuna.trial.Trial | None:
-        """Claim a queued trial (WAITING -> RUNNING, atomic); None when the queue is empty."""
-        optuna = self._optuna
-        study_id = self.storage.get_study_id_from_name(study.study_name)
-        for frozen in self.storage.get_all_trials(
-            study_id, deepcopy=False, states=(optuna.trial.TrialState.WAITING,)
-        ):
-            try:
-                if not self.storage.set_trial_state_values(
-                    frozen._trial_id, state=optuna.trial.TrialState.RUNNING
-                ):
+            study_id = self.storage.get_study_id_from_name(study.study_name)
+            waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+            for frozen in waiting:
+                trial_id = self.storage.get_trial_id_from_study_id_trial_number(
+                    study_id, frozen.number
+                )
+                try:
+                    if not self.storage.set_trial_state_values(
+                        trial_id, state=optuna.trial.TrialState.RUNNING
+                    ):
+                        continue
+                except optuna.exceptions.UpdateFinishedTrialError:
                     continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
-            trial = optuna.trial.Trial(study, frozen._trial_id)
-            self._claimed(trial)
-            return trial
+                self.storage.record_heartbeat(trial_id)
+                return ClaimedTrial(self.storage, trial_id, frozen)
         return None
-
-    def _claimed(self, trial: optuna.trial.Trial) -> None:
-        self.hb_storage.record_heartbeat(trial._trial_id)
-        for key, value in self.identity.items():
-            trial.set_user_attr(key, value)
 
     @contextlib.contextmanager
     def _heartbeat(self, trial_id: int) -> Iterator[None]:
+        """Heartbeats of a claimed trial while it runs (``study.optimize`` beats for its own)."""
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
                 with contextlib.suppress(Exception):
-                    self.hb_storage.record_heartbeat(trial_id)
+                    self.storage.record_heartbeat(trial_id)
 
         thread = threading.Thread(target=beat, daemon=True)
         thread.start()
@@ -441,53 +537,71 @@ class Tuner:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.tune.jobs))
         return env
 
-    def _run_trial(self, trial: optuna.trial.Trial) -> None:
-        assert self.study is not None
-        try:
-            self._run_claimed(self.study, trial)
-        except Interrupted:
-            raise
-        except Exception as err:
-            # Never leave a trial RUNNING behind a live worker: nobody else would fail it.
-            self._fail(self.study, trial, f"{type(err).__name__}: {err}")
-            raise
+    def _fail(self, study: optuna.Study, number: int, error: str) -> None:
+        """Fail a trial of this worker on an unexpected error: never leave one RUNNING behind
+        a live worker, nobody else would fail it."""
+        with contextlib.suppress(Exception), quiet_optuna():
+            trial_id = self._trial_id(study, number)
+            self.storage.set_trial_user_attr(trial_id, "error", error[:500])
+            study.tell(number, state=self._optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
-    def _fail(self, study: optuna.Study, trial: optuna.trial.Trial, error: str) -> None:
-        with contextlib.suppress(Exception):
-            trial.set_user_attr("error", error[:500])
-            with quiet_optuna():
-                study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+    def _trial_id(self, study: optuna.Study, number: int) -> int:
+        """The storage's id of trial ``number`` of ``study`` (the storage API takes ids)."""
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
-    def _run_claimed(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        params = self.space.suggest(trial, grid=self.grid)
-        name = ex.exp_name(self.tune.study, trial.number)
+    def _execute(
+        self, study: optuna.Study, trial: optuna.Trial | ClaimedTrial, params: dict[str, Value]
+    ) -> tuple[str, list[float]]:
+        """Run ``trial`` as a DVC experiment and record what it gave on the trial.
+
+        Returns ("complete", objective values), ("pruned", []) or ("failed", []); the caller
+        tells the study. Raises :class:`Interrupted` (the trial re-queued) on Ctrl-C.
+        """
+        seeds_run = study.study_name != self.tune.study
+        for key, value in self.identity.items():
+            trial.set_user_attr(key, value)
+        if trial.user_attrs.get("error"):
+            trial.set_user_attr("error", "")  # a retry starts clean (Optuna copies the attrs)
+        if seeds_run:
+            config_trial = int(trial.user_attrs["config_trial"])
+            seed = int(trial.user_attrs["seed"])
+            name = f"{ex.exp_name(self.tune.study, config_trial)}-seed{seed}"
+            overrides = {k: set_override(v) for k, v in params.items()}
+            overrides["seed"] = str(seed)
+            env = self._trial_env(0, name, False)
+            message = f"nlpflow tune: study {self.tune.study}, trial {config_trial}, seed {seed}"
+            shown_params: dict[str, Value] = {**params, "seed": seed}
+        else:
+            name = ex.exp_name(self.tune.study, trial.number)
+            overrides = {k: set_override(v) for k, v in params.items()}
+            env = self._trial_env(trial.number, name, self.config.pruning)
+            message = f"nlpflow tune: study {self.tune.study}, trial {trial.number}"
+            shown_params = params
+            self.report.started += 1
         trial.set_user_attr("exp", name)
-        if "retry_of" in trial.user_attrs:
-            self.log(f"tune: trial {trial.number} reruns trial {trial.user_attrs['retry_of']}")
-        self.report.started += 1
+        retried = retry_of(self.storage.get_trial(self._trial_id(study, trial.number)))
+        if retried is not None:
+            self.log(f"tune: trial {trial.number} reruns trial {retried}")
         started = time.monotonic()
-        overrides = {k: set_override(v) for k, v in params.items()}
-        env = self._trial_env(trial.number, name, self.config.pruning)
-        message = f"nlpflow tune: study {self.tune.study}, trial {trial.number}"
-        with self._heartbeat(trial._trial_id):
-            result = self.runner.run(name, overrides, env, message)
+        result = self.runner.run(name, overrides, env, message)
         if self._stopping.is_set() and (result.sha is None or result.errors):
-            self._requeue_interrupted(study, trial)
+            trial.set_user_attr("error", "interrupted")
+            self._requeue(study, trial.number, "was interrupted")
             raise Interrupted()
-        self._finish(study, trial, result, params, time.monotonic() - started)
+        return self._record(trial, result, shown_params, time.monotonic() - started, seeds_run)
 
-    def _finish(
+    def _record(
         self,
-        study: optuna.Study,
-        trial: optuna.trial.Trial,
+        trial: optuna.Trial | ClaimedTrial,
         result: TrialResult,
         params: dict[str, Value],
         seconds: float,
-    ) -> None:
-        """Record the experiment's outcome on the trial, mark the experiment, tell the study."""
-        TrialState = self._optuna.trial.TrialState
+        seeds_run: bool,
+    ) -> tuple[str, list[float]]:
+        """Record the experiment's outcome on the trial and mark the experiment."""
         values = [result.metrics.get(o["metric"]) for o in self.config.objectives]
-        state, detail = TrialState.COMPLETE, "complete"
+        state, detail = "complete", "complete"
         if result.sha is None or result.errors or any(v is None for v in values):
             missing = [
                 o["metric"]
@@ -497,41 +611,35 @@ class Tuner:
             reason = "; ".join(result.errors[-2:]) or (
                 f"metric {missing[0]} missing" if missing else "no experiment"
             )
-            state, detail = TrialState.FAIL, f"failed: {reason}"
+            state, detail = "failed", f"failed: {reason}"
         elif result.pruned:
-            state, detail = TrialState.PRUNED, "pruned"
-        violations = self._violations(result) if state == TrialState.COMPLETE else {}
+            state, detail = "pruned", "pruned"
+        violations = self._violations(result) if state == "complete" else {}
         feasible = all(v <= 0 for v in violations.values())
-        suffix = {TrialState.FAIL: "failed", TrialState.PRUNED: "pruned"}.get(state, "")
-        if state == TrialState.COMPLETE and not feasible:
+        suffix = {"failed": "failed", "pruned": "pruned"}.get(state, "")
+        if state == "complete" and not feasible:
             suffix, detail = "infeasible", "complete, infeasible"
         exp = result.exp
         if suffix and result.sha is not None:
             exp = self.runner.mark(result.exp, suffix)
         trial.set_user_attr("exp", exp)
         trial.set_user_attr("sha", result.sha)
-        trial.set_user_attr("metrics", {k: v for k, v in result.metrics.items()})
+        trial.set_user_attr("metrics", dict(result.metrics))
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("stop_reason", result.stop_reason)
         trial.set_user_attr("seconds", round(seconds, 1))
         trial.set_user_attr("feasible", feasible)
-        if state == TrialState.FAIL:
+        if state == "failed":
             trial.set_user_attr("error", detail)
             trial.set_user_attr("log_tail", result.log_tail[-1500:])
-        for key, value in violations.items():
-            trial.set_constraint(key, value)
-        with quiet_optuna():
-            if state == TrialState.COMPLETE:
-                study.tell(trial, [float(v) for v in values if v is not None])
-            else:
-                study.tell(trial, state=state)
-        if study.study_name == self.tune.study:  # the seeds study's runs are counted apart
-            counter = {"complete": "complete", "pruned": "pruned"}.get(
-                detail.split(",")[0], "failed"
-            )
-            setattr(self.report, counter, getattr(self.report, counter) + 1)
-        else:
+        trial.set_user_attr("constraints", violations)
+        if not isinstance(trial, ClaimedTrial):  # samplers read constraints of sampled trials
+            for key, value in violations.items():
+                trial.set_constraint(key, value)
+        if seeds_run:
             self.report.seed_runs += 1
+        else:
+            setattr(self.report, state, getattr(self.report, state) + 1)
         shown = " ".join(f"{k}={short_number(v)}" for k, v in params.items())
         value_text = ", ".join(short_number(v) for v in values if v is not None) or "-"
         epochs = f", {result.epochs_run} epochs" if result.epochs_run is not None else ""
@@ -539,6 +647,7 @@ class Tuner:
             f"trial {trial.number} [{exp}] {shown} -> {value_text} ({detail}{epochs}, "
             f"{seconds:.0f}s)"
         )
+        return state, [float(v) for v in values if v is not None]
 
     def _violations(self, result: TrialResult) -> dict[str, float]:
         """Constraint values in Optuna's convention: > 0 by how much a bound is broken,
@@ -559,37 +668,23 @@ class Tuner:
 
     # ------------------------------------------------------------------ lost trials
 
-    def _requeue_interrupted(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        """A trial stopped by Ctrl-C: failed, and its configuration queued again."""
-        TrialState = self._optuna.trial.TrialState
-        with contextlib.suppress(Exception):
-            trial.set_user_attr("error", "interrupted")
-        frozen = self.storage.get_trial(trial._trial_id)
+    def _requeue(self, study: optuna.Study, number: int, why: str) -> None:
+        """Queue trial ``number``'s configuration again with Optuna's retry callback (the
+        retry records ``failed_trial``: see :func:`nlpflow.tuning.storage.retry_of`)."""
+        frozen = self.storage.get_trial(self._trial_id(study, number))
         with quiet_optuna():
-            study.tell(trial, state=TrialState.FAIL)
-        self._enqueue_retry(study, frozen, "was interrupted")
-
-    def _enqueue_retry(self, study: optuna.Study, frozen: FrozenTrial, why: str) -> None:
-        optuna = self._optuna
-        attrs = {k: v for k, v in frozen.user_attrs.items() if k in ("config_trial", "seed")}
-        attrs["retry_of"] = frozen.number
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=frozen.params,
-                distributions=frozen.distributions,
-                user_attrs=attrs,
-            )
-        )
-        self.report.requeued.append(frozen.number)
-        self.log(f"tune: trial {frozen.number} {why}: marked failed, its configuration re-queued")
+            self._retry(study, frozen)
+        self.report.requeued.append(number)
+        self.log(f"tune: trial {number} {why}: marked failed, its configuration re-queued")
 
     def _recover(self, study: optuna.Study) -> None:
-        """Fail the trials of dead workers and re-queue (or recover) them."""
+        """Fail the trials of dead workers and re-queue (or recover) them: those of other
+        machines when their heartbeat is older than ``GRACE_SECONDS`` (Optuna's
+        ``fail_stale_trials``, which calls :meth:`_on_stale`), those of this machine at once
+        when their worker's process is gone."""
         optuna = self._optuna
-        hb_study = optuna.load_study(study_name=study.study_name, storage=self.hb_storage)
         with quiet_optuna():
-            optuna.storages.fail_stale_trials(hb_study)  # other machines: heartbeat too old
+            optuna.storages.fail_stale_trials(study)
         host = self.identity["host"]
         now = time.time()
         for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
@@ -604,19 +699,20 @@ class Tuner:
                     continue  # just claimed: its worker has not said who it is yet
             else:
                 continue  # another machine's trial: the heartbeat decides
+            trial_id = self._trial_id(study, frozen.number)
             try:
                 if not self.storage.set_trial_state_values(
-                    frozen._trial_id, state=optuna.trial.TrialState.FAIL
+                    trial_id, state=optuna.trial.TrialState.FAIL
                 ):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker got there first
-            self._on_stale(study, self.storage.get_trial(frozen._trial_id))
+            self._on_stale(study, self.storage.get_trial(trial_id))
 
     def _on_stale(self, study: optuna.Study, frozen: FrozenTrial) -> None:
-        """A dead worker's trial (already failed): recover its result or queue it again."""
+        """A dead worker's trial (already failed): recover its result if its experiment
+        finished, else queue it again (at most ``MAX_RETRIES`` times)."""
         optuna = self._optuna
-        target = optuna.load_study(study_name=study.study_name, storage=self.storage)
         who = f"{frozen.user_attrs.get('host', '?')}:{frozen.user_attrs.get('pid', '?')}"
         name = str(frozen.user_attrs.get("exp") or ex.exp_name(self.tune.study, frozen.number))
         result = None
@@ -641,7 +737,7 @@ class Tuner:
                     "feasible": True,
                 }
             )
-            target.add_trial(
+            study.add_trial(
                 optuna.trial.create_trial(
                     state=state,
                     params=frozen.params,
@@ -658,7 +754,13 @@ class Tuner:
                 "finished; its result was recovered"
             )
             return
-        self._enqueue_retry(target, frozen, f"lost its worker ({who})")
+        if len(retry_history(frozen)) >= MAX_RETRIES:
+            self.log(
+                f"tune: trial {frozen.number} lost its worker ({who}) after {MAX_RETRIES} "
+                "retries of its configuration; not queued again"
+            )
+            return
+        self._requeue(study, frozen.number, f"lost its worker ({who})")
 
     # ------------------------------------------------------------------ seeds
 
@@ -687,7 +789,7 @@ class Tuner:
         have = {
             (t.user_attrs.get("config_trial"), t.user_attrs.get("seed"))
             for t in seeds_study.get_trials(deepcopy=False)
-            if "retry_of" not in t.user_attrs
+            if retry_of(t) is None
         }
         missing = [(t, s) for t, s in wanted if (t.number, s) not in have]
         if missing and self._enqueue_lock(study, missing):
@@ -704,7 +806,8 @@ class Tuner:
                 f"tune: rerunning trials {', '.join(str(t.number) for t in best)} with seeds "
                 f"{', '.join(str(s) for s in seeds)} ({len(missing)} runs)"
             )
-        self._work(lambda: self._claim_seed(seeds_study), lambda t: self._run_seed(seeds_study, t))
+        with self._signals(seeds_study):
+            self._drain(seeds_study)
 
     def _enqueue_lock(self, study: optuna.Study, missing: list[Any]) -> bool:
         """Only one worker queues a given set of seed runs: creating a marker study is the
@@ -720,41 +823,6 @@ class Tuner:
             return False
         return True
 
-    def _claim_seed(self, seeds_study: optuna.Study) -> optuna.trial.Trial | None:
-        self._recover(seeds_study)
-        with self._ask_lock:
-            if self._stopping.is_set():
-                return None
-            return self._claim_waiting(seeds_study)
-
-    def _run_seed(self, seeds_study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        try:
-            self._run_seed_claimed(seeds_study, trial)
-        except Interrupted:
-            raise
-        except Exception as err:
-            self._fail(seeds_study, trial, f"{type(err).__name__}: {err}")
-            raise
-
-    def _run_seed_claimed(self, seeds_study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        config_trial = int(trial.user_attrs["config_trial"])
-        seed = int(trial.user_attrs["seed"])
-        params = {p: trial.params[p] for p in self.space.paths}
-        name = f"{ex.exp_name(self.tune.study, config_trial)}-seed{seed}"
-        trial.set_user_attr("exp", name)
-        overrides = {k: set_override(v) for k, v in params.items()}
-        overrides["seed"] = str(seed)
-        started = time.monotonic()
-        message = f"nlpflow tune: study {self.tune.study}, trial {config_trial}, seed {seed}"
-        with self._heartbeat(trial._trial_id):
-            result = self.runner.run(name, overrides, self._trial_env(0, name, False), message)
-        if self._stopping.is_set() and (result.sha is None or result.errors):
-            self._requeue_interrupted(seeds_study, trial)
-            raise Interrupted()
-        self._finish(
-            seeds_study, trial, result, {**params, "seed": seed}, time.monotonic() - started
-        )
-
     def _wait_for_running(self, study: optuna.Study) -> None:
         """Seed reruns pick the top configurations: wait for other workers' trials first."""
         TrialState = self._optuna.trial.TrialState
@@ -768,21 +836,6 @@ class Tuner:
                 self.log(f"tune: waiting for {len(running)} running trial(s) of other workers")
                 announced = True
             time.sleep(HEARTBEAT_SECONDS / 2)
-
-
-def counted(trials: list[FrozenTrial]) -> int:
-    """Trials that count against the budget: finished, except failed ones that were
-    re-queued or recovered (their replacement counts instead)."""
-    replaced = {t.user_attrs.get("retry_of") for t in trials} | {
-        t.user_attrs.get("recovered_from") for t in trials
-    }
-    n = 0
-    for t in trials:
-        if t.state.name in ("COMPLETE", "PRUNED") or (
-            t.state.name == "FAIL" and t.number not in replaced
-        ):
-            n += 1
-    return n
 
 
 def epochs_spent(trials: list[FrozenTrial]) -> int:
