@@ -64,6 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``nlpflow review``: write the review's markdown (and images beside it); exit code 0."""
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
@@ -141,6 +142,9 @@ class ParamChange:
 
 @dataclass
 class MetricChange:
+    """One metric of one metrics file on both sides, with each side's evaluate-stage interval
+    (``<split>.ci.<metric>.low/high``) when it has one."""
+
     file: str
     key: str
     old: Any
@@ -166,6 +170,8 @@ class ImageChange:
 
 @dataclass
 class Review:
+    """Everything the review shows, before rendering."""
+
     base_label: str
     target_label: str
     params: list[ParamChange]
@@ -188,6 +194,14 @@ def _equal(a: Any, b: Any, rel_tol: float) -> bool:
 
 
 def build_review(repo: Path, base: str, target: str, out: Path, rel_tol: float = 1e-9) -> Review:
+    """Compare ``target`` (workspace, git revision or experiment name) with ``base`` (a revision).
+
+    Reads params.yaml, dvc.yaml's metrics files and plots on both sides; draws changed line
+    plots (both sides overlaid) and copies changed PNG files into ``out.parent / 'images'``.
+    Numbers within ``rel_tol`` (relative) of each other count as unchanged.
+
+    Raises:
+        UserError: a revision cannot be resolved, or ``base`` is the workspace."""
     base_rev, target_rev = resolve(repo, base), resolve(repo, target)
     if base_rev.sha is None:
         raise UserError("--base must be a revision (the workspace can only be the target)")
@@ -223,7 +237,7 @@ def build_review(repo: Path, base: str, target: str, out: Path, rel_tol: float =
 
     review = Review(a.label, b.label, params, metrics, headline)
     review.levels = (_level(pa), _level(pb))
-    review.images = _images(repo, a, b, dvc_yaml, out)
+    review.images = _images(a, b, dvc_yaml, out)
     if not metric_files:
         review.notes.append("dvc.yaml declares no metrics files.")
     return review
@@ -268,7 +282,7 @@ def _safe(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", path)
 
 
-def _images(repo: Path, a: Side, b: Side, dvc_yaml: dict[str, Any], out: Path) -> list[ImageChange]:
+def _images(a: Side, b: Side, dvc_yaml: dict[str, Any], out: Path) -> list[ImageChange]:
     images_dir = out.parent / "images"
     changes: list[ImageChange] = []
     rel = Path("images")

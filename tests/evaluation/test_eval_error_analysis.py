@@ -318,15 +318,15 @@ def test_auto_length_edges_make_about_equal_buckets() -> None:
     assert ea.auto_length_edges([]) == []
 
 
-def test_baseline_accuracy_from_the_evaluate_metrics(tmp_path: Path) -> None:
+def test_the_evaluate_metrics_are_read_with_clear_errors(tmp_path: Path) -> None:
     path = tmp_path / "evaluate.json"
     path.write_text(json.dumps({"test": {"baselines": {"majority": {"accuracy": 0.5}}}}))
-    assert ea.baseline_accuracy_from(path) == 0.5
-    path.write_text(json.dumps({"validation": {}}))
-    with pytest.raises(UserError, match=r"no test\.baselines\.majority\.accuracy"):
-        ea.baseline_accuracy_from(path)
+    assert ea.read_evaluate_metrics(path)["test"]["baselines"]["majority"]["accuracy"] == 0.5
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON at line 1"):
+        ea.read_evaluate_metrics(path)
     with pytest.raises(UserError, match="not found"):
-        ea.baseline_accuracy_from(tmp_path / "nope.json")
+        ea.read_evaluate_metrics(tmp_path / "nope.json")
 
 
 def test_summary_warns_when_the_labels_are_imbalanced() -> None:

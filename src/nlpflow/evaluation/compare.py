@@ -179,6 +179,9 @@ def mcnemar(b: int, c: int) -> dict[str, Any]:
 
 @dataclass
 class Comparison:
+    """The result of :func:`compare`: per metric A, B and B - A; the paired bootstrap intervals
+    of B - A at ``level``; McNemar's test; the right-to-wrong flips."""
+
     a: Side
     b: Side
     task: str
@@ -192,6 +195,7 @@ class Comparison:
     resamples: int = 0
 
     def as_json(self) -> dict[str, Any]:
+        """The comparison as written to ``--json``: plain numbers, ids of the regressions."""
         return {
             "a": {"name": self.a.name, "source": self.a.source},
             "b": {"name": self.b.name, "source": self.b.source},

@@ -362,17 +362,3 @@ def read_evaluate_metrics(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a JSON object")
     return data
-
-
-def baseline_accuracy_from(path: str | Path, split: str = "test") -> float:
-    """The majority-baseline accuracy of ``split`` from the evaluate stage's metrics file."""
-    data = read_evaluate_metrics(path)
-    try:
-        value = data[split]["baselines"]["majority"]["accuracy"]
-    except (KeyError, TypeError):
-        raise UserError(
-            f"{path}: no {split}.baselines.majority.accuracy; rerun the evaluate stage"
-        ) from None
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise UserError(f"{path}: {split}.baselines.majority.accuracy is not a number")
-    return float(value)

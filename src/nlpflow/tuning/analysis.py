@@ -26,12 +26,15 @@ ALPHA = 0.05
 
 
 def is_feasible(trial: FrozenTrial) -> bool:
+    """Whether the trial met every constraint of the study (``feasible`` recorded by the
+    worker, and Optuna's constraint values <= 0 where the sampler was given them)."""
     if trial.user_attrs.get("feasible") is False:
         return False
     return all(v <= 0 for k, v in trial.system_attrs.items() if k.startswith("constraints:"))
 
 
 def complete_feasible(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials that met every constraint and have objective values."""
     return [
         t for t in trials if t.state.name == "COMPLETE" and t.values is not None and is_feasible(t)
     ]
@@ -84,6 +87,8 @@ def top_trials(study: optuna.Study, config: StudyConfig, top: int) -> list[Froze
 
 @dataclass
 class SeedStats:
+    """One configuration rerun with several seeds: its objective values per seed."""
+
     trial: int  # the configuration (its trial number in the main study)
     exp: str
     params: dict[str, Any]
@@ -91,9 +96,11 @@ class SeedStats:
     values: list[list[float]]  # per objective, one value per seed (in ``seeds`` order)
 
     def mean(self, i: int = 0) -> float:
+        """Mean over seeds of objective ``i`` (in the objective's own units)."""
         return sum(self.values[i]) / len(self.values[i])
 
     def sd(self, i: int = 0) -> float:
+        """Sample standard deviation over seeds of objective ``i``; nan with one seed."""
         v = self.values[i]
         if len(v) < 2:
             return float("nan")
@@ -103,6 +110,8 @@ class SeedStats:
 
 @dataclass
 class PairedTest:
+    """The paired t-test of the top two configurations on their common seeds."""
+
     a: int  # trial numbers of the configurations compared (a ranked first)
     b: int
     n: int  # common seeds
@@ -218,6 +227,9 @@ def importances(study: optuna.Study, config: StudyConfig) -> dict[str, dict[str,
 
 @dataclass
 class TrialRow:
+    """One trial as the report's table shows it (``lost``: failed with its worker, re-queued or
+    recovered under another number, named in ``error``)."""
+
     number: int
     state: str  # complete, pruned, failed, infeasible, running, waiting
     exp: str
@@ -243,6 +255,7 @@ def chosen(study: optuna.Study, config: StudyConfig, stats: list[SeedStats]) -> 
 
 
 def rows(study: optuna.Study) -> list[TrialRow]:
+    """Every trial of ``study``, in trial order, as :class:`TrialRow`."""
     out = []
     trials = study.get_trials(deepcopy=False)
     replaced = {n: (t.number, "re-queued as") for t in trials

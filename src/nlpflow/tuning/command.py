@@ -88,6 +88,11 @@ def _override(args: argparse.Namespace, tune: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``nlpflow tune``: run this worker's share of the study (then seed reruns), or only
+    write the report (``--report-only``), or apply the best trial (``--apply``).
+
+    Returns 0, or 130 when interrupted (the study can be resumed). Raises UserError for a
+    study that does not exist (report, apply) or settings that differ from the study's."""
 
     from nlpflow.params import load_params, read_yaml
     from nlpflow.tuning import experiments as ex

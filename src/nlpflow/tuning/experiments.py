@@ -95,6 +95,8 @@ def parse_metric(spec: str) -> tuple[str, list[str]]:
 
 
 def lookup(data: Any, parts: Sequence[str]) -> Any:
+    """The value at ``parts`` (keys, or list indices as digits) inside parsed JSON ``data``;
+    None when any step is missing."""
     node = data
     for part in parts:
         if isinstance(node, Mapping) and part in node:
@@ -114,6 +116,7 @@ class MetricReader:
         self._files: dict[str, Any] = {}
 
     def json(self, file: str) -> Any:
+        """The parsed JSON of ``file`` at the experiment's commit; None when missing or invalid."""
         if file not in self._files:
             raw = read_at(self.repo, self.rev, file)
             try:
@@ -154,4 +157,5 @@ class MetricReader:
 
 
 def exp_name(study: str, number: int) -> str:
+    """The experiment name of trial ``number``: ``<study>-007``."""
     return f"{study}-{number:03d}"

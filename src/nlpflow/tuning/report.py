@@ -48,6 +48,10 @@ def summarize(
     top: int,
     host: str = "",
 ) -> tuple[Summary, list[an.TrialRow], list[an.SeedStats]]:
+    """Everything reports/tune.md and reports/tune.json say about ``study``: state counts,
+    training epochs spent, the best configuration(s) (by mean over seeds when ``--seeds`` ran,
+    else the best single run; the Pareto front with several objectives), ties, boundary
+    warnings, importances; with the per-trial rows and seed statistics the plots draw."""
     rows = an.rows(study)
     counts: dict[str, int] = {}
     for r in rows:
@@ -125,6 +129,8 @@ def _plt() -> Any:
 
 
 def plot_history(rows: list[an.TrialRow], config: StudyConfig, path: Path) -> None:
+    """``path`` (PNG): the first objective of each complete, pruned and infeasible trial by
+    trial number, and the best complete value so far."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     sign = 1.0 if config.directions[0] == "maximize" else -1.0
@@ -157,6 +163,8 @@ def plot_history(rows: list[an.TrialRow], config: StudyConfig, path: Path) -> No
 
 
 def plot_intermediate(rows: list[an.TrialRow], config: StudyConfig, path: Path) -> bool:
+    """``path`` (PNG): the validation metric per evaluation of every trial that reported one
+    (pruned ones in orange); False (nothing written) when no trial reported."""
     curves = [r for r in rows if r.intermediate]
     if not curves:
         return False
@@ -184,6 +192,8 @@ def plot_intermediate(rows: list[an.TrialRow], config: StudyConfig, path: Path) 
 def plot_parallel(
     rows: list[an.TrialRow], config: StudyConfig, space: SearchSpace, path: Path
 ) -> bool:
+    """``path`` (PNG): parallel coordinates of the parameters, lines coloured by the first
+    objective; False when fewer than two complete (or infeasible) trials."""
     done = [r for r in rows if r.state in ("complete", "infeasible") and r.values]
     if len(done) < 2:
         return False
@@ -240,6 +250,8 @@ def plot_parallel(
 
 
 def plot_importances(imp: dict[str, dict[str, float]], path: Path) -> bool:
+    """``path`` (PNG): the importance (share of the objective's variation, 0-1) of each
+    parameter; False when none were estimated."""
     if not imp:
         return False
     metric, values = next(iter(imp.items()))
@@ -258,6 +270,8 @@ def plot_importances(imp: dict[str, dict[str, float]], path: Path) -> bool:
 
 
 def plot_pareto(rows: list[an.TrialRow], front: list[int], config: StudyConfig, path: Path) -> bool:
+    """``path`` (PNG): the first two objectives of every complete trial, the Pareto front
+    (trial numbers ``front``) marked; False with one objective."""
     if len(config.objectives) < 2:
         return False
     plt = _plt()
@@ -340,6 +354,8 @@ def render(
     stats: list[an.SeedStats],
     images: list[tuple[str, str]],
 ) -> str:
+    """reports/tune.md: the markdown of a :class:`Summary`, with links to ``images``
+    ((title, path relative to the report) pairs)."""
     objectives = ", ".join(f"{o['direction']} `{o['metric']}`" for o in config.objectives)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(s.counts.items()))
     pruner = config.pruner.get("kind", "none") if config.pruning else "none"
