@@ -24,9 +24,11 @@ from typing import Any
 import optuna
 import pytest
 
+from nlpflow.tuning.runner import TrialResult
 from nlpflow.tuning.storage import retry_of
+from nlpflow.tuning.study import Tuner
 from tests.conftest import ROOT
-from tests.tuning.fakes import runs
+from tests.tuning.fakes import FakeRunner, request, runs
 
 # Each test ends in seconds; a hung worker fails it at this, well before the suite limit.
 pytestmark = pytest.mark.timeout(120)
@@ -170,3 +172,28 @@ def test_sigterm_stops_requeues_and_the_same_command_resumes(tmp_path: Path, url
     trials = load(url)
     assert Counter(t.state.name for t in trials) == {"FAIL": 2, "COMPLETE": 2}
     assert {retry_of(t) for t in trials if t.state.name == "COMPLETE"} == {0, 1}
+
+
+class FailingRunner(FakeRunner):
+    """Every trial's experiment fails, as with a stage that raises."""
+
+    def run(self, name: str, overrides: Any, env: Any, message: str) -> TrialResult:
+        super().run(name, overrides, env, message)
+        return TrialResult(name, None, errors=["ERROR: failed to reproduce 'train'"])
+
+
+def test_failed_trials_do_not_use_the_budget_and_a_failing_worker_stops(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    lines: list[str] = []
+    tuner = Tuner(request(tmp_path, url, n_trials=2, sampler="random"),
+                  runner=FailingRunner(tmp_path), log=lines.append)  # fmt: skip
+    report = tuner.optimize()
+    assert (report.started, report.failed, report.complete) == (3, 3, 0)
+    assert [t.state.name for t in load(url)] == ["FAIL"] * 3
+    assert load(url)[0].user_attrs["error"] == "failed: ERROR: failed to reproduce 'train'"
+    assert any("3 trials failed in a row; stopping this worker" in line for line in lines)
+
+    # with results again, the same study still has its whole budget of 2 results to give
+    Tuner(request(tmp_path, url, n_trials=2, sampler="random"),
+          runner=FakeRunner(tmp_path), log=lines.append).optimize()  # fmt: skip
+    assert Counter(t.state.name for t in load(url)) == {"FAIL": 3, "COMPLETE": 2}
