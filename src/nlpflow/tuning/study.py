@@ -5,17 +5,19 @@ trial is a ``dvc exp run --temp`` subprocess. Workers on the same or other machi
 study by pointing at the same storage with the same study name. The rules that keep a shared
 study honest:
 
-- **Budget.** ``n_trials`` is the size of the whole study, all workers together: a worker
-  starts a trial only while finished + running trials are fewer (two workers deciding in the
-  same instant can overshoot by one). A grid study runs every combination exactly once.
-- **Claims.** Queued trials (grid combinations, re-queued configurations) are claimed with an
-  atomic WAITING -> RUNNING update (see :mod:`nlpflow.tuning.storage`): none runs twice.
-- **Lost workers.** A worker records a heartbeat for each running trial. When a worker dies,
-  its trials are failed and their configurations re-queued by the next worker that looks:
-  at once when the dead worker was on this machine (its pid is gone), after
-  ``GRACE_SECONDS`` without a heartbeat otherwise. If the dead worker's experiment had in fact
-  finished, its result is recovered instead of rerun. A failed-then-requeued trial does not
-  count against the budget; its replacement does.
+- **Budget.** ``n_trials`` is the size of the whole study, all workers together: the complete
+  and pruned trials (Optuna's ``MaxTrialsCallback``; a trial already running when the budget
+  is reached still finishes). Failed trials do not use it up; a worker stops after
+  ``MAX_FAILURES_IN_A_ROW`` failures in a row. A grid study runs every combination once.
+- **Claims.** Queued trials (grid combinations, seed reruns, re-queued configurations) are
+  claimed with an atomic WAITING -> RUNNING update (Optuna's own in ``study.ask``, ours in
+  :meth:`Tuner._claim`; see :mod:`nlpflow.tuning.storage` for SQLite): none runs twice.
+- **Lost workers.** Every running trial has Optuna's RDB heartbeat. When a worker dies, its
+  trials are failed and their configurations re-queued (Optuna's
+  ``RetryHeartbeatStaleTrialCallback``) by the next worker that looks: at once when the dead
+  worker was on this machine (its pid is gone), after ``GRACE_SECONDS`` without a heartbeat
+  otherwise. If the dead worker's experiment had in fact finished, its result is recovered
+  instead of rerun.
 - **Interruption.** Ctrl-C (or SIGTERM) stops the running experiments, fails their trials and
   re-queues them; the same command later resumes the study where it stopped.
 - **Same study, same rules.** The objectives, constraints, pruner, space, epoch budget and
@@ -181,7 +183,7 @@ class Tuner:
         self.identity = worker_identity()
         self.report = WorkerReport()
         self._stopping = threading.Event()
-        self._ask_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._optuna = optuna
         self.study: optuna.Study | None = None
 
@@ -367,11 +369,13 @@ class Tuner:
         are re-queued; the study stops when the epoch budget is spent or when trials keep
         failing (a broken stage would otherwise fail every trial of the budget)."""
         self._recover(study)
-        if frozen.state.name == "FAIL" and frozen.user_attrs.get("error") != "interrupted":
-            self._failures_in_a_row += 1
-        elif frozen.state.is_finished():
-            self._failures_in_a_row = 0
-        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+        with self._lock:  # callbacks run in every optimize thread
+            if frozen.state.name == "FAIL":
+                self._failures_in_a_row += 1
+            else:
+                self._failures_in_a_row = 0
+            failing = self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW
+        if failing:
             self.log(
                 f"tune: {self._failures_in_a_row} trials failed in a row; stopping this worker "
                 "(see their errors in reports/tune.md or `dvc exp show`)"
@@ -492,7 +496,7 @@ class Tuner:
         """Claim a queued trial (WAITING -> RUNNING, atomic: see
         :mod:`nlpflow.tuning.storage`); None when the queue is empty or the worker stops."""
         optuna = self._optuna
-        with self._ask_lock:
+        with self._lock:
             if self._stopping.is_set():
                 return None
             study_id = self.storage.get_study_id_from_name(study.study_name)
