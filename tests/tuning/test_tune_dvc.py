@@ -38,7 +38,7 @@ def study_trials(repo: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_best(
     tmp_path: Path,
 ) -> None:
@@ -98,7 +98,7 @@ def test_grid_study_marks_pruned_and_failed_trials_reruns_seeds_and_applies_the_
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 0.003
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_multi_objective_with_a_floor_reports_the_pareto_front(tmp_path: Path) -> None:
     repo = make_fake_project(tmp_path)
     with_tune(

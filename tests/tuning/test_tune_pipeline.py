@@ -16,7 +16,7 @@ from tests.tuning.fakeproject import experiments
 from tests.tuning.procs import run_bounded
 
 # func_only: the module fixture (a real `dvc repro`) is bounded by the suite-wide timeout
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180, func_only=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300, func_only=True)]
 
 # Evaluation and error analysis cut to their cheapest; the trials are about tuning train.
 FAST = {
@@ -44,7 +44,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
     repo: Path,
 ) -> None:
-    proc = run_bounded(["nlpflow", "tune"], repo, timeout=150)
+    proc = run_bounded(["nlpflow", "tune"], repo, timeout=240)
     assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
 
     exps = experiments(repo)
@@ -104,7 +104,7 @@ def test_a_study_on_postgresql_runs_real_trials(repo: Path, postgres_server: str
     url = fresh_database(postgres_server, "study_e2e")
     # the URL as a user writes it: nlpflow picks the psycopg 3 driver it installs
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    proc = run_bounded(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo, timeout=150)
+    proc = run_bounded(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo, timeout=240)
     assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
     assert "postgresql+psycopg://nlpflow@/study_e2e" in (repo / "reports/tune.md").read_text()
     exps = experiments(repo)

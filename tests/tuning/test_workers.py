@@ -185,7 +185,7 @@ class FailingRunner(FakeRunner):
 def test_failed_trials_do_not_use_the_budget_and_a_failing_worker_stops(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/optuna.db"
     lines: list[str] = []
-    tuner = Tuner(request(tmp_path, url, n_trials=2, sampler="random"),
+    tuner = Tuner(request(tmp_path, url, n_trials=3, sampler="random"),
                   runner=FailingRunner(tmp_path), log=lines.append)  # fmt: skip
     report = tuner.optimize()
     assert (report.started, report.failed, report.complete) == (3, 3, 0)
@@ -193,7 +193,7 @@ def test_failed_trials_do_not_use_the_budget_and_a_failing_worker_stops(tmp_path
     assert load(url)[0].user_attrs["error"] == "failed: ERROR: failed to reproduce 'train'"
     assert any("3 trials failed in a row; stopping this worker" in line for line in lines)
 
-    # with results again, the same study still has its whole budget of 2 results to give
-    Tuner(request(tmp_path, url, n_trials=2, sampler="random"),
+    # with results again, the same command fills the study: the failures used no budget
+    Tuner(request(tmp_path, url, n_trials=3, sampler="random"),
           runner=FakeRunner(tmp_path), log=lines.append).optimize()  # fmt: skip
-    assert Counter(t.state.name for t in load(url)) == {"FAIL": 3, "COMPLETE": 2}
+    assert Counter(t.state.name for t in load(url)) == {"FAIL": 3, "COMPLETE": 3}

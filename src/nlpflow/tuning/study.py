@@ -5,10 +5,11 @@ trial is a ``dvc exp run --temp`` subprocess. Workers on the same or other machi
 study by pointing at the same storage with the same study name. The rules that keep a shared
 study honest:
 
-- **Budget.** ``n_trials`` is the size of the whole study, all workers together: the complete
-  and pruned trials (Optuna's ``MaxTrialsCallback``; a trial already running when the budget
-  is reached still finishes). Failed trials do not use it up; a worker stops after
-  ``MAX_FAILURES_IN_A_ROW`` failures in a row. A grid study runs every combination once.
+- **Budget.** ``n_trials`` is the size of the whole study, all workers together: its
+  complete, pruned and running trials (Optuna's ``MaxTrialsCallback``). A worker attempts at
+  most the results missing when it starts, so failed trials leave the study short and the
+  same command fills it up later; a worker stops early after ``MAX_FAILURES_IN_A_ROW``
+  failures in a row. A grid study runs every combination once.
 - **Claims.** Queued trials (grid combinations, seed reruns, re-queued configurations) are
   claimed with an atomic WAITING -> RUNNING update (Optuna's own in ``study.ask``, ours in
   :meth:`Tuner._claim`; see :mod:`nlpflow.tuning.storage` for SQLite): none runs twice.
@@ -344,20 +345,26 @@ class Tuner:
         return self.report
 
     def _sample(self, study: optuna.Study) -> None:
+        """Sampled trials under ``study.optimize``: this worker attempts at most the results
+        still missing when it starts (``n_trials`` minus complete, pruned and running trials;
+        queued retries first), and ``MaxTrialsCallback`` stops it when the study as a whole
+        has them (other workers' running trials included)."""
         optuna = self._optuna
         TrialState = optuna.trial.TrialState
-        finished = (TrialState.COMPLETE, TrialState.PRUNED)
-        done = len(study.get_trials(deepcopy=False, states=finished))
-        if done >= self.tune.n_trials or not self._epochs_left(study):
-            return  # MaxTrialsCallback stops after a trial: none may start on a spent budget
+        counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        trials = study.get_trials(deepcopy=False)
+        missing = self.tune.n_trials - sum(1 for t in trials if t.state in counted)
+        waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+        if max(missing, waiting) <= 0 or not self._epochs_left(study):
+            return
         callbacks = [
-            # n_trials counts trials with a result; failures do not use it up (see _after)
-            optuna.study.MaxTrialsCallback(self.tune.n_trials, states=finished),
+            optuna.study.MaxTrialsCallback(self.tune.n_trials, states=counted),
             self._after,
         ]
         with quiet_optuna():
             study.optimize(
                 self._objective,
+                n_trials=max(missing, waiting),
                 n_jobs=self.tune.jobs,
                 timeout=self.request.timeout,
                 callbacks=callbacks,
