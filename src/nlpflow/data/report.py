@@ -127,11 +127,9 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+    from nlpflow.markdown import table
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return table(header, rows, limit=None)
 
 
 def _example_group(row: dict[str, Any], data: PreparedData) -> str:
