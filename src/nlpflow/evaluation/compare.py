@@ -116,7 +116,11 @@ def _read_at_rev(rel: str, spec: str, repo: str | Path) -> str:
 
 
 def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The label order, from the first record's probabilities (written in label-id order)."""
+    """The label order, from the first record's probabilities (written in label-id order).
+
+    Raises:
+        UserError: no record holds probabilities.
+    """
     for r in rows:
         p = r["probabilities"]
         if isinstance(p, dict):
@@ -128,7 +132,12 @@ def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def pair_up(a: Side, b: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The two sides' records in one order, checked to be the same examples and labels."""
+    """The two sides' records in one order (A's), checked to be the same examples and labels.
+
+    Raises:
+        UserError: the ids differ or repeat, an example's gold label differs, or the label
+            sets differ (the two were not scored on the same test set).
+    """
     ids_a = [str(r["id"]) for r in a.rows]
     by_b = {str(r["id"]): r for r in b.rows}
     only_a = sorted(set(ids_a) - set(by_b))
