@@ -106,3 +106,20 @@ def test_experiment_refs_are_told_from_dvc_bookkeeping(
     ref: str, parsed: tuple[str, str] | None
 ) -> None:
     assert parse_experiment_ref(ref) == parsed
+
+
+def test_an_output_kept_in_the_dvc_cache_is_read_at_its_commit(repo: Path) -> None:
+    """Predictions are a DVC output, not in git: read through dvc.api from the cache."""
+    run(["dvc", "init", "-q"], repo)
+    run(["dvc", "config", "core.analytics", "false"], repo)
+    out = repo / "data" / "predictions.jsonl"
+    out.parent.mkdir()
+    out.write_text('{"id": 1}\n')
+    run(["dvc", "add", "-q", "data/predictions.jsonl"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "predictions"], repo)
+    out.write_text('{"id": 2}\n')  # the workspace moves on
+
+    assert read_at(repo, resolve(repo, "main"), "data/predictions.jsonl") == b'{"id": 1}\n'
+    assert read_at(repo, resolve(repo, "workspace"), "data/predictions.jsonl") == b'{"id": 2}\n'
+    assert read_at(repo, resolve(repo, "main"), "data/other.jsonl") is None
