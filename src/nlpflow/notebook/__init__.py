@@ -126,7 +126,7 @@ def _cells(label: str, rev: str | None, compare: str | None, command: str) -> li
             '            f"- **Result:** test {metric} {views.fmt(test[metric])}"\n'
             "            + (f\" ({views.fmt(ci['low'])} – {views.fmt(ci['high'])})\" if ci else \"\"),\n"
             '            views.margin_summary(evaluate, "test"),\n'
-            '            views.weakest_slice(errors, "test"),\n'
+            '            views.weakest_slice(errors, "test", LEVEL),\n'
             "        ]\n"
             "    )\n"
             ")",
@@ -296,7 +296,7 @@ def _cells(label: str, rev: str | None, compare: str | None, command: str) -> li
         (
             "code",
             'lines = [views.margin_summary(evaluate, split) for split in ("test", "validation") if split in evaluate]\n'
-            'lines.append(views.weakest_slice(errors, "test"))\n'
+            'lines.append(views.weakest_slice(errors, "test", LEVEL))\n'
             'failing = [name.replace("_", " ") for name, t in errors.get("test", {}).get("behaviour", {}).items() if t.get("failed")]\n'
             'lines.append("- failing behavioural tests: " + ("; ".join(failing) if failing else "none"))\n'
             'show("\\n".join(lines))',
@@ -407,14 +407,11 @@ def resolve(rev: str | None, root: Path) -> str | None:
     """The commit sha of a git revision or DVC experiment name; None for the workspace."""
     if rev is None or rev == "workspace":
         return None
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc.scm import RevError, resolve_rev
+    from nlpflow.revisions import resolve as resolve_spec
 
     try:
-        with Repo(str(root)) as project:
-            return str(resolve_rev(project.scm, rev))
-    except (RevError, DvcException):
+        return resolve_spec(root, rev).sha
+    except UserError:
         raise UserError(f"'{rev}' is neither a git revision nor a DVC experiment name") from None
 
 

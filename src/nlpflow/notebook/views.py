@@ -171,9 +171,10 @@ def margin_summary(evaluate: dict[str, Any], split: str = "test") -> str:
     return line
 
 
-def weakest_slice(error_analysis: dict[str, Any], split: str = "test") -> str:
+def weakest_slice(error_analysis: dict[str, Any], split: str = "test", level: float = 0.95) -> str:
     """The error analysis's weakest slice (its own rule: the lowest accuracy among slices of
-    at least ``MIN_SLICE_SIZE`` examples while any exists), with a Wilson interval."""
+    at least ``MIN_SLICE_SIZE`` examples while any exists), with a Wilson interval at
+    ``level`` (``evaluate.confidence_level``, as reports/errors.md)."""
     from nlpflow.evaluation.error_analysis import SliceStats, weakest_slice
 
     slices = {
@@ -187,11 +188,11 @@ def weakest_slice(error_analysis: dict[str, Any], split: str = "test") -> str:
     if found is None:
         return f"- no weakest slice on {split}: every slice scores the same"
     family, value, stats = found
-    low, high = stats.interval()
+    low, high = stats.interval(level)
     overall = error_analysis[split].get("accuracy")
     return (
         f"- weakest slice on {split}: {family} = {value}: accuracy {fmt(stats.accuracy)} "
-        f"(95% Wilson interval {fmt(low)} – {fmt(high)}) on {stats.n} examples; "
+        f"({100 * level:g}% Wilson interval {fmt(low)} – {fmt(high)}) on {stats.n} examples; "
         f"overall accuracy {fmt(overall)}"
     )
 
