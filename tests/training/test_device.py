@@ -10,16 +10,36 @@ import pytest
 import torch
 
 from nlpflow.errors import UserError
-from nlpflow.training.device import autocast, resolve_precision, torch_threads
+from nlpflow.training.device import autocast, cpu_bf16_units, resolve_precision, torch_threads
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def test_cpu_computes_in_fp32() -> None:
+def test_cpu_precision_choices() -> None:
+    # auto is fp32 until the probe has measured; bf16 is asked for explicitly.
     assert resolve_precision("auto", CPU) == (None, "fp32")
-    dtype, note = resolve_precision("bf16", CPU)
+    assert resolve_precision("fp32", CPU) == (None, "fp32")
+    dtype, note = resolve_precision("fp16", CPU)
     assert dtype is None and "is for CUDA" in note
-    assert isinstance(autocast(CPU, torch.bfloat16), contextlib.nullcontext)
+    dtype, note = resolve_precision("bf16", CPU)
+    assert dtype == torch.bfloat16 and note.startswith("bf16 autocast on the CPU")
+    assert isinstance(autocast(CPU, None), contextlib.nullcontext)
+    assert isinstance(autocast(CPU, torch.float16), contextlib.nullcontext)
+    with autocast(CPU, torch.bfloat16):
+        out = torch.nn.functional.linear(torch.ones(2, 3), torch.ones(4, 3))
+    assert out.dtype == torch.bfloat16
+    with pytest.raises(UserError) as info:
+        resolve_precision("int8", CPU)
+    assert "use auto, fp32, bf16 or fp16" in str(info.value)
+
+
+def test_bf16_units_read_from_cpuinfo_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: X\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert cpu_bf16_units(str(info)) == ["amx_bf16", "avx512_bf16"]
+    info.write_text("flags\t\t: fpu sse avx2\n")
+    assert cpu_bf16_units(str(info)) == []
+    assert cpu_bf16_units(str(tmp_path / "absent")) == []
 
 
 def test_cuda_mixed_precision_choices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +93,26 @@ def test_compile_option_wraps_the_forward_and_saves_plain_weights(
     assert result.summary["steps"] == 6
     names = load_file(str(tmp_path / "models/last/model.safetensors")).keys()
     assert not [n for n in names if n.startswith("_orig_mod")]
+
+
+def test_train_computes_in_the_precision_the_plan_decided(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # train.precision auto: the plan's decision (bf16 here) is what the loop runs in.
+    from nlpflow.training.loop import train
+    from nlpflow.training.probe import BatchPlan
+    from tests.training.tiny import tiny_params
+
+    data, tok = tiny_data
+    runs = {}
+    for precision in ("bf16", "fp32"):
+        plan = BatchPlan("cpu", 32, 1, 32, precision=precision)
+        runs[precision] = train(
+            tiny_params(epochs=1), data, tok, plan, tmp_path / precision / "models",
+            tmp_path / precision / "ckpt", log=lambda _: None,
+        )  # fmt: skip
+    assert runs["bf16"].summary["setup"]["precision"] == "bf16"
+    assert runs["fp32"].summary["setup"]["precision"] == "fp32"
+    # Same seed and data: only the arithmetic differs, so the losses differ, a little.
+    bf16, fp32 = ([r["loss"] for r in runs[p].steps] for p in ("bf16", "fp32"))
+    assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=0.05)

@@ -1,4 +1,5 @@
-"""The batch-size search, the batch split and the OOM handling (no GPU needed)."""
+"""The batch-size search, the batch split, the OOM handling, reuse of a kept measurement and
+the timing helpers (no GPU needed)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import torch
 from nlpflow.training.memory import is_oom
 from nlpflow.training.probe import (
     Candidate,
+    batch_size_effect,
     catch_oom,
     choose_batch_size,
+    compare_steps,
+    covered_limit,
     search_batch_size,
 )
 
@@ -141,3 +145,72 @@ def test_other_errors_are_not_swallowed() -> None:
 
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         catch_oom(broken)(4)
+
+
+# --------------------------------------------------------------------------- reuse and timings
+
+
+def measured(limit: int, cap: int) -> list[Candidate]:
+    """The candidates a search up to ``cap`` records on a device that fits up to ``limit``."""
+    cands: list[Candidate] = []
+
+    def try_batch(size: int) -> bool:
+        cands.append(Candidate(size, fits=size <= limit))
+        return size <= limit
+
+    search_batch_size(try_batch, cap, 20)
+    return cands
+
+
+@pytest.mark.parametrize("limit", [1, 5, 24, 40, 64, 1000])
+def test_a_kept_measurement_answers_every_cap_it_covers_exactly(limit: int) -> None:
+    kept = measured(limit, 64)
+    for cap in range(1, 129):
+        answer = covered_limit(kept, cap)
+        fresh = search_batch_size(lambda n: n <= limit, cap, 20)[0]
+        if answer is not None:
+            assert answer == fresh, (limit, cap)  # what a new search would find
+        else:  # unknown only where the kept search stopped below the cap, without a failure
+            assert cap > 64 and limit >= 64, (limit, cap)
+
+
+def test_a_measurement_cut_short_is_not_reused() -> None:
+    # max_candidates stopped the bisection between 16 (fits) and 32 (does not).
+    kept = [Candidate(n, True) for n in (1, 2, 4, 8, 16)] + [Candidate(32, False)]
+    assert covered_limit(kept, 16) == 16
+    assert covered_limit(kept, 24) is None
+    assert covered_limit([Candidate(1, False)], 8) is None
+
+
+def test_batch_size_effect_says_when_throughput_is_flat() -> None:
+    flat = [Candidate(1, True, 1.0, 100.0), Candidate(8, True, 2.0, 140.0),
+            Candidate(32, True, 8.0, 105.0), Candidate(64, False)]  # fmt: skip
+    effect = batch_size_effect(flat)
+    assert effect is not None
+    assert (effect["smallest_batch"], effect["largest_batch"]) == (1, 32)
+    assert effect["gain"] == 0.05 and effect["flat"]
+    assert "barely changes" in effect["note"] and "+5%" in effect["note"]
+    steep = batch_size_effect([Candidate(1, True, 1.0, 100.0), Candidate(2, True, 1.0, 130.0)])
+    assert steep is not None and steep["gain"] == 0.3 and not steep["flat"]
+    assert "barely" not in steep["note"]
+    assert batch_size_effect([Candidate(1, True, 1.0, 100.0), Candidate(2, False)]) is None
+
+
+def test_compare_steps_interleaves_and_keeps_the_fastest(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake clock: each call of a variant advances it by that variant's next duration.
+    clock = [0.0]
+    calls: list[str] = []
+    durations = {"a": iter([9.0, 0.5, 0.3, 0.4]), "b": iter([9.0, 0.2, 0.6, 0.1])}
+
+    def variant(name: str) -> Callable[[], None]:
+        def run() -> None:
+            calls.append(name)
+            clock[0] += next(durations[name])
+
+        return run
+
+    monkeypatch.setattr("nlpflow.training.probe.time.perf_counter", lambda: clock[0])
+    best = compare_steps({"a": variant("a"), "b": variant("b")}, min_repeats=2, seconds=2.0)
+    # One untimed warm-up each, then turns until 2 repeats and 2 s were spent (1.6 s after two).
+    assert calls == ["a", "b", "a", "b", "a", "b", "a", "b"]
+    assert best == pytest.approx({"a": 0.3, "b": 0.1})

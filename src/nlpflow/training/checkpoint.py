@@ -74,7 +74,11 @@ def run_sections(
         "seed": params.seed,
         "model": as_dict(params.model),
         "train": train,
-        "probe": {"batch_size": plan.batch_size, "accumulation_steps": plan.accumulation_steps},
+        "probe": {
+            "batch_size": plan.batch_size,
+            "accumulation_steps": plan.accumulation_steps,
+            "precision": plan.precision,
+        },
         "data": {"train_fingerprint": data_fingerprint},
     }
     if runtime is not None:

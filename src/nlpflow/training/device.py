@@ -49,20 +49,50 @@ def device_name(device: torch.device) -> str:
     return name
 
 
-def resolve_precision(choice: str, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """``(autocast dtype or None for fp32, a note for the log)`` for ``train.precision``.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of bf16 matrix units
 
-    Mixed precision is for CUDA: ``auto`` is bf16 where the GPU supports it, else fp16 (with
-    loss scaling); on the CPU everything runs in fp32, where bf16 is slow on most processors
-    and would change results.
+
+def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """The bf16 matrix units this CPU reports (``amx_bf16``, ``avx512_bf16`` among the
+    ``flags`` of /proc/cpuinfo); empty where it has none or there is no /proc/cpuinfo.
+
+    Without them torch emulates bf16 arithmetic and autocast is slower than fp32.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return [f for f in BF16_CPU_FLAGS if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+def resolve_precision(choice: str, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """``(autocast dtype or None for fp32, a note for the log)`` for a precision name.
+
+    ``choice`` is ``train.precision`` or the probe's decision in the plan (``fp32``,
+    ``bf16``, ``fp16``). On CUDA ``auto`` is bf16 where the GPU supports it, else fp16 (with
+    loss scaling). On the CPU ``bf16`` is bf16 autocast (weights and optimizer stay fp32),
+    ``fp16`` falls back to fp32, and ``auto`` here is fp32: the probe decides ``auto`` on
+    the CPU by measuring (:func:`nlpflow.training.probe.decide_cpu_precision`).
+
+    Raises UserError for an unknown name or bf16 on a GPU without it.
     """
     import torch
 
     if choice == "fp32":
         return None, "fp32"
+    if choice not in ("auto", "bf16", "fp16"):
+        raise UserError(f"unknown precision '{choice}'; use auto, fp32, bf16 or fp16")
     if device.type != "cuda":
-        if choice in ("bf16", "fp16"):
-            return None, f"fp32 (train.precision {choice} is for CUDA; the CPU computes in fp32)"
+        if choice == "bf16":
+            units = cpu_bf16_units()
+            how = f"with {', '.join(units)}" if units else "emulated: this CPU has no bf16 units"
+            return torch.bfloat16, f"bf16 autocast on the CPU ({how})"
+        if choice == "fp16":
+            return None, "fp32 (train.precision fp16 is for CUDA; the CPU computes in fp32)"
         return None, "fp32"
     if choice == "auto":
         choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -70,20 +100,25 @@ def resolve_precision(choice: str, device: torch.device) -> tuple[torch.dtype | 
         if not torch.cuda.is_bf16_supported():
             raise UserError("train.precision bf16: this GPU has no bf16; use fp16 or auto")
         return torch.bfloat16, "bf16 mixed precision"
-    if choice == "fp16":
-        return torch.float16, "fp16 mixed precision with loss scaling"
-    raise UserError(f"unknown precision '{choice}'; use auto, fp32, bf16 or fp16")
+    return torch.float16, "fp16 mixed precision with loss scaling"
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16`` or ``fp16`` for an autocast dtype (None: fp32)."""
+    import torch
+
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(
     device: torch.device, dtype: torch.dtype | None = None
 ) -> contextlib.AbstractContextManager[object]:
-    """Autocast to ``dtype`` on CUDA; nothing (fp32) when ``dtype`` is None or on the CPU."""
+    """Autocast to ``dtype`` (CUDA: bf16 or fp16; CPU: bf16); nothing (fp32) when None."""
     import torch
 
-    if dtype is None or device.type != "cuda":
+    if dtype is None or (device.type != "cuda" and dtype != torch.bfloat16):
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def synchronize(device: torch.device) -> None:

@@ -7,10 +7,20 @@ configured optimizer's step, in the configured precision) per candidate on a wor
 batch: ``size`` copies of the longest sequence in the data. On CUDA a candidate fits unless
 it runs out of memory; on the CPU its measured peak must stay within ``probe.memory_budget``.
 
+Only candidates the plan can use are measured: the search stops at
+``train.effective_batch_size`` (or ``probe.max_batch_size`` when smaller), since training
+never runs a larger batch. At the chosen batch the probe then times what the user may want
+to change: one CPU thread against all cores (:func:`compare_steps`), and, for
+``train.precision: auto`` on a CPU with bf16 matrix units, bf16 autocast against fp32
+(:func:`decide_cpu_precision`); the decided precision goes into the plan that ``train``
+reads. Every wall time and speed derived from a timer is kept in ``timings``, apart from
+the results.
+
 The measurements are kept (``data/probe/measurements.json``) with the inputs they depend on:
-the model's shape, the sequence length, the device, the budget, the search's cap and
-candidate count, the optimizer and precision. A rerun with the same inputs (new data of the
-same longest length, say) reuses them instead of measuring again.
+the model's shape, the sequence length, the device, the budget, the candidate count, the
+optimizer, precision and threads. A rerun with the same inputs (new data of the same longest
+length, another effective batch) reuses them when they cover its cap
+(:func:`covered_limit`) instead of measuring again.
 """
 
 from __future__ import annotations
@@ -90,6 +100,24 @@ def choose_batch_size(effective_batch_size: int, max_fitting: int) -> tuple[int,
     return batch, effective_batch_size // batch
 
 
+def covered_limit(candidates: list[Candidate], cap: int) -> int | None:
+    """The largest fitting size up to ``cap`` that kept ``candidates`` prove; None if unknown.
+
+    Memory grows with the batch, so a size fits when a larger one did, and does not when a
+    smaller one did not. A measurement searched up to 64 answers a cap of 24 (24 fits:
+    it is below a fitting 64); one that stopped at 16 cannot answer a cap of 32.
+    """
+    fitting = [c.batch_size for c in candidates if c.fits]
+    failing = [c.batch_size for c in candidates if not c.fits]
+    largest_fit = max(fitting, default=0)
+    if largest_fit >= cap:
+        return cap
+    first_fail = min(failing, default=None)
+    if first_fail is not None and first_fail <= cap and first_fail - largest_fit == 1:
+        return largest_fit if largest_fit >= 1 else None
+    return None
+
+
 # --------------------------------------------------------------------------- one candidate
 
 
@@ -112,6 +140,12 @@ class ProbeResult:
     budget_mb: float | None
     candidates: list[Candidate] = field(default_factory=list)
     device_name: str = ""
+    search_cap: int = 0  # the largest size the search may try: min(effective, max_batch_size)
+    precision: str = "fp32"  # what train computes in: fp32, bf16 or fp16
+    precision_reason: str = ""  # why, in words without measured numbers
+    # Everything read off a timer (threads, precision, batch-size effect, probe seconds):
+    # kept apart so the results above stay comparable across reruns.
+    timings: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # taken from the kept measurement of the same inputs
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +169,8 @@ class ProbeResult:
             self.accumulation_steps,
             self.max_fitting_batch_size,
             self.device_name,
+            self.precision,
+            self.precision_reason,
         )
 
     def plot_rows(self) -> list[dict[str, Any]]:
@@ -190,15 +226,12 @@ class StepRunner:
             batch["token_type_ids"] = torch.zeros_like(ids)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def run(self, size: int, budget_mb: float | None) -> Candidate:
-        """One measured step (fresh optimizer, so its state counts), then timed steps."""
+    def stepper(self, size: int, precision: torch.dtype | None) -> Callable[[], None]:
+        """A closure running one full training step on a batch of ``size`` (its own fresh
+        optimizer, whose state counts from the first call on)."""
         from nlpflow.training.device import autocast
         from nlpflow.training.loss import Criterion
-        from nlpflow.training.memory import measure_peak, release_memory
 
-        # What the previous candidate left behind must not count against this one. On the
-        # CPU there are no cached blocks to drop and no cycles hold tensors: skip the slow gc.
-        release_memory(self.device, collect=self.device.type == "cuda")
         self.model.train()
         batch = self._batch(size)
         labels = batch.pop("labels")
@@ -206,13 +239,23 @@ class StepRunner:
         criterion = Criterion()
 
         def step() -> None:
-            with autocast(self.device, self.precision):
+            with autocast(self.device, precision):
                 logits = self.model(**batch).logits
             loss = criterion.sum(logits, labels) / size
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
+        return step
+
+    def run(self, size: int, budget_mb: float | None) -> Candidate:
+        """One measured step (fresh optimizer, so its state counts), then timed steps."""
+        from nlpflow.training.memory import measure_peak, release_memory
+
+        # What the previous candidate left behind must not count against this one. On the
+        # CPU there are no cached blocks to drop and no cycles hold tensors: skip the slow gc.
+        release_memory(self.device, collect=self.device.type == "cuda")
+        step = self.stepper(size, self.precision)
         try:
             with measure_peak(self.device) as peak:
                 step()
@@ -243,6 +286,51 @@ class StepRunner:
         return size / max(best, 1e-9)
 
 
+def compare_steps(
+    variants: dict[str, Callable[[], None]],
+    device: torch.device | None = None,
+    min_repeats: int = 2,
+    max_repeats: int = 10,
+    seconds: float = 1.0,
+) -> dict[str, float]:
+    """The fastest seconds per call of each variant, timed interleaved (A B A B ...).
+
+    Each variant is called once untimed first (one-time set-up), then in turns until each
+    ran ``min_repeats`` times and ``seconds`` were spent, or ``max_repeats`` times.
+    Interleaving spreads a busy spell of a shared machine over every variant, and the
+    fastest call counts because such noise only ever adds time.
+    """
+    from nlpflow.training.device import synchronize
+
+    for run in variants.values():
+        run()
+    best = dict.fromkeys(variants, math.inf)
+    spent = 0.0
+    for repeat in range(max_repeats):
+        if repeat >= min_repeats and spent >= seconds:
+            break
+        for name, run in variants.items():
+            if device is not None:
+                synchronize(device)
+            start = time.perf_counter()
+            run()
+            if device is not None:
+                synchronize(device)
+            took = time.perf_counter() - start
+            best[name], spent = min(best[name], took), spent + took
+    return best
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity), at least 1."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def catch_oom(
     run: Callable[[int], Candidate], device: torch.device | None = None
 ) -> Callable[[int], Candidate]:
@@ -265,9 +353,21 @@ def catch_oom(
 
 # --------------------------------------------------------------------------- the stage
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 PROBE_SEED = 0
 PROBE_DROPOUT = 0.1
+# On the CPU, bf16 autocast must be at least this much faster than fp32 to be chosen: a
+# margin, so that timer noise does not flip the plan (and retrain) between reruns.
+BF16_MIN_SPEEDUP = 1.1
+# On the CPU, a throughput gain below this from the smallest to the largest measured batch
+# is reported as "batch size barely changes throughput".
+FLAT_GAIN = 0.10
+
+
+def search_cap(params: Params) -> int:
+    """The largest batch the search tries: training never runs a batch above the effective
+    batch (``train.effective_batch_size``), nor above the user's ``probe.max_batch_size``."""
+    return min(params.probe.max_batch_size, params.train.effective_batch_size)
 
 
 def probe_inputs(
@@ -279,11 +379,12 @@ def probe_inputs(
     task: str,
     with_token_type_ids: bool,
 ) -> dict[str, Any]:
-    """Everything a measurement depends on (and nothing else: not the seed, lr, dropout)."""
+    """Everything a measurement depends on (and nothing else: not the seed, lr, dropout, and
+    not the search cap, which :func:`covered_limit` checks against the kept candidates)."""
     import torch
 
     from nlpflow.params import as_dict
-    from nlpflow.training.device import device_name
+    from nlpflow.training.device import cpu_bf16_units, device_name
     from nlpflow.training.memory import total_memory_mb
 
     model = {k: v for k, v in as_dict(params.model).items() if k != "dropout"}
@@ -297,9 +398,10 @@ def probe_inputs(
         "sequence_length": sequence_length,
         "device": device.type,
         "device_name": device_name(device),
+        "bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
+        "cores": usable_cores() if device.type == "cpu" else None,
         "memory_mb": None if device.type == "cuda" else round(total_memory_mb()),
         "memory_budget": params.probe.memory_budget if device.type == "cpu" else None,
-        "max_batch_size": params.probe.max_batch_size,
         "max_candidates": params.probe.max_candidates,
         "optimizer": params.train.optimizer,
         "momentum": params.train.momentum if params.train.optimizer == "sgd" else None,
@@ -310,9 +412,14 @@ def probe_inputs(
 
 
 def cached_result(
-    path: Path | None, inputs: dict[str, Any], effective: int, log: Callable[[str], None]
+    path: Path | None,
+    inputs: dict[str, Any],
+    effective: int,
+    cap: int,
+    log: Callable[[str], None],
 ) -> ProbeResult | None:
-    """The kept measurement of these exact inputs, re-split for ``effective``; else None."""
+    """The kept measurement of these exact inputs, re-split for ``effective``, when its
+    candidates answer the search up to ``cap``; else None."""
     if path is None or not path.exists():
         return None
     try:
@@ -321,15 +428,22 @@ def cached_result(
             return None
         raw = kept["result"]
         candidates = [Candidate(**c) for c in raw["candidates"]]
-        max_fit = int(raw["max_fitting_batch_size"])
+        precision, reason = str(raw["precision"]), str(raw["precision_reason"])
+        timings = dict(raw["timings"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if max_fit < 1:
+    max_fit = covered_limit(candidates, cap)
+    if max_fit is None:
+        log(f"probe: the measurement in {path} stops below batch {cap}; measuring again")
         return None
     batch, accumulation = choose_batch_size(effective, max_fit)
     log(
         f"probe: reusing the measurement in {path} (same model shape, sequence length "
         f"{inputs['sequence_length']}, device, budget); delete it to measure again"
+    )
+    log(
+        f"probe: largest fitting batch {max_fit}; training with batch {batch} x "
+        f"{accumulation} accumulation steps = {effective}, in {precision}"
     )
     return ProbeResult(
         device=str(raw["device"]),
@@ -339,8 +453,12 @@ def cached_result(
         accumulation_steps=accumulation,
         effective_batch_size=effective,
         budget_mb=raw.get("budget_mb"),
-        candidates=candidates,
+        candidates=[c for c in candidates if c.batch_size <= cap],
         device_name=str(raw.get("device_name", "")),
+        search_cap=cap,
+        precision=precision,
+        precision_reason=reason,
+        timings=timings,
         reused=True,
     )
 
@@ -357,11 +475,13 @@ def run_probe(
     precision; and train.threads, so that the speeds are those of training).
 
     ``cache``: where the measurement is kept; reused when the inputs are the same.
+    ``timings["probe_seconds"]``: the wall time of this call (tiny when reused).
     """
     from nlpflow.modeling.tokenizers import load_tokenizer
     from nlpflow.training.data import data_info, load_tokenized, max_sequence_length
     from nlpflow.training.device import resolve_device, torch_threads
 
+    started = time.perf_counter()
     device = resolve_device(params.probe.device)
     data = load_tokenized(data_dir)
     info = data_info(data, data_dir)
@@ -375,12 +495,13 @@ def run_probe(
         params, device, seq_len, len(tokenizer), info.num_labels, info.task, with_types
     )
     cache_path = Path(cache) if cache else None
-    reused = cached_result(cache_path, inputs, effective, log)
-    if reused is not None:
-        return reused
-    with torch_threads(params.train.threads):  # speeds measured as training will run
-        return _measure(params, data_dir, tokenizer, info, seq_len, with_types, device, log,
-                        inputs, cache_path)  # fmt: skip
+    result = cached_result(cache_path, inputs, effective, search_cap(params), log)
+    if result is None:
+        with torch_threads(params.train.threads):  # speeds measured as training will run
+            result = _measure(params, data_dir, tokenizer, info, seq_len, with_types, device,
+                              log, inputs, cache_path)  # fmt: skip
+    result.timings["probe_seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
 
 def _measure(
@@ -397,12 +518,16 @@ def _measure(
 ) -> ProbeResult:
     from nlpflow.modeling.build import build_model
     from nlpflow.seeding import seed_everything
-    from nlpflow.training.device import device_name, resolve_precision
+    from nlpflow.training.device import device_name, precision_name, resolve_precision
     from nlpflow.training.memory import memory_budget_mb, release_memory
     from nlpflow.training.optim import build_optimizer
 
     probe = params.probe
     effective = params.train.effective_batch_size
+    cap = search_cap(params)
+    # auto on the CPU is decided after the search, by measuring: search in fp32.
+    decide = device.type == "cpu" and params.train.precision == "auto"
+    search_dtype, _ = resolve_precision("fp32" if decide else params.train.precision, device)
 
     # Neither the seed nor the dropout rate changes what a step holds in memory (any rate
     # above 0 keeps its masks for the backward pass): fixed values, so neither is an input.
@@ -410,7 +535,6 @@ def _measure(
     shape = dataclasses.replace(params.model, dropout=PROBE_DROPOUT)
     model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
-    precision, _ = resolve_precision(params.train.precision, device)
     tp = params.train
     runner = StepRunner(
         model,
@@ -421,7 +545,7 @@ def _measure(
         seed=PROBE_SEED,
         token_task=info.task == "token",
         make_optimizer=lambda: build_optimizer(model, 1e-6, 0.0, tp.optimizer, tp.momentum),
-        precision=precision,
+        precision=search_dtype,
     )
     release_memory(device)
     # The CPU budget is taken once the model is resident, from what the system has left.
@@ -443,7 +567,7 @@ def _measure(
         )
         return cand.fits
 
-    max_fit, _ = search_batch_size(try_batch, probe.max_batch_size, probe.max_candidates)
+    max_fit, _ = search_batch_size(try_batch, cap, probe.max_candidates)
     if max_fit < 1:
         where = f"the {budget:.0f} MB budget (probe.memory_budget)" if budget else device.type
         raise UserError(
@@ -451,9 +575,27 @@ def _measure(
             "raise probe.memory_budget, shorten tokenizer.max_length or use a smaller model"
         )
     batch, accumulation = choose_batch_size(effective, max_fit)
+
+    timings: dict[str, Any] = {}
+    effect = batch_size_effect(candidates)
+    if effect is not None:
+        timings["batch_size_effect"] = effect
+        if device.type == "cpu" and effect["flat"]:
+            log(f"probe: {effect['note']}")
+    if decide:
+        dtype, reason, timings["precision"] = decide_cpu_precision(runner, batch, budget, log)
+    else:
+        dtype = search_dtype
+        reason = f"train.precision {params.train.precision} on {device.type}"
+    runner.precision = dtype
+    if device.type == "cpu":
+        timings["threads"] = compare_threads(runner, batch, params.train.threads, log)
+    release_memory(device)
+
+    precision = precision_name(dtype)
     log(
         f"probe: largest fitting batch {max_fit}; training with batch {batch} x "
-        f"{accumulation} accumulation steps = {effective}"
+        f"{accumulation} accumulation steps = {effective}, in {precision}"
     )
     result = ProbeResult(
         device=device.type,
@@ -465,10 +607,151 @@ def _measure(
         budget_mb=budget,
         candidates=candidates,
         device_name=device_name(device),
+        search_cap=cap,
+        precision=precision,
+        precision_reason=reason,
+        timings=timings,
     )
     if cache_path is not None:
         write_json(cache_path, {"inputs": inputs, "result": result.to_json()})
     return result
+
+
+# --------------------------------------------------------------------------- what to tell
+
+
+def batch_size_effect(candidates: list[Candidate]) -> dict[str, Any] | None:
+    """How throughput changes from the smallest to the largest fitting measured batch.
+
+    ``gain``: examples per second at the largest over the smallest, minus 1; ``flat`` when
+    below :data:`FLAT_GAIN` (on the CPU, where a batch mostly adds rows to the same matrix
+    products, a larger batch often buys no speed). None with fewer than two timed sizes.
+    """
+    timed = [c for c in candidates if c.fits and c.examples_per_second]
+    if len(timed) < 2:
+        return None
+    small = min(timed, key=lambda c: c.batch_size)
+    large = max(timed, key=lambda c: c.batch_size)
+    assert small.examples_per_second and large.examples_per_second
+    gain = large.examples_per_second / small.examples_per_second - 1
+    flat = gain < FLAT_GAIN
+    how = "barely changes" if flat else "changes"
+    note = (
+        f"batch size {how} throughput on this device: {small.examples_per_second:.0f} "
+        f"examples/s at batch {small.batch_size}, {large.examples_per_second:.0f} at batch "
+        f"{large.batch_size} ({gain:+.0%})"
+    )
+    if flat:
+        note += (
+            "; a larger batch buys memory use, not speed, here: choose "
+            "train.effective_batch_size for the optimisation alone"
+        )
+    return {
+        "smallest_batch": small.batch_size,
+        "largest_batch": large.batch_size,
+        "gain": round(gain, 3),
+        "flat": flat,
+        "note": note,
+    }
+
+
+def decide_cpu_precision(
+    runner: StepRunner, batch: int, budget_mb: float | None, log: Callable[[str], None]
+) -> tuple[torch.dtype | None, str, dict[str, Any]]:
+    """``train.precision: auto`` on the CPU: bf16 autocast when this CPU has bf16 matrix
+    units and a step at ``batch`` is at least :data:`BF16_MIN_SPEEDUP` times faster in it
+    (and fits ``budget_mb``), else fp32.
+
+    Returns the autocast dtype (None for fp32), the reason in words (no measured numbers:
+    it goes into the plan) and the timings (seconds per step of each, the speed-up).
+    """
+    import torch
+
+    from nlpflow.training.device import cpu_bf16_units
+    from nlpflow.training.memory import measure_peak
+
+    units = cpu_bf16_units()
+    if not units:
+        reason = (
+            "train.precision auto: this CPU reports no bf16 matrix units (amx_bf16, "
+            "avx512_bf16), where bf16 is emulated and slower: fp32"
+        )
+        log(f"probe: {reason}")
+        return None, reason, {"bf16_units": []}
+    bf16_step = runner.stepper(batch, torch.bfloat16)
+    with measure_peak(runner.device) as peak:
+        bf16_step()
+    timings: dict[str, Any] = {"bf16_units": units, "batch_size": batch}
+    if peak.peak_mb is not None:
+        timings["bf16_peak_memory_mb"] = round(peak.peak_mb, 2)
+    if budget_mb is not None and peak.peak_mb is not None and peak.peak_mb > budget_mb:
+        reason = (
+            f"train.precision auto: a bf16 step at batch {batch} does not fit "
+            "probe.memory_budget: fp32"
+        )
+        log(f"probe: {reason}")
+        return None, reason, timings
+    fp32_step = runner.stepper(batch, None)
+    best = compare_steps({"fp32": fp32_step, "bf16": bf16_step})
+    speedup = best["fp32"] / best["bf16"]
+    timings.update(
+        seconds_per_step={k: round(v, 4) for k, v in best.items()}, bf16_speedup=round(speedup, 3)
+    )
+    runner.model.zero_grad(set_to_none=True)
+    faster = speedup >= BF16_MIN_SPEEDUP
+    verdict = "faster" if faster else f"less than {BF16_MIN_SPEEDUP}x faster"
+    reason = (
+        f"train.precision auto: bf16 autocast measured {verdict} than fp32 at batch {batch} "
+        f"on this CPU ({', '.join(units)}): {'bf16' if faster else 'fp32'}"
+    )
+    log(
+        f"probe: precision auto: a step at batch {batch} takes {best['bf16']:.3f} s in bf16 "
+        f"autocast, {best['fp32']:.3f} s in fp32 ({speedup:.2f}x): training in "
+        f"{'bf16' if faster else 'fp32'}"
+    )
+    return (torch.bfloat16 if faster else None), reason, timings
+
+
+def compare_threads(
+    runner: StepRunner, batch: int, train_threads: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Seconds per step at ``batch`` on one thread and on every usable core, and what that
+    means for ``train.threads`` (said on the console; the choice stays the user's, since
+    results are bit-identical only at a fixed thread count)."""
+    from nlpflow.training.device import torch_threads
+
+    cores = usable_cores()
+    if cores == 1:
+        log("probe: threads: this process may use one core only; train.threads=1 is all there is")
+        return {"cores": 1}
+    step = runner.stepper(batch, runner.precision)
+
+    def on(threads: int) -> Callable[[], None]:
+        def run() -> None:
+            with torch_threads(threads):
+                step()
+
+        return run
+
+    best = compare_steps({"1": on(1), str(cores): on(cores)})
+    runner.model.zero_grad(set_to_none=True)
+    speedup = best["1"] / best[str(cores)]
+    if speedup >= 1:
+        how = f"{speedup:.2f}x faster than 1"
+    else:  # threads that wait for each other: steps too small, or the cores are busy
+        how = f"{1 / speedup:.2f}x slower than 1 (small steps, or other work on the cores)"
+    now = f"train.threads is {train_threads}" + (" (torch's default)" if train_threads == 0 else "")
+    log(
+        f"probe: threads: a step at batch {batch} takes {best['1']:.3f} s on 1 thread, "
+        f"{best[str(cores)]:.3f} s on {cores}: {cores} threads are {how}. {now}; results "
+        f"are bit-identical at a fixed count, so the choice is yours (train.threads: 1 or {cores})"
+    )
+    return {
+        "batch_size": batch,
+        "cores": cores,
+        "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
+        "speedup": round(speedup, 3),
+    }
 
 
 def plot_candidates(result: ProbeResult, path: str | Path) -> None:
@@ -511,6 +794,8 @@ class BatchPlan:
     accumulation_steps: int
     max_fitting_batch_size: int
     device_name: str = ""
+    precision: str = ""  # fp32, bf16 or fp16, decided by the probe; "" in plans made before
+    precision_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -529,6 +814,8 @@ class BatchPlan:
                 accumulation_steps=int(raw["accumulation_steps"]),
                 max_fitting_batch_size=int(raw["max_fitting_batch_size"]),
                 device_name=str(raw.get("device_name", "")),
+                precision=str(raw.get("precision", "")),
+                precision_reason=str(raw.get("precision_reason", "")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(f"{path}: missing or bad value for {err}; rerun the probe") from None

@@ -91,7 +91,8 @@ def build_run(
     dist.broadcast_parameters(model)
     if dist.active:
         torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
-    precision, precision_note = resolve_precision(tp.precision, device)
+    # The probe decides (train.precision auto on the CPU is measured); older plans have none.
+    precision, precision_note = resolve_precision(plan.precision or tp.precision, device)
     weights = class_weights(tp.class_weights, label_names, train_set.labels.reshape(-1))
 
     # ---- optimizer and schedule over the run's optimizer steps
