@@ -228,7 +228,8 @@ class ModelParams:
 class ProbeParams:
     """Batch-size probe: the largest batch that fits, by doubling then bisection."""
 
-    max_batch_size: int = 256  # the cap: the largest batch size tried
+    # A cap: the search tries no batch above this nor above train.effective_batch_size.
+    max_batch_size: int = 256
     max_candidates: int = 20  # the most training steps measured
     # CPU only: memory a training step may use, in MB (> 1) or as a fraction of available (<= 1).
     memory_budget: float = 0.5
@@ -291,7 +292,8 @@ class TrainParams:
     # none, balanced (inverse class frequency in train) or a weight per label name.
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
     batching: Literal["length_grouped", "random"] = "length_grouped"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    # auto: bf16 on CUDA; on the CPU bf16 autocast where the probe measures it faster, else fp32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the model (worth it on CUDA for long runs)
     eval_every_steps: int = 0  # 0 = validate at each epoch end
     checkpoint_every_steps: int = 500  # besides each epoch end; 0 = epoch ends only

@@ -296,7 +296,8 @@ def compare_steps(
     """The fastest seconds per call of each variant, timed interleaved (A B A B ...).
 
     Each variant is called once untimed first (one-time set-up), then in turns until each
-    ran ``min_repeats`` times and ``seconds`` were spent, or ``max_repeats`` times.
+    ran ``min_repeats`` times and ``seconds`` were spent, or ``max_repeats`` times, or once
+    when that alone took ``3 * seconds``.
     Interleaving spreads a busy spell of a shared machine over every variant, and the
     fastest call counts because such noise only ever adds time.
     """
@@ -308,6 +309,8 @@ def compare_steps(
     spent = 0.0
     for repeat in range(max_repeats):
         if repeat >= min_repeats and spent >= seconds:
+            break
+        if repeat >= 1 and spent >= 3 * seconds:  # slow steps: one round says enough
             break
         for name, run in variants.items():
             if device is not None:
@@ -477,11 +480,11 @@ def run_probe(
     ``cache``: where the measurement is kept; reused when the inputs are the same.
     ``timings["probe_seconds"]``: the wall time of this call (tiny when reused).
     """
+    started = time.perf_counter()
     from nlpflow.modeling.tokenizers import load_tokenizer
     from nlpflow.training.data import data_info, load_tokenized, max_sequence_length
     from nlpflow.training.device import resolve_device, torch_threads
 
-    started = time.perf_counter()
     device = resolve_device(params.probe.device)
     data = load_tokenized(data_dir)
     info = data_info(data, data_dir)
