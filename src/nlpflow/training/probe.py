@@ -212,6 +212,7 @@ class StepRunner:
             lambda: torch.optim.AdamW(self.model.parameters(), lr=1e-6)
         )
         self.precision = precision
+        self._steppers: dict[tuple[int, torch.dtype | None], Callable[[], None]] = {}
 
     def _batch(self, size: int) -> dict[str, torch.Tensor]:
         import torch
@@ -226,9 +227,21 @@ class StepRunner:
             batch["token_type_ids"] = torch.zeros_like(ids)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def stepper(self, size: int, precision: torch.dtype | None) -> Callable[[], None]:
-        """A closure running one full training step on a batch of ``size`` (its own fresh
-        optimizer, whose state counts from the first call on)."""
+    def stepper(
+        self, size: int, precision: torch.dtype | None, fresh: bool = False
+    ) -> tuple[Callable[[], None], bool]:
+        """``(step, warm)``: a closure running one full training step on a batch of ``size``
+        (its own optimizer, whose state counts from its first call on), and whether it was
+        handed out before (so has run, when every caller runs what it gets).
+
+        Steps of the latest size are kept, one per precision, so the comparisons at the
+        chosen batch need no set-up steps; ``fresh`` makes a new one regardless.
+        """
+        key = (size, precision)
+        if key in self._steppers and not fresh:
+            return self._steppers[key], True
+        if fresh or any(k[0] != size for k in self._steppers):
+            self._steppers.clear()  # their optimizer states go before the new one is made
         from nlpflow.training.device import autocast
         from nlpflow.training.loss import Criterion
 
@@ -246,7 +259,12 @@ class StepRunner:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        return step
+        self._steppers[key] = step
+        return step, False
+
+    def forget_steps(self) -> None:
+        """Drop the kept steps (and their optimizer states)."""
+        self._steppers.clear()
 
     def run(self, size: int, budget_mb: float | None) -> Candidate:
         """One measured step (fresh optimizer, so its state counts), then timed steps."""
@@ -255,18 +273,21 @@ class StepRunner:
         # What the previous candidate left behind must not count against this one. On the
         # CPU there are no cached blocks to drop and no cycles hold tensors: skip the slow gc.
         release_memory(self.device, collect=self.device.type == "cuda")
-        step = self.stepper(size, self.precision)
+        step, _ = self.stepper(size, self.precision, fresh=True)
         try:
             with measure_peak(self.device) as peak:
                 step()
             fits = budget_mb is None or peak.peak_mb is None or peak.peak_mb <= budget_mb
             return Candidate(size, fits, peak.peak_mb, self._speed(step, size) if fits else None)
+        except BaseException:
+            self.forget_steps()  # an out-of-memory step must not keep its optimizer state
+            raise
         finally:
             # Gradients would otherwise count as resident memory for the next candidate.
             self.model.zero_grad(set_to_none=True)
 
     def _speed(self, step: Callable[[], None], size: int) -> float:
-        """Examples per second of a warm step: the fastest of up to 3 (within ~1 s).
+        """Examples per second of a warm step: the fastest of up to 3 (within ~0.5 s).
 
         The fastest, not the mean: on a shared machine the noise only ever adds time.
         """
@@ -281,7 +302,7 @@ class StepRunner:
             synchronize(self.device)
             took = time.perf_counter() - start
             best, spent = min(best, took), spent + took
-            if spent > 1.0:
+            if spent > 0.5:
                 break
         return size / max(best, 1e-9)
 
@@ -292,10 +313,12 @@ def compare_steps(
     min_repeats: int = 2,
     max_repeats: int = 10,
     seconds: float = 1.0,
+    warm_up: bool = True,
 ) -> dict[str, float]:
     """The fastest seconds per call of each variant, timed interleaved (A B A B ...).
 
-    Each variant is called once untimed first (one-time set-up), then in turns until each
+    Each variant is called once untimed first (one-time set-up; ``warm_up=False`` when
+    the caller has run them already), then in turns until each
     ran ``min_repeats`` times and ``seconds`` were spent, or ``max_repeats`` times, or once
     when that alone took ``3 * seconds``.
     Interleaving spreads a busy spell of a shared machine over every variant, and the
@@ -303,8 +326,9 @@ def compare_steps(
     """
     from nlpflow.training.device import synchronize
 
-    for run in variants.values():
-        run()
+    if warm_up:
+        for run in variants.values():
+            run()
     best = dict.fromkeys(variants, math.inf)
     spent = 0.0
     for repeat in range(max_repeats):
@@ -593,6 +617,7 @@ def _measure(
     runner.precision = dtype
     if device.type == "cpu":
         timings["threads"] = compare_threads(runner, batch, params.train.threads, log)
+    runner.forget_steps()
     release_memory(device)
 
     precision = precision_name(dtype)
@@ -681,9 +706,12 @@ def decide_cpu_precision(
         )
         log(f"probe: {reason}")
         return None, reason, {"bf16_units": []}
-    bf16_step = runner.stepper(batch, torch.bfloat16)
+    fp32_step, warm = runner.stepper(batch, None)
+    if not warm:
+        fp32_step()
+    bf16_step, _ = runner.stepper(batch, torch.bfloat16)
     with measure_peak(runner.device) as peak:
-        bf16_step()
+        bf16_step()  # its first step: the optimizer state is allocated, as in training
     timings: dict[str, Any] = {"bf16_units": units, "batch_size": batch}
     if peak.peak_mb is not None:
         timings["bf16_peak_memory_mb"] = round(peak.peak_mb, 2)
@@ -694,8 +722,7 @@ def decide_cpu_precision(
         )
         log(f"probe: {reason}")
         return None, reason, timings
-    fp32_step = runner.stepper(batch, None)
-    best = compare_steps({"fp32": fp32_step, "bf16": bf16_step})
+    best = compare_steps({"fp32": fp32_step, "bf16": bf16_step}, warm_up=False)
     speedup = best["fp32"] / best["bf16"]
     timings.update(
         seconds_per_step={k: round(v, 4) for k, v in best.items()}, bf16_speedup=round(speedup, 3)
@@ -727,7 +754,9 @@ def compare_threads(
     if cores == 1:
         log("probe: threads: this process may use one core only; train.threads=1 is all there is")
         return {"cores": 1}
-    step = runner.stepper(batch, runner.precision)
+    step, warm = runner.stepper(batch, runner.precision)
+    if not warm:
+        step()
 
     def on(threads: int) -> Callable[[], None]:
         def run() -> None:
@@ -736,7 +765,8 @@ def compare_threads(
 
         return run
 
-    best = compare_steps({"1": on(1), str(cores): on(cores)})
+    on(cores)()  # the first call on more threads starts torch's thread pool
+    best = compare_steps({"1": on(1), str(cores): on(cores)}, warm_up=False)
     runner.model.zero_grad(set_to_none=True)
     speedup = best["1"] / best[str(cores)]
     if speedup >= 1:
