@@ -182,6 +182,9 @@ class ProbeResult:
         ]
 
 
+SLOW_STEP = 0.5  # seconds: a candidate's step this long is timed once, not again warm
+
+
 class StepRunner:
     """Runs full training steps of ``model`` on worst-case batches of a given size."""
 
@@ -268,6 +271,7 @@ class StepRunner:
 
     def run(self, size: int, budget_mb: float | None) -> Candidate:
         """One measured step (fresh optimizer, so its state counts), then timed steps."""
+        from nlpflow.training.device import synchronize
         from nlpflow.training.memory import measure_peak, release_memory
 
         # What the previous candidate left behind must not count against this one. On the
@@ -275,10 +279,19 @@ class StepRunner:
         release_memory(self.device, collect=self.device.type == "cuda")
         step, _ = self.stepper(size, self.precision, fresh=True)
         try:
+            synchronize(self.device)
+            start = time.perf_counter()
             with measure_peak(self.device) as peak:
                 step()
+            synchronize(self.device)
+            first = time.perf_counter() - start
             fits = budget_mb is None or peak.peak_mb is None or peak.peak_mb <= budget_mb
-            return Candidate(size, fits, peak.peak_mb, self._speed(step, size) if fits else None)
+            # A step that took long is timed well enough by itself (its optimizer's set-up
+            # is a small part of it); shorter ones are timed again, warm.
+            speed = (
+                (size / first if first > SLOW_STEP else self._speed(step, size)) if fits else None
+            )
+            return Candidate(size, fits, peak.peak_mb, speed)
         except BaseException:
             self.forget_steps()  # an out-of-memory step must not keep its optimizer state
             raise
@@ -287,7 +300,7 @@ class StepRunner:
             self.model.zero_grad(set_to_none=True)
 
     def _speed(self, step: Callable[[], None], size: int) -> float:
-        """Examples per second of a warm step: the fastest of up to 3 (within ~0.5 s).
+        """Examples per second of a warm step: the fastest of up to 3 (within ~SLOW_STEP s).
 
         The fastest, not the mean: on a shared machine the noise only ever adds time.
         """
@@ -302,7 +315,7 @@ class StepRunner:
             synchronize(self.device)
             took = time.perf_counter() - start
             best, spent = min(best, took), spent + took
-            if spent > 0.5:
+            if spent > SLOW_STEP:
                 break
         return size / max(best, 1e-9)
 
@@ -609,14 +622,16 @@ def _measure(
         timings["batch_size_effect"] = effect
         if device.type == "cpu" and effect["flat"]:
             log(f"probe: {effect['note']}")
+    known = None
     if decide:
         dtype, reason, timings["precision"] = decide_cpu_precision(runner, batch, budget, log)
+        known = timings["precision"].get("seconds_per_step", {}).get(precision_name(dtype))
     else:
         dtype = search_dtype
         reason = f"train.precision {params.train.precision} on {device.type}"
     runner.precision = dtype
     if device.type == "cpu":
-        timings["threads"] = compare_threads(runner, batch, params.train.threads, log)
+        timings["threads"] = compare_threads(runner, batch, params.train.threads, log, known)
     runner.forget_steps()
     release_memory(device)
 
@@ -725,7 +740,8 @@ def decide_cpu_precision(
     best = compare_steps({"fp32": fp32_step, "bf16": bf16_step}, warm_up=False)
     speedup = best["fp32"] / best["bf16"]
     timings.update(
-        seconds_per_step={k: round(v, 4) for k, v in best.items()}, bf16_speedup=round(speedup, 3)
+        seconds_per_step={k: float(f"{v:.4g}") for k, v in best.items()},
+        bf16_speedup=float(f"{speedup:.4g}"),
     )
     runner.model.zero_grad(set_to_none=True)
     faster = speedup >= BF16_MIN_SPEEDUP
@@ -743,11 +759,21 @@ def decide_cpu_precision(
 
 
 def compare_threads(
-    runner: StepRunner, batch: int, train_threads: int, log: Callable[[str], None]
+    runner: StepRunner,
+    batch: int,
+    train_threads: int,
+    log: Callable[[str], None],
+    known: float | None = None,
 ) -> dict[str, Any]:
     """Seconds per step at ``batch`` on one thread and on every usable core, and what that
     means for ``train.threads`` (said on the console; the choice stays the user's, since
-    results are bit-identical only at a fixed thread count)."""
+    results are bit-identical only at a fixed thread count).
+
+    ``known``: seconds per step of this batch and precision already measured at the
+    current thread count (by the precision comparison), so only the other count is timed.
+    """
+    import torch
+
     from nlpflow.training.device import torch_threads
 
     cores = usable_cores()
@@ -765,8 +791,14 @@ def compare_threads(
 
         return run
 
-    on(cores)()  # the first call on more threads starts torch's thread pool
-    best = compare_steps({"1": on(1), str(cores): on(cores)}, warm_up=False)
+    counts = [1, cores]
+    current = torch.get_num_threads()
+    reuse = known if current in counts else None
+    if reuse is not None:
+        counts.remove(current)
+    best = compare_steps({str(n): on(n) for n in counts}, warm_up=False)
+    if reuse is not None:
+        best[str(current)] = reuse
     runner.model.zero_grad(set_to_none=True)
     speedup = best["1"] / best[str(cores)]
     if speedup >= 1:
@@ -782,8 +814,8 @@ def compare_threads(
     return {
         "batch_size": batch,
         "cores": cores,
-        "seconds_per_step": {k: round(v, 4) for k, v in best.items()},
-        "speedup": round(speedup, 3),
+        "seconds_per_step": {k: float(f"{v:.4g}") for k, v in best.items()},
+        "speedup": float(f"{speedup:.4g}"),
     }
 
 
