@@ -116,3 +116,23 @@ def test_train_computes_in_the_precision_the_plan_decided(
     # Same seed and data: only the arithmetic differs, so the losses differ, a little.
     bf16, fp32 = ([r["loss"] for r in runs[p].steps] for p in ("bf16", "fp32"))
     assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=0.05)
+
+
+def test_gpu_check_skips_every_check_without_cuda() -> None:
+    # The prepared GPU check, as a user runs it on a machine with no GPU (CUDA hidden).
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    script = root / "benchmarks" / "gpu_check.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    names = ["bf16 training", "fp16 training", "probe OOM search", "torch.compile",
+             "two processes (NCCL)"]  # fmt: skip
+    assert [line.split(":")[0] for line in lines] == [f"SKIP  {n}" for n in names]
+    assert all("no CUDA device here" in line for line in lines)
