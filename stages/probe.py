@@ -4,9 +4,11 @@
         --out metrics/probe.json --plot plots/probe/candidates.json \\
         --plan data/probe/plan.json --cache data/probe/measurements.json
 
-Reads params: model (all but dropout), probe, and train's effective_batch_size, optimizer,
-momentum and precision (the inputs that change what one step holds in memory) and threads
-(the speeds are measured with the CPU threads training will use).
+Reads params: model (all but dropout), probe, and train's effective_batch_size (the search
+stops there), optimizer, momentum and precision (the inputs that change what one step holds
+in memory; ``auto`` on the CPU is decided here by measuring bf16 against fp32) and threads
+(the speeds are measured with the CPU threads training will use; one thread is also timed
+against all cores). Timer readings go under ``timings`` in the metrics, never into the plan.
 """
 
 from __future__ import annotations

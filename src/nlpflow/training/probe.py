@@ -601,7 +601,7 @@ def _measure(
         cand = run_one(size)
         candidates.append(cand)
         peak = "?" if cand.peak_memory_mb is None else f"{cand.peak_memory_mb:.1f} MB"
-        speed = "" if cand.examples_per_second is None else f"  {cand.examples_per_second:.0f} ex/s"
+        speed = "" if cand.examples_per_second is None else f"  {cand.examples_per_second:.3g} ex/s"
         log(
             f"probe: batch {size:>5}  {'fits' if cand.fits else 'does not fit'}  peak {peak}{speed}"
         )
@@ -680,8 +680,8 @@ def batch_size_effect(candidates: list[Candidate]) -> dict[str, Any] | None:
     flat = gain < FLAT_GAIN
     how = "barely changes" if flat else "changes"
     note = (
-        f"batch size {how} throughput on this device: {small.examples_per_second:.0f} "
-        f"examples/s at batch {small.batch_size}, {large.examples_per_second:.0f} at batch "
+        f"batch size {how} throughput on this device: {small.examples_per_second:.3g} "
+        f"examples/s at batch {small.batch_size}, {large.examples_per_second:.3g} at batch "
         f"{large.batch_size} ({gain:+.0%})"
     )
     if flat:
