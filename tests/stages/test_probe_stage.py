@@ -38,6 +38,14 @@ def _one_torch_thread() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _one_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The thread comparison (1 against all cores) is tested in the first test below; the
+    # others see one core, so they skip it and stay cheap on a busy machine.
+    if request.node.name != "test_probe_stage_writes_metrics_and_plot":
+        monkeypatch.setattr("nlpflow.training.probe.usable_cores", lambda: 1)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_data(tmp_path_factory.mktemp("probe-data"))
