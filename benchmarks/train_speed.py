@@ -438,6 +438,12 @@ def main() -> None:
                 f"{name:<28}{r['speed']:>12.1f}{r['padding_efficiency']:>14.3f}"
                 f"{r['flop_rate'] / 1e9:>9.1f} GF{r['flop_rate'] / peak:>11.2f}{r['loss']:>12.4f}"
             )
+        for name, r in results.items():
+            if r["tokens"] == 0:  # the hook counts forwards of a model in training mode only
+                print(
+                    f"WARNING: {name} ran no forward in training mode: the model trained in "
+                    "eval mode (dropout off), so its speed and loss compare unlike with like"
+                )
         speed = {name: r["speed"] for name, r in results.items()}
         default = speed["nlpflow"] / speed["Trainer (defaults)"]
         grouped = speed["nlpflow"] / speed["Trainer (group_by_length)"]
