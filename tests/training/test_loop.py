@@ -429,3 +429,37 @@ def test_entity_f1_needs_a_token_task(tiny_data: tuple[Path, Path], tmp_path: Pa
     params = tiny_params(early_stopping={"metric": "entity_f1", "mode": "max"})
     with pytest.raises(UserError, match="entity_f1 needs a token task"):
         run(tiny_data, tmp_path, params)
+
+
+def test_a_pretrained_model_trains_in_training_mode(
+    tiny_data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`from_pretrained` returns a model in eval mode: every training forward must still run
+    with dropout on (a regression of the loop's split into parts trained MiniLM in eval mode)."""
+    from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+    from nlpflow.modeling.build import build_model
+    from nlpflow.modeling.tokenizers import load_tokenizer
+
+    params = tiny_params(epochs=1)
+    tokenizer = load_tokenizer(tiny_data[1])
+    pretrained = tmp_path / "pretrained"
+    build_model(params.model, tokenizer, ["no", "yes"], 15).save_pretrained(str(pretrained))
+    tokenizer.save_pretrained(str(pretrained))
+    params.model.name_or_path = str(pretrained)
+    modes: list[bool] = []
+    original = PreTrainedModel.post_init
+
+    def record_modes(self: PreTrainedModel) -> None:
+        original(self)
+        if type(self).__name__.endswith("ForSequenceClassification"):  # the head, not the body
+            self.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(str(pretrained))
+    assert not loaded.training, "from_pretrained gives eval mode: the premise of this test"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PreTrainedModel, "post_init", record_modes)
+        run(tiny_data, tmp_path / "out", params)
+    assert True in modes, "no forward ran in training mode"
+    # 6 training steps of 2 micro-batches; validation forwards run in eval mode.
+    assert modes.count(True) == 12

@@ -163,6 +163,9 @@ def _train(
     # ---- the loop: epochs of optimizer steps, each over accumulated micro-batches --------
     while state.stop is None:
         order = _epoch_order(run, state, tp.batching)  # rows of each step of this epoch
+        # Training mode each epoch: `from_pretrained` returns a model in eval mode (dropout
+        # off), and validation restores whatever mode it found.
+        run.model.train()
         progress.start_epoch(state.epoch + 1, len(order), done=state.epoch_step)
         clock.start()
         for chunk in order[state.epoch_step :]:
