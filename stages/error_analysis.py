@@ -5,9 +5,11 @@
         --figures plots/evaluate --plots plots/error_analysis --report reports/errors.md \
         --metrics metrics/error_analysis.json
 
-Reads params: ``seed``, ``error_analysis``, ``tokenizer.truncation`` (to encode perturbed
-inputs as the tokenize stage did) and ``evaluate.confidence_level`` (the level of every
-interval the report shows). Without ``--model`` the behavioural tests are left out.
+Reads params (``nlpflow.contracts.ErrorAnalysisInputs``): ``seed``, ``error_analysis`` and
+``evaluate.confidence_level`` (the level of every interval the report shows). Perturbed
+inputs are encoded as the tokenize stage encoded the data: with the ``max_length`` and
+``truncation`` that data/tokenized's meta.json records. Without ``--model`` the behavioural
+tests are left out.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nlpflow.contracts import ErrorAnalysisInputs
 from nlpflow.errors import UserError, exit_on_user_error
 from nlpflow.params import load_params
 from stages import stage_parser
@@ -51,8 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tokenized",
         default=None,
-        help="tokenized data (its meta.json's max_length), to encode perturbed inputs as "
-        "the tokenize stage did (optional: else the model's limit)",
+        help="tokenized data (its meta.json's max_length and truncation), to encode perturbed "
+        "inputs as the tokenize stage did (optional: else the model's limit, longest_first)",
     )
     parser.add_argument(
         "--figures",
@@ -76,22 +79,10 @@ def _relative(target: Path, report: Path) -> str:
     return Path(os.path.relpath(target.resolve(), report.resolve().parent)).as_posix()
 
 
-def _max_length(tokenized: str | None) -> int | None:
-    if not tokenized:
-        return None
-    from nlpflow.io import read_json
-
-    path = Path(tokenized) / "meta.json"
-    if not path.is_file():
-        raise UserError(f"{path} not found; run the tokenize stage first or leave --tokenized out")
-    value = read_json(path).get("max_length")
-    return int(value) if isinstance(value, int) else None
-
-
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    params = load_params(args.params)
+    params = ErrorAnalysisInputs.from_params(load_params(args.params))
     ea = params.error_analysis
 
     from nlpflow.data.saved import read_meta
@@ -142,12 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nlpflow.logs import quiet_libraries
 
         quiet_libraries()
+        # As the tokenize stage encoded the data; without --tokenized, the model's limit.
+        encoded = read_meta(args.tokenized, tokenized=True) if args.tokenized else None
         predictor = ModelPredictor(
             args.model,
             meta.label_names,
             meta.text_fields,
-            _max_length(args.tokenized),
-            params.tokenizer.truncation,
+            encoded.max_length if encoded else None,
+            encoded.truncation if encoded and encoded.truncation else "longest_first",
         )
         behaviour = run_behaviour(
             ea.behaviour, rows, meta.text_fields, meta.label_names, predictor, params.seed

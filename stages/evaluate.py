@@ -4,7 +4,8 @@
         --tokenized data/tokenized --predictions data/predictions \
         --metrics metrics/evaluate.json --plots plots/evaluate
 
-Reads params: ``seed`` (bootstrap and the stratified baseline) and ``evaluate``.
+Reads params (``nlpflow.contracts.EvaluateInputs``): ``seed`` (bootstrap and the
+stratified baseline) and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from nlpflow.contracts import EvaluateInputs
 from nlpflow.errors import exit_on_user_error
 from nlpflow.params import load_params
 from stages import stage_parser
@@ -58,7 +60,7 @@ def _summary_line(split: str, m: dict[str, Any], task: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Params first: a bad value fails in a second, before the model is loaded.
-    params = load_params(args.params)
+    params = EvaluateInputs.from_params(load_params(args.params))
 
     from nlpflow.evaluation.evaluate import evaluate_model, write_evaluation
     from nlpflow.logs import quiet_libraries

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlpflow.contracts import PreprocessInputs
 from nlpflow.errors import exit_on_user_error
-from nlpflow.io import atomic_dir, write_json
+from nlpflow.io import write_json
 from nlpflow.params import load_params
 from stages import stage_parser
 
@@ -19,9 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default="reports/data.md", help="the data card (markdown)")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
+    params = PreprocessInputs.from_params(load_params(args.params))
     from nlpflow.data.prepare import load_splits, to_dataset_dict
     from nlpflow.data.report import describe, write_report
+    from nlpflow.data.saved import DataMeta, write_saved
     from nlpflow.logs import quiet_libraries
 
     quiet_libraries()
@@ -29,9 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     data = load_splits(params.data, params.seed)
     report = describe(data)
     dataset = to_dataset_dict(data)
-    with atomic_dir(args.out) as tmp:
-        dataset.save_to_disk(str(tmp))
-        write_json(tmp / "meta.json", data.meta())
+    write_saved(args.out, dataset, DataMeta(**data.meta()))
     write_json(args.metrics, report)
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))
 

@@ -4,8 +4,8 @@
         --out metrics/probe.json --plot plots/probe/candidates.json \\
         --plan data/probe/plan.json --cache data/probe/measurements.json
 
-Reads params: model (all but dropout), probe, and train's effective_batch_size (the search
-stops there), optimizer, momentum and precision (the inputs that change what one step holds
+Reads params (``nlpflow.contracts.ProbeInputs``): model (all but dropout), probe, and
+train's effective_batch_size (the search stops there), optimizer, momentum and precision (the inputs that change what one step holds
 in memory; ``auto`` on the CPU is decided here by measuring bf16 against fp32) and threads
 (the speeds are measured with the CPU threads training will use; one thread is also timed
 against all cores). Timer readings go under ``timings`` in the metrics, never into the plan.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nlpflow.contracts import ProbeInputs
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import write_json
 from nlpflow.params import load_params
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    params = load_params(args.params)
+    inputs = ProbeInputs.from_params(load_params(args.params))
 
     from nlpflow.logs import quiet_libraries
     from nlpflow.training.probe import plot_candidates, run_probe
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    result = run_probe(params, args.data, args.tokenizer, log=log, cache=args.cache)
+    result = run_probe(inputs, args.data, args.tokenizer, log=log, cache=args.cache)
     write_json(args.out, result.to_json())
     write_json(args.plot, result.plot_rows())
     if args.image:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+from nlpflow.contracts import TokenizeInputs
 from nlpflow.errors import exit_on_user_error
-from nlpflow.io import atomic_dir, read_json, write_json, write_text
+from nlpflow.io import atomic_dir, write_json, write_text
 from nlpflow.params import load_params
 from stages import stage_parser
 
@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default="reports/tokenization.md", help="readable sample")
     args = parser.parse_args(argv)
 
-    params = load_params(args.params)
+    params = TokenizeInputs.from_params(load_params(args.params))
     tok_params = params.tokenizer
-    from nlpflow.data.saved import LABEL_COLUMN, load_dataset_dict, read_meta
+    from nlpflow.data.saved import read_processed, write_saved
     from nlpflow.data.tokenize import (
         auto_max_length,
         describe_tokens,
@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet_libraries()
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
-    meta = read_meta(args.data)
+    dataset, meta = read_processed(args.data, list(SPLITS))
     task: str = meta.task
     text_fields: list[str] = meta.text_fields
-    dataset = load_dataset_dict(args.data, list(SPLITS), [*text_fields, LABEL_COLUMN])
-    passed_on = read_json(Path(args.data) / "meta.json")  # every key, for the later stages
     config = None
     pad_added, prefix_added = None, False
     if params.model.name_or_path:
@@ -90,9 +88,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
-    with atomic_dir(args.out) as tmp:
-        tokenized.save_to_disk(str(tmp))
-        write_json(tmp / "meta.json", {**passed_on, "max_length": max_length})
+    write_saved(args.out, tokenized, meta.tokenized(max_length, tok_params.truncation))
     write_json(args.metrics, report)
     write_text(args.report, sample)
     if pad_added is not None:

@@ -4,7 +4,7 @@
         --probe data/probe/plan.json --models models --checkpoints checkpoints \\
         --metrics metrics/train.json --plots plots/train --logs logs/train
 
-Reads params: seed, model, train. The per-device batch size and the device come from the
+Reads params (``nlpflow.contracts.TrainInputs``): seed, model, train. The per-device batch size and the device come from the
 probe. With ``train.processes: N`` (N > 1) the stage starts itself N times under
 ``torchrun`` (data-parallel: gloo on the CPU, NCCL on GPUs); started by ``torchrun``
 directly (``torchrun --nproc_per_node=N -m stages.train -- <arguments>``; the ``--`` keeps
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nlpflow.contracts import TrainInputs
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import write_json, write_text
 from nlpflow.params import load_params
@@ -80,7 +81,7 @@ def relaunch_under_torchrun(processes: int, argv: list[str]) -> int:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    params = load_params(args.params)
+    params = TrainInputs.from_params(load_params(args.params))
 
     from nlpflow.training.distributed import is_main_process, launched_by_torchrun
 

@@ -20,6 +20,48 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dvc_deps(args: argparse.Namespace) -> int:
+    """``nlpflow dvc-deps``: dvc.yaml's code deps and params against the stages' imports and
+    inputs classes (see nlpflow.dvcdeps)."""
+    from pathlib import Path
+
+    from nlpflow.dvcdeps import drift, write
+
+    root = Path(args.root)
+    if args.write:
+        changed = write(root)
+        print(f"{root / 'dvc.yaml'}: {'updated' if changed else 'already up to date'}")
+        return 0
+    problems = drift(root)
+    for line in problems:
+        print(f"dvc.yaml drift: {line}", file=sys.stderr)
+    if problems:
+        print(
+            f"error: {len(problems)} difference(s) between dvc.yaml and the stages; "
+            "run `nlpflow dvc-deps --write`",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{root / 'dvc.yaml'}: deps and params agree with the stages")
+    return 0
+
+
+def _add_dvc_deps_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deps = sub.add_parser(
+        "dvc-deps",
+        help="check or write dvc.yaml's code deps and params from the stages' imports",
+        description="For every stage: the project files stages/<name>.py imports "
+        "(transitively) and the params its inputs class (nlpflow.contracts) reads. --check "
+        "names every difference with dvc.yaml and exits 1; --write updates dvc.yaml in "
+        "place, keeping its other deps, order and comments.",
+    )
+    mode = deps.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="exit 1 naming any drift")
+    mode.add_argument("--write", action="store_true", help="update dvc.yaml")
+    deps.add_argument("--root", default=".", help="the project root (default: %(default)s)")
+    deps.set_defaults(func=_dvc_deps)
+
+
 def _compare(args: argparse.Namespace) -> int:
     """``nlpflow compare A B``: B against A on the same test set (see evaluation.compare)."""
     from nlpflow.evaluation.compare import compare, read_side, render
@@ -166,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--show", action="store_true", help="print the params with defaults filled in"
     )
     check.set_defaults(func=_check_params)
+    _add_dvc_deps_parser(sub)
     _add_compare_parser(sub)
     _add_tune_parser(sub)
     _add_review_parser(sub)

@@ -6,10 +6,12 @@ Import it as ``from tests.evaluation import tiny`` (the project root is on pytes
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
+
+from nlpflow.data import saved
+from nlpflow.data.saved import DataMeta, write_saved
 
 LABEL_NAMES = ["no", "yes"]
 TEXT_FIELDS = ["first", "second"]
@@ -18,6 +20,7 @@ SIZES = {"train": 40, "validation": 16, "test": 20}
 # The train split leans "no" and the others "yes": a baseline that took its majority from the
 # split being scored would say "yes" and score 0.75 on test instead of 0.25.
 POSITIVE_RATES = {"train": 0.25, "validation": 0.75, "test": 0.75}
+META = DataMeta(TEXT_FIELDS, LABEL_NAMES, METADATA_FIELDS, label_field="label")
 
 
 def anagram_rows(
@@ -82,8 +85,7 @@ def make_processed(root: Path) -> Path:
         }
     )
     out = root / "processed"
-    data.save_to_disk(str(out))
-    write_meta(out)
+    write_saved(out, data, META)
     return out
 
 
@@ -108,9 +110,8 @@ def make_model_and_tokenized(root: Path, processed: Path) -> tuple[Path, Path]:
     tokenized = data.map(encode, batched=True, remove_columns=data["train"].column_names)
     tokenized = tokenized.remove_columns("attention_mask")  # the contract has no mask
     tok_dir = root / "tokenized"
-    tokenized.save_to_disk(str(tok_dir))
-    # As the tokenize stage writes it: the length inputs were truncated to.
-    (tok_dir / "meta.json").write_text(json.dumps({"max_length": 32}), encoding="utf-8")
+    # As the tokenize stage writes it: the length inputs were truncated to, and how.
+    write_saved(tok_dir, tokenized, META.tokenized(32, "longest_first"))
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -168,13 +169,7 @@ def prediction(
 def write_meta(processed: Path) -> None:
     """Only the meta.json of a processed directory: all the error analysis reads from it."""
     processed.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "text_fields": TEXT_FIELDS,
-        "label_field": "label",
-        "label_names": LABEL_NAMES,
-        "metadata_fields": METADATA_FIELDS,
-    }
-    (processed / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    saved.write_meta(processed, META)
 
 
 # --------------------------------------------------------------------------- token tasks
@@ -225,21 +220,14 @@ def make_token_all(root: Path, max_length: int = 32) -> dict[str, Path]:
         )
     data = DatasetDict(splits)
     processed = root / "processed"
-    data.save_to_disk(str(processed))
-    meta = {
-        "task": "token",
-        "text_fields": ["tokens"],
-        "label_field": "tags",
-        "label_names": TAG_NAMES,
-        "metadata_fields": ["template"],
-    }
-    (processed / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    meta = DataMeta(["tokens"], TAG_NAMES, ["template"], task="token", label_field="tags")
+    write_saved(processed, data, meta)
 
     texts = [" ".join(t) for t in data["train"]["tokens"]]
     tokenizer = train_tokenizer(texts, kind="wordpiece", vocab_size=120, model_max_length=64)
     tokenized = tokenize_splits(data, tokenizer, ["tokens"], max_length, task="token")
     tok_dir = root / "tokenized"
-    tokenized.save_to_disk(str(tok_dir))
+    write_saved(tok_dir, tokenized, meta.tokenized(max_length, "longest_first"))
 
     torch.manual_seed(0)
     config = BertConfig(

@@ -289,13 +289,13 @@ def test_bad_params_exit_2_before_any_work(
 def test_tokenized_rows_out_of_order_are_refused(
     inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from datasets import load_from_disk
+    from nlpflow.data.saved import read_tokenized, write_saved
 
-    tokenized = load_from_disk(str(inputs["tokenized"]))
+    tokenized, meta = read_tokenized(inputs["tokenized"])
     # Reversing the test split breaks the positional join with the processed rows.
     tokenized["test"] = tokenized["test"].select(range(len(tokenized["test"]) - 1, -1, -1))
     shuffled = tmp_path / "tokenized"
-    tokenized.save_to_disk(str(shuffled))
+    write_saved(shuffled, tokenized, meta)
     with pytest.raises(SystemExit):
         run_evaluate(inputs, tmp_path / "out", tokenized=shuffled)
     assert "does not line up" in capsys.readouterr().err

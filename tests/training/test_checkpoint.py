@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -53,9 +54,7 @@ def test_hash_depends_on_every_section() -> None:
         run_sections(tiny_params(), BatchPlan("cpu", 16, 1, 64), "data-a"),
         run_sections(tiny_params(), PLAN, "data-b"),
     ]
-    seed = tiny_params()
-    seed.seed = 8
-    variants.append(run_sections(seed, PLAN, "data-a"))
+    variants.append(run_sections(dataclasses.replace(tiny_params(), seed=8), PLAN, "data-a"))
     wider = tiny_params()
     wider.model.hidden_size *= 2
     variants.append(run_sections(wider, PLAN, "data-a"))

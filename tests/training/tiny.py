@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from nlpflow.params import Params, parse_params
+from nlpflow.contracts import TrainInputs
+from nlpflow.data.saved import DataMeta, write_saved
+from nlpflow.params import parse_params
 
 LABELS = ["no", "yes"]
 # For subprocesses, to match one_torch_thread() in the test process.
@@ -83,7 +85,8 @@ def make_tiny_data(
         out[name] = Dataset.from_dict(columns, features=features)
     data_dir, tok_dir = root / "tokenized", root / "tokenizer"
     datasets.disable_progress_bars()  # test logs stay readable
-    DatasetDict(out).save_to_disk(str(data_dir))
+    meta = DataMeta(["first", "second"], list(LABELS), task="sequence")
+    write_saved(data_dir, DatasetDict(out), meta.tokenized(64, "longest_first"))
     tokenizer.save_pretrained(str(tok_dir))
     return data_dir, tok_dir
 
@@ -127,7 +130,6 @@ def make_tiny_token_data(
     import datasets
     from datasets import Dataset, DatasetDict, Features, Sequence, Value
 
-    from nlpflow.io import write_json
     from nlpflow.modeling.tokenizers import train_tokenizer
 
     splits = {
@@ -160,14 +162,15 @@ def make_tiny_token_data(
         out[name] = Dataset.from_dict(columns, features=features)
     data_dir, tok_dir = root / "tokenized", root / "tokenizer"
     datasets.disable_progress_bars()
-    DatasetDict(out).save_to_disk(str(data_dir))
-    write_json(data_dir / "meta.json", {"task": "token", "label_names": TAGS, "max_length": 64})
+    meta = DataMeta(["tokens"], list(TAGS), task="token")
+    write_saved(data_dir, DatasetDict(out), meta.tokenized(64, "longest_first"))
     tokenizer.save_pretrained(str(tok_dir))
     return data_dir, tok_dir
 
 
-def tiny_params(**train: Any) -> Params:
-    """Params for a 1-layer, hidden-16 model; keyword arguments override ``train``."""
+def tiny_params(**train: Any) -> TrainInputs:
+    """The train stage's inputs for a 1-layer, hidden-16 model; keyword arguments override
+    ``train``."""
     train_section = {
         "epochs": 3,
         "lr": 3e-3,
@@ -176,14 +179,14 @@ def tiny_params(**train: Any) -> Params:
         "early_stopping": {"metric": "f1_macro", "mode": "max", "patience": 10},
     }
     train_section.update(train)
-    return parse_params(
+    params = parse_params(
         {
             "seed": 7,
             "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
-            "probe": {"max_batch_size": 64},
             "train": train_section,
         }
     )
+    return TrainInputs.from_params(params)
 
 
 def write_params(path: Path, params: dict[str, Any]) -> Path:

@@ -1,11 +1,20 @@
-"""Reading the processed and tokenized splits, with errors that name the file and what to do."""
+"""The processed and tokenized splits: one reader and one writer each, with errors that name
+the file and what to do.
+
+``data/processed`` (preprocess) and ``data/tokenized`` (tokenize) are ``save_to_disk``
+DatasetDicts with a ``meta.json`` (:class:`DataMeta`). Processed splits hold the text
+fields, ``label`` (a ``ClassLabel``, or a sequence of them for token tasks) and metadata
+columns; tokenized splits hold ``input_ids`` (not padded), ``labels`` (a ``ClassLabel``; for
+token tasks a list per example aligned to sub-tokens, ``-100`` where ignored), and optionally
+``token_type_ids`` and ``length``, in the processed rows' order.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nlpflow.errors import UserError
 
@@ -18,21 +27,56 @@ LABEL_COLUMN = "label"
 IGNORE_INDEX = -100
 
 
+Task = Literal["sequence", "token"]
+TRUNCATIONS = ("longest_first", "only_first", "only_second")
+META_FILE = "meta.json"
+
+
 @dataclass(frozen=True)
 class DataMeta:
-    """What ``data/processed/meta.json`` says about the columns of the processed splits."""
+    """``meta.json`` of ``data/processed`` and ``data/tokenized``: what the columns hold.
+
+    The processed data's meta has no ``max_length``/``truncation``; the tokenize stage passes
+    the same meta on with both set (the length the inputs were cut to, in tokens, and how).
+    """
 
     text_fields: list[str]
-    label_names: list[str]
-    metadata_fields: list[str]
-    task: str = "sequence"  # "sequence" or "token" (a list of words, a tag per word)
+    label_names: list[str]  # label id i is label_names[i] (sorted order)
+    metadata_fields: list[str] = field(default_factory=list)
+    task: Task = "sequence"  # "sequence" or "token" (a list of words, a tag per word)
+    label_field: str = ""  # the label column of the source data (for people; not read)
+    max_length: int | None = None  # tokenized only
+    truncation: str | None = None  # tokenized only: tokenizer.truncation as applied
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def tokenized(self, max_length: int, truncation: str) -> DataMeta:
+        """This meta as the tokenize stage passes it on."""
+        return replace(self, max_length=max_length, truncation=truncation)
 
 
-def read_meta(processed_dir: str | Path) -> DataMeta:
-    """Read ``meta.json`` of the processed data; a missing or malformed file is a UserError."""
-    path = Path(processed_dir) / "meta.json"
+def write_meta(directory: str | Path, meta: DataMeta) -> None:
+    """The one writer of ``meta.json`` (atomic)."""
+    from nlpflow.io import write_json
+
+    write_json(Path(directory) / META_FILE, meta.to_json())
+
+
+def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
+    """The one reader of ``meta.json`` of processed (``tokenized=False``) or tokenized data;
+    a missing or malformed file, or a tokenized meta without ``max_length``/``truncation``,
+    is a UserError naming the file and the stage to rerun."""
+    stage = "tokenize" if tokenized else "preprocess"
+    rerun = f"rerun the {stage} stage (dvc repro {stage})"
+    path = Path(directory) / META_FILE
     if not path.is_file():
-        raise UserError(f"{path} not found; run the preprocess stage first (dvc repro preprocess)")
+        raise UserError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -43,17 +87,32 @@ def read_meta(processed_dir: str | Path) -> DataMeta:
     def str_list(key: str, required: bool = True) -> list[str]:
         value = raw.get(key, None if required else [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UserError(f"{path}: '{key}' must be a list of strings (got {value!r})")
+            if value is None and key == "label_names" and raw.get("task") == "token":
+                raise UserError(f"{path} lacks the 'label_names' of this token task; {rerun}")
+            raise UserError(f"{path}: '{key}' must be a list of strings (got {value!r}); {rerun}")
         return list(value)
 
     task = raw.get("task", "sequence")
     if task not in ("sequence", "token"):
         raise UserError(f"{path}: 'task' must be 'sequence' or 'token' (got {task!r})")
+    label_names = str_list("label_names")
+    text_fields = str_list("text_fields")
+    max_length = raw.get("max_length")
+    truncation = raw.get("truncation")
+    if tokenized:
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise UserError(f"{path}: 'max_length' must be a positive integer; {rerun}")
+        if truncation not in TRUNCATIONS:
+            raise UserError(f"{path}: 'truncation' must be one of {list(TRUNCATIONS)}; {rerun}")
+    label_field = raw.get("label_field", "")
     meta = DataMeta(
-        text_fields=str_list("text_fields"),
-        label_names=str_list("label_names"),
+        text_fields=text_fields,
+        label_names=label_names,
         metadata_fields=str_list("metadata_fields", required=False),
         task=task,
+        label_field=label_field if isinstance(label_field, str) else "",
+        max_length=max_length if tokenized else None,
+        truncation=truncation if tokenized else None,
     )
     if not 1 <= len(meta.text_fields) <= 2:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")
@@ -64,13 +123,61 @@ def read_meta(processed_dir: str | Path) -> DataMeta:
     return meta
 
 
-def load_dataset_dict(path: str | Path, splits: list[str], columns: list[str]) -> DatasetDict:
+def write_saved(out: str | Path, data: DatasetDict, meta: DataMeta) -> None:
+    """The one writer of ``data/processed`` and ``data/tokenized``: the splits
+    (``save_to_disk``) and ``meta.json``, published together atomically."""
+    from nlpflow.io import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        data.save_to_disk(str(tmp))
+        write_meta(tmp, meta)
+
+
+def read_processed(
+    path: str | Path, splits: list[str], with_metadata: bool = False
+) -> tuple[DatasetDict, DataMeta]:
+    """The one reader of ``data/processed``: its meta, then ``splits``, each checked to have
+    the text fields and ``label`` (and, ``with_metadata``, ``id`` and the metadata columns)."""
+    meta = read_meta(path)
+    wanted = [*meta.text_fields, LABEL_COLUMN]
+    if with_metadata:
+        wanted = ["id", *wanted, *meta.metadata_fields]
+    return load_dataset_dict(path, splits, wanted, stage="preprocess"), meta
+
+
+# Columns every tokenized split has; token_type_ids and length are optional.
+TOKENIZED_COLUMNS = ["input_ids", "labels"]
+
+
+def read_tokenized(
+    path: str | Path, splits: list[str] | None = None
+) -> tuple[DatasetDict, DataMeta]:
+    """The one reader of ``data/tokenized``: its meta (with max_length and truncation) and
+    ``splits`` (default: those present, of which ``train`` is required), each with
+    ``input_ids`` (token ids, not padded) and ``labels``."""
+    meta = read_meta(path, tokenized=True)
+    data = load_dataset_dict(path, splits or ["train"], TOKENIZED_COLUMNS, stage="tokenize")
+    for name in data:
+        missing = [c for c in TOKENIZED_COLUMNS if c not in data[name].column_names]
+        if missing:
+            raise UserError(f"{path}: split '{name}' lacks column(s) {missing}")
+    return data, meta
+
+
+def load_dataset_dict(
+    path: str | Path, splits: list[str], columns: list[str], stage: str = ""
+) -> DatasetDict:
     """Load a ``save_to_disk`` DatasetDict and check it has ``splits`` with ``columns``."""
     from datasets import DatasetDict, load_from_disk
 
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path} not found; run the earlier pipeline stages first (dvc repro)")
+        what = (
+            f"the {stage} stage first (dvc repro {stage})"
+            if stage
+            else "the earlier pipeline stages first (dvc repro)"
+        )
+        raise UserError(f"{path} not found; run {what}")
     try:
         data = load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as err:

@@ -20,8 +20,8 @@ from nlpflow.data.saved import (
     LABEL_COLUMN,
     DataMeta,
     class_label_names,
-    load_dataset_dict,
-    read_meta,
+    read_processed,
+    read_tokenized,
 )
 from nlpflow.errors import UserError
 from nlpflow.evaluation import baselines as base
@@ -133,13 +133,8 @@ def _threshold_scores(
 def _load(
     processed_dir: str | Path, tokenized_dir: str | Path, splits: Sequence[str]
 ) -> tuple[DataMeta, Any, Any]:
-    meta = read_meta(processed_dir)
-    processed = load_dataset_dict(
-        processed_dir,
-        ["train", *splits],
-        ["id", *meta.text_fields, LABEL_COLUMN, *meta.metadata_fields],
-    )
-    tokenized = load_dataset_dict(tokenized_dir, list(splits), ["input_ids", "labels"])
+    processed, meta = read_processed(processed_dir, ["train", *splits], with_metadata=True)
+    tokenized, _ = read_tokenized(tokenized_dir, list(splits))
     names = class_label_names(processed, "train", processed_dir)
     if names is not None and names != meta.label_names:
         raise UserError(

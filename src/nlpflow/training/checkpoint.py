@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nlpflow.errors import UserError
 from nlpflow.io import atomic_dir, read_json
-from nlpflow.params import as_dict
 
 if TYPE_CHECKING:
     import torch
 
-    from nlpflow.params import Params
+    from nlpflow.contracts import TrainInputs
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.probe import BatchPlan
 
@@ -59,28 +58,27 @@ BOOKKEEPING_KEYS = (
 
 
 def run_sections(
-    params: Params,
+    params: TrainInputs,
     plan: BatchPlan,
     data_fingerprint: str,
     runtime: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything that changes the result of a run, by params section.
+    """Everything that changes the result of a run, by params section: the train stage's
+    inputs (:class:`~nlpflow.contracts.TrainInputs`, the declaration dvc.yaml lists) but
+    their bookkeeping keys, the probe's batch split and the train split's fingerprint.
 
     ``runtime``: the processes and CPU threads the run computes with (float rounding
     depends on both); ``train.processes`` and ``train.threads`` themselves are left out.
     """
-    train = {k: v for k, v in as_dict(params.train).items() if k not in BOOKKEEPING_KEYS}
-    sections: dict[str, Any] = {
-        "seed": params.seed,
-        "model": as_dict(params.model),
-        "train": train,
-        "probe": {
-            "batch_size": plan.batch_size,
-            "accumulation_steps": plan.accumulation_steps,
-            "precision": plan.precision,
-        },
-        "data": {"train_fingerprint": data_fingerprint},
+    sections: dict[str, Any] = params.as_dict()
+    for key in BOOKKEEPING_KEYS:
+        del sections["train"][key]
+    sections["probe"] = {
+        "batch_size": plan.batch_size,
+        "accumulation_steps": plan.accumulation_steps,
+        "precision": plan.precision,
     }
+    sections["data"] = {"train_fingerprint": data_fingerprint}
     if runtime is not None:
         sections["runtime"] = runtime
     return sections

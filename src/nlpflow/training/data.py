@@ -1,10 +1,7 @@
 """The tokenized data as the training code needs it: task, label names, lengths, batches.
 
-``data/tokenized`` is a ``DatasetDict`` with columns ``input_ids`` (not padded),
-``token_type_ids`` (optional), ``labels`` and ``length``, and a ``meta.json`` whose ``task``
-is ``sequence`` (``labels`` a ``ClassLabel``) or ``token`` (``labels`` a list per example,
-aligned to sub-tokens, ``-100`` where ignored; the names are ``meta.json``'s
-``label_names``).
+``data/tokenized`` is read and written by :mod:`nlpflow.data.saved` (its layout is described
+there); this module turns it into padded tensors and batches.
 """
 
 from __future__ import annotations
@@ -12,95 +9,44 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from nlpflow.data.saved import IGNORE_INDEX
+from nlpflow.data.saved import IGNORE_INDEX, DataMeta, read_meta, read_tokenized
 from nlpflow.errors import UserError
-from nlpflow.io import read_json
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset, DatasetDict
 
-REQUIRED_COLUMNS = ("input_ids", "labels")
-Task = Literal["sequence", "token"]
-
 
 def load_tokenized(path: str | Path) -> DatasetDict:
-    """Load ``data/tokenized`` with a clear error when it is missing or has the wrong shape."""
-    from datasets import DatasetDict, load_from_disk
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path} not found; run the tokenize stage first (dvc repro tokenize)")
-    try:
-        data = load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(f"{path} is not a saved DatasetDict: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, DatasetDict) or "train" not in data:
-        raise UserError(f"{path} must be a DatasetDict with a 'train' split")
-    for name, split in data.items():
-        missing = [c for c in REQUIRED_COLUMNS if c not in split.column_names]
-        if missing:
-            raise UserError(f"{path}: split '{name}' lacks column(s) {missing}")
+    """Load ``data/tokenized`` (through :func:`nlpflow.data.saved.read_tokenized`) with a
+    clear error when it is missing or has the wrong shape."""
+    data, _ = read_tokenized(path)
     return data
 
 
-@dataclass
-class DataInfo:
-    """What the model needs to know about the data: the task and the label names."""
-
-    task: Task
-    label_names: list[str]
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.label_names)
-
-
-def _meta(path: Path) -> dict[str, Any]:
-    meta_path = path / "meta.json"
-    if not meta_path.exists():
-        return {}
-    try:
-        meta = read_json(meta_path)
-    except ValueError as err:
-        raise UserError(f"{meta_path} is not valid JSON: {err}") from None
-    return meta if isinstance(meta, dict) else {}
-
-
-def data_info(data: DatasetDict, path: str | Path) -> DataInfo:
-    """The task and label names, from ``meta.json`` and the ``labels`` feature.
-
-    Sequence tasks take the names from the ``ClassLabel`` (the order of the ids); token tasks
-    from ``meta.json``'s ``label_names`` (the ``ClassLabel`` is on data/processed's ``label``
-    feature, not on the aligned ``labels`` of data/tokenized).
-    """
+def data_info(data: DatasetDict, path: str | Path) -> DataMeta:
+    """The tokenized data's meta (task, label names), checked against its ``labels`` feature:
+    a sequence task's ``ClassLabel`` names are the ids' order and must be meta's
+    ``label_names``."""
     from datasets import ClassLabel
 
     path = Path(path)
-    meta = _meta(path)
+    meta = read_meta(path, tokenized=True)
     feature = data["train"].features["labels"]
-    task = meta.get("task") or ("sequence" if isinstance(feature, ClassLabel) else "token")
-    if task == "sequence":
+    if meta.task == "sequence":
         if not isinstance(feature, ClassLabel):
             raise UserError(
                 f"{path}: the 'labels' column of a sequence task must be a ClassLabel "
                 "(its names give id2label); rerun the tokenize stage"
             )
-        return DataInfo("sequence", list(feature.names))
-    if task != "token":
-        raise UserError(f"{path}/meta.json: unknown task '{task}'; expected sequence or token")
-    names = meta.get("label_names")
-    inner = getattr(feature, "feature", None)
-    if not names and isinstance(inner, ClassLabel):
-        names = list(inner.names)
-    if not names or not all(isinstance(n, str) for n in names):
-        raise UserError(
-            f"{path}/meta.json lacks the 'label_names' of this token task; rerun the "
-            "preprocess and tokenize stages"
-        )
-    return DataInfo("token", list(names))
+        if list(feature.names) != meta.label_names:
+            raise UserError(
+                f"{path}: the 'labels' ClassLabel names {list(feature.names)} differ from "
+                f"meta.json's label_names {meta.label_names}; rerun the tokenize stage"
+            )
+    return meta
 
 
 def _lengths(split: Dataset) -> list[int]:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from nlpflow.params import Params, TrainParams
+    from nlpflow.contracts import TrainInputs
+    from nlpflow.params import TrainParams
     from nlpflow.training.checkpoint import Checkpointer
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.probe import BatchPlan
@@ -70,7 +71,7 @@ def _print(line: str) -> None:
 
 
 def train(
-    params: Params,
+    params: TrainInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     plan: BatchPlan,
@@ -111,7 +112,7 @@ def train(
 
 
 def _train(
-    params: Params,
+    params: TrainInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     plan: BatchPlan,
@@ -236,7 +237,7 @@ def _early_stopping(tp: TrainParams, overfit: bool) -> EarlyStopping:
 
 
 def _checkpointer(
-    params: Params,
+    params: TrainInputs,
     plan: BatchPlan,
     run: Run,
     stopper: EarlyStopping,

@@ -25,7 +25,6 @@ length, another effective batch) reuses them when they cover its cap
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
-    from nlpflow.params import Params
+    from nlpflow.contracts import ProbeInputs
 
 
 # --------------------------------------------------------------------------- the search
@@ -393,7 +392,7 @@ def catch_oom(
 
 # --------------------------------------------------------------------------- the stage
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 PROBE_SEED = 0
 PROBE_DROPOUT = 0.1
 # On the CPU, bf16 autocast must be at least this much faster than fp32 to be chosen: a
@@ -404,14 +403,14 @@ BF16_MIN_SPEEDUP = 1.1
 FLAT_GAIN = 0.10
 
 
-def search_cap(params: Params) -> int:
+def search_cap(params: ProbeInputs) -> int:
     """The largest batch the search tries: training never runs a batch above the effective
     batch (``train.effective_batch_size``), nor above the user's ``probe.max_batch_size``."""
     return min(params.probe.max_batch_size, params.train.effective_batch_size)
 
 
 def probe_inputs(
-    params: Params,
+    params: ProbeInputs,
     device: torch.device,
     sequence_length: int,
     vocab_size: int,
@@ -420,17 +419,20 @@ def probe_inputs(
     with_token_type_ids: bool,
 ) -> dict[str, Any]:
     """Everything a measurement depends on (and nothing else: not the seed, lr, dropout, and
-    not the search cap, which :func:`covered_limit` checks against the kept candidates)."""
+    not the search cap, which :func:`covered_limit` checks against the kept candidates):
+    the probe's params (:class:`~nlpflow.contracts.ProbeInputs`, the same declaration
+    dvc.yaml lists) and what this data and machine bring."""
     import torch
 
-    from nlpflow.params import as_dict
     from nlpflow.training.device import cpu_bf16_units, device_name
     from nlpflow.training.memory import total_memory_mb
 
-    model = {k: v for k, v in as_dict(params.model).items() if k != "dropout"}
+    declared = params.as_dict()
+    # The search cap: min(probe.max_batch_size, train.effective_batch_size).
+    del declared["probe"]["max_batch_size"], declared["train"]["effective_batch_size"]
     return {
         "version": CACHE_VERSION,
-        "model": model,
+        "params": declared,
         "vocab_size": vocab_size,
         "num_labels": num_labels,
         "task": task,
@@ -441,12 +443,6 @@ def probe_inputs(
         "bf16_units": cpu_bf16_units() if device.type == "cpu" else None,
         "cores": usable_cores() if device.type == "cpu" else None,
         "memory_mb": None if device.type == "cuda" else round(total_memory_mb()),
-        "memory_budget": params.probe.memory_budget if device.type == "cpu" else None,
-        "max_candidates": params.probe.max_candidates,
-        "optimizer": params.train.optimizer,
-        "momentum": params.train.momentum if params.train.optimizer == "sgd" else None,
-        "precision": params.train.precision,
-        "threads": params.train.threads,
         "torch": torch.__version__,
     }
 
@@ -504,7 +500,7 @@ def cached_result(
 
 
 def run_probe(
-    params: Params,
+    params: ProbeInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     log: Callable[[str], None],
@@ -545,7 +541,7 @@ def run_probe(
 
 
 def _measure(
-    params: Params,
+    params: ProbeInputs,
     data_dir: str | Path,
     tokenizer: Any,
     info: Any,
@@ -572,7 +568,7 @@ def _measure(
     # Neither the seed nor the dropout rate changes what a step holds in memory (any rate
     # above 0 keeps its masks for the backward pass): fixed values, so neither is an input.
     seed_everything(PROBE_SEED)
-    shape = dataclasses.replace(params.model, dropout=PROBE_DROPOUT)
+    shape = params.model.with_dropout(PROBE_DROPOUT)
     model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
     tp = params.train

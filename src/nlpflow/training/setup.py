@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from nlpflow.params import Params
+    from nlpflow.contracts import TrainInputs
     from nlpflow.training.data import PaddedSplit
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.loss import Criterion
@@ -55,7 +55,7 @@ class Run:
 
 
 def build_run(
-    params: Params,
+    params: TrainInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     plan: BatchPlan,
@@ -145,7 +145,7 @@ class Splits:
 
 
 def load_splits(
-    params: Params, data_dir: str | Path, tokenizer_dir: str | Path, effective: int
+    params: TrainInputs, data_dir: str | Path, tokenizer_dir: str | Path, effective: int
 ) -> Splits:
     """The train and validation splits of ``data_dir``; in the overfit check
     (``train.overfit_batches: N``) N fixed batches of ``effective`` rows, a seeded draw,
@@ -195,7 +195,7 @@ def load_splits(
     )  # fmt: skip
 
 
-def describe(run: Run, params: Params, plan: BatchPlan, dist: Distributed) -> list[str]:
+def describe(run: Run, params: TrainInputs, plan: BatchPlan, dist: Distributed) -> list[str]:
     """The run's set-up for the console: task, data, model size, device, batches, recipe;
     in the overfit check a second line says what it does."""
     import torch

@@ -1,0 +1,200 @@
+"""What each stage may read of params.yaml, declared once.
+
+A stage builds its inputs with ``XInputs.from_params(params)`` and passes them to the library
+instead of the whole :class:`~nlpflow.params.Params`. An inputs class is a frozen dataclass
+whose field names are params.yaml's top-level keys (``seed``, ``model``, ``train``...). A
+field typed with a section's own class (``ModelParams``) reads the whole section; a field
+typed with a :class:`Subset` of a section (``ProbeModel``) reads only the keys that subset
+names. So ``inputs.train.lr`` reads as ``params.train.lr`` did, and :meth:`StageInputs.keys`
+lists the params.yaml keys a stage reads (what its ``params:`` in dvc.yaml must be, see
+:mod:`nlpflow.dvcdeps`). The probe's cache key and the checkpoint's run hash are
+:meth:`StageInputs.as_dict` of these classes: no list of keys is written twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from nlpflow.params import (
+    DataParams,
+    ErrorAnalysisParams,
+    EvaluateParams,
+    ModelParams,
+    Params,
+    ProbeParams,
+    TokenizerParams,
+    TrainParams,
+)
+
+T = TypeVar("T", bound="StageInputs")
+
+
+@dataclass(frozen=True)
+class Subset:
+    """Some keys of one params section: each field is named after a key of ``SECTION``."""
+
+    SECTION: ClassVar[type]
+
+
+@dataclass(frozen=True)
+class ModelName(Subset):
+    """Which pretrained model, if any: the model_source stage fingerprints it."""
+
+    SECTION: ClassVar[type] = ModelParams
+    name_or_path: str
+
+
+@dataclass(frozen=True)
+class TokenizeModel(Subset):
+    """The model keys the tokenize stage reads: where a pretrained tokenizer comes from."""
+
+    SECTION: ClassVar[type] = ModelParams
+    name_or_path: str
+    trust_remote_code: bool
+
+
+@dataclass(frozen=True)
+class ProbeModel(Subset):
+    """The model's shape: what one training step holds in memory (not the dropout rate)."""
+
+    SECTION: ClassVar[type] = ModelParams
+    name_or_path: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    freeze_embeddings: bool
+    trust_remote_code: bool
+
+    def with_dropout(self, dropout: float | None) -> ModelParams:
+        """The full model section of this shape with ``dropout``, for ``build_model``."""
+        return ModelParams(**dataclasses.asdict(self), dropout=dropout)
+
+
+@dataclass(frozen=True)
+class ProbeTrain(Subset):
+    """The train keys that change what one training step holds or how fast it runs."""
+
+    SECTION: ClassVar[type] = TrainParams
+    effective_batch_size: int
+    optimizer: str
+    momentum: float
+    precision: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class EvaluateLevel(Subset):
+    """The level of the intervals evaluate computed, for reports that show them."""
+
+    SECTION: ClassVar[type] = EvaluateParams
+    confidence_level: float
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """Base of the per-stage inputs: building, listing keys, hashing."""
+
+    @classmethod
+    def from_params(cls: type[T], params: Params) -> T:
+        """The values of ``params`` this stage reads (deep copies: frozen all the way down
+        in practice, since nothing holds on to ``params``)."""
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            section = getattr(params, f.name)
+            tp = hints[f.name]
+            if _is_subset(tp):
+                values[f.name] = tp(
+                    **{g.name: copy.deepcopy(getattr(section, g.name)) for g in _own_fields(tp)}
+                )
+            else:
+                values[f.name] = copy.deepcopy(section)
+        return cls(**values)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The params.yaml keys this stage reads, in dvc.yaml's ``params:`` spelling."""
+        hints = typing.get_type_hints(cls)
+        out: list[str] = []
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if _is_subset(tp):
+                out.extend(f"{f.name}.{g.name}" for g in _own_fields(tp))
+            else:
+                out.append(f.name)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values by params.yaml section (for hashes and cache keys)."""
+        return dataclasses.asdict(self)
+
+
+def _is_subset(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Subset)
+
+
+def _own_fields(tp: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(tp)
+
+
+@dataclass(frozen=True)
+class PreprocessInputs(StageInputs):
+    seed: int
+    data: DataParams
+
+
+@dataclass(frozen=True)
+class TokenizeInputs(StageInputs):
+    tokenizer: TokenizerParams
+    model: TokenizeModel
+
+
+@dataclass(frozen=True)
+class ModelSourceInputs(StageInputs):
+    """The model_source stage: fingerprints the pretrained model a stage would load."""
+
+    model: ModelName
+
+
+@dataclass(frozen=True)
+class ProbeInputs(StageInputs):
+    model: ProbeModel
+    probe: ProbeParams
+    train: ProbeTrain
+
+
+@dataclass(frozen=True)
+class TrainInputs(StageInputs):
+    seed: int
+    model: ModelParams
+    train: TrainParams
+
+
+@dataclass(frozen=True)
+class EvaluateInputs(StageInputs):
+    seed: int
+    evaluate: EvaluateParams
+
+
+@dataclass(frozen=True)
+class ErrorAnalysisInputs(StageInputs):
+    seed: int
+    error_analysis: ErrorAnalysisParams
+    evaluate: EvaluateLevel
+
+
+# One entry per dvc.yaml stage (its name is stages/<name>.py's).
+STAGE_INPUTS: dict[str, type[StageInputs]] = {
+    "preprocess": PreprocessInputs,
+    "model_source": ModelSourceInputs,
+    "tokenize": TokenizeInputs,
+    "probe": ProbeInputs,
+    "train": TrainInputs,
+    "evaluate": EvaluateInputs,
+    "error_analysis": ErrorAnalysisInputs,
+}
