@@ -45,6 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--metrics", required=True, help="metrics JSON (metrics/train.json)")
     parser.add_argument(
+        "--timing",
+        help="wall times and speed of this run (metrics/train_timing.json), kept apart so "
+        "that the metrics file is identical whenever the same params run again",
+    )
+    parser.add_argument(
         "--plots", required=True, help="directory for epochs.tsv and steps.tsv (plots/train)"
     )
     parser.add_argument(
@@ -56,6 +61,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args[:1] == ["--"]:  # torchrun ... -m stages.train -- <args>, where passed through
         args = args[1:]
     return parser.parse_args(args)
+
+
+# Keys of the loop's summary that measure this machine, not the training's result.
+TIMING_KEYS = ("seconds", "train_seconds", "examples_per_second")
+
+
+def split_timing(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``summary`` as (results, timings): the wall times and speed apart from the rest."""
+    results = {k: v for k, v in summary.items() if k not in TIMING_KEYS}
+    return results, {k: summary[k] for k in TIMING_KEYS if k in summary}
 
 
 def pruning_reporter(log: Callable[[str], None]) -> Any:
@@ -123,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = result.summary
     if reporter is not None:
         summary.update(reporter.summary())
-    write_json(args.metrics, summary)
+    results, timing = split_timing(summary)
+    write_json(args.metrics, results)
+    if args.timing:
+        write_json(args.timing, timing)
     plots = Path(args.plots)
     write_tsv(plots / "epochs.tsv", result.eval_columns, result.epochs)
     write_tsv(plots / "steps.tsv", STEP_COLUMNS, result.steps)

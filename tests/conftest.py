@@ -13,7 +13,48 @@ from typing import Any
 import pytest
 import yaml
 
+from nlpflow.params import Params, as_dict, parse_params, read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# The suite's params never come from the checkout's params.yaml (which `dvc exp run -S` and
+# `dvc exp apply` rewrite): they are the typed schema's defaults (nlpflow.params), then the
+# project settings below that the tests rely on, then the tiny overrides.
+PROJECT_SETTINGS: dict[str, Any] = {
+    "error_analysis": {
+        "behaviour": {
+            "directional": [
+                {
+                    "name": f"a {kind} letter lowers p(yes)",
+                    "perturbation": perturbation,
+                    "fields": ["second"],
+                    "only_label": "yes",
+                    "target": "yes",
+                    "expect": "decrease",
+                }
+                for kind, perturbation in [
+                    ("substituted", "substitute_char"),
+                    ("dropped", "drop_char"),
+                ]
+            ],
+            "templates": "builtin:anagram",
+            "max_template_cases": 100,
+        }
+    },
+    "tune": {
+        "space": {
+            "train.lr": {
+                "type": "float",
+                "low": 0.0003,
+                "high": 0.01,
+                "log": True,
+                "grid": [0.0005, 0.002, 0.008],
+            },
+            "train.warmup_ratio": {"type": "float", "low": 0.0, "high": 0.3, "grid": [0.0, 0.1]},
+            "train.schedule": {"type": "categorical", "choices": ["linear", "cosine"]},
+        }
+    },
+}
 
 # Small enough that the whole pipeline runs in seconds on two cores.
 TINY_OVERRIDES: dict[str, Any] = {
@@ -44,10 +85,24 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def suite_params() -> dict[str, Any]:
+    """The suite's base params: schema defaults and :data:`PROJECT_SETTINGS`, checked by the
+    schema; never the checkout's params.yaml."""
+    base = merge(as_dict(Params()), PROJECT_SETTINGS)
+    parse_params(base)  # a setting the schema rejects fails here, not deep in a test
+    return base
+
+
 def tiny_params(**override: Any) -> dict[str, Any]:
-    """The project's params.yaml with the tiny overrides (and any given) applied."""
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    return merge(merge(base, TINY_OVERRIDES), override)
+    """The suite's params with the tiny overrides (and any given) applied."""
+    return merge(merge(suite_params(), TINY_OVERRIDES), override)
+
+
+def dump_params(params: dict[str, Any]) -> str:
+    """params.yaml text that reads back (YAML 1.2, as DVC reads it) to ``params``."""
+    text = yaml.safe_dump(params, sort_keys=False)
+    assert read_yaml(text) == params, "params do not survive a YAML round trip"
+    return text
 
 
 @pytest.fixture
@@ -56,7 +111,7 @@ def write_params(tmp_path: Path) -> Callable[..., Path]:
 
     def _write(**override: Any) -> Path:
         path = tmp_path / "params.yaml"
-        path.write_text(yaml.safe_dump(tiny_params(**override), sort_keys=False))
+        path.write_text(dump_params(tiny_params(**override)))
         return path
 
     return _write
@@ -92,7 +147,7 @@ def make_project(parent: Path) -> Path:
             shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, repo / name)
-    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    (repo / "params.yaml").write_text(dump_params(tiny_params()))
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.email", "test@example.com"], repo)
     run(["git", "config", "user.name", "nlpflow test"], repo)

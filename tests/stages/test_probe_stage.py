@@ -71,6 +71,7 @@ def probe(
         [
             "--params", str(params), "--data", str(data), "--tokenizer", str(tok),
             "--out", str(tmp_path / "metrics/probe.json"),
+            "--timing", str(tmp_path / "metrics/probe_timing.json"),
             "--plot", str(tmp_path / "plots/probe/candidates.json"),
             "--image", str(tmp_path / "plots/probe/candidates.png"),
             "--plan", str(tmp_path / "plan.json"),
@@ -78,7 +79,14 @@ def probe(
         ]
     )  # fmt: skip
     assert code == 0
-    result: dict[str, Any] = json.loads((tmp_path / "metrics/probe.json").read_text())
+    # probe.json holds the outcome; the machine's measurements are in probe_timing.json.
+    outcome = json.loads((tmp_path / "metrics/probe.json").read_text())
+    measured = json.loads((tmp_path / "metrics/probe_timing.json").read_text())
+    assert "budget_mb" not in outcome and "timings" not in outcome
+    assert all(set(c) == {"batch_size", "fits"} for c in outcome["candidates"])
+    cands = [{**c, **m} for c, m in zip(outcome["candidates"], measured["candidates"], strict=True)]
+    apart = {k: measured[k] for k in ("budget_mb", "timings") if k in measured}
+    result: dict[str, Any] = {**outcome, **apart, "candidates": cands}
     return result
 
 

@@ -184,7 +184,7 @@ def test_missing_or_broken_processed_data_is_one_line(
     err = capsys.readouterr().err
     assert (
         err
-        == f"error: {missing}/meta.json not found; run the preprocess stage first (dvc repro preprocess)\n"
+        == f"error: {missing} not found; run the preprocess stage first (dvc repro preprocess)\n"
     )
 
     paths = _prepare(tmp_path / "ok", params)

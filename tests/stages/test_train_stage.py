@@ -41,9 +41,6 @@ SUMMARY_KEYS = {
     "final",
     "best",
     "health",
-    "seconds",
-    "train_seconds",
-    "examples_per_second",
     "padding_efficiency",
     "resumed_from_step",
     "setup",
@@ -97,6 +94,7 @@ def argv(root: Path, tiny: tuple[Path, Path]) -> list[str]:
         "--params", str(root / "params.yaml"), "--data", str(data), "--tokenizer", str(tok),
         "--probe", str(root / "data/probe/plan.json"), "--models", str(root / "models"),
         "--checkpoints", str(root / "checkpoints"), "--metrics", str(root / "metrics/train.json"),
+        "--timing", str(root / "metrics/train_timing.json"),
         "--plots", str(root / "plots/train"), "--logs", str(root / "logs/train"),
     ]  # fmt: skip
 
@@ -114,6 +112,10 @@ def test_train_stage_end_to_end(
 
     summary = json.loads((tmp_path / "metrics/train.json").read_text())
     assert set(summary) == SUMMARY_KEYS
+    # Wall times and speed apart: train.json is identical whenever the same params run again.
+    timing = json.loads((tmp_path / "metrics/train_timing.json").read_text())
+    assert set(timing) == {"seconds", "train_seconds", "examples_per_second"}
+    assert timing["seconds"] >= timing["train_seconds"] > 0 and timing["examples_per_second"] > 0
     assert summary["epochs_run"] == 3 and summary["steps"] == 3 * 10  # 160 rows / 16
     assert summary["stop_reason"] == "max_epochs" and summary["pruned"] == 0
     assert summary["resumed_from_step"] is None

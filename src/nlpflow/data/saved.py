@@ -76,7 +76,8 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
     rerun = f"rerun the {stage} stage (dvc repro {stage})"
     path = Path(directory) / META_FILE
     if not path.is_file():
-        raise UserError(f"{path} not found; run the {stage} stage first (dvc repro {stage})")
+        missing = path if Path(directory).is_dir() else Path(directory)
+        raise UserError(f"{missing} not found; run the {stage} stage first (dvc repro {stage})")
     try:
         raw: Any = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
