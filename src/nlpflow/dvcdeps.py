@@ -105,8 +105,13 @@ def _module_name(path: Path) -> tuple[str, str]:
     return ".".join(parts), ".".join(parts[:-1])
 
 
-def imported_files(root: Path, start: Path) -> set[str]:
-    """Project files (posix, relative to ``root``) that running ``start`` can import."""
+def imported_files(
+    root: Path, start: Path, parsed: dict[Path, list[str]] | None = None
+) -> set[str]:
+    """Project files (posix, relative to ``root``) that running ``start`` can import.
+
+    ``parsed``: a cache of each file's imports, shared between calls on one tree."""
+    parsed = {} if parsed is None else parsed
     seen: set[Path] = set()
     todo = [start]
     while todo:
@@ -116,11 +121,15 @@ def imported_files(root: Path, start: Path) -> set[str]:
         seen.add(path)
         name, package = _module_name(path)
         todo.extend(_package_inits(root, name))
-        try:
-            tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=str(path))
-        except SyntaxError as err:
-            raise UserError(f"{path}: cannot be parsed ({err.msg}, line {err.lineno})") from None
-        for module in _runtime_imports(tree, package):
+        if path not in parsed:
+            try:
+                tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=str(path))
+            except SyntaxError as err:
+                raise UserError(
+                    f"{path}: cannot be parsed ({err.msg}, line {err.lineno})"
+                ) from None
+            parsed[path] = _runtime_imports(tree, package)
+        for module in parsed[path]:
             found = _module_file(root, module)
             if found is not None:
                 todo.append(found)
@@ -138,11 +147,12 @@ def expected_contracts(root: Path) -> dict[str, StageContract]:
     from nlpflow.contracts import STAGE_INPUTS
 
     out = {}
+    parsed: dict[Path, list[str]] = {}
     for stage, inputs in STAGE_INPUTS.items():
         module = Path("stages") / f"{stage}.py"
         if not (root / module).is_file():
             raise UserError(f"{module} not found: every stage of dvc.yaml needs its module")
-        deps = sorted(imported_files(root, module) - {module.as_posix()})
+        deps = sorted(imported_files(root, module, parsed) - {module.as_posix()})
         out[stage] = StageContract([module.as_posix(), *deps], inputs.keys())
     return out
 
@@ -168,7 +178,8 @@ def drift(root: Path, dvc_yaml: Path | None = None) -> list[str]:
     _, doc = _load(path)
     stages = doc.get("stages") or {}
     problems = []
-    for stage, want in expected_contracts(root).items():
+    contracts = expected_contracts(root)
+    for stage, want in contracts.items():
         entry = stages.get(stage)
         if entry is None:
             problems.append(f"{path.name}: stage '{stage}' is missing")
@@ -183,7 +194,7 @@ def drift(root: Path, dvc_yaml: Path | None = None) -> list[str]:
             problems.append(f"{stage}: reads param {key} but params does not list it")
         for key in sorted(set(params) - set(want.params)):
             problems.append(f"{stage}: params lists {key} but the stage does not read it")
-    extra = sorted(set(stages) - set(expected_contracts(root)))
+    extra = sorted(set(stages) - set(contracts))
     problems.extend(f"{stage}: a stage with no inputs class (nlpflow.contracts)" for stage in extra)
     return problems
 
