@@ -18,11 +18,30 @@ from tests.conftest import run
 pytestmark = pytest.mark.slow
 
 STAGES = ["preprocess", "tokenize", "probe", "train", "evaluate", "error_analysis"]
+# Fingerprints model.name_or_path on every repro (always_changed); not counted by ran().
+ALWAYS = "model_source"
+# Results: identical when the same params run again on the same machine kind. Wall times,
+# speeds and memory peaks live in files of their own (metrics/*_timing.json, latency.json,
+# the probe's plot data, the training log).
+RESULTS = [
+    "metrics/preprocess.json", "metrics/tokenize.json", "metrics/probe.json",
+    "metrics/train.json", "metrics/evaluate.json", "metrics/error_analysis.json",
+    "plots/train/epochs.tsv", "plots/train/steps.tsv", "data/probe/plan.json",
+    "data/predictions/validation.jsonl", "data/predictions/test.jsonl",
+    "reports/data.md", "reports/tokenization.md", "reports/errors.md",
+]  # fmt: skip
+TIMINGS = [
+    "metrics/train_timing.json", "metrics/probe_timing.json", "metrics/latency.json",
+    "plots/probe/candidates.json", "plots/probe/candidates.png",
+]  # fmt: skip
 
 
 def ran(output: str) -> list[str]:
-    """Stages that DVC actually ran, in order, from its console output."""
-    return re.findall(r"Running stage '([\w]+)'", output)
+    """Stages that DVC actually ran, in order, from its console output (but model_source,
+    which runs on every repro: it is checked to have run)."""
+    stages = re.findall(r"Running stage '([\w]+)'", output)
+    assert ALWAYS in stages, output
+    return [s for s in stages if s != ALWAYS]
 
 
 def set_param(repo: Path, section: str, key: str, value: object) -> None:
@@ -66,6 +85,25 @@ def test_repro_writes_every_output(reproduced: Path) -> None:
 def test_second_repro_runs_nothing(reproduced: Path) -> None:
     proc = run(["dvc", "repro"], reproduced)
     assert ran(proc.stdout) == []
+
+
+def test_a_rerun_from_scratch_gives_bit_identical_results(reproduced: Path) -> None:
+    repo = reproduced
+    first = {name: (repo / name).read_bytes() for name in RESULTS}
+    timings = {name: (repo / name).read_bytes() for name in TIMINGS}
+    # From scratch: no checkpoint to resume, no kept probe measurement, no run cache.
+    for name in ("checkpoints", "data/probe/measurements.json"):
+        run(["rm", "-rf", name], repo)
+    proc = run(["dvc", "repro", "--force", "--no-run-cache"], repo)
+    assert ran(proc.stdout) == STAGES
+    changed = [name for name in RESULTS if (repo / name).read_bytes() != first[name]]
+    assert changed == [], "results differ between two runs of the same params"
+    # The timings did change (they are measured), which is why they live apart.
+    assert any((repo / name).read_bytes() != timings[name] for name in TIMINGS)
+    status = run(["git", "status", "--porcelain"], repo).stdout
+    assert status == "" or set(status.split()) <= {"M", "dvc.lock", *TIMINGS}, status
+    run(["git", "checkout", "--", *TIMINGS], repo)
+    run(["dvc", "commit", "-f", "-q"], repo)
 
 
 def test_evaluate_param_reruns_only_evaluate_and_error_analysis(reproduced: Path) -> None:
