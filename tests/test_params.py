@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from nlpflow.params import ParamsError, load_params, parse_params
+from tests.conftest import suite_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def test_project_params_load() -> None:
 
 
 def _raw() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    return suite_params()  # never the checkout's params.yaml, which `dvc exp run` rewrites
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from nlpflow.cli import main
-from tests.conftest import ROOT, run
+from tests.conftest import run, suite_params
 
 
 def project(tmp_path: Path, **tune: Any) -> Path:
     """A git repository holding params.yaml (no DVC needed to be refused)."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = suite_params()
     params["tune"].update(tune)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q", "-b", "main"], tmp_path)

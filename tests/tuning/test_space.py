@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import yaml
 
 from nlpflow.params import ParamsError, parse_params
 from nlpflow.tuning.experiments import MetricError, parse_metric
 from nlpflow.tuning.space import SpaceError, boundary_warnings, build_space, set_override
-from tests.conftest import ROOT
+from tests.conftest import suite_params
 
 
 def raw_params(**space: Any) -> dict[str, Any]:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = suite_params()
     if space:
         raw["tune"]["space"] = space
     return raw
