@@ -102,8 +102,8 @@ def prepare(
     """data/tokenized and the tokenizer, as the tokenize stage would write them."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
+    from nlpflow.data.saved import DataMeta, write_saved
     from nlpflow.data.tokenize import tokenize_splits
-    from nlpflow.io import write_json
     from nlpflow.modeling.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
@@ -119,8 +119,8 @@ def prepare(
     )
     tokenized = tokenize_splits(processed, tokenizer, ["text"], max_length)
     data_dir, tok_dir = root / "tokenized", root / "tokenizer"
-    tokenized.save_to_disk(str(data_dir))
-    write_json(data_dir / "meta.json", {"task": "sequence", "label_names": labels_names})
+    meta = DataMeta(["text"], list(labels_names)).tokenized(max_length, "longest_first")
+    write_saved(data_dir, tokenized, meta)
     tokenizer.save_pretrained(str(tok_dir))
     return data_dir, tok_dir
 
@@ -137,11 +137,12 @@ def run_nlpflow(
     batch: int,
     precision: str = "fp32",
 ) -> dict[str, Any]:
+    from nlpflow.contracts import TrainInputs
     from nlpflow.params import parse_params
     from nlpflow.training.loop import train
     from nlpflow.training.probe import BatchPlan
 
-    params = parse_params(
+    params = TrainInputs.from_params(parse_params(
         {
             "seed": SEED,
             "model": {"name_or_path": str(model_dir), "dropout": None},
@@ -152,7 +153,7 @@ def run_nlpflow(
                 "early_stopping": {"patience": 0},
             },
         }
-    )  # fmt: skip
+    ))  # fmt: skip
     plan = BatchPlan("cpu", batch, 1, batch, precision=precision)
     result = train(
         params, data_dir, tok_dir, plan, out / "models", out / "checkpoints", log=lambda _: None

@@ -206,6 +206,22 @@ def test_model_fingerprint_follows_the_directory_content(tmp_path: Path) -> None
     assert "is not a directory" in str(err.value)
 
 
+def test_a_hub_model_is_fingerprinted_by_its_cached_revision(tmp_path: Path) -> None:
+    from nlpflow.modeling.source import hub_revision
+
+    repo = tmp_path / "models--org--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "snapshots/0123abc").mkdir(parents=True)
+    (repo / "snapshots/0123abc/config.json").write_text("{}")
+    (repo / "refs/main").write_text("0123abc")
+    assert hub_revision("org/tiny", cache_dir=tmp_path) == "0123abc"
+    (repo / "snapshots/4567def").mkdir()
+    (repo / "snapshots/4567def/config.json").write_text("{}")
+    (repo / "refs/main").write_text("4567def")  # the hub model updated in the cache
+    assert hub_revision("org/tiny", cache_dir=tmp_path) == "4567def"
+    assert hub_revision("org/other", cache_dir=tmp_path) is None
+
+
 # --------------------------------------------------------------------------- the suite's params
 
 

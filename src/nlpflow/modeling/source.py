@@ -36,12 +36,13 @@ def directory_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), count
 
 
-def hub_revision(name: str) -> str | None:
-    """The commit of ``name`` in the local Hugging Face cache (offline), or None."""
+def hub_revision(name: str, cache_dir: str | Path | None = None) -> str | None:
+    """The commit of ``name``'s ``main`` in the local Hugging Face cache (``cache_dir``,
+    default the hub's own), read offline; None when it is not cached."""
     from huggingface_hub import try_to_load_from_cache
 
     try:
-        found = try_to_load_from_cache(name, "config.json")
+        found = try_to_load_from_cache(name, "config.json", cache_dir=cache_dir)
     except ValueError:  # not a valid repo id
         return None
     if not isinstance(found, str):
