@@ -101,8 +101,9 @@ class StageInputs:
 
     @classmethod
     def from_params(cls: type[T], params: Params) -> T:
-        """The values of ``params`` this stage reads (deep copies: frozen all the way down
-        in practice, since nothing holds on to ``params``)."""
+        """The values of ``params`` this stage reads, deep-copied (a later change to
+        ``params`` does not reach them). Reading an undeclared key of a subset is an
+        AttributeError at run time and an error for mypy."""
         hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -110,7 +111,10 @@ class StageInputs:
             tp = hints[f.name]
             if _is_subset(tp):
                 values[f.name] = tp(
-                    **{g.name: copy.deepcopy(getattr(section, g.name)) for g in _own_fields(tp)}
+                    **{
+                        g.name: copy.deepcopy(getattr(section, g.name))
+                        for g in dataclasses.fields(tp)
+                    }
                 )
             else:
                 values[f.name] = copy.deepcopy(section)
@@ -124,7 +128,7 @@ class StageInputs:
         for f in dataclasses.fields(cls):
             tp = hints[f.name]
             if _is_subset(tp):
-                out.extend(f"{f.name}.{g.name}" for g in _own_fields(tp))
+                out.extend(f"{f.name}.{g.name}" for g in dataclasses.fields(tp))
             else:
                 out.append(f.name)
         return out
@@ -136,10 +140,6 @@ class StageInputs:
 
 def _is_subset(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Subset)
-
-
-def _own_fields(tp: type) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(tp)
 
 
 @dataclass(frozen=True)
