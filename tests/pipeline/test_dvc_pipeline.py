@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import run
+from nlpflow.params import read_yaml
+from tests.conftest import dump_params, run
 
 pytestmark = pytest.mark.slow
 
@@ -46,9 +46,9 @@ def ran(output: str) -> list[str]:
 
 def set_param(repo: Path, section: str, key: str, value: object) -> None:
     path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
+    params = read_yaml(path.read_text())  # as DVC reads it: `only_label: yes` stays "yes"
     params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    path.write_text(dump_params(params))
 
 
 @pytest.fixture(scope="module")
