@@ -10,7 +10,6 @@ words), so its predictions are exactly the gold tags of every word it sees.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -93,6 +92,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     evaluate stage's result on them."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+    from nlpflow.data.saved import DataMeta, write_saved
     from nlpflow.data.tokenize import tokenize_with_stats
     from nlpflow.evaluation.evaluate import evaluate_model
     from nlpflow.modeling.encoder import Encoder
@@ -116,15 +116,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         }
     )
     processed = root / "processed"
-    data.save_to_disk(str(processed))
-    meta = {"task": "token", "text_fields": ["tokens"], "label_field": "tags",
-            "label_names": TAGS, "metadata_fields": []}  # fmt: skip
-    (processed / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    meta = DataMeta(["tokens"], list(TAGS), task="token", label_field="tags")
+    write_saved(processed, data, meta)  # as the stages write it
 
     tokenizer = _tokenizer()
     encoder = Encoder(tokenizer, ["tokens"], 32, task="token")
     tokenized, stats = tokenize_with_stats(data, encoder, tokenizer)
-    tokenized.save_to_disk(str(root / "tokenized"))
+    write_saved(root / "tokenized", tokenized, meta.tokenized(32, "longest_first"))
     model_dir = root / "model"
     _oracle_model(tokenizer).save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
