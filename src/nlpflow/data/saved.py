@@ -45,6 +45,9 @@ class DataMeta:
     metadata_fields: list[str] = field(default_factory=list)
     task: Task = "sequence"  # "sequence" or "token" (a list of words, a tag per word)
     label_field: str = ""  # the label column of the source data (for people; not read)
+    # Token tasks: the tag scheme of label_names (IOB2) and the one the source file used.
+    tag_scheme: str | None = None
+    source_tag_scheme: str | None = None
     max_length: int | None = None  # tokenized only
     truncation: str | None = None  # tokenized only: tokenizer.truncation as applied
 
@@ -106,12 +109,21 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
         if truncation not in TRUNCATIONS:
             raise UserError(f"{path}: 'truncation' must be one of {list(TRUNCATIONS)}; {rerun}")
     label_field = raw.get("label_field", "")
+
+    def optional_str(key: str) -> str | None:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"{path}: '{key}' must be a string (got {value!r}); {rerun}")
+        return value
+
     meta = DataMeta(
         text_fields=text_fields,
         label_names=label_names,
         metadata_fields=str_list("metadata_fields", required=False),
         task=task,
         label_field=label_field if isinstance(label_field, str) else "",
+        tag_scheme=optional_str("tag_scheme"),
+        source_tag_scheme=optional_str("source_tag_scheme"),
         max_length=max_length if tokenized else None,
         truncation=truncation if tokenized else None,
     )
