@@ -49,7 +49,7 @@ def test_every_subset_names_keys_of_its_section_with_their_types() -> None:
 
 def test_keys_are_what_each_stage_reads() -> None:
     assert TrainInputs.keys() == ["seed", "model", "train"]
-    assert ErrorAnalysisInputs.keys() == ["seed", "error_analysis"]
+    assert ErrorAnalysisInputs.keys() == ["seed", "error_analysis", "evaluate.confidence_level"]
     probe = ProbeInputs.keys()
     assert "model.dropout" not in probe and "model.hidden_size" in probe and "probe" in probe
     assert "train.lr" not in probe and "train.threads" in probe
