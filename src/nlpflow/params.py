@@ -335,6 +335,28 @@ class TrainParams:
 
 
 @dataclass
+class LrRangeParams:
+    """The learning-rate range test (stage lr_range): an exponentially rising rate, one per step."""
+
+    enabled: bool = True  # false: the stage writes outputs that say so and trains nothing
+    min_lr: float = 1e-6
+    max_lr: float = 1.0
+    steps: int = 100  # optimizer steps (the effective batch of train); fewer if it diverges
+    smoothing: float = 0.05  # weight of the newest loss in the moving average (1 = none)
+    divergence: float = 4.0  # stop when the smoothed loss exceeds this multiple of its best
+    suggestion: Literal["steepest", "minimum"] = "steepest"  # minimum: the lowest loss's lr / 10
+
+    def validate(self, path: str) -> None:
+        _check(self.min_lr > 0, f"{path}.min_lr", f"must be > 0 (got {self.min_lr:g})")
+        _check(
+            self.max_lr > self.min_lr, f"{path}.max_lr", f"must be > min_lr ({self.min_lr:g})"
+        )
+        _check(self.steps >= 10, f"{path}.steps", "must be >= 10 (a curve needs points)")
+        _check(0 < self.smoothing <= 1, f"{path}.smoothing", "must be in (0, 1]")
+        _check(self.divergence > 1, f"{path}.divergence", "must be > 1")
+
+
+@dataclass
 class TfidfBaselineParams:
     """The TF-IDF + logistic regression baseline (scikit-learn)."""
 
@@ -662,6 +684,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     probe: ProbeParams = field(default_factory=ProbeParams)
     train: TrainParams = field(default_factory=TrainParams)
+    lr_range: LrRangeParams = field(default_factory=LrRangeParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     error_analysis: ErrorAnalysisParams = field(default_factory=ErrorAnalysisParams)
     tune: TuneParams = field(default_factory=TuneParams)
