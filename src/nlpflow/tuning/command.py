@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resume a study whose earlier trials ran on another commit",
     )
+    p.add_argument(
+        "--lr-from-range",
+        nargs="?",
+        const="metrics/lr_range.json",
+        metavar="METRICS",
+        help="centre the train.lr range of tune.space on the learning-rate range test's "
+        "suggestion (default file: %(const)s, relative to --repo), keeping its width",
+    )
     p.add_argument("--report", default="reports/tune.md", help="report path, relative to --repo")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--report-only", action="store_true", help="only (re)write the report")
@@ -87,6 +96,29 @@ def _override(args: argparse.Namespace, tune: Any) -> Any:
     return tune
 
 
+def lr_centred_on_range(tune: Any, metrics: Path) -> Any:
+    """``tune`` with ``tune.space['train.lr']`` moved (log scale, same width, grid too) so that
+    its geometric middle is the range test's suggested learning rate in ``metrics``."""
+    from nlpflow.training.lr_range import centred_range, read_suggestion
+
+    spec = tune.space.get("train.lr")
+    if spec is None or spec.type != "float" or spec.low is None or spec.high is None:
+        raise UserError(
+            "--lr-from-range: tune.space has no float train.lr range to centre; add one, e.g. "
+            "train.lr: {type: float, low: 0.0003, high: 0.01, log: true}"
+        )
+    suggestion = read_suggestion(metrics)
+    low, high = centred_range(spec.low, spec.high, suggestion)
+    factor = suggestion / math.sqrt(spec.low * spec.high)
+    grid = [float(f"{float(v) * factor:.3g}") for v in spec.grid]
+    moved = dataclasses.replace(spec, low=low, high=high, grid=grid)
+    print(
+        f"tune: train.lr range centred on the range test's suggestion {suggestion:.3g} "
+        f"({metrics.name}): [{low:g}, {high:g}], was [{spec.low:g}, {spec.high:g}]"
+    )
+    return dataclasses.replace(tune, space={**tune.space, "train.lr": moved})
+
+
 def run(args: argparse.Namespace) -> int:
     """``nlpflow tune``: run this worker's share of the study (then seed reruns), or only
     write the report (``--report-only``), or apply the best trial (``--apply``).
@@ -105,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     # YAML 1.2 as DVC writes it: after `dvc exp apply`, `only_label: yes` is unquoted
     raw = read_yaml(params_path.read_text(encoding="utf-8")) or {}
     tune = _override(args, params.tune)
+    if args.lr_from_range:
+        tune = lr_centred_on_range(tune, repo / args.lr_from_range)
     request = TuneRequest(
         repo=repo,
         tune=tune,
