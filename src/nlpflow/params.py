@@ -41,9 +41,21 @@ class AnagramParams:
     max_word_length: int = 8
     alphabet: str = "abcdefghijklmnopqrstuvwxyz"
     positive_fraction: float = 0.5
+    # Relative weights of the near-miss kinds among the negatives (dropped, added, substituted).
+    near_misses: dict[str, float] = field(
+        default_factory=lambda: {"dropped": 1.0, "added": 1.0, "substituted": 1.0}
+    )
 
     def validate(self, path: str) -> None:
         _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        kinds = ("dropped", "added", "substituted")
+        unknown = sorted(set(self.near_misses) - set(kinds))
+        _check(not unknown, f"{path}.near_misses", f"has unknown kinds {unknown}; use {kinds}")
+        _check(
+            all(w >= 0 for w in self.near_misses.values()) and sum(self.near_misses.values()) > 0,
+            f"{path}.near_misses",
+            "weights must be >= 0 with at least one > 0",
+        )
         _check(self.min_word_length >= 2, f"{path}.min_word_length", "must be at least 2")
         _check(
             self.max_word_length >= self.min_word_length,
@@ -348,9 +360,7 @@ class LrRangeParams:
 
     def validate(self, path: str) -> None:
         _check(self.min_lr > 0, f"{path}.min_lr", f"must be > 0 (got {self.min_lr:g})")
-        _check(
-            self.max_lr > self.min_lr, f"{path}.max_lr", f"must be > min_lr ({self.min_lr:g})"
-        )
+        _check(self.max_lr > self.min_lr, f"{path}.max_lr", f"must be > min_lr ({self.min_lr:g})")
         _check(self.steps >= 10, f"{path}.steps", "must be >= 10 (a curve needs points)")
         _check(0 < self.smoothing <= 1, f"{path}.smoothing", "must be in (0, 1]")
         _check(self.divergence > 1, f"{path}.divergence", "must be > 1")

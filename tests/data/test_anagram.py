@@ -42,3 +42,29 @@ def test_a_size_the_alphabet_cannot_give_is_a_params_error() -> None:
     tight = AnagramParams(size=4000, min_word_length=2, max_word_length=2, alphabet="abc")
     with pytest.raises(UserError, match=r"^params.yaml: data.anagram.size 4000 is more distinct"):
         generate_anagram(tight, seed=0)
+
+
+def test_near_miss_weights_set_the_share_of_each_kind() -> None:
+    weights = {"dropped": 1.0, "added": 1.0, "substituted": 2.0}
+    rows = generate_anagram(AnagramParams(size=2000, near_misses=weights), seed=3)
+    negatives = Counter(r["kind"] for r in rows if r["label"] == "no")
+    total = sum(negatives.values())
+    assert 0.45 < negatives["substituted"] / total < 0.55
+    assert 0.2 < negatives["dropped"] / total < 0.3 and 0.2 < negatives["added"] / total < 0.3
+    only = generate_anagram(AnagramParams(size=300, near_misses={"substituted": 1.0}), seed=3)
+    assert {r["kind"] for r in only} == {"anagram", "substituted"}
+    for r in only:  # every negative keeps the length: the length cue is worth nothing
+        assert len(r["first"].split()) == len(r["second"].split())
+
+
+def test_bad_near_miss_weights_are_params_errors() -> None:
+    import pytest
+
+    from nlpflow.params import ParamsError, parse_params
+
+    with pytest.raises(ParamsError) as unknown:
+        parse_params({"data": {"anagram": {"near_misses": {"swapped": 1.0}}}})
+    assert "data.anagram.near_misses has unknown kinds ['swapped']" in str(unknown.value)
+    with pytest.raises(ParamsError) as zero:
+        parse_params({"data": {"anagram": {"near_misses": {"dropped": 0.0}}}})
+    assert "at least one > 0" in str(zero.value)

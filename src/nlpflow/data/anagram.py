@@ -3,7 +3,9 @@
 "Can the second word be formed by rearranging the letters of the first?" Letters are
 space-separated (``g r k a q`` / ``q a k r g``) so every tokenizer sees one token per letter.
 Negatives are near misses, and each example records which kind it is so that error analysis
-can slice by it: a letter ``dropped``, ``added`` or ``substituted``.
+can slice by it: a letter ``dropped``, ``added`` or ``substituted``, drawn with the relative
+weights ``near_misses``. Only ``substituted`` keeps both words the same length: a model that
+compares lengths gets every other kind right, so weighting it up makes the length cue worth less.
 """
 
 from __future__ import annotations
@@ -44,9 +46,14 @@ def _shuffled(letters: list[str], rng: random.Random) -> list[str]:
 
 
 def generate_anagram(params: AnagramParams, seed: int) -> list[dict[str, Any]]:
-    """Rows with ``id``, ``first``, ``second``, ``label`` (yes/no) and ``kind``."""
+    """Rows with ``id``, ``first``, ``second``, ``label`` (yes/no) and ``kind``.
+
+    ``kind`` is ``anagram`` for the positives, else the near-miss kind. Raises UserError when
+    ``params.size`` distinct pairs cannot be found (alphabet or word lengths too small).
+    """
     rng = random.Random(f"anagram-{seed}")
     alphabet = "".join(sorted(set(params.alphabet)))
+    weights = [float(params.near_misses.get(kind, 0.0)) for kind in NEAR_MISS_KINDS]
     rows: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     attempts = 0
@@ -64,7 +71,7 @@ def generate_anagram(params: AnagramParams, seed: int) -> list[dict[str, Any]]:
         if rng.random() < params.positive_fraction:
             kind, label, other = "anagram", POSITIVE, _shuffled(letters, rng)
         else:
-            kind = NEAR_MISS_KINDS[rng.randrange(len(NEAR_MISS_KINDS))]
+            kind = rng.choices(NEAR_MISS_KINDS, weights)[0]
             label, other = NEGATIVE, _shuffled(_near_miss(letters, kind, alphabet, rng), rng)
         first, second = " ".join(letters), " ".join(other)
         if (first, second) in seen:  # keeps splits free of exact duplicates
