@@ -63,6 +63,7 @@ TINY_OVERRIDES: dict[str, Any] = {
     "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
     "probe": {"max_batch_size": 16, "max_candidates": 8},
     "train": {"epochs": 2, "effective_batch_size": 16, "lr": 0.003},
+    "lr_range": {"steps": 20, "min_lr": 1e-4},
     "evaluate": {"batch_size": 32},
 }
 

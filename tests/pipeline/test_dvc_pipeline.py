@@ -17,7 +17,7 @@ from tests.conftest import dump_params, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["preprocess", "tokenize", "probe", "train", "evaluate", "error_analysis"]
+STAGES = ["preprocess", "tokenize", "probe", "lr_range", "train", "evaluate", "error_analysis"]
 # Fingerprints model.name_or_path on every repro (always_changed); not counted by ran().
 ALWAYS = "model_source"
 # Results: identical when the same params run again on the same machine kind. Wall times,
@@ -25,7 +25,8 @@ ALWAYS = "model_source"
 # the probe's plot data, the training log).
 RESULTS = [
     "metrics/preprocess.json", "metrics/tokenize.json", "metrics/probe.json",
-    "metrics/train.json", "metrics/evaluate.json", "metrics/error_analysis.json",
+    "metrics/lr_range.json", "metrics/train.json", "metrics/evaluate.json",
+    "metrics/error_analysis.json", "plots/lr_range/curve.tsv",
     "plots/train/epochs.tsv", "plots/train/steps.tsv", "data/probe/plan.json",
     "data/predictions/validation.jsonl", "data/predictions/test.jsonl",
     "reports/data.md", "reports/tokenization.md", "reports/errors.md",
@@ -115,6 +116,18 @@ def test_evaluate_param_reruns_only_evaluate_and_error_analysis(reproduced: Path
     finally:
         run(["git", "checkout", "--", "params.yaml"], repo)
         run(["dvc", "checkout", "-q"], repo, check=False)
+
+
+def test_lr_range_param_reruns_only_the_range_test(reproduced: Path) -> None:
+    repo = reproduced
+    set_param(repo, "lr_range", "steps", 12)
+    try:
+        proc = run(["dvc", "repro"], repo)
+        assert ran(proc.stdout) == ["lr_range"]
+        summary = json.loads((repo / "metrics/lr_range.json").read_text())
+        assert summary["steps"] == 12 and 0 < summary["steps_run"] <= 12
+    finally:  # params, dvc.lock and the git-kept outputs as committed: later tests start clean
+        run(["git", "checkout", "--", "."], repo)
 
 
 def test_exp_run_lr_reruns_from_train_and_is_listed(reproduced: Path) -> None:
