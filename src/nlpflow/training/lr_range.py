@@ -212,7 +212,7 @@ def _run(
     model = build_model(
         params.model, tokenizer, info.label_names, max_sequence_length(data), info.task
     )
-    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
+    model.to(device)
     model.train()
     precision, note = resolve_precision(tp.precision, device)
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
