@@ -351,12 +351,12 @@ class LrRangeParams:
     """The learning-rate range test (stage lr_range): an exponentially rising rate, one per step."""
 
     enabled: bool = True  # false: the stage writes outputs that say so and trains nothing
-    min_lr: float = 1e-6
+    min_lr: float = 1e-5
     max_lr: float = 1.0
-    steps: int = 100  # optimizer steps (the effective batch of train); fewer if it diverges
+    steps: int = 300  # optimizer steps (the effective batch of train); fewer if it diverges
     smoothing: float = 0.05  # weight of the newest loss in the moving average (1 = none)
     divergence: float = 4.0  # stop when the smoothed loss exceeds this multiple of its best
-    suggestion: Literal["steepest", "minimum"] = "steepest"  # minimum: the lowest loss's lr / 10
+    suggestion: Literal["minimum", "steepest"] = "minimum"  # minimum: the lowest loss's lr / 10
 
     def validate(self, path: str) -> None:
         _check(self.min_lr > 0, f"{path}.min_lr", f"must be > 0 (got {self.min_lr:g})")

@@ -83,9 +83,10 @@ def test_the_curve_rises_in_lr_and_the_suggestion_lies_inside_it(
     assert len(ratios) == 1
     assert result.suggested_lr is not None, result.reason
     assert result.lrs[0] <= result.suggested_lr <= result.lrs[-1]
-    assert result.suggested_lr == result.steepest_lr  # the default rule
-    # the suggestion lies where the loss was falling: below the lowest-loss lr
-    assert result.minimum_lr is not None and result.suggested_lr <= result.minimum_lr
+    assert result.minimum_lr is not None
+    assert result.suggested_lr == pytest.approx(result.minimum_lr / 10)  # the default rule
+    # the steepest descent lies where the loss was falling: not past the lowest-loss lr
+    assert result.steepest_lr is not None and result.steepest_lr <= result.minimum_lr
     assert min(result.smoothed) < result.smoothed[0]
 
 
@@ -128,6 +129,11 @@ def test_steepest_and_minimum_rules_on_a_known_curve() -> None:
     assert steepest is not None and 1e-3 <= steepest < 1e-1 and chosen == steepest
     chosen, _, _, _ = suggest(lrs, curve, "minimum")
     assert chosen == pytest.approx(0.01)
+    # a minimum in the first decade: minimum / 10 was never tried, so no suggestion
+    early = [0.5 if lr < 3e-5 else 0.1 + lr for lr in lrs]
+    chosen, _, minimum, reason = suggest(lrs, early, "minimum")
+    assert chosen is None and minimum is not None and minimum < 1e-4
+    assert "lower lr_range.min_lr" in reason
 
 
 def test_no_suggestion_from_a_flat_curve_or_too_few_points() -> None:

@@ -9,11 +9,14 @@ shoots up where it is too large. The test stops early once the smoothed loss exc
 
 The suggestion is one point of that curve, by ``rule``:
 
+- ``minimum`` (the default): the rate of the lowest smoothed loss, divided by 10 (fastai's
+  ``lr_min / 10``): at the minimum the rate is already on the edge of divergence, one decade
+  below is safe. On the built-in task's default model it read 9.1e-4 off a curve whose lowest
+  point was at 9.1e-3, next to the 1e-3 that trains it to 0.97 test accuracy.
 - ``steepest``: the learning rate where the smoothed loss falls fastest against log(lr) (the
-  steepest negative slope; Lightning's suggestion). A rate where one step still buys the most
-  loss reduction: a good peak rate for a schedule with warm-up.
-- ``minimum``: the rate of the lowest smoothed loss, divided by 10 (fastai's ``lr_min / 10``):
-  at the minimum the rate is already on the edge of divergence, one decade below is safe.
+  steepest negative slope; Lightning's suggestion), a rate where one step still buys the most
+  loss reduction. On the same curve it read 5.9e-3, close to the minimum: a model trained
+  from scratch whose loss only dips late has no long descent to take a slope of.
 
 Both are computed and written; ``rule`` says which is the suggestion. No suggestion is made
 (``suggested_lr: null`` and a ``reason``) when the loss never fell below its start by more
@@ -154,6 +157,16 @@ def suggest(
     skip = min(int(len(loss) * SKIP_START), best)
     steepest = float(lrs[skip + int(slopes[skip : best + 1].argmin())])
     chosen = steepest if rule == "steepest" else minimum / 10
+    if chosen < lrs[0]:
+        return (
+            None,
+            steepest,
+            minimum,
+            (
+                f"the lowest loss lies within a decade of the first rate ({lrs[0]:.3g}), so "
+                "minimum / 10 was never tried; lower lr_range.min_lr"
+            ),
+        )
     return chosen, steepest, minimum, ""
 
 
