@@ -120,6 +120,9 @@ def test_evaluate_param_reruns_only_evaluate_and_error_analysis(reproduced: Path
 
 def test_lr_range_param_reruns_only_the_range_test(reproduced: Path) -> None:
     repo = reproduced
+    # the baseline as committed (an earlier test may leave dvc.lock with its own params)
+    run(["git", "checkout", "--", "."], repo)
+    run(["dvc", "checkout", "-q"], repo, check=False)
     set_param(repo, "lr_range", "steps", 12)
     try:
         proc = run(["dvc", "repro"], repo)
