@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nlpflow.contracts import LrRangeInputs
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import write_json
 from nlpflow.params import load_params
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    params = load_params(args.params)
+    params = LrRangeInputs.from_params(load_params(args.params))
 
     from nlpflow.logs import quiet_libraries
     from nlpflow.training.lr_range import PLOT_COLUMNS, RangeResult, plot_curve, run_range_test

@@ -17,12 +17,13 @@ import copy
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from nlpflow.params import (
     DataParams,
     ErrorAnalysisParams,
     EvaluateParams,
+    LrRangeParams,
     ModelParams,
     Params,
     ProbeParams,
@@ -83,6 +84,24 @@ class ProbeTrain(Subset):
     effective_batch_size: int
     optimizer: str
     momentum: float
+    precision: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class LrRangeTrain(Subset):
+    """The train keys that shape one training step, for the range test (not lr, the schedule
+    or epochs: the test sets the rate itself, so tuning those never reruns it)."""
+
+    SECTION: ClassVar[type] = TrainParams
+    effective_batch_size: int
+    optimizer: str
+    momentum: float
+    weight_decay: float
+    max_grad_norm: float
+    label_smoothing: float
+    class_weights: str | dict[str, float]
+    batching: Literal["length_grouped", "random"]
     precision: str
     threads: int
 
@@ -176,6 +195,14 @@ class TrainInputs(StageInputs):
 
 
 @dataclass(frozen=True)
+class LrRangeInputs(StageInputs):
+    seed: int
+    model: ModelParams
+    lr_range: LrRangeParams
+    train: LrRangeTrain
+
+
+@dataclass(frozen=True)
 class EvaluateInputs(StageInputs):
     seed: int
     evaluate: EvaluateParams
@@ -194,6 +221,7 @@ STAGE_INPUTS: dict[str, type[StageInputs]] = {
     "model_source": ModelSourceInputs,
     "tokenize": TokenizeInputs,
     "probe": ProbeInputs,
+    "lr_range": LrRangeInputs,
     "train": TrainInputs,
     "evaluate": EvaluateInputs,
     "error_analysis": ErrorAnalysisInputs,

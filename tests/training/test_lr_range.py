@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from nlpflow.contracts import LrRangeInputs
 from nlpflow.errors import UserError
-from nlpflow.params import LrRangeParams
+from nlpflow.params import parse_params
 from nlpflow.training.lr_range import (
     Smoother,
     centred_range,
@@ -21,7 +21,6 @@ from nlpflow.training.lr_range import (
     suggest,
 )
 from nlpflow.training.probe import BatchPlan
-from tests.training.tiny import tiny_params
 
 PLAN = BatchPlan(device="cpu", batch_size=8, accumulation_steps=2, max_fitting_batch_size=64)
 
@@ -40,6 +39,7 @@ def make_easy_data(root: Path) -> tuple[Path, Path]:
     import datasets
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
+    from nlpflow.data.saved import DataMeta, write_saved
     from nlpflow.modeling.tokenizers import train_tokenizer
 
     rng = random.Random(0)
@@ -59,14 +59,24 @@ def make_easy_data(root: Path) -> tuple[Path, Path]:
         features=features,
     )  # fmt: skip
     datasets.disable_progress_bars()
-    DatasetDict({"train": split, "validation": split}).save_to_disk(str(root / "tokenized"))
+    meta = DataMeta(["first", "second"], ["no", "yes"], task="sequence")
+    splits = DatasetDict({"train": split, "validation": split})
+    write_saved(root / "tokenized", splits, meta.tokenized(64, "longest_first"))
     tokenizer.save_pretrained(str(root / "tokenizer"))
     return root / "tokenized", root / "tokenizer"
 
 
-def with_range(**lr_range: object) -> object:
-    params = tiny_params()
-    return dataclasses.replace(params, lr_range=dataclasses.replace(LrRangeParams(), **lr_range))
+def with_range(**lr_range: object) -> LrRangeInputs:
+    """What the stage passes for a 1-layer, hidden-16 model, with these lr_range values."""
+    params = parse_params(
+        {
+            "seed": 7,
+            "model": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32},
+            "train": {"effective_batch_size": 16},
+            "lr_range": lr_range,
+        }
+    )
+    return LrRangeInputs.from_params(params)
 
 
 def test_the_curve_rises_in_lr_and_the_suggestion_lies_inside_it(
@@ -74,7 +84,7 @@ def test_the_curve_rises_in_lr_and_the_suggestion_lies_inside_it(
 ) -> None:
     data, tok = easy_data
     params = with_range(min_lr=1e-4, max_lr=1.0, steps=60, divergence=1e9)
-    result = run_range_test(params, data, tok, PLAN, log=lambda _: None)  # type: ignore[arg-type]
+    result = run_range_test(params, data, tok, PLAN, log=lambda _: None)
     assert len(result.lrs) == 60 and result.stop_reason == "completed"
     assert all(b > a for a, b in zip(result.lrs, result.lrs[1:], strict=False))
     assert result.lrs[0] == pytest.approx(1e-4) and result.lrs[-1] == pytest.approx(1.0)
@@ -95,7 +105,7 @@ def test_a_diverging_loss_stops_the_test_early(easy_data: tuple[Path, Path]) -> 
     data, tok = easy_data
     params = with_range(min_lr=1e-4, max_lr=1e4, steps=80, divergence=3.0)
     logged: list[str] = []
-    result = run_range_test(params, data, tok, PLAN, log=logged.append)  # type: ignore[arg-type]
+    result = run_range_test(params, data, tok, PLAN, log=logged.append)
     assert result.stop_reason in ("diverged", "non_finite_loss")
     assert len(result.lrs) < 80
     if result.stop_reason == "diverged":
@@ -106,8 +116,8 @@ def test_a_diverging_loss_stops_the_test_early(easy_data: tuple[Path, Path]) -> 
 def test_the_same_seed_gives_the_same_curve(tiny_data: tuple[Path, Path]) -> None:
     data, tok = tiny_data
     params = with_range(min_lr=1e-4, max_lr=1.0, steps=12)
-    a = run_range_test(params, data, tok, PLAN, log=lambda _: None)  # type: ignore[arg-type]
-    b = run_range_test(params, data, tok, PLAN, log=lambda _: None)  # type: ignore[arg-type]
+    a = run_range_test(params, data, tok, PLAN, log=lambda _: None)
+    b = run_range_test(params, data, tok, PLAN, log=lambda _: None)
     assert a.losses == b.losses
 
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
-    from nlpflow.params import Params
+    from nlpflow.contracts import LrRangeInputs
     from nlpflow.training.probe import BatchPlan
 
 MIN_POINTS = 8  # fewer steps than this before divergence: no suggestion
@@ -171,7 +171,7 @@ def suggest(
 
 
 def run_range_test(
-    params: Params,
+    params: LrRangeInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     plan: BatchPlan,
@@ -180,9 +180,9 @@ def run_range_test(
 ) -> RangeResult:
     """Run the test on the train split with the train stage's model, optimizer and batches.
 
-    Reads ``seed``, ``model``, ``lr_range`` and the ``train`` keys that shape one step:
-    optimizer, momentum, weight_decay, max_grad_norm, label_smoothing, class_weights,
-    batching, precision, threads (not lr, schedule or epochs: the test sets the rate itself).
+    ``params`` holds what the stage reads (:class:`nlpflow.contracts.LrRangeInputs`): ``seed``,
+    ``model``, ``lr_range`` and the ``train`` keys that shape one step (not lr, the schedule or
+    epochs: the test sets the rate itself).
     The effective batch is the probe's plan (batch size x accumulation steps). One process.
 
     Raises UserError for a split without rows.
@@ -194,7 +194,7 @@ def run_range_test(
 
 
 def _run(
-    params: Params,
+    params: LrRangeInputs,
     data_dir: str | Path,
     tokenizer_dir: str | Path,
     plan: BatchPlan,
