@@ -100,7 +100,7 @@ class LrRangeTrain(Subset):
     weight_decay: float
     max_grad_norm: float
     label_smoothing: float
-    class_weights: str | dict[str, float]
+    class_weights: Literal["none", "balanced"] | dict[str, float]
     batching: Literal["length_grouped", "random"]
     precision: str
     threads: int
