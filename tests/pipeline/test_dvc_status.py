@@ -143,7 +143,7 @@ def test_a_local_model_changed_in_place_reruns_the_stages_that_load_it(
 
     save_tiny_model(model, seed=1)  # new weights, same file names, same params.yaml
     run(["dvc", "repro", "-q", ALWAYS], repo)
-    assert status(repo) == sorted([ALWAYS, "tokenize", "probe", "train"])
+    assert status(repo) == sorted([ALWAYS, "tokenize", "probe", "lr_range", "train"])
 
     save_tiny_model(model, seed=0)  # the original weights back: up to date again
     run(["dvc", "repro", "-q", ALWAYS], repo)
