@@ -50,6 +50,20 @@ def _list_array(rows: list[list[int]], dtype: Any) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
+def _full_lengths(
+    encoder: Encoder, columns: list[list[Any]], lengths: np.ndarray, where: str, first: int
+) -> np.ndarray:
+    """Untruncated lengths, ``(n,)`` int32. Truncation cuts a row to exactly ``max_length``
+    tokens, so a row shorter than that was not cut: only rows at ``max_length`` are encoded
+    again without truncation (the second encode was half of the stage's time)."""
+    full = lengths.copy()
+    at_limit = np.flatnonzero(lengths >= encoder.max_length)
+    if len(at_limit):
+        subset = [[col[i] for i in at_limit] for col in columns]
+        full[at_limit] = encoder.lengths(subset, where, first)
+    return full
+
+
 STAT_COLUMNS = ("full_length", "unknown", "special_only", "empty_words", "truncated_words")
 # Above these, tokenize warns: the tokenizer does not fit the text (a vocabulary of a few
 # tokens maps every word to [UNK], and the model trains on inputs with nothing left in them).
@@ -88,7 +102,7 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
         else:
             out["labels"] = labels
         out["length"] = pa.array(lengths)
-        out["full_length"] = pa.array(encoder.lengths(columns, where, first).astype(np.int32))
+        out["full_length"] = pa.array(_full_lengths(encoder, columns, lengths, where, first))
         out["unknown"] = pa.array(unknown.astype(np.int32))
         out["special_only"] = pa.array(content == 0)
         if encoder.task == "token":
