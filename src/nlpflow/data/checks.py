@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from nlpflow.data.clean import normalise_for_match
 from nlpflow.data.files import Row
@@ -41,38 +44,55 @@ def _key(row: Row, text_fields: list[str]) -> str:
     )
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _digests(rows: list[Row], text_fields: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, 128-bit digests of its text as is and normalised, two ``(n,)`` ``S16`` arrays:
+    16 bytes a row instead of Python sets of whole strings, each text normalised once."""
+    exact = np.empty(len(rows), dtype="S16")
+    loose = np.empty(len(rows), dtype="S16")
+    for i, row in enumerate(rows):
+        key = _key(row, text_fields)
+        exact[i] = _digest(key)
+        loose[i] = _digest(normalise_for_match(key))
+    return exact, loose
+
+
 def find_leakage(
     splits: dict[str, list[Row]], text_fields: list[str], policy: str
 ) -> tuple[dict[str, list[Row]], Leakage]:
     """Count exact and normalised duplicates across splits; apply warn, drop or fail.
 
     A text counts as ``exact`` when identical after cleaning, ``normalised`` when identical
-    only once case, punctuation and spacing are ignored.
+    only once case, punctuation and spacing are ignored. Texts are compared by 128-bit
+    BLAKE2b digests (a false match is about as likely as 2**-128 per pair).
     """
     leak = Leakage()
-    exact = {s: {_key(r, text_fields) for r in splits[s]} for s in SPLITS}
-    loose = {s: {normalise_for_match(_key(r, text_fields)) for r in splits[s]} for s in SPLITS}
+    exact: dict[str, np.ndarray] = {}
+    loose: dict[str, np.ndarray] = {}
+    for s in SPLITS:
+        exact[s], loose[s] = _digests(splits[s], text_fields)
     drop: dict[str, set[int]] = {s: set() for s in SPLITS}
     for later, earlier in PAIRS:
-        n_exact = n_loose = 0
-        for i, row in enumerate(splits[later]):
-            key = _key(row, text_fields)
-            if key in exact[earlier]:
-                n_exact += 1
-            elif normalise_for_match(key) in loose[earlier]:
-                n_loose += 1
-            else:
-                continue
-            drop[later].add(i)
-            if len(leak.examples) < EXAMPLES_KEPT:
-                leak.examples.append(
-                    {
-                        "splits": f"{earlier}/{later}",
-                        "id": str(row.get("id", row.get("_line"))),
-                        "text": key.replace("\x1f", " / ")[:160],
-                    }
-                )
-        leak.counts[f"{earlier}/{later}"] = {"exact": n_exact, "normalised": n_loose}
+        in_exact = np.isin(exact[later], exact[earlier])
+        in_loose = np.isin(loose[later], loose[earlier]) & ~in_exact
+        found = np.flatnonzero(in_exact | in_loose)
+        drop[later].update(found.tolist())
+        for i in found[: max(0, EXAMPLES_KEPT - len(leak.examples))].tolist():
+            row = splits[later][i]
+            leak.examples.append(
+                {
+                    "splits": f"{earlier}/{later}",
+                    "id": str(row.get("id", row.get("_line"))),
+                    "text": _key(row, text_fields).replace("\x1f", " / ")[:160],
+                }
+            )
+        leak.counts[f"{earlier}/{later}"] = {
+            "exact": int(in_exact.sum()),
+            "normalised": int(in_loose.sum()),
+        }
     if leak.total and policy == "fail":
         detail = ", ".join(
             f"{pair}: {c['exact']} exact + {c['normalised']} normalised"

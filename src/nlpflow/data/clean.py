@@ -14,6 +14,7 @@ from nlpflow.params import CleaningParams
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 USER = re.compile(r"(?<![\w@])@\w{1,30}")
 SPACES = re.compile(r"\s+")
+NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")
 
 
 def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
@@ -62,5 +63,5 @@ def clean_rows(
 def normalise_for_match(text: str) -> str:
     """A loose form for finding near-identical texts: case, punctuation and spacing removed."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w\s]", "", text)
+    text = NOT_WORD_OR_SPACE.sub("", text)
     return SPACES.sub(" ", text).strip()
