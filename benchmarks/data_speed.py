@@ -78,7 +78,8 @@ def generate_csv(path: Path, n: int, seed: int = 0) -> int:
     """``n`` rows of AG-News-like text: a Zipf-like vocabulary, a few topic words per class."""
     rng = random.Random(seed)
     letters = "etaoinshrdlucmfwypvbgk"
-    vocab = list(
+    # sorted: a set's order changes with Python's hash seed, and the rows must not
+    vocab = sorted(
         {"".join(rng.choice(letters) for _ in range(rng.randint(2, 10))) for _ in range(30000)}
     )
     cum_weights = list(accumulate(1.0 / (rank + 10) for rank in range(len(vocab))))
