@@ -132,67 +132,43 @@ def _add_compare_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     cmp.set_defaults(func=_compare)
 
 
-def _tune(args: argparse.Namespace) -> int:
-    """``nlpflow tune``: an Optuna study whose trials are DVC experiments (see nlpflow.tuning)."""
-    from nlpflow.tuning.command import run
-
-    return run(args)
-
-
-def _add_tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from nlpflow.tuning.command import add_arguments
-
-    tune = sub.add_parser(
-        "tune",
-        help="hyperparameter search: an Optuna study whose every trial is a DVC experiment",
-        description="Search the space in params.yaml's tune section. Every trial is a DVC "
-        "experiment (`dvc exp show` lists them); workers sharing --storage share the study; "
-        "the same command resumes an interrupted study. Writes reports/tune.md.",
-    )
-    add_arguments(tune)
-    tune.set_defaults(func=_tune)
-
-
-def _review(args: argparse.Namespace) -> int:
-    """``nlpflow review``: a markdown review of a change for a pull request."""
-    from nlpflow.review import run
-
-    return run(args)
-
-
-def _add_review_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from nlpflow.review import add_arguments
-
-    review = sub.add_parser(
-        "review",
-        help="markdown review of a change (params, metrics with intervals, changed plots)",
-        description="Compare the workspace (or an experiment, or a revision) against a base "
-        "revision: params diff, metrics diff with the evaluate stage's intervals, and the "
-        "changed plots as images, in one markdown file for a pull request.",
-    )
-    add_arguments(review)
-    review.set_defaults(func=_review)
-
-
-def _notebook(args: argparse.Namespace) -> int:
-    """``nlpflow notebook [REV]``: the experiment as an executed notebook (nlpflow.notebook)."""
-    from nlpflow.notebook import run
-
-    return run(args)
-
-
-def _add_notebook_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from nlpflow.notebook import add_arguments
-
-    notebook = sub.add_parser(
-        "notebook",
-        help="write reports/notebook.ipynb: the experiment, executed, from the pipeline's outputs",
-        description="Write an executed Jupyter notebook of the workspace's experiment (or of a "
-        "git revision or DVC experiment) in the course's checklist order, from the pipeline's "
+# Commands whose module brings its own `add_arguments(parser)` and `run(args)`: the module is
+# imported when the parser is built (its arguments), and its `run` when the command runs.
+MODULE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "tune": (
+        "nlpflow.tuning.command",
+        "hyperparameter search: an Optuna study whose every trial is a DVC experiment",
+        "Search the space in params.yaml's tune section. Every trial is a DVC experiment "
+        "(`dvc exp show` lists them); workers sharing --storage share the study; the same "
+        "command resumes an interrupted study. Writes reports/tune.md.",
+    ),
+    "review": (
+        "nlpflow.review",
+        "markdown review of a change (params, metrics with intervals, changed plots)",
+        "Compare the workspace (or an experiment, or a revision) against a base revision: "
+        "params diff, metrics diff with the evaluate stage's intervals, and the changed plots "
+        "as images, in one markdown file for a pull request.",
+    ),
+    "notebook": (
+        "nlpflow.notebook",
+        "write reports/notebook.ipynb: the experiment, executed, from the pipeline's outputs",
+        "Write an executed Jupyter notebook of the workspace's experiment (or of a git "
+        "revision or DVC experiment) in the course's checklist order, from the pipeline's "
         "outputs, without retraining.",
-    )
-    add_arguments(notebook)
-    notebook.set_defaults(func=_notebook)
+    ),
+}
+
+
+def _add_module_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
+) -> None:
+    import importlib
+
+    module_name, help_line, description = MODULE_COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = sub.add_parser(name, help=help_line, description=description)
+    module.add_arguments(parser)
+    parser.set_defaults(func=lambda args: importlib.import_module(module_name).run(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,9 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_params)
     _add_dvc_deps_parser(sub)
     _add_compare_parser(sub)
-    _add_tune_parser(sub)
-    _add_review_parser(sub)
-    _add_notebook_parser(sub)
+    for name in MODULE_COMMANDS:
+        _add_module_command(sub, name)
     return parser
 
 
