@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics", required=True, help="metrics JSON (metrics/train.json)")
     parser.add_argument(
         "--timing",
-        help="wall times and speed of this run (metrics/train_timing.json), kept apart so "
+        help="wall times, speed and resume step of this run (metrics/train_timing.json), kept apart so "
         "that the metrics file is identical whenever the same params run again",
     )
     parser.add_argument(
@@ -63,12 +63,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(args)
 
 
-# Keys of the loop's summary that measure this machine, not the training's result.
-TIMING_KEYS = ("seconds", "train_seconds", "examples_per_second")
+# Keys of the loop's summary that describe this run on this machine, not the training's
+# result: wall times, speed, and the checkpoint step it resumed from (a resumed run ends
+# bit-identical to an uninterrupted one, so its results file must be identical too).
+TIMING_KEYS = ("seconds", "train_seconds", "examples_per_second", "resumed_from_step")
 
 
 def split_timing(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``summary`` as (results, timings): the wall times and speed apart from the rest."""
+    """``summary`` as (results, timings): wall times, speed and resume step apart from the rest."""
     results = {k: v for k, v in summary.items() if k not in TIMING_KEYS}
     return results, {k: summary[k] for k in TIMING_KEYS if k in summary}
 
