@@ -44,7 +44,7 @@ def table(markdown: str) -> dict[str, list[str]]:
     """First column -> the other cells, for each body row of the markdown table(s)."""
     rows = {}
     for line in markdown.splitlines():
-        if line.startswith("| ") and not line.startswith("|---"):
+        if line.startswith("| ") and not set(line) <= set("|-: "):  # not the rule line
             cells = [c.strip() for c in line.strip("|").split(" | ")]
             rows[cells[0]] = cells[1:]
     return rows

@@ -102,14 +102,11 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; cells formatted with :func:`fmt`, ``|`` escaped."""
+    """A markdown table through the project's one renderer (:func:`nlpflow.markdown.table`),
+    cells formatted with :func:`fmt` and never cut."""
+    from nlpflow import markdown
 
-    def cell(v: Any) -> str:
-        return fmt(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(markdown.table(header, [[fmt(v) for v in row] for row in rows], limit=None))
 
 
 def primary_metric(split: dict[str, Any]) -> str:
