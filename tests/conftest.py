@@ -162,15 +162,32 @@ def make_project(parent: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reproduced_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny copy of the project after a real `dvc repro`, committed on main: one pipeline
-    run shared by the slow tests that read its outputs (the browser test also adds a DVC
-    experiment to it, which leaves the experiment's results in the workspace)."""
+def reproduced_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(repo, dvc repro's stdout)``: a tiny copy of the project after one real `dvc repro`,
+    committed on main. Never modified: tests work on copies (:func:`copy_project`), so the
+    suite pays for one tiny pipeline run instead of one per module."""
     repo = make_project(tmp_path_factory.mktemp("reproduced"))
-    run(["dvc", "repro"], repo)
+    proc = run(["dvc", "repro"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline run"], repo)
+    return repo, proc.stdout
+
+
+def copy_project(template: Path, parent: Path) -> Path:
+    """A copy of a reproduced project (git history, DVC cache and outputs) under ``parent``."""
+    repo = parent / "project"
+    shutil.copytree(template, repo, symlinks=True)
     return repo
+
+
+@pytest.fixture(scope="session")
+def reproduced_project(
+    reproduced_template: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The reproduced tiny project shared by the slow tests that read its outputs (the
+    browser test also adds a DVC experiment to it, which leaves the experiment's results in
+    the workspace)."""
+    return copy_project(reproduced_template[0], tmp_path_factory.mktemp("reproduced-shared"))
 
 
 @pytest.fixture

@@ -53,15 +53,16 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
 
 
 @pytest.fixture(scope="module")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import make_project
+def reproduced(
+    reproduced_template: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the suite's reproduced tiny project, after checking that its one `dvc repro`
+    ran every stage."""
+    from tests.conftest import copy_project
 
-    repo = make_project(tmp_path_factory.mktemp("pipeline"))
-    proc = run(["dvc", "repro"], repo)
-    assert ran(proc.stdout) == STAGES
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "baseline run"], repo)
-    return repo
+    template, stdout = reproduced_template
+    assert ran(stdout) == STAGES
+    return copy_project(template, tmp_path_factory.mktemp("pipeline"))
 
 
 def test_repro_writes_every_output(reproduced: Path) -> None:

@@ -11,7 +11,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import make_project, run, tool_env
+from tests.conftest import copy_project, run, tool_env
 from tests.tuning.fakeproject import experiments
 from tests.tuning.procs import run_bounded
 
@@ -28,8 +28,10 @@ FAST = {
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = make_project(tmp_path_factory.mktemp("tune"))
+def repo(reproduced_template: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the suite's reproduced tiny project with evaluation cut to its cheapest
+    (only evaluate and error_analysis rerun for that), committed as the trials' baseline."""
+    repo = copy_project(reproduced_template[0], tmp_path_factory.mktemp("tune"))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in FAST.items():
         for key, value in values.items():
