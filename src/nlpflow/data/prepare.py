@@ -262,7 +262,7 @@ def _class_warnings(
     return out
 
 
-def _unseen_tags(names: list[str], splits: dict[str, list[Row]], labels: Any) -> list[str]:
+def _unseen_tags(splits: dict[str, list[Row]], labels: Any) -> list[str]:
     """Token tasks: tags of validation/test never seen in train (the model cannot predict them)."""
     known = set(labels(splits["train"]))
     out = []
@@ -347,7 +347,7 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     )
     warnings = _class_warnings(task, names, splits, labels)
     if task == "token":
-        warnings += _unseen_tags(names, splits, labels)
+        warnings += _unseen_tags(splits, labels)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
     return PreparedData(

@@ -174,7 +174,11 @@ def position_limit(config: Any) -> int | None:
             if isinstance(module, nn.Embedding) and (
                 leaf in ("position_embeddings", "wpe", "embed_positions")
             ):
-                offset = 0 if module.padding_idx is None else module.padding_idx + 1
+                # Rows before position 0: RoBERTa's padding_idx + 1; BART's and OPT's
+                # learned tables keep theirs in `offset` (2) with no padding_idx.
+                offset = getattr(module, "offset", None)
+                if not isinstance(offset, int):
+                    offset = 0 if module.padding_idx is None else module.padding_idx + 1
                 return int(module.num_embeddings - offset)
     value = getattr(config, "max_position_embeddings", None)
     return int(value) if isinstance(value, int) and value > 0 else None

@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nlpflow.data.saved import IGNORE_INDEX
+from nlpflow.data.saved import IGNORE_INDEX, TRUNCATIONS
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
     from transformers import PreTrainedTokenizerBase
-
-TRUNCATIONS = ("longest_first", "only_first", "only_second")
 
 
 @dataclass
