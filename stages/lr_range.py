@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     rp = params.lr_range
     if rp.enabled:
         plan = BatchPlan.read(args.probe, params.train.effective_batch_size)
+        plan.check_device(log)
         result = run_range_test(params, args.data, args.tokenizer, plan, log=log)
     else:
         log("lr_range: disabled (lr_range.enabled: false); writing empty outputs")

@@ -227,7 +227,7 @@ def _run(
     )
     model.to(device)
     model.train()
-    precision, note = resolve_precision(tp.precision, device)
+    precision, note = resolve_precision(plan.precision or tp.precision, device)  # as train
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
     weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
     criterion = Criterion(weights, tp.label_smoothing).to(device)

@@ -36,7 +36,7 @@ class Run:
     tokenizer: PreTrainedTokenizerBase
     train_set: PaddedSplit
     val_set: PaddedSplit  # the train batches themselves in the overfit check
-    train_fingerprint: str  # of the tokenized train split: part of the checkpoint identity
+    train_fingerprint: str  # of the tokenized train and validation splits: checkpoint identity
     model: PreTrainedModel
     forward: Any  # the model, or its torch.compile wrapper
     trainable: list[torch.nn.Parameter]
@@ -140,7 +140,7 @@ class Splits:
     tokenizer: PreTrainedTokenizerBase
     train: PaddedSplit
     validation: PaddedSplit  # the train batches themselves in the overfit check
-    train_fingerprint: str  # of the whole tokenized train split
+    train_fingerprint: str  # of the tokenized train and validation splits (checkpoint identity)
     max_length: int  # longest sequence of any split, tokens
 
 
@@ -190,7 +190,9 @@ def load_splits(
         train_set = val_set = train_set.subset(draw[: tp.overfit_batches * effective])
     return Splits(
         info.task, list(info.label_names), tokenizer, train_set, val_set,
-        fingerprint_split(data["train"]),
+        # Validation too: early stopping, the best checkpoint and the evaluation rows a
+        # checkpoint holds depend on it, so new validation data must not resume.
+        fingerprint_split(data["train"]) + ("" if overfit else fingerprint_split(data["validation"])),
         max_sequence_length(data),
     )  # fmt: skip
 
