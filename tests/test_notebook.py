@@ -129,6 +129,7 @@ def test_the_notebook_executes_every_section_and_shows_the_metrics_files_numbers
         (fam, val, s["n"], f4(s["accuracy"])) for fam, v in slices.items() for val, s in v.items()
     }
     behaviour = table(next(t for t in found["Error analysis"] if t.startswith("| test")))
+    assert errors["test"]["behaviour"], "the tiny project runs behavioural tests"
     for name, t in errors["test"]["behaviour"].items():
         assert behaviour[name.replace("_", " ")] == [
             str(t["tested"]),
