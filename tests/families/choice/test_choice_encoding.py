@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from nlpflow.errors import UserError
@@ -104,6 +103,11 @@ def test_a_real_multiple_choice_model_takes_the_batch(tokenizer: Any) -> None:
     with torch.no_grad():
         logits = model(**tensors).logits  # (B, N)
         # padding changes nothing: row 0 alone, padded to its own longest option only
-        alone = model(**{k: v[:1, :, : int(batch["attention_mask"][0].sum(-1).max())] for k, v in tensors.items()}).logits
+        alone = model(
+            **{
+                k: v[:1, :, : int(batch["attention_mask"][0].sum(-1).max())]
+                for k, v in tensors.items()
+            }
+        ).logits
     assert logits.shape == (2, 3)
     assert torch.allclose(logits[0], alone[0], atol=1e-5)

@@ -31,7 +31,9 @@ def test_hand_worked_accuracy_per_position_and_log_loss() -> None:
     m = choice_metrics(probs, labels)
     assert m["n"] == 4
     assert m["accuracy"] == 0.5
-    assert m["log_loss"] == pytest.approx(-(np.log(0.7) + np.log(0.1) + np.log(0.5) + np.log(0.1)) / 4)
+    assert m["log_loss"] == pytest.approx(
+        -(np.log(0.7) + np.log(0.1) + np.log(0.5) + np.log(0.1)) / 4
+    )
     assert m["per_position"] == {
         "0": {"support": 2, "accuracy": 0.5, "predicted_share": 0.5},
         "1": {"support": 2, "accuracy": 0.5, "predicted_share": 0.5},
@@ -52,7 +54,9 @@ def test_ties_share_the_credit() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(1, 30), st.integers(2, 5)), elements=st.floats(0.01, 1)),
+    arrays(
+        np.float64, st.tuples(st.integers(1, 30), st.integers(2, 5)), elements=st.floats(0.01, 1)
+    ),
     st.data(),
 )
 def test_accuracy_and_log_loss_match_scikit_learn(raw: np.ndarray, data: st.DataObject) -> None:

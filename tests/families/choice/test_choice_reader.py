@@ -268,7 +268,10 @@ def test_whatever_pandas_writes_reads_back_exactly(
             frame.to_json(path, orient="records", lines=True, force_ascii=False)
             rows, n, _ = _read(path)
         else:
-            columns = {"context": contexts, **{c: [o[j] for o in options] for j, c in enumerate(names)}}
+            columns = {
+                "context": contexts,
+                **{c: [o[j] for o in options] for j, c in enumerate(names)},
+            }
             frame = pd.DataFrame({**columns, "label": labels})
             if fmt == "parquet":
                 frame.to_parquet(path, index=False)

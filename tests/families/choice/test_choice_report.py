@@ -40,7 +40,10 @@ def test_figures_count_errors_by_gold_position_and_slices() -> None:
     }
     assert figures["confident_errors"] == 1
     assert figures["slices"] == {
-        "kind": {"x": {"n": 2, "accuracy": 0.5}, "y": {"n": 3, "accuracy": pytest.approx(1 / 3, abs=1e-6)}}
+        "kind": {
+            "x": {"n": 2, "accuracy": 0.5},
+            "y": {"n": 3, "accuracy": pytest.approx(1 / 3, abs=1e-6)},
+        }
     }
 
 
