@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     segments = takes_segments(tokenizer, config)
     if tok_params.max_length == "auto":
         probe = Encoder(tokenizer, text_fields, limit, "longest_first", task, segments)
-        max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit)
+        max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit, family)
     else:
         max_length = min(tok_params.max_length, limit)
     encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)

@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nlpflow.errors import UserError
+from nlpflow.families.choice.config import ChoiceParams
 
 SPLITS = ("train", "validation", "test")
 
@@ -144,6 +145,8 @@ class DataParams:
     cleaning: CleaningParams = field(default_factory=CleaningParams)
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
+    # Multiple choice: where a file's options are, the label base, the built-in task.
+    choice: ChoiceParams = field(default_factory=ChoiceParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")

@@ -102,6 +102,8 @@ def _carve_validation(
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    if params.task != "auto":  # a family with its own file layout (multiple choice)
+        return data_family(params.task).read_file(path, params, bad)
     if detect_format(path, params.format) == "conll":
         return read_conll(path, params, bad)
     return read_rows(path, params, bad)
@@ -234,12 +236,12 @@ def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
                 f"params.yaml: {params.source} is a {fam.name} task; set data.task to auto "
                 f"or {fam.name}, not {params.task}"
             )
-        return fam.name, text_fields, label_field
+        return fam.name, *fam.fields(params)
     first = rows[0] if rows else {}
     if set(first) == {"tokens", "tags", "_line"}:  # CoNLL: the columns have no names
         return "token", ["tokens"], "tags"
     if params.task != "auto":
-        return params.task, params.text_fields, params.label_field
+        return params.task, *data_family(params.task).fields(params)
     task = "token" if isinstance(first.get(params.label_field), list) else "sequence"
     return task, params.text_fields, params.label_field
 
@@ -316,7 +318,7 @@ def to_dataset_dict(data: PreparedData) -> DatasetDict:
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
     fam = data.family
-    text_features = {f: fam.text_feature() for f in data.text_fields}
+    text_features = fam.text_features(data.text_fields)
     label_type = fam.label_feature(data.label_names)
     features = Features(
         {

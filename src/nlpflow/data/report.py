@@ -21,7 +21,8 @@ HIST_BINS = 20
 
 def _text(row: dict[str, Any], data: PreparedData) -> str:
     parts = [" ".join(row[f]) if data.task == "token" else row[f] for f in data.text_fields]
-    return " / ".join(parts)
+    # a list field besides a token task's words: multiple-choice options, one text each
+    return " / ".join(" / ".join(p) if isinstance(p, list) else p for p in parts)
 
 
 def _percentiles(values: list[int]) -> dict[str, int]:
@@ -134,7 +135,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def _example_group(row: dict[str, Any], data: PreparedData) -> str:
     """The label of a sequence example; the most frequent entity type of a token example."""
-    if data.task == "sequence":
+    if data.task != "token":
         return str(row[data.label_field])
     types = Counter(t[2:] for t in row[data.label_field] if t != "O")
     return types.most_common(1)[0][0] if types else "O"

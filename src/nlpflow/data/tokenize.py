@@ -65,7 +65,12 @@ def _full_lengths(
     return full
 
 
-STAT_COLUMNS = ("full_length", "unknown", "special_only", "empty_words", "truncated_words")
+# ``tokens``: the tokens of a row (what the unknown-token rate divides by); ``length`` is what
+# a batch pads to, the same for one sequence per row, the longest of a row's N sequences for
+# multiple choice.
+STAT_COLUMNS = (
+    "full_length", "unknown", "special_only", "empty_words", "truncated_words", "tokens"
+)  # fmt: skip
 # Above these, tokenize warns: the tokenizer does not fit the text (a vocabulary of a few
 # tokens maps every word to [UNK], and the model trains on inputs with nothing left in them).
 UNKNOWN_RATE_WARNING = 0.05
@@ -87,6 +92,11 @@ def _arrow_encoder(
         labels = batch.column("label")
         first = int(indices[0]) if len(indices) else 0
         enc, label_column = family.encode(encoder, columns, labels, where, first)
+        own = family.input_columns(enc, specials, unk_id)
+        if own is not None:  # N sequences per row (multiple choice)
+            order = ["input_ids", "token_type_ids", "labels", "length", *STAT_COLUMNS]
+            own["labels"] = label_column
+            return pa.table({c: own[c] for c in order if c in own})
         n = len(enc)
         lengths = np.fromiter((len(r) for r in enc.input_ids), dtype=np.int32, count=n)
         flat = np.fromiter(
@@ -114,6 +124,7 @@ def _arrow_encoder(
         else:
             out["empty_words"] = pa.array(np.zeros(n, dtype=np.int32))
             out["truncated_words"] = pa.array(np.zeros(n, dtype=np.int32))
+        out["tokens"] = out["length"]
         return pa.table(out)
 
     return encode
@@ -143,10 +154,13 @@ def tokenize_with_stats(
 
     family = family or data_family(encoder.task)
     label_feature = family.tokenized_label_feature(dataset["train"].features["label"])
+    inputs = family.input_features(encoder.segments) or {
+        "input_ids": Sequence(Value("int32")),
+        **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
+    }
     features = Features(
         {
-            "input_ids": Sequence(Value("int32")),
-            **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
+            **inputs,
             "labels": label_feature,
             "length": Value("int32"),
             "full_length": Value("int32"),
@@ -154,6 +168,7 @@ def tokenize_with_stats(
             "special_only": Value("bool"),
             "empty_words": Value("int32"),
             "truncated_words": Value("int32"),
+            "tokens": Value("int32"),
         }
     )
     encode = _arrow_encoder(
@@ -189,9 +204,9 @@ def split_figures(data: Any, max_length: int) -> dict[str, Any]:
     one encoded split (with the ``STAT_COLUMNS``); empty and truncated words for token tasks."""
     import pyarrow.compute as pc
 
-    table = data.select_columns(["length", *STAT_COLUMNS]).with_format("arrow")[:]
+    table = data.select_columns(list(STAT_COLUMNS)).with_format("arrow")[:]
     full = table.column("full_length").to_numpy().astype(np.int64)
-    n_tokens = int(pc.sum(table.column("length")).as_py() or 0)
+    n_tokens = int(pc.sum(table.column("tokens")).as_py() or 0)
     n_unk = int(pc.sum(table.column("unknown")).as_py() or 0)
     n = len(full)
     empty = int(pc.sum(table.column("empty_words")).as_py() or 0)
@@ -228,11 +243,19 @@ def tokenize_splits(
 
 
 def auto_max_length(
-    dataset: DatasetDict, encoder: Encoder, percentile: float, model_limit: int
+    dataset: DatasetDict,
+    encoder: Encoder,
+    percentile: float,
+    model_limit: int,
+    family: DataFamily | None = None,
 ) -> int:
-    """The ``percentile`` of train token lengths (untruncated), capped by the model's limit."""
+    """The ``percentile`` of train token lengths (untruncated; of each encoded sequence, N
+    per row for multiple choice), capped by the model's limit."""
+    from nlpflow.families.data import data_family
+
+    family = family or data_family(encoder.task)
     lengths = [
-        encoder.lengths([chunk[f] for f in encoder.text_fields], "train")
+        family.lengths(encoder, [chunk[f] for f in encoder.text_fields], "train")
         for chunk in dataset["train"].select_columns(encoder.text_fields).iter(batch_size=BATCH)
     ]
     flat = np.concatenate(lengths) if lengths else np.zeros(1, dtype=np.int64)
@@ -304,13 +327,15 @@ def tokenization_sample(
         texts = " / ".join(
             repr(" ".join(row[f]) if isinstance(row[f], list) else row[f]) for f in text_fields
         )
+        lines += [f"## Example {i + 1}: `{row['id']}`", "", f"- text: {texts}"]
+        if enc["input_ids"] and isinstance(enc["input_ids"][0], list):  # N sequences a row
+            for j, ids in enumerate(enc["input_ids"]):
+                shown = tokenizer.convert_ids_to_tokens(ids)
+                lines.append(f"- option {j}, {len(shown)} tokens: `{' · '.join(shown)}`")
+            lines.append("")
+            continue
         tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
-        lines += [
-            f"## Example {i + 1}: `{row['id']}`",
-            "",
-            f"- text: {texts}",
-            f"- {len(tokens)} tokens: `{' · '.join(tokens)}`",
-        ]
+        lines.append(f"- {len(tokens)} tokens: `{' · '.join(tokens)}`")
         if "token_type_ids" in enc:
             lines.append(f"- segments: `{' '.join(str(t) for t in enc['token_type_ids'])}`")
         if task == "token":

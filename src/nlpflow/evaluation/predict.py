@@ -106,6 +106,14 @@ def forward_batches(
         for start in starts:
             idx = order[start : start + batch_size]
             ids = [list(input_ids[i]) for i in idx]
+            if ids and isinstance(ids[0][0], list):  # N sequences per example: (B, N, T)
+                from nlpflow.families.choice.encoding import pad_choices
+
+                types = [list(token_type_ids[i]) for i in idx] if use_types else None  # type: ignore[index]
+                arrays = pad_choices(ids, pad_id, types)
+                logits = model(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()}).logits
+                yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
+                continue
             batch = {
                 "input_ids": torch.tensor(_pad(ids, pad_id), device=device),
                 "attention_mask": torch.tensor(_pad([[1] * len(r) for r in ids], 0), device=device),

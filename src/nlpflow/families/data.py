@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
+    from nlpflow.data.files import BadRows
     from nlpflow.modeling.encoder import Encoded, Encoder
     from nlpflow.params import CleaningParams, DataParams
 
@@ -51,6 +54,20 @@ class DataFamily:
     has_classes: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ preprocess
+
+    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+        """The rows of one local file (``data.task`` names this family; with ``auto`` the
+        sequence family reads it): CoNLL by its tags, else the text and label columns."""
+        from nlpflow.data.files import detect_format, read_conll, read_rows
+
+        if detect_format(path, params.format) == "conll":
+            return read_conll(path, params, bad)
+        return read_rows(path, params, bad)
+
+    def fields(self, params: DataParams) -> tuple[list[str], str]:
+        """The processed rows' text fields and label field (default: ``data.text_fields``
+        and ``data.label_field``; a family whose reader writes its own columns names them)."""
+        return list(params.text_fields), params.label_field
 
     def builtins(self) -> dict[str, Builtin]:
         """``{"builtin:<name>": Builtin}``: this family's generated data sets."""
@@ -100,6 +117,11 @@ class DataFamily:
         """Problems that do not stop the stage, one sentence each (console and data card)."""
         return []
 
+    def text_features(self, text_fields: Sequence[str]) -> dict[str, Any]:
+        """The ``datasets`` feature of each processed text field (default: every one
+        :meth:`text_feature`)."""
+        return {f: self.text_feature() for f in text_fields}
+
     def text_feature(self) -> Any:
         """The ``datasets`` feature of a processed text field."""
         from datasets import Value
@@ -132,6 +154,24 @@ class DataFamily:
             )
         return processed
 
+    def input_features(self, segments: bool) -> dict[str, Any] | None:
+        """The tokenized input columns' features when they are not one id list per row
+        (multiple choice: N lists per row), else None; see :meth:`input_columns`."""
+        return None
+
+    def input_columns(
+        self, enc: Any, specials: Any, unk_id: int | None
+    ) -> dict[str, Any] | None:
+        """For a family with :meth:`input_features`: the Arrow columns of one encoded batch
+        (``enc`` from :meth:`encode`): ``input_ids`` (and ``token_type_ids``) and the
+        per-row figures of ``nlpflow.data.tokenize.STAT_COLUMNS``; None for the default."""
+        return None
+
+    def lengths(self, encoder: Encoder, columns: list[list[Any]], where: str) -> Any:
+        """Untruncated token lengths of a batch of rows (``tokenizer.max_length: auto`` takes
+        a percentile of them): ``(n,)``, or one per encoded sequence."""
+        return encoder.lengths(columns, where)
+
     def encode(
         self, encoder: Encoder, columns: list[list[Any]], labels: pa.Array, where: str, first: int
     ) -> tuple[Encoded, Any]:
@@ -145,9 +185,10 @@ class DataFamily:
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
     from nlpflow.families.sequence.data import SequenceData
+    from nlpflow.families.choice.data import ChoiceData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData]
+    known: list[type[DataFamily]] = [SequenceData, TokenData, ChoiceData]
     return _pick(task, known)()
 
 

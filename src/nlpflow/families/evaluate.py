@@ -118,9 +118,10 @@ class EvalFamily:
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.sequence.evaluate import SequenceEval
+    from nlpflow.families.choice.evaluate import ChoiceEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, ChoiceEval]
     for cls in known:
         if cls.name == task:
             return cls()

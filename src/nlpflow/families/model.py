@@ -58,9 +58,10 @@ class ModelFamily:
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.sequence.model import SequenceModel
+    from nlpflow.families.choice.model import ChoiceModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel]
+    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, ChoiceModel]
     for cls in known:
         if cls.name == task:
             return cls()

