@@ -111,7 +111,9 @@ def forward_batches(
 
                 types = [list(token_type_ids[i]) for i in idx] if use_types else None  # type: ignore[index]
                 arrays = pad_choices(ids, pad_id, types)
-                logits = model(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()}).logits
+                logits = model(
+                    **{k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+                ).logits
                 yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
                 continue
             batch = {

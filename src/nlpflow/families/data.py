@@ -159,9 +159,7 @@ class DataFamily:
         (multiple choice: N lists per row), else None; see :meth:`input_columns`."""
         return None
 
-    def input_columns(
-        self, enc: Any, specials: Any, unk_id: int | None
-    ) -> dict[str, Any] | None:
+    def input_columns(self, enc: Any, specials: Any, unk_id: int | None) -> dict[str, Any] | None:
         """For a family with :meth:`input_features`: the Arrow columns of one encoded batch
         (``enc`` from :meth:`encode`): ``input_ids`` (and ``token_type_ids``) and the
         per-row figures of ``nlpflow.data.tokenize.STAT_COLUMNS``; None for the default."""
@@ -184,8 +182,8 @@ class DataFamily:
 
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
-    from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.choice.data import ChoiceData
+    from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.token.data import TokenData
 
     known: list[type[DataFamily]] = [SequenceData, TokenData, ChoiceData]

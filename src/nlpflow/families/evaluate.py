@@ -117,8 +117,8 @@ class EvalFamily:
 
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
-    from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.choice.evaluate import ChoiceEval
+    from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.token.evaluate import TokenEval
 
     known: list[type[EvalFamily]] = [SequenceEval, TokenEval, ChoiceEval]

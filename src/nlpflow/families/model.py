@@ -57,8 +57,8 @@ class ModelFamily:
 
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
-    from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.choice.model import ChoiceModel
+    from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.token.model import TokenModel
 
     known: list[type[ModelFamily]] = [SequenceModel, TokenModel, ChoiceModel]

@@ -151,8 +151,8 @@ class TrainFamily:
 
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
-    from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.choice.train import ChoiceTrain
+    from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.token.train import TokenTrain
 
     known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, ChoiceTrain]

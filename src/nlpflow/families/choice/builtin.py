@@ -27,17 +27,16 @@ from nlpflow.families.choice.config import ChoiceParams
 METADATA_FIELDS = ["category", "mentioned"]
 WORD_LENGTH = 5
 CATEGORIES: dict[str, list[str]] = {
-    "animal": ["tiger", "horse", "zebra", "camel", "sheep"],
-    "drink": ["water", "juice", "cocoa", "cider", "latte"],
-    "fruit": ["apple", "mango", "lemon", "grape", "peach"],
-    "furniture": ["chair", "couch", "stool", "bench", "table"],
-    "garment": ["shirt", "scarf", "glove", "dress", "jeans"],
-    "instrument": ["piano", "flute", "cello", "banjo", "organ"],
-    "tool": ["drill", "knife", "spade", "clamp", "wedge"],
-    "vehicle": ["truck", "train", "coach", "ferry", "barge"],
+    "animal": ["tiger", "horse", "zebra", "camel"],
+    "drink": ["water", "juice", "cocoa", "cider"],
+    "fruit": ["apple", "mango", "lemon", "grape"],
+    "furniture": ["chair", "couch", "stool", "bench"],
+    "garment": ["shirt", "scarf", "glove", "dress"],
+    "instrument": ["piano", "flute", "cello", "banjo"],
 }
 NAMES = ["Ada", "Ben", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ivan", "Jun", "Kofi"]
-# Short and alike: a model of two layers and 64 units learns the task in a few epochs.
+# Short and alike, 24 words in 6 categories: a model of two layers and 64 units learns the
+# task in a few epochs (8 categories of 5 words took twice as long, and not every seed made it).
 TEMPLATES = [
     "{name} passed the {m1} and the {m2} and took {a_category} : the",
     "{name} saw the {m1} and the {m2} but wanted {a_category} : the",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from nlpflow.errors import UserError
 
-# The built-in task has one category of answer per option at most (see builtin.CATEGORIES).
+# The built-in task draws its wrong options from the words of the other categories.
 MAX_BUILTIN_OPTIONS = 8
 
 

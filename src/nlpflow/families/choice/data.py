@@ -179,10 +179,16 @@ class ChoiceData(DataFamily):
         width = enc.lengths.shape[1] if n else 0
         pairs = [ids for row in enc.input_ids for ids in row]  # row-major: (n * N) lists
         pair_lengths = np.fromiter((len(p) for p in pairs), dtype=np.int64, count=len(pairs))
-        flat = np.fromiter(chain.from_iterable(pairs), dtype=np.int64, count=int(pair_lengths.sum()))
+        flat = np.fromiter(
+            chain.from_iterable(pairs), dtype=np.int64, count=int(pair_lengths.sum())
+        )
         pair_of = np.repeat(np.arange(len(pairs)), pair_lengths)
         content = np.bincount(pair_of[~np.isin(flat, specials)], minlength=len(pairs))
-        unknown = np.bincount(pair_of[flat == unk_id], minlength=len(pairs)) if unk_id is not None else np.zeros(len(pairs), dtype=np.int64)
+        unknown = (
+            np.bincount(pair_of[flat == unk_id], minlength=len(pairs))
+            if unk_id is not None
+            else np.zeros(len(pairs), dtype=np.int64)
+        )
         by_row = pair_lengths.reshape(n, width)
         out: dict[str, Any] = {"input_ids": _nested(pairs, n, width, np.int32)}
         if enc.token_type_ids is not None:
@@ -205,5 +211,9 @@ def _nested(pairs: list[list[int]], n: int, width: int, dtype: Any) -> pa.Array:
     from nlpflow.data.tokenize import _list_array
 
     inner = _list_array(pairs, dtype)
-    offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32)) if n else pa.array(np.zeros(1, dtype=np.int32))
+    offsets = (
+        pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
+        if n
+        else pa.array(np.zeros(1, dtype=np.int32))
+    )
     return pa.ListArray.from_arrays(offsets, inner)

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from nlpflow.evaluation.evaluate import Evaluation
 
 
-
 class ChoiceEval(EvalFamily):
     name: ClassVar[str] = "choice"
     summary_keys: ClassVar[tuple[str, ...]] = ("accuracy",)
@@ -41,7 +40,7 @@ class ChoiceEval(EvalFamily):
         from nlpflow.evaluation.evaluate import Evaluation, SplitEvaluation
         from nlpflow.evaluation.predict import forward_batches
         from nlpflow.families.choice.baselines import CHOICE_BASELINES, baseline_scores
-        from nlpflow.families.choice.metrics import chosen, choice_metrics, margin_over
+        from nlpflow.families.choice.metrics import choice_metrics, chosen, margin_over
 
         params, meta = job.params, job.meta
         width = len(meta.label_names)
@@ -157,8 +156,7 @@ class ChoiceEval(EvalFamily):
             if base:
                 best = max(base, key=lambda b: base[b]["accuracy"])
                 shown += (
-                    f"; the best heuristic baseline, {best}, scores "
-                    f"{base[best]['accuracy']:.4f}"
+                    f"; the best heuristic baseline, {best}, scores {base[best]['accuracy']:.4f}"
                 )
                 margin_ci = base[best].get("margin_ci", {}).get("accuracy")
                 if margin_ci:
@@ -169,9 +167,7 @@ class ChoiceEval(EvalFamily):
                     )
             head += [shown + ".", ""]
         summary = f"error_analysis: {figures['errors']} errors of {figures['n']} on {job.split}"
-        worst = [
-            (s["accuracy"], j) for j, s in figures["by_gold_position"].items() if s["n"]
-        ]
+        worst = [(s["accuracy"], j) for j, s in figures["by_gold_position"].items() if s["n"]]
         if worst:
             acc, j = min(worst)
             summary += f"; weakest gold position {j} ({acc:.4f})"

@@ -44,9 +44,9 @@ class PaddedChoices(PaddedSplit):
                 "data; rerun the preprocess and tokenize stages"
             )
         width = widths.pop() if widths else 0
-        pair_lengths = np.asarray(
-            [[len(ids) for ids in r] for r in rows], dtype=np.int64
-        ).reshape(n, width)
+        pair_lengths = np.asarray([[len(ids) for ids in r] for r in rows], dtype=np.int64).reshape(
+            n, width
+        )
         t_max = int(pair_lengths.max(initial=1))
         mask = np.arange(t_max)[None, None, :] < pair_lengths[:, :, None]  # (n, N, T)
 
