@@ -58,10 +58,16 @@ class ModelFamily:
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.model import ChoiceModel
+    from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, ChoiceModel]
+    known: list[type[ModelFamily]] = [
+        SequenceModel,
+        TokenModel,
+        RegressionModel,
+        ChoiceModel,
+    ]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -152,10 +152,16 @@ class TrainFamily:
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.train import ChoiceTrain
+    from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, ChoiceTrain]
+    known: list[type[TrainFamily]] = [
+        SequenceTrain,
+        TokenTrain,
+        RegressionTrain,
+        ChoiceTrain,
+    ]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -56,9 +56,15 @@ class ChoiceData(DataFamily):
             )
         }
 
-    def normalise(self, raw: dict[str, list[Row]], label_field: str, note: Any) -> dict[str, Any]:
-        """Every part (file) must have the train part's number of options (each file's rows
-        all have one number already: the reader checks that)."""
+    def normalise(
+        self,
+        raw: dict[str, list[Row]],
+        label_field: str,
+        origin: dict[str, str],
+        bad: BadRows,
+    ) -> dict[str, Any]:
+        """Every part (file) must have the first part's number of options (within a file
+        the reader has checked it already)."""
         counts = {part: Counter(len(r[OPTIONS]) for r in rows) for part, rows in raw.items()}
         first = next(iter(raw))
         expected = counts[first].most_common(1)[0][0]
@@ -66,9 +72,10 @@ class ChoiceData(DataFamily):
             other = sorted(n for n in found if n != expected)
             if other:
                 raise UserError(
-                    f"the {part} data has rows of {other[0]} options but the {first} data has "
-                    f"{expected}; a data set has one number of options (the model scores N "
-                    "options per example): make every file's rows have the same number"
+                    f"{origin.get(part, part)}: rows of {other[0]} options, but "
+                    f"{origin.get(first, first)} has {expected}; a data set has one number of "
+                    "options (the model scores N options per example): make every file's "
+                    "rows have the same number"
                 )
         return {}
 

@@ -30,7 +30,9 @@ class PaddedChoices(PaddedSplit):
     pair_lengths: Any = None  # torch.Tensor (n, N) int64
 
     @classmethod
-    def from_dataset(cls, split: Dataset, pad_id: int) -> PaddedChoices:
+    def from_dataset(
+        cls, split: Dataset, pad_id: int, numeric_labels: bool = False
+    ) -> PaddedChoices:
         import numpy as np
         import torch
 
