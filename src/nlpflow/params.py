@@ -432,6 +432,7 @@ class TfidfBaselineParams:
 EVALUATE_BASELINES = (
     *("majority", "stratified", "tfidf_logreg", "word_majority"),
     *("mean", "tfidf_ridge"),
+    *("position", "longest", "overlap"),  # multiple choice
 )
 
 
@@ -450,11 +451,13 @@ class EvaluateParams:
     # an unquoted yes as true.
     positive_label: str = ""
     calibration_bins: int = 10
-    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority.
+    # Each task runs those that fit it: sequence majority, stratified, tfidf_logreg; token
+    # majority, word_majority; regression mean, tfidf_ridge; choice position, longest, overlap.
     baselines: list[str] = field(
         default_factory=lambda: [
             *("majority", "stratified", "tfidf_logreg", "word_majority"),
             *("mean", "tfidf_ridge"),
+            *("position", "longest", "overlap"),
         ]
     )
     tfidf: TfidfBaselineParams = field(default_factory=TfidfBaselineParams)

@@ -6,8 +6,8 @@ error report. The metrics and baselines are :mod:`nlpflow.families.choice.metric
 ``metrics/evaluate.json`` per split: ``n``, ``accuracy``, ``log_loss``, ``per_position``,
 ``ci`` and ``baselines`` (``position``, ``longest``, ``overlap``: ``accuracy``,
 ``per_position``, ``margin`` (the model's accuracy minus the baseline's) and ``margin_ci``
-(the paired bootstrap interval of that difference, with ``p_not_better``)). The three baselines
-are always scored (``evaluate.baselines`` names the sequence task's).
+(the paired bootstrap interval of that difference, with ``p_not_better``)), those of the three
+that ``evaluate.baselines`` names.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class ChoiceEval(EvalFamily):
             metrics = choice_metrics(probs, y_true, True, resamples, seed, level)
             contexts, options = processed[CONTEXT], processed[OPTIONS]
             metrics["baselines"] = {}
-            for name in CHOICE_BASELINES:
+            for name in [b for b in CHOICE_BASELINES if b in params.baselines]:
                 scores = baseline_scores(name, train_labels, contexts, options, width)
                 base = choice_metrics(scores, y_true, probabilities=False)
                 base.pop("n")
