@@ -150,3 +150,23 @@ def test_tokenized_rows_hold_n_sequences_and_batch_as_b_n_t(tmp_path: Path) -> N
     assert probe["input_ids"].shape == (5, 3, 8)
     assert probe["token_type_ids"].shape == (5, 3, 8)
     assert probe["labels"].tolist() == [0, 1, 2, 0, 1]
+
+
+def test_a_datasets_directory_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    rows = _rows(30, 3)
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    params = DataParams(
+        source=str(tmp_path / "saved"),
+        task="choice",
+        text_fields=["question"],
+        label_field="answer",
+        choice=ChoiceParams(options=["choices"]),
+    )
+    with pytest.raises(UserError) as err:
+        load_splits(params, seed=0)
+    assert str(err.value).startswith(
+        f"{tmp_path / 'saved'}: multiple choice reads local files (JSONL, JSON, Parquet, CSV, "
+        "TSV) and builtin:choice; save this data set with to_json(path, lines=True)"
+    )

@@ -65,6 +65,13 @@ class ChoiceData(DataFamily):
     ) -> dict[str, Any]:
         """Every part (file) must have the first part's number of options (within a file
         the reader has checked it already)."""
+        for part, rows in raw.items():
+            if rows and not all(isinstance(r.get(OPTIONS), list) for r in rows):
+                raise UserError(
+                    f"{origin.get(part, part)}: multiple choice reads local files (JSONL, JSON, "
+                    "Parquet, CSV, TSV) and builtin:choice; save this data set with "
+                    "to_json(path, lines=True) and point data.source or data.files at the file"
+                )
         counts = {part: Counter(len(r[OPTIONS]) for r in rows) for part, rows in raw.items()}
         first = next(iter(raw))
         expected = counts[first].most_common(1)[0][0]

@@ -166,6 +166,23 @@ class ChoiceEval(EvalFamily):
                         f"{margin_ci['high']:+.4f})"
                     )
             head += [shown + ".", ""]
+        if job.plots:
+            from nlpflow.evaluation.plots import save_slices_png
+            from nlpflow.families.choice.report import by_gold_position, metadata_slices
+            from nlpflow.io import atomic_dir
+
+            width = len(job.meta.label_names)
+            slices = {
+                "gold position": {str(j): s for j, s in by_gold_position(job.rows, width).items()},
+                **metadata_slices(job.rows, job.meta.metadata_fields),
+            }
+            png = f"slices_{job.split}.png"
+            with atomic_dir(job.plots) as tmp:
+                save_slices_png(tmp / png, slices, f"Accuracy by slice ({job.split})", level)
+            from nlpflow.families.sequence.evaluate import relative
+
+            link = relative(Path(job.plots) / png, job.report)
+            head += [f"![Accuracy by slice]({link})", ""]
         summary = f"error_analysis: {figures['errors']} errors of {figures['n']} on {job.split}"
         worst = [(s["accuracy"], j) for j, s in figures["by_gold_position"].items() if s["n"]]
         if worst:
