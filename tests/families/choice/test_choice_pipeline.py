@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from stages import error_analysis, evaluate, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
 
@@ -77,10 +79,19 @@ def test_the_model_beats_every_heuristic_baseline(tmp_path: Path) -> None:
     assert tokenized["examples"] == test["n"]  # rows, not (context, option) pairs
     assert tokenized["unknown_token_rate"] < 0.01
     record = json.loads(Path("data/predictions/test.jsonl").read_text().splitlines()[0])
-    assert len(record["options"]) == 4 and len(record["probabilities"]) == 4
-    assert abs(sum(record["probabilities"]) - 1) < 1e-9
+    assert len(record["options"]) == 4
+    assert set(record["probabilities"]) == {"0", "1", "2", "3"}
+    assert abs(sum(record["probabilities"].values()) - 1) < 1e-9
+    assert record["prediction"] == max(record["probabilities"], key=record["probabilities"].get)
     report = Path("reports/errors.md").read_text()
     assert "## Errors by gold position" in report
     assert "## Confident wrong choices" in report
     errors = json.loads(Path("metrics/error_analysis.json").read_text())
     assert errors["test"]["n"] == test["n"]
+    # nlpflow compare reads the records as a classifier's over the option positions
+    from nlpflow.evaluation.compare import compare, read_side
+
+    side = read_side("data/predictions/test.jsonl", "test")
+    c = compare(side, side, resamples=50)
+    assert c.task == "sequence"
+    assert c.metrics["accuracy"]["a"] == pytest.approx(test["accuracy"], abs=1e-6)

@@ -7,7 +7,11 @@ is ``AutoModelForMultipleChoice``: each (context, option) pair is encoded as one
 batch is ``(B, N, T)`` and the head gives one score per option, ``(B, N)``, softmaxed over the
 options.
 
-Modules: ``config`` (the ``data.choice`` params), ``reader`` (files and their validation),
+The four sides of the family interface (:mod:`nlpflow.families`): ``data`` (reading,
+labels as positions, cleaning, the nested tokenized columns), ``model``
+(``AutoModelForMultipleChoice``), ``train`` (``(B, N, T)`` batches, the probe's worst case),
+``evaluate`` (metrics, baselines, predictions, plots, the error report). The library parts
+they call: ``config`` (the ``data.choice`` params), ``reader`` (files and their validation),
 ``builtin`` (the generated data set), ``encoding`` (pairs to ``(N, T)`` ids, padding to
 ``(B, N, T)``), ``metrics`` (accuracy with intervals, per gold position), ``baselines`` (the
 known artefacts: answer position, option length, word overlap), ``report`` (the error report).

@@ -129,11 +129,23 @@ class ChoiceEval(EvalFamily):
                         f"{path}, line {line_no}: a multiple-choice prediction needs {missing}; "
                         "rerun the evaluate stage"
                     )
-                if len(row[OPTIONS]) != width or len(row["probabilities"]) != width:
+                names = meta.label_names
+                probs = row["probabilities"]
+                if (
+                    len(row[OPTIONS]) != width
+                    or not isinstance(probs, dict)
+                    or sorted(probs) != sorted(names)
+                    or row["label"] not in names
+                    or row["prediction"] not in names
+                ):
                     raise UserError(
-                        f"{path}, line {line_no}: {len(row[OPTIONS])} options, the data has "
-                        f"{width}; rerun the evaluate stage"
+                        f"{path}, line {line_no}: not a prediction of {width} options "
+                        f"(positions {names}); rerun the evaluate stage"
                     )
+                # The report works on indices: position j is label name j.
+                row["label"] = names.index(row["label"])
+                row["prediction"] = names.index(row["prediction"])
+                row["probabilities"] = [float(probs[n]) for n in names]
                 rows.append(row)
         return rows
 
@@ -194,9 +206,11 @@ class ChoiceEval(EvalFamily):
 def _records(
     processed: Any, probs: np.ndarray, predicted: np.ndarray, metadata_fields: list[str]
 ) -> list[dict[str, Any]]:
-    """One prediction record per row: ``id``, ``context``, ``options``, ``label``,
-    ``prediction``, ``confidence`` (the chosen option's probability), ``probabilities`` (N)
-    and the metadata columns."""
+    """One prediction record per row: ``id``, ``context``, ``options``, ``label`` and
+    ``prediction`` (option positions as the label names ``"0"`` .. ``"N-1"``, as a
+    classification record holds class names, so ``nlpflow compare`` scores two runs as
+    classifiers over the positions), ``confidence`` (the chosen option's probability),
+    ``probabilities`` (position name -> probability) and the metadata columns."""
     columns = processed.to_dict()
     out = []
     for i in range(len(probs)):
@@ -204,10 +218,10 @@ def _records(
             "id": columns["id"][i],
             CONTEXT: columns[CONTEXT][i],
             OPTIONS: columns[OPTIONS][i],
-            "label": int(columns[LABEL][i]),
-            "prediction": int(predicted[i]),
+            "label": str(int(columns[LABEL][i])),
+            "prediction": str(int(predicted[i])),
             "confidence": float(probs[i, predicted[i]]),
-            "probabilities": [float(p) for p in probs[i]],
+            "probabilities": {str(j): float(p) for j, p in enumerate(probs[i])},
         }
         for name in metadata_fields:
             if name in columns:
