@@ -49,6 +49,9 @@ def test_ties_share_the_credit() -> None:
     assert chosen(scores).tolist() == [0, 0, 0, 1]
     m = choice_metrics(scores, labels, probabilities=False)
     assert m["accuracy"] == pytest.approx((0.5 + 1 / 3 + 0 + 1) / 4)
+    # a tie is no choice of its first option: each tied option gets its share
+    shares = [m["per_position"][str(j)]["predicted_share"] for j in range(3)]
+    assert shares == pytest.approx([(0.5 + 1 / 3 + 0.5) / 4, (0.5 + 1 / 3 + 0.5 + 1) / 4, 1 / 12])
     assert "log_loss" not in m
 
 

@@ -9,7 +9,7 @@ probabilities practically never tie, and then this is plain accuracy.
 
 Accuracy per gold position (the rows whose right option is option j, from 0) shows a model or
 a baseline that leans on where the answer stands; ``predicted_share`` is how often each
-position is chosen. Intervals come from the project's seeded bootstrap
+position is chosen (a tie of k options counts 1/k for each). Intervals come from the project's seeded bootstrap
 (:mod:`nlpflow.evaluation.bootstrap`), and the margin of the model over a baseline from the
 paired bootstrap (both scored on the same resamples).
 """
@@ -107,7 +107,9 @@ def choice_metrics(
     s, y = _check(scores, labels)
     n, width = s.shape
     got = credit(s, y)
-    picked = chosen(s) if n else np.zeros(0, dtype=np.int64)
+    # Each row's choice, as a share over its tied top options (1 for a model's argmax).
+    top = s == s.max(axis=1, keepdims=True) if n else np.zeros((0, width), dtype=bool)
+    picked_share = top / np.maximum(top.sum(axis=1, keepdims=True), 1)
     out: dict[str, Any] = {"n": int(n), "accuracy": float(got.mean()) if n else 0.0}
     if probabilities:
         if n and not np.allclose(s.sum(axis=1), 1.0, atol=1e-6):
@@ -120,7 +122,7 @@ def choice_metrics(
         per_position[str(j)] = {
             "support": int(mask.sum()),
             "accuracy": float(got[mask].mean()) if mask.any() else None,
-            "predicted_share": float((picked == j).mean()) if n else 0.0,
+            "predicted_share": float(picked_share[:, j].mean()) if n else 0.0,
         }
     out["per_position"] = per_position
     if resamples > 0 and n:
