@@ -9,9 +9,9 @@ probabilities practically never tie, and then this is plain accuracy.
 
 Accuracy per gold position (the rows whose right option is option j, from 0) shows a model or
 a baseline that leans on where the answer stands; ``predicted_share`` is how often each
-position is chosen (a tie of k options counts 1/k for each). Intervals come from the project's seeded bootstrap
-(:mod:`nlpflow.evaluation.bootstrap`), and the margin of the model over a baseline from the
-paired bootstrap (both scored on the same resamples).
+position is chosen (a tie of k options counts 1/k for each). Intervals come from the
+project's seeded bootstrap (:mod:`nlpflow.evaluation.bootstrap`), and the margin of the model
+over a baseline from the paired bootstrap (both scored on the same resamples).
 """
 
 from __future__ import annotations
