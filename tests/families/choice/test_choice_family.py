@@ -129,6 +129,14 @@ def test_tokenized_rows_hold_n_sequences_and_batch_as_b_n_t(tmp_path: Path) -> N
     assert first["input_ids"][1] == ref["input_ids"]
     assert first["length"] == max(len(ids) for ids in first["input_ids"])
     assert stats["train"]["examples"] == len(train)  # rows, not pairs
+    # tokenizer.max_length: auto takes its percentile over the (context, option) pairs
+    from nlpflow.data.tokenize import auto_max_length
+
+    wide = Encoder(tokenizer, data.text_fields, 64, "longest_first")
+    longest = max(
+        len(tokenizer(r["context"], o)["input_ids"]) for r in dataset["train"] for o in r["options"]
+    )
+    assert auto_max_length(dataset, wide, 100.0, 512, family) == longest
     # a row counts as truncated when any of its pairs was cut
     full = [
         max(len(tokenizer(r["context"], o)["input_ids"]) for o in r["options"])
