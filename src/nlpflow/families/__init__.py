@@ -29,6 +29,10 @@ params section it needs (``data.<name>`` for its built-in data), then run
 Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare.py`` and
 ``data/tokenize.py`` (defaults: sequence classification, a label string per row):
 
+- ``read_file(path, data_params, bad)`` -> rows of one local file (when ``data.task`` names
+  the family; default: CoNLL by its tags, else ``read_rows``); ``fields(data_params)`` ->
+  the processed rows' ``(text_fields, label_field)`` (multiple choice: its own columns
+  ``context``, ``options``, ``label``).
 - ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
   text_fields, label_field)}``: generated data, seeded, no download.
 - ``normalise(raw, label_field, note)``: fix raw rows in place before splitting (token:
@@ -44,7 +48,13 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
 - ``warnings(names, splits, label_field)`` -> sentences for the console and data card.
 - ``text_feature()``, ``label_feature(label_names)``, ``label_values(rows, label_field,
   label_names)``: the processed columns (``datasets`` features and values).
+- ``text_features(text_fields)``: every processed text field's feature (default: each
+  ``text_feature()``; multiple choice: a string and a list of strings).
 - ``tokenized_label_feature(processed_feature)``: the tokenized ``labels`` feature.
+- ``input_features(segments)`` and ``input_columns(enc, specials, unk_id)``: tokenized
+  inputs that are not one id list per row (multiple choice: N per row) and their per-row
+  figures; None for the default. ``lengths(encoder, columns, where)``: untruncated lengths
+  for ``tokenizer.max_length: auto`` (multiple choice: one per pair).
 - ``encode(encoder, columns, labels, where, first)`` -> ``(Encoded, labels column)``: one
   Arrow batch through the one :class:`~nlpflow.modeling.encoder.Encoder` (``columns``: a
   Python list per text field; ``labels``: the batch's processed ``label`` Arrow array;
