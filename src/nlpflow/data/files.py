@@ -415,7 +415,7 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
 
 
 def _read_delimited(
-    path: Path, kind: str, params: DataParams, bad: BadRows
+    path: Path, kind: str, params: DataParams, bad: BadRows, wanted: list[str]
 ) -> list[tuple[int, Row]]:
     lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
@@ -429,7 +429,6 @@ def _read_delimited(
     records = _records(path, lines, delimiter, params, bad)
     if not records:
         raise UserError(f"{path}: no rows could be read; check the quotes in the file")
-    wanted = [*params.text_fields, params.label_field]
     first_no, _, first = records[0]
     if params.header is True or (params.header == "auto" and set(wanted) <= set(first)):
         names, records = first, records[1:]
@@ -666,10 +665,13 @@ def _check_row(
     return out
 
 
-def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
-
-    Raises UserError naming the file (and line and column) for anything the user must fix.
+def read_records(
+    path: Path, params: DataParams, bad: BadRows, wanted: list[str] | None = None
+) -> tuple[list[tuple[int, Row]], str]:
+    """``([(line or row number, raw row)], "line" or "row")`` of a CSV/TSV, JSONL/JSON or
+    Parquet file, unchecked beyond the format: the reading :func:`read_rows` does for
+    training, and ``nlpflow predict`` for new files. ``wanted``: the columns a header must
+    name (default: the text fields and the label field); the rows are not checked for them.
     """
     if path.is_dir():
         raise UserError(f"{path}: is a directory; name a data file")
@@ -694,9 +696,19 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     elif kind == "parquet":
         raw = _read_parquet(path, bad)
     elif kind in ("csv", "tsv"):
-        raw = _read_delimited(path, kind, params, bad)
+        columns = [*params.text_fields, params.label_field] if wanted is None else wanted
+        raw = _read_delimited(path, kind, params, bad, columns)
     else:
         raise UserError(f"{path}: format '{kind}' holds token tags; it needs a token task source")
+    return raw, where
+
+
+def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
+
+    Raises UserError naming the file (and line and column) for anything the user must fix.
+    """
+    raw, where = read_records(path, params, bad)
     if not raw:
         raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
     columns = list(raw[0][1])

@@ -1,0 +1,632 @@
+"""``nlpflow predict --model models/best INPUT OUTPUT``: a trained model on a new file.
+
+The file goes through what training's data went through: the data loader's reading
+(:func:`nlpflow.data.files.read_records`: CSV/TSV, JSONL/JSON, Parquet, compressed or not),
+the cleaning the training texts had (``data.cleaning`` as saved in ``nlpflow.json``,
+:func:`nlpflow.data.clean.clean_text`), and the one encoder (:class:`nlpflow.modeling.
+encoder.Encoder`, at the ``max_length`` and truncation the model was trained with). No label
+column is needed; one that is there is kept as an input field.
+
+Output (JSONL, or CSV/TSV with nested values as JSON text), one record per usable input row,
+in file order: the row's own fields (a field named like an output key is kept as
+``<name>_in_file``), ``row`` (its line in a CSV/TSV/JSONL file, its 1-based row in Parquet
+or a JSON array), what the task predicts (:class:`SequencePredictor`,
+:class:`TokenPredictor`) and ``truncated``.
+
+Rows that cannot be used (a text field missing, empty after cleaning, of the wrong type; a
+line that does not parse; a pair the truncation cannot fit) are never dropped silently: each
+is written to the rejects file (``OUTPUT``'s name with ``.rejects.jsonl``) with its row
+number, field and reason, and counted on the console. Inputs longer than the model's
+``max_length`` are predicted on their first ``max_length`` tokens and counted, with their
+row numbers, as truncated.
+
+Rows go through cleaning, encoding, the model and the writer ``chunk_rows`` at a time, so
+the memory beyond the parsed file stays flat however long the file is.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from nlpflow.data.files import BadRows, Row, read_records
+from nlpflow.data.saved import DataMeta
+from nlpflow.errors import UserError
+from nlpflow.modelinfo import read_model_info
+
+if TYPE_CHECKING:
+    from nlpflow.modeling.encoder import Encoder
+
+OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+REJECTS_SUFFIX = ".rejects.jsonl"
+SHOWN_ROWS = 10  # row numbers listed on the console per kind of problem
+
+
+@dataclass
+class Reject:
+    """A row that was not predicted: its number, the field at fault ("" for the whole row)."""
+
+    row: int
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "reason": self.reason}
+
+
+@dataclass
+class Item:
+    """A usable row: its number, the raw row, and the model inputs of its text fields."""
+
+    row: int
+    raw: Row
+    inputs: list[Any]  # per text field: the cleaned text (sequence) or the words (token)
+
+
+class TaskPredictor(Protocol):
+    """What differs between tasks in prediction (one implementation per task family)."""
+
+    output_keys: tuple[str, ...]  # the keys :meth:`predict` adds to each record
+
+    def inputs(self, row: Row) -> list[Any] | Reject:
+        """The model inputs of ``row`` per text field, or a :class:`Reject` (row -1)."""
+
+    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
+        """Per item, the keys to add to its record, and whether its input was truncated."""
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class LoadedModel:
+    """A trained model with what is needed to encode for it (``nlpflow.json``)."""
+
+    meta: DataMeta
+    model: Any
+    pad_id: int
+    encoder: Encoder
+    batch_size: int
+
+
+def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
+    """Load ``model_dir`` (the train stage's ``models/best``) for prediction.
+
+    Raises UserError when the directory is not a saved nlpflow model or its labels differ
+    from ``nlpflow.json``'s.
+    """
+    from nlpflow.evaluation.predict import load_classifier
+    from nlpflow.modeling.build import position_limit
+    from nlpflow.modeling.encoder import Encoder, takes_segments
+    from nlpflow.modeling.tokenizers import load_tokenizer
+
+    meta = read_model_info(model_dir)
+    model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
+    tokenizer = load_tokenizer(model_dir)
+    assert meta.max_length is not None and meta.truncation is not None  # read_model_info
+    # A model built from a config has as many positions as the longest training input,
+    # which may be fewer than max_length: inputs are cut to what the model can read.
+    positions = position_limit(model.config)
+    limit = min(meta.max_length, positions) if positions else meta.max_length
+    encoder = Encoder(
+        tokenizer,
+        meta.text_fields,
+        limit,
+        meta.truncation,
+        meta.task,
+        takes_segments(tokenizer, model.config),
+    )
+    return LoadedModel(meta, model, pad_id, encoder, batch_size)
+
+
+def usable(loaded: LoadedModel, items: Sequence[Item]) -> tuple[list[Item], list[Reject]]:
+    """``items`` the encoder can encode, and a Reject for each it refuses (a pair that
+    ``only_first``/``only_second`` truncation cannot fit in ``max_length``)."""
+    n_fields = len(loaded.meta.text_fields)
+    try:
+        loaded.encoder.encode([[it.inputs[f] for it in items] for f in range(n_fields)])
+        return list(items), []
+    except UserError:
+        pass
+    keep: list[Item] = []
+    rejects: list[Reject] = []
+    for it in items:
+        try:
+            loaded.encoder.encode([[value] for value in it.inputs])
+        except UserError as err:
+            rejects.append(Reject(it.row, "", str(err).split(": ", 1)[-1]))
+        else:
+            keep.append(it)
+    return keep, rejects
+
+
+def _text(value: Any, name: str) -> str | Reject:
+    if value is None:
+        return Reject(-1, name, "the text field is missing or null")
+    if not isinstance(value, str):
+        return Reject(-1, name, f"expected text, got {type(value).__name__} {str(value)[:40]!r}")
+    return value
+
+
+class SequencePredictor:
+    """Single texts and pairs: ``prediction`` (the arg-max label), ``score`` (its
+    probability) and ``top_k`` (``[{label, score}]``, the ``top_k`` most probable labels)."""
+
+    output_keys = ("prediction", "score", "top_k")
+
+    def __init__(self, loaded: LoadedModel, top_k: int) -> None:
+        from collections import Counter
+
+        from nlpflow.params import CleaningParams
+
+        self.loaded = loaded
+        self.top_k = max(1, min(top_k, loaded.meta.num_labels))
+        # As the training texts were cleaned (data.cleaning, saved in nlpflow.json).
+        known = {f.name for f in dataclasses.fields(CleaningParams)}
+        saved = loaded.meta.cleaning or {"unicode": "none", "whitespace": False}
+        self.cleaning = CleaningParams(**{k: v for k, v in saved.items() if k in known})
+        self.cleaned: Counter[str] = Counter()
+
+    def inputs(self, row: Row) -> list[Any] | Reject:
+        from nlpflow.data.clean import clean_text
+
+        out: list[Any] = []
+        for name in self.loaded.meta.text_fields:
+            text = _text(row.get(name), name)
+            if isinstance(text, Reject):
+                return text
+            text = clean_text(text, self.cleaning, self.cleaned)
+            if not text.strip():
+                return Reject(-1, name, "the text is empty (after cleaning)")
+            out.append(text)
+        return out
+
+    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
+        import numpy as np
+
+        from nlpflow.evaluation.predict import predict_probabilities
+
+        lm = self.loaded
+        columns = [[it.inputs[f] for it in items] for f in range(len(lm.meta.text_fields))]
+        encoded = lm.encoder.encode(columns)
+        lengths = lm.encoder.lengths(columns)
+        probs = predict_probabilities(
+            lm.model, encoded.input_ids, lm.batch_size, lm.pad_id,
+            token_type_ids=encoded.token_type_ids, progress=False,
+        )  # fmt: skip
+        names = lm.meta.label_names
+        # Ties go to the lower label id, as argmax (and evaluate) does.
+        order = np.argsort(-probs, axis=1, kind="stable")[:, : self.top_k]
+        out = []
+        for i in range(len(items)):
+            top = [{"label": names[j], "score": float(probs[i, j])} for j in order[i]]
+            out.append({"prediction": top[0]["label"], "score": top[0]["score"], "top_k": top})
+        return out, [bool(n > lm.encoder.max_length) for n in lengths]
+
+
+class TokenPredictor:
+    """A tag per word: ``prediction`` (list of tags) and ``score`` (list of their
+    probabilities). A word the model gets no output for (past ``max_length``, or with no
+    sub-token at all) has tag and score ``null``. Words are the text field's list of strings;
+    a string is split on whitespace, and the words then go to ``words``."""
+
+    output_keys = ("words", "prediction", "score")
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.split_strings = 0
+
+    def inputs(self, row: Row) -> list[Any] | Reject:
+        (name,) = self.loaded.meta.text_fields
+        value = row.get(name)
+        if value is None:
+            return Reject(-1, name, "the words field is missing or null")
+        if isinstance(value, str):
+            words = value.split()
+            self.split_strings += 1
+        elif isinstance(value, list | tuple) and all(isinstance(w, str) for w in value):
+            words = list(value)
+        else:
+            return Reject(-1, name, f"expected a list of words or a text, got {str(value)[:40]!r}")
+        if not words or not any(w.strip() for w in words):
+            return Reject(-1, name, "no words (empty)")
+        return [words]
+
+    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
+        import numpy as np
+
+        from nlpflow.evaluation.predict import predict_token_probabilities
+        from nlpflow.modeling.encoder import word_starts
+
+        lm = self.loaded
+        words = [it.inputs[0] for it in items]
+        encoded = lm.encoder.encode([words])
+        starts = [word_starts(ids, len(w)) for ids, w in zip(encoded.word_ids, words, strict=True)]
+        probs = predict_token_probabilities(
+            lm.model, encoded.input_ids, starts, lm.batch_size, lm.pad_id,
+            token_type_ids=encoded.token_type_ids, progress=False,
+        )  # fmt: skip
+        names = lm.meta.label_names
+        out = []
+        for it, p in zip(items, probs, strict=True):
+            tags: list[str | None] = []
+            scores: list[float | None] = []
+            for word_probs in p:
+                if np.isnan(word_probs).any():
+                    tags.append(None)
+                    scores.append(None)
+                else:
+                    j = int(word_probs.argmax())
+                    tags.append(names[j])
+                    scores.append(float(word_probs[j]))
+            record: dict[str, Any] = {"prediction": tags, "score": scores}
+            if isinstance(it.raw.get(lm.meta.text_fields[0]), str):
+                record = {"words": it.inputs[0], **record}
+            out.append(record)
+        return out, [n > 0 for n in encoded.truncated_words]
+
+
+def task_predictor(loaded: LoadedModel, top_k: int) -> TaskPredictor:
+    """The predictor of the model's task."""
+    if loaded.meta.task == "token":
+        return TokenPredictor(loaded)
+    if loaded.meta.task == "sequence":
+        return SequencePredictor(loaded, top_k)
+    raise UserError(f"nlpflow predict does not handle '{loaded.meta.task}' models yet")
+
+
+# --------------------------------------------------------------------------- input and output
+
+
+def output_format(path: Path) -> str:
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise UserError(
+            f"{path}: cannot tell the output format from the extension '{path.suffix}'; "
+            f"use one of {sorted(OUTPUT_FORMATS)}"
+        ) from None
+
+
+def rejects_path(output: Path) -> Path:
+    """``out/preds.jsonl`` -> ``out/preds.rejects.jsonl``."""
+    return output.with_name(output.stem + REJECTS_SUFFIX)
+
+
+def read_input(
+    path: Path, text_fields: list[str], reading: dict[str, Any]
+) -> tuple[list[tuple[int, Row]], BadRows]:
+    """The rows of ``path`` (any format the data loader reads) and the lines that did not
+    parse (``BadRows`` under ``skip``: they become rejects). ``reading``: data params of the
+    file's form (``format``, ``encoding``, ``delimiter``, ``quoting``, ``header``,
+    ``column_names``)."""
+    from nlpflow.params import DataParams
+
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; give a data file to predict on")
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    # The label field is not needed: a name no column has.
+    params = DataParams(
+        text_fields=list(text_fields), label_field="\0no label", on_bad_rows="skip", **reading
+    )
+    bad = BadRows("skip")
+    rows, _ = read_records(path, params, bad, wanted=list(text_fields))
+    return rows, bad
+
+
+def _cell(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return "" if value is None else value
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _Writer:
+    """Records to JSONL or CSV/TSV (a header from ``columns``), one chunk at a time."""
+
+    def __init__(self, fh: IO[str], kind: str, columns: list[str]) -> None:
+        self.fh = fh
+        self.kind = kind
+        self.csv: Any = None
+        if kind != "jsonl":
+            self.csv = csv.DictWriter(
+                fh, columns, delimiter="\t" if kind == "tsv" else ",", lineterminator="\n"
+            )
+            self.csv.writeheader()
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            if self.csv is None:
+                self.fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            else:
+                self.csv.writerow({k: _cell(v) for k, v in record.items()})
+
+
+def _record(raw: Row, row: int, reserved: set[str]) -> dict[str, Any]:
+    """The input row's fields, a field named like an output key renamed ``<name>_in_file``."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key)
+        while name in reserved or name in out:
+            name += "_in_file" if not name.endswith("_in_file") else "_"
+        out[name] = value
+    out["row"] = row
+    return out
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere a line every 10% of the rows (and at the end)."""
+
+    total: int
+    bar: bool
+    log: Callable[[str], None]
+    done: int = 0
+    _bar: Any = None
+    _next: int = 0
+    _start: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if self.bar:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.total, unit="row", desc="predict", leave=False)
+        self._next = max(1, math.ceil(self.total / 10))
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        if self.done >= self._next or self.done == self.total:
+            rate = self.done / max(time.perf_counter() - self._start, 1e-9)
+            self.log(
+                f"progress: {self.done}/{self.total} rows "
+                f"({100 * self.done / max(self.total, 1):.0f}%)  {rate:.0f} rows/s"
+            )
+            while self._next <= self.done:
+                self._next += max(1, math.ceil(self.total / 10))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class PredictSummary:
+    """What one ``nlpflow predict`` run did; ``lines()`` is what the console shows."""
+
+    input: str
+    output: str
+    task: str
+    rows: int = 0  # rows read (usable or not), parse failures included
+    predicted: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    rejects_file: str = ""
+    truncated: list[int] = field(default_factory=list)  # row numbers
+    max_length: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        def shown(numbers: list[int]) -> str:
+            head = ", ".join(str(n) for n in numbers[:SHOWN_ROWS])
+            more = f" and {len(numbers) - SHOWN_ROWS} more" if len(numbers) > SHOWN_ROWS else ""
+            return head + more
+
+        out = [
+            f"predict: {self.predicted} of {self.rows} rows predicted ({self.task} task) in "
+            f"{self.seconds:.1f}s -> {self.output}"
+        ]
+        if self.rejects:
+            out.append(
+                f"predict: {len(self.rejects)} row(s) rejected (not predicted), rows "
+                f"{shown([r.row for r in self.rejects])}; each with its reason in "
+                f"{self.rejects_file}"
+            )
+            reasons: dict[str, int] = {}
+            for r in self.rejects:
+                key = f"{r.field + ': ' if r.field else ''}{r.reason}"
+                reasons[key] = reasons.get(key, 0) + 1
+            out += [f"  {n}x {reason}" for reason, n in sorted(reasons.items())]
+        if self.truncated:
+            out.append(
+                f"predict: {len(self.truncated)} row(s) longer than the {self.max_length} "
+                f"tokens the model reads, predicted on their first {self.max_length} tokens "
+                f"(see 'truncated'): rows {shown(self.truncated)}"
+            )
+        out += [f"predict: {note}" for note in self.notes]
+        return out
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def predict_file(
+    model_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    batch_size: int = 32,
+    top_k: int = 5,
+    chunk_rows: int = 1024,
+    rejects: str | Path | None = None,
+    reading: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> PredictSummary:
+    """Predict every usable row of ``input_path`` with the model in ``model_dir``; write
+    ``output_path`` (``.jsonl``/``.json``, ``.csv``, ``.tsv``) and, when rows were rejected,
+    the rejects file (default :func:`rejects_path`), both atomically.
+
+    Raises UserError for a model directory, input file or output name that cannot be used
+    (nothing is written then), and when no row at all is usable.
+    """
+    from nlpflow.io import atomic_file, write_jsonl
+    from nlpflow.logs import on_terminal
+
+    start = time.perf_counter()
+    if batch_size < 1 or chunk_rows < 1 or top_k < 1:
+        raise UserError("--batch-size, --chunk-rows and --top-k must be >= 1")
+    input_path, output_path = Path(input_path), Path(output_path)
+    kind = output_format(output_path)
+    if output_path.resolve() == input_path.resolve():
+        raise UserError(f"{output_path}: the output would overwrite the input; name another file")
+    loaded = load_model(model_dir, batch_size)
+    meta = loaded.meta
+    predictor = task_predictor(loaded, top_k)
+    raw_rows, bad = read_input(input_path, meta.text_fields, reading or {})
+    summary = PredictSummary(str(input_path), str(output_path), meta.task)
+    summary.max_length = loaded.encoder.max_length
+    if meta.max_length is not None and summary.max_length < meta.max_length:
+        summary.notes.append(
+            f"the model has {summary.max_length} positions (its longest training input), "
+            f"fewer than tokenizer.max_length {meta.max_length}: inputs are cut there"
+        )
+    summary.rows = len(raw_rows) + len(bad.rows)
+    summary.rejects = [Reject(b.line, b.column, b.reason) for b in bad.rows]
+    if raw_rows:
+        present = {str(k) for _, r in raw_rows[:1] for k in r}
+        missing = [f for f in meta.text_fields if f not in present]
+        if missing and not any(f in r for _, r in raw_rows for f in missing):
+            raise UserError(
+                f"{input_path}: column(s) {missing} not found (the file has "
+                f"{sorted(present)}); the model reads the text field(s) {meta.text_fields}"
+            )
+    reserved = {"row", "truncated", *predictor.output_keys}
+    columns: dict[str, None] = {}
+    for _, raw in raw_rows:
+        columns.update(dict.fromkeys(_record(raw, 0, reserved)))
+    columns.update(dict.fromkeys([*predictor.output_keys, "truncated"]))
+    if meta.task != "token":
+        columns.pop("words", None)
+    bar = on_terminal() if progress is None else progress
+    tracker = _Progress(len(raw_rows), bar, log)
+    with atomic_file(output_path) as fh:
+        writer = _Writer(fh, kind, list(columns))
+        for chunk in _chunks(raw_rows, chunk_rows):
+            items: list[Item] = []
+            for number, raw in chunk:
+                got = predictor.inputs(raw)
+                if isinstance(got, Reject):
+                    summary.rejects.append(Reject(number, got.field, got.reason))
+                else:
+                    items.append(Item(number, raw, got))
+            items, refused = usable(loaded, items) if items else ([], [])
+            summary.rejects += refused
+            if items:
+                outputs, truncated = predictor.predict(items)
+                records = []
+                for it, extra, cut in zip(items, outputs, truncated, strict=True):
+                    records.append({**_record(it.raw, it.row, reserved), **extra, "truncated": cut})
+                    if cut:
+                        summary.truncated.append(it.row)
+                writer.write(records)
+                summary.predicted += len(items)
+            tracker.update(len(chunk))
+        tracker.close()
+        if summary.predicted == 0:
+            raise UserError(
+                f"{input_path}: no row could be predicted ({len(summary.rejects)} rejected; "
+                f"first: row {summary.rejects[0].row}: {summary.rejects[0].reason})"
+                if summary.rejects
+                else f"{input_path}: the file has no rows"
+            )
+    summary.rejects.sort(key=lambda r: r.row)
+    where = Path(rejects) if rejects else rejects_path(output_path)
+    if summary.rejects:
+        write_jsonl(where, [r.as_dict() for r in summary.rejects])
+        summary.rejects_file = str(where)
+    elif where.exists() and rejects is None:
+        where.unlink()  # a stale list from an earlier run would describe another output
+    if isinstance(predictor, TokenPredictor) and predictor.split_strings:
+        summary.notes.append(
+            f"{predictor.split_strings} row(s) held a text, not a list of words: split on "
+            "whitespace (their words are in 'words')"
+        )
+    if isinstance(predictor, SequencePredictor) and meta.cleaning:
+        changed = ", ".join(f"{k} {n}" for k, n in sorted(predictor.cleaned.items()))
+        if changed:
+            summary.notes.append(f"cleaned as in training (texts changed: {changed})")
+    summary.seconds = time.perf_counter() - start
+    for line in summary.lines():
+        log(line)
+    return summary
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: Any) -> None:
+    parser.add_argument("input", help="the file to predict on (CSV/TSV, JSONL/JSON, Parquet)")
+    parser.add_argument("output", help="where the predictions go: .jsonl, .csv or .tsv")
+    parser.add_argument(
+        "--model", default="models/best", help="the trained model (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=32, help="inputs per forward pass (default: 32)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=5, help="sequence tasks: labels with scores per row (5)"
+    )
+    parser.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1024,
+        help="rows cleaned, encoded, predicted and written at a time (default: 1024)",
+    )
+    parser.add_argument(
+        "--rejects",
+        default=None,
+        help="where rejected rows are listed (default: OUTPUT's name + .rejects.jsonl)",
+    )
+    reading = parser.add_argument_group("reading the input, as the data params do")
+    reading.add_argument("--format", default="auto", help="auto (from the extension), csv, ...")
+    reading.add_argument("--encoding", default="utf-8", help="the file's text encoding")
+    reading.add_argument("--delimiter", default="", help="CSV/TSV: the delimiter")
+    reading.add_argument(
+        "--quoting", choices=["minimal", "none"], default="minimal", help="CSV/TSV quoting"
+    )
+    reading.add_argument(
+        "--column-names",
+        default="",
+        help="CSV/TSV without a header: the column names, comma-separated",
+    )
+
+
+def run(args: Any) -> int:
+    reading: dict[str, Any] = {
+        "format": args.format,
+        "encoding": args.encoding,
+        "delimiter": args.delimiter,
+        "quoting": args.quoting,
+    }
+    if args.column_names:
+        reading["column_names"] = [c.strip() for c in args.column_names.split(",")]
+        reading["header"] = False
+    predict_file(
+        args.model,
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        top_k=args.top_k,
+        chunk_rows=args.chunk_rows,
+        rejects=args.rejects,
+        reading=reading,
+    )
+    return 0
