@@ -159,7 +159,7 @@ class SequencePredictor:
     """Single texts and pairs: ``prediction`` (the arg-max label), ``score`` (its
     probability) and ``top_k`` (``[{label, score}]``, the ``top_k`` most probable labels)."""
 
-    output_keys = ("prediction", "score", "top_k")
+    output_keys: tuple[str, ...] = ("prediction", "score", "top_k")
 
     def __init__(self, loaded: LoadedModel, top_k: int) -> None:
         from collections import Counter
@@ -217,7 +217,7 @@ class TokenPredictor:
     sub-token at all) has tag and score ``null``. Words are the text field's list of strings;
     a string is split on whitespace, and the words then go to ``words``."""
 
-    output_keys = ("words", "prediction", "score")
+    output_keys: tuple[str, ...] = ("words", "prediction", "score")
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
