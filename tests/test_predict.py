@@ -189,7 +189,7 @@ def test_bad_rows_are_listed_with_their_reason_never_dropped(
     assert "int" in rejects[2]["reason"] and "JSON" in rejects[3]["reason"]
     assert "2 of 6 rows predicted" in printed
     assert "4 row(s) rejected (not predicted), rows 2, 3, 4, 5" in printed
-    assert "progress: 5/5 rows" in printed  # plain lines, not a bar, off a terminal
+    assert "progress: 6/6 rows" in printed  # plain lines, not a bar, off a terminal
 
 
 def test_a_stale_rejects_file_goes_when_no_row_is_rejected(pair: Path, tmp_path: Path) -> None:
@@ -255,3 +255,34 @@ def test_parquet_input_in_small_chunks(pair: Path, tmp_path: Path) -> None:
     # other batches pad differently: the same numbers up to float rounding
     assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-6)
     assert [r["row"] for r in read_jsonl(whole)] == [1, 2, 3, 4, 5]
+
+
+def test_jsonl_and_parquet_are_read_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """Memory stays flat: a JSONL file is parsed chunk by chunk (a bad line late in the file
+    is met only when its chunk is read), Parquet in row batches; CSV is parsed whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nlpflow.data.files import BadRows, stream_records
+    from nlpflow.params import DataParams
+
+    params = DataParams(text_fields=["text"], label_field="\0", on_bad_rows="skip")
+    lines = [json.dumps({"text": f"t{i}"}) for i in range(10)] + ["{bad"]
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text("\n".join(lines) + "\n")
+    bad = BadRows("skip")
+    stream = stream_records(jsonl, params, bad, ["text"], 4)
+    assert stream.streamed and stream.total == 11
+    first = next(stream.chunks)
+    assert [n for n, _ in first] == [1, 2, 3, 4] and bad.rows == []
+    rest = list(stream.chunks)
+    assert [len(c) for c in rest] == [4, 2] and [b.line for b in bad.rows] == [11]
+    parquet = tmp_path / "a.parquet"
+    pq.write_table(pa.Table.from_pylist([{"text": f"t{i}"} for i in range(5)]), parquet)
+    stream = stream_records(parquet, params, BadRows("skip"), ["text"], 2)
+    assert stream.streamed and stream.total == 5
+    assert [[n for n, _ in c] for c in stream.chunks] == [[1, 2], [3, 4], [5]]
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text("text\nx\ny\nz\n")
+    stream = stream_records(csv_file, params, BadRows("skip"), ["text"], 2)
+    assert not stream.streamed and [len(c) for c in stream.chunks] == [2, 1]

@@ -31,12 +31,12 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from nlpflow.data.files import BadRows, Row, read_records
+from nlpflow.data.files import BadRows, RecordStream, Row, stream_records
 from nlpflow.data.saved import DataMeta
 from nlpflow.errors import UserError
 from nlpflow.modelinfo import read_model_info
@@ -300,13 +300,13 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(output.stem + REJECTS_SUFFIX)
 
 
-def read_input(
-    path: Path, text_fields: list[str], reading: dict[str, Any]
-) -> tuple[list[tuple[int, Row]], BadRows]:
-    """The rows of ``path`` (any format the data loader reads) and the lines that did not
-    parse (``BadRows`` under ``skip``: they become rejects). ``reading``: data params of the
-    file's form (``format``, ``encoding``, ``delimiter``, ``quoting``, ``header``,
-    ``column_names``)."""
+def open_input(
+    path: Path, text_fields: list[str], reading: dict[str, Any], chunk_rows: int
+) -> tuple[RecordStream, BadRows]:
+    """The records of ``path`` (any format the data loader reads) in chunks, and the lines
+    that did not parse (collected under ``skip``: they become rejects). ``reading``: data
+    params of the file's form (``format``, ``encoding``, ``delimiter``, ``quoting``,
+    ``header``, ``column_names``)."""
     from nlpflow.params import DataParams
 
     if path.is_dir():
@@ -318,8 +318,7 @@ def read_input(
         text_fields=list(text_fields), label_field="\0no label", on_bad_rows="skip", **reading
     )
     bad = BadRows("skip")
-    rows, _ = read_records(path, params, bad, wanted=list(text_fields))
-    return rows, bad
+    return stream_records(path, params, bad, list(text_fields), chunk_rows), bad
 
 
 def _cell(value: Any) -> Any:
@@ -452,9 +451,16 @@ class PredictSummary:
         return out
 
 
-def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(seq), size):
-        yield seq[start : start + size]
+def _check_fields(path: Path, chunk: list[tuple[int, Row]], text_fields: list[str]) -> None:
+    """A text field that no row of the first chunk has is a missing column, not bad rows."""
+    present = {str(k) for _, r in chunk for k in r}
+    missing = [f for f in text_fields if f not in present]
+    if missing:
+        shown = sorted(str(k) for k in chunk[0][1]) if chunk else []
+        raise UserError(
+            f"{path}: column(s) {missing} not found (the file has {shown}); the model reads "
+            f"the text field(s) {text_fields}"
+        )
 
 
 def predict_file(
@@ -490,7 +496,8 @@ def predict_file(
     loaded = load_model(model_dir, batch_size)
     meta = loaded.meta
     predictor = task_predictor(loaded, top_k)
-    raw_rows, bad = read_input(input_path, meta.text_fields, reading or {})
+    reading = reading or {}
+    stream, bad = open_input(input_path, meta.text_fields, reading, chunk_rows)
     summary = PredictSummary(str(input_path), str(output_path), meta.task)
     summary.max_length = loaded.encoder.max_length
     if meta.max_length is not None and summary.max_length < meta.max_length:
@@ -498,28 +505,28 @@ def predict_file(
             f"the model has {summary.max_length} positions (its longest training input), "
             f"fewer than tokenizer.max_length {meta.max_length}: inputs are cut there"
         )
-    summary.rows = len(raw_rows) + len(bad.rows)
-    summary.rejects = [Reject(b.line, b.column, b.reason) for b in bad.rows]
-    if raw_rows:
-        present = {str(k) for _, r in raw_rows[:1] for k in r}
-        missing = [f for f in meta.text_fields if f not in present]
-        if missing and not any(f in r for _, r in raw_rows for f in missing):
-            raise UserError(
-                f"{input_path}: column(s) {missing} not found (the file has "
-                f"{sorted(present)}); the model reads the text field(s) {meta.text_fields}"
-            )
     reserved = {"row", "truncated", *predictor.output_keys}
+    outputs_keys = [k for k in predictor.output_keys if k != "words" or meta.task == "token"]
     columns: dict[str, None] = {}
-    for _, raw in raw_rows:
-        columns.update(dict.fromkeys(_record(raw, 0, reserved)))
-    columns.update(dict.fromkeys([*predictor.output_keys, "truncated"]))
-    if meta.task != "token":
-        columns.pop("words", None)
+    if kind != "jsonl":  # a CSV header names every input column: a first pass collects them
+        first, _ = open_input(input_path, meta.text_fields, reading, chunk_rows)
+        for chunk in first.chunks:
+            for number, raw in chunk:
+                columns.update(dict.fromkeys(_record(raw, number, reserved)))
+    columns.update(dict.fromkeys([*outputs_keys, "truncated"]))
     bar = on_terminal() if progress is None else progress
-    tracker = _Progress(len(raw_rows), bar, log)
+    tracker = _Progress(stream.total, bar, log)
+    checked = False
+    seen_bad = 0
     with atomic_file(output_path) as fh:
-        writer = _Writer(fh, kind, list(columns))
-        for chunk in _chunks(raw_rows, chunk_rows):
+        writer: _Writer | None = None
+        for chunk in stream.chunks:
+            if not checked:
+                _check_fields(input_path, chunk, meta.text_fields)
+                checked = True
+            if writer is None:
+                writer = _Writer(fh, kind, list(columns))
+            summary.rows += len(chunk)
             items: list[Item] = []
             for number, raw in chunk:
                 got = predictor.inputs(raw)
@@ -538,12 +545,17 @@ def predict_file(
                         summary.truncated.append(it.row)
                 writer.write(records)
                 summary.predicted += len(items)
-            tracker.update(len(chunk))
+            # lines that did not parse count as read (their chunk reported them)
+            tracker.update(len(chunk) + len(bad.rows) - seen_bad)
+            seen_bad = len(bad.rows)
         tracker.close()
+        summary.rows += len(bad.rows)
+        summary.rejects += [Reject(b.line, b.column, b.reason) for b in bad.rows]
         if summary.predicted == 0:
             raise UserError(
                 f"{input_path}: no row could be predicted ({len(summary.rejects)} rejected; "
-                f"first: row {summary.rejects[0].row}: {summary.rejects[0].reason})"
+                f"first: row {min(r.row for r in summary.rejects)}: "
+                f"{min(summary.rejects, key=lambda r: r.row).reason})"
                 if summary.rejects
                 else f"{input_path}: the file has no rows"
             )

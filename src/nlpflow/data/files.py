@@ -703,6 +703,105 @@ def read_records(
     return raw, where
 
 
+@dataclass
+class RecordStream:
+    """Records of a file in chunks (:func:`stream_records`): ``chunks`` yields lists of
+    ``(line or row number, raw row)``; ``total`` is the number of records, bad ones included
+    (JSONL: the lines that are not blank), known before the chunks are read; ``streamed``: whether the file is read a chunk at a
+    time (else it was parsed whole)."""
+
+    chunks: Iterator[list[tuple[int, Row]]]
+    total: int
+    streamed: bool
+
+
+def _jsonl_chunks(path: Path, bad: BadRows, size: int) -> Iterator[list[tuple[int, Row]]]:
+    """A UTF-8 JSONL file a chunk of lines at a time, each line parsed as :func:`_read_jsonl`
+    parses it; a line that is not UTF-8 is a bad row, as in :func:`decoded_lines`."""
+    with path.open("rb") as fh:
+        lines: list[tuple[int, str]] = []
+        for no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if no == 1 else "utf-8")
+            except UnicodeDecodeError:
+                bad.report(path, "line", no, "", "not valid UTF-8", raw.decode("utf-8", "replace"))
+                continue
+            if text.strip():
+                lines.append((no, text))
+            if len(lines) >= size:
+                yield _read_jsonl(path, lines, bad)
+                lines = []
+        if lines:
+            yield _read_jsonl(path, lines, bad)
+
+
+def _parquet_chunks(path: Path, size: int) -> tuple[Iterator[list[tuple[int, Row]]], int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    errors = (pa.ArrowException, OSError, ValueError, OverflowError)
+    try:
+        file = pq.ParquetFile(path)
+        names = [str(n) for n in file.schema_arrow.names]
+        total = file.metadata.num_rows
+    except errors as err:
+        raise UserError(
+            f"{path}: not a readable Parquet file ({_first_line(err)}); re-export it"
+        ) from None
+    _check_header(path, 1, names)
+    if not total:
+        raise UserError(f"{path}: the Parquet file has no rows")
+
+    def chunks() -> Iterator[list[tuple[int, Row]]]:
+        start = 1
+        try:
+            for batch in file.iter_batches(batch_size=size):
+                rows = batch.to_pylist()
+                yield list(enumerate(rows, start=start))
+                start += len(rows)
+        except errors as err:
+            raise UserError(
+                f"{path}, row {start}: not a readable Parquet file ({_first_line(err)}); "
+                "re-export it"
+            ) from None
+
+    return chunks(), total
+
+
+def stream_records(
+    path: Path, params: DataParams, bad: BadRows, wanted: list[str], size: int
+) -> RecordStream:
+    """The records of ``path`` in chunks of up to ``size``, read as :func:`read_records`
+    reads them. Uncompressed UTF-8 JSONL and Parquet files are read a chunk at a time (the
+    memory stays flat); CSV/TSV (a quoted field may span lines), JSON arrays, compressed
+    files and other encodings are parsed whole, then handed out in chunks."""
+    if path.is_file():
+        kind = detect_format(path, params.format)
+        suffix, compression = _suffixes(path)
+        with path.open("rb") as fh:
+            head = fh.read(64)
+        utf8 = _is_utf8(params.encoding) and not head.startswith(
+            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        )
+        if kind == "jsonl" and suffix != ".json" and not compression and utf8:
+            if _looks_utf16(head):
+                raise UserError(
+                    f"{path}: every other byte at the start is zero: it looks like UTF-16; "
+                    "re-save it as UTF-8"
+                )
+            with path.open("rb") as fh:
+                total = sum(1 for raw in fh if raw.strip())
+            if not total:
+                raise UserError(f"{path}: the file is empty; expected one JSON object per line")
+            return RecordStream(_jsonl_chunks(path, bad, size), total, True)
+        if kind == "parquet" and not compression:
+            chunks, total = _parquet_chunks(path, size)
+            return RecordStream(chunks, total, True)
+    rows, _ = read_records(path, params, bad, wanted)
+    chunks = iter([rows[i : i + size] for i in range(0, len(rows), size)])
+    return RecordStream(chunks, len(rows) + len(bad.rows), False)
+
+
 def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
 
