@@ -101,8 +101,10 @@ def test_model_card_numbers_are_evaluate_json_and_predict_matches_evaluate(
     assert card_values(card)["accuracy"] == evaluate["test"]["accuracy"]
     run(["nlpflow", "predict", "data/predictions/test.jsonl", "new.jsonl", "--top-k", "2"], repo)
     try:
-        theirs = [json.loads(x) for x in (repo / "data/predictions/test.jsonl").open()]
-        ours = [json.loads(x) for x in (repo / "new.jsonl").open()]
+        theirs = [
+            json.loads(x) for x in (repo / "data/predictions/test.jsonl").read_text().splitlines()
+        ]
+        ours = [json.loads(x) for x in (repo / "new.jsonl").read_text().splitlines()]
         assert len(ours) == len(theirs) == evaluate["test"]["n"]
         for a, b in zip(ours, theirs, strict=True):
             assert a["prediction_in_file"] == b["prediction"] == a["prediction"]
