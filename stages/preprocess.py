@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     data = load_splits(params.data, params.seed)
     report = describe(data)
     dataset = to_dataset_dict(data)
-    # The cleaning goes with the data (sequence tasks only clean): prediction repeats it.
-    cleaning = asdict(params.data.cleaning) if data.task == "sequence" else None
+    # The cleaning goes with the data (if the family cleans its texts): predict repeats it.
+    cleaning = asdict(params.data.cleaning) if data.cleaning else None
     write_saved(args.out, dataset, DataMeta(**data.meta(), cleaning=cleaning))
     write_json(args.metrics, report)
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))

@@ -10,8 +10,8 @@ column is needed; one that is there is kept as an input field.
 Output (JSONL, or CSV/TSV with nested values as JSON text), one record per usable input row,
 in file order: the row's own fields (a field named like an output key is kept as
 ``<name>_in_file``), ``row`` (its line in a CSV/TSV/JSONL file, its 1-based row in Parquet
-or a JSON array), what the task predicts (:class:`SequencePredictor`,
-:class:`TokenPredictor`) and ``truncated``.
+or a JSON array), what the model's task family predicts (its ``output_keys``:
+:mod:`nlpflow.families.predict`) and ``truncated``.
 
 Rows that cannot be used (a text field missing, empty after cleaning, of the wrong type; a
 line that does not parse; a pair the truncation cannot fit) are never dropped silently: each
@@ -27,73 +27,22 @@ the memory beyond the parsed file stays flat however long the file is.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any
 
 from nlpflow.data.files import BadRows, RecordStream, Row, stream_records
-from nlpflow.data.saved import DataMeta
 from nlpflow.errors import UserError
+from nlpflow.families.predict import Item, LoadedModel, Reject, predict_family
 from nlpflow.modelinfo import read_model_info
-
-if TYPE_CHECKING:
-    from nlpflow.modeling.encoder import Encoder
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 REJECTS_SUFFIX = ".rejects.jsonl"
 SHOWN_ROWS = 10  # row numbers listed on the console per kind of problem
-
-
-@dataclass
-class Reject:
-    """A row that was not predicted: its number, the field at fault ("" for the whole row)."""
-
-    row: int
-    field: str
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "reason": self.reason}
-
-
-@dataclass
-class Item:
-    """A usable row: its number, the raw row, and the model inputs of its text fields."""
-
-    row: int
-    raw: Row
-    inputs: list[Any]  # per text field: the cleaned text (sequence) or the words (token)
-
-
-class TaskPredictor(Protocol):
-    """What differs between tasks in prediction (one implementation per task family)."""
-
-    output_keys: tuple[str, ...]  # the keys :meth:`predict` adds to each record
-
-    def inputs(self, row: Row) -> list[Any] | Reject:
-        """The model inputs of ``row`` per text field, or a :class:`Reject` (row -1)."""
-
-    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
-        """Per item, the keys to add to its record, and whether its input was truncated."""
-
-
-# --------------------------------------------------------------------------- the model
-
-
-@dataclass
-class LoadedModel:
-    """A trained model with what is needed to encode for it (``nlpflow.json``)."""
-
-    meta: DataMeta
-    model: Any
-    pad_id: int
-    encoder: Encoder
-    batch_size: int
 
 
 def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
@@ -103,6 +52,7 @@ def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
     from ``nlpflow.json``'s.
     """
     from nlpflow.evaluation.predict import load_classifier
+    from nlpflow.families.data import data_family
     from nlpflow.modeling.build import position_limit
     from nlpflow.modeling.encoder import Encoder, takes_segments
     from nlpflow.modeling.tokenizers import load_tokenizer
@@ -120,7 +70,7 @@ def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
         meta.text_fields,
         limit,
         meta.truncation,
-        meta.task,
+        data_family(meta.task).encoder_mode,
         takes_segments(tokenizer, model.config),
     )
     return LoadedModel(meta, model, pad_id, encoder, batch_size)
@@ -145,144 +95,6 @@ def usable(loaded: LoadedModel, items: Sequence[Item]) -> tuple[list[Item], list
         else:
             keep.append(it)
     return keep, rejects
-
-
-def _text(value: Any, name: str) -> str | Reject:
-    if value is None:
-        return Reject(-1, name, "the text field is missing or null")
-    if not isinstance(value, str):
-        return Reject(-1, name, f"expected text, got {type(value).__name__} {str(value)[:40]!r}")
-    return value
-
-
-class SequencePredictor:
-    """Single texts and pairs: ``prediction`` (the arg-max label), ``score`` (its
-    probability) and ``top_k`` (``[{label, score}]``, the ``top_k`` most probable labels)."""
-
-    output_keys: tuple[str, ...] = ("prediction", "score", "top_k")
-
-    def __init__(self, loaded: LoadedModel, top_k: int) -> None:
-        from collections import Counter
-
-        from nlpflow.params import CleaningParams
-
-        self.loaded = loaded
-        self.top_k = max(1, min(top_k, loaded.meta.num_labels))
-        # As the training texts were cleaned (data.cleaning, saved in nlpflow.json).
-        known = {f.name for f in dataclasses.fields(CleaningParams)}
-        saved = loaded.meta.cleaning or {"unicode": "none", "whitespace": False}
-        self.cleaning = CleaningParams(**{k: v for k, v in saved.items() if k in known})
-        self.cleaned: Counter[str] = Counter()
-
-    def inputs(self, row: Row) -> list[Any] | Reject:
-        from nlpflow.data.clean import clean_text
-
-        out: list[Any] = []
-        for name in self.loaded.meta.text_fields:
-            text = _text(row.get(name), name)
-            if isinstance(text, Reject):
-                return text
-            text = clean_text(text, self.cleaning, self.cleaned)
-            if not text.strip():
-                return Reject(-1, name, "the text is empty (after cleaning)")
-            out.append(text)
-        return out
-
-    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
-        import numpy as np
-
-        from nlpflow.evaluation.predict import predict_probabilities
-
-        lm = self.loaded
-        columns = [[it.inputs[f] for it in items] for f in range(len(lm.meta.text_fields))]
-        encoded = lm.encoder.encode(columns)
-        lengths = lm.encoder.lengths(columns)
-        probs = predict_probabilities(
-            lm.model, encoded.input_ids, lm.batch_size, lm.pad_id,
-            token_type_ids=encoded.token_type_ids, progress=False,
-        )  # fmt: skip
-        names = lm.meta.label_names
-        # Ties go to the lower label id, as argmax (and evaluate) does.
-        order = np.argsort(-probs, axis=1, kind="stable")[:, : self.top_k]
-        out = []
-        for i in range(len(items)):
-            top = [{"label": names[j], "score": float(probs[i, j])} for j in order[i]]
-            out.append({"prediction": top[0]["label"], "score": top[0]["score"], "top_k": top})
-        return out, [bool(n > lm.encoder.max_length) for n in lengths]
-
-
-class TokenPredictor:
-    """A tag per word: ``prediction`` (list of tags) and ``score`` (list of their
-    probabilities). A word the model gets no output for (past ``max_length``, or with no
-    sub-token at all) has tag and score ``null``. Words are the text field's list of strings;
-    a string is split on whitespace, and the words then go to ``words``."""
-
-    output_keys: tuple[str, ...] = ("words", "prediction", "score")
-
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        self.split_strings = 0
-
-    def inputs(self, row: Row) -> list[Any] | Reject:
-        (name,) = self.loaded.meta.text_fields
-        value = row.get(name)
-        if value is None:
-            return Reject(-1, name, "the words field is missing or null")
-        if isinstance(value, str):
-            words = value.split()
-            self.split_strings += 1
-        elif isinstance(value, list | tuple) and all(isinstance(w, str) for w in value):
-            words = list(value)
-        else:
-            return Reject(-1, name, f"expected a list of words or a text, got {str(value)[:40]!r}")
-        if not words or not any(w.strip() for w in words):
-            return Reject(-1, name, "no words (empty)")
-        return [words]
-
-    def predict(self, items: Sequence[Item]) -> tuple[list[dict[str, Any]], list[bool]]:
-        import numpy as np
-
-        from nlpflow.evaluation.predict import predict_token_probabilities
-        from nlpflow.modeling.encoder import word_starts
-
-        lm = self.loaded
-        words = [it.inputs[0] for it in items]
-        encoded = lm.encoder.encode([words])
-        starts = [word_starts(ids, len(w)) for ids, w in zip(encoded.word_ids, words, strict=True)]
-        probs = predict_token_probabilities(
-            lm.model, encoded.input_ids, starts, lm.batch_size, lm.pad_id,
-            token_type_ids=encoded.token_type_ids, progress=False,
-        )  # fmt: skip
-        names = lm.meta.label_names
-        out = []
-        for it, p in zip(items, probs, strict=True):
-            tags: list[str | None] = []
-            scores: list[float | None] = []
-            for word_probs in p:
-                if np.isnan(word_probs).any():
-                    tags.append(None)
-                    scores.append(None)
-                else:
-                    j = int(word_probs.argmax())
-                    tags.append(names[j])
-                    scores.append(float(word_probs[j]))
-            record: dict[str, Any] = {"prediction": tags, "score": scores}
-            if isinstance(it.raw.get(lm.meta.text_fields[0]), str):
-                record = {"words": it.inputs[0], **record}
-            out.append(record)
-        return out, [n > 0 for n in encoded.truncated_words]
-
-
-def task_predictor(loaded: LoadedModel, top_k: int) -> TaskPredictor:
-    """The predictor of the model's task."""
-    if loaded.meta.task == "token":
-        return TokenPredictor(loaded)
-    if loaded.meta.task == "sequence":
-        return SequencePredictor(loaded, top_k)
-    raise UserError(f"nlpflow predict does not handle '{loaded.meta.task}' models yet")
-
-
-# --------------------------------------------------------------------------- input and output
 
 
 def output_format(path: Path) -> str:
@@ -495,7 +307,7 @@ def predict_file(
         raise UserError(f"{output_path}: the output would overwrite the input; name another file")
     loaded = load_model(model_dir, batch_size)
     meta = loaded.meta
-    predictor = task_predictor(loaded, top_k)
+    predictor = predict_family(meta.task, top_k)
     reading = reading or {}
     stream, bad = open_input(input_path, meta.text_fields, reading, chunk_rows)
     summary = PredictSummary(str(input_path), str(output_path), meta.task)
@@ -506,7 +318,7 @@ def predict_file(
             f"fewer than tokenizer.max_length {meta.max_length}: inputs are cut there"
         )
     reserved = {"row", "truncated", *predictor.output_keys}
-    outputs_keys = [k for k in predictor.output_keys if k != "words" or meta.task == "token"]
+    outputs_keys = list(predictor.output_keys)
     columns: dict[str, None] = {}
     if kind != "jsonl":  # a CSV header names every input column: a first pass collects them
         first, _ = open_input(input_path, meta.text_fields, reading, chunk_rows)
@@ -529,7 +341,7 @@ def predict_file(
             summary.rows += len(chunk)
             items: list[Item] = []
             for number, raw in chunk:
-                got = predictor.inputs(raw)
+                got = predictor.inputs(raw, loaded)
                 if isinstance(got, Reject):
                     summary.rejects.append(Reject(number, got.field, got.reason))
                 else:
@@ -537,7 +349,7 @@ def predict_file(
             items, refused = usable(loaded, items) if items else ([], [])
             summary.rejects += refused
             if items:
-                outputs, truncated = predictor.predict(items)
+                outputs, truncated = predictor.predict(items, loaded)
                 records = []
                 for it, extra, cut in zip(items, outputs, truncated, strict=True):
                     records.append({**_record(it.raw, it.row, reserved), **extra, "truncated": cut})
@@ -566,15 +378,7 @@ def predict_file(
         summary.rejects_file = str(where)
     elif where.exists() and rejects is None:
         where.unlink()  # a stale list from an earlier run would describe another output
-    if isinstance(predictor, TokenPredictor) and predictor.split_strings:
-        summary.notes.append(
-            f"{predictor.split_strings} row(s) held a text, not a list of words: split on "
-            "whitespace (their words are in 'words')"
-        )
-    if isinstance(predictor, SequencePredictor) and meta.cleaning:
-        changed = ", ".join(f"{k} {n}" for k, n in sorted(predictor.cleaned.items()))
-        if changed:
-            summary.notes.append(f"cleaned as in training (texts changed: {changed})")
+    summary.notes += predictor.notes()
     summary.seconds = time.perf_counter() - start
     for line in summary.lines():
         log(line)
