@@ -93,6 +93,8 @@ def test_body_shows_intervals_baselines_limits_data_and_params() -> None:
     assert "| train | 320 | no 170, yes 150 | 9 |" in text and "warning: a warning" in text
     assert "cleaning (repeated by `nlpflow predict`): unicode NFKC, whitespace" in text
     assert "source: builtin:anagram" in text and "effective_batch_size: 16" in text
+    # the command that decides as evaluate did (its threshold, here the fixed 0.5)
+    assert "nlpflow predict --model models/best --threshold 0.5 new.csv" in text
     assert card() == text  # nothing of this machine or this moment in it
 
 
@@ -110,6 +112,7 @@ def test_token_card_and_no_failed_behaviour() -> None:
     assert card_values(text) == {"f1": 0.5, "token_accuracy": 0.9}
     assert "| f1 | 0.5 | [0.2, 0.8] | 0.25 |" in text
     assert "All 1 behavioural tests passed." in text and "Weakest slice" not in text
+    assert "nlpflow predict --model models/best new.csv" in text  # no threshold for tags
 
 
 def test_transformers_pipeline_loads_a_directory_with_its_card(tmp_path: Path) -> None:

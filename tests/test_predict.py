@@ -286,3 +286,68 @@ def test_jsonl_and_parquet_are_read_a_chunk_at_a_time(tmp_path: Path) -> None:
     csv_file.write_text("text\nx\ny\nz\n")
     stream = stream_records(csv_file, params, BadRows("skip"), ["text"], 2)
     assert not stream.streamed and [len(c) for c in stream.chunks] == [2, 1]
+
+
+def test_threshold_decides_as_evaluate_does(pair: Path, tmp_path: Path) -> None:
+    """--threshold: the positive label (default the second) where its probability reaches
+    the threshold, as evaluate's threshold_predictions decides; options that do not fit the
+    model are refused before any row is read."""
+    from nlpflow.evaluation.metrics import threshold_predictions
+    from nlpflow.families.predict import predict_family
+
+    rows, _ = split_rows(pair)
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [{"first": r["first"], "second": r["second"]} for r in rows]
+    )
+    predict_file(pair, source, tmp_path / "a.jsonl")
+    plain = read_jsonl(tmp_path / "a.jsonl")
+    probs = np.array([[{t["label"]: t["score"] for t in r["top_k"]}[n] for n in ("no", "yes")]
+                      for r in plain])  # fmt: skip
+    cut = float(np.median(probs[:, 1]))
+    for positive, index in (("", 1), ("no", 0)):
+        out = tmp_path / f"t{positive}.jsonl"
+        predict_file(pair, source, out, threshold=cut, positive=positive)
+        expected = threshold_predictions(probs, index, cut)
+        got = read_jsonl(out)
+        assert [r["prediction"] for r in got] == [["no", "yes"][int(i)] for i in expected]
+        assert [r["score"] for r in got] == pytest.approx(
+            [probs[i, int(j)] for i, j in enumerate(expected)], abs=1e-9
+        )
+    for kwargs, message in (
+        ({"threshold": 1.5}, "must be between 0 and 1"),
+        ({"threshold": 0.5, "positive": "maybe"}, "'maybe' is not one of the labels"),
+        ({"positive": "yes"}, "--positive goes with --threshold"),
+    ):
+        with pytest.raises(UserError) as err:
+            predict_file(pair, source, tmp_path / "x.jsonl", **kwargs)
+        assert message in str(err.value)
+        assert not (tmp_path / "x.jsonl").exists()
+    with pytest.raises(UserError) as err:
+        predict_family("regression-that-does-not-exist")
+    assert "does not handle 'regression-that-does-not-exist'" in str(err.value)
+
+
+def test_threshold_is_refused_for_a_token_model(token: Path, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"tokens": ["Anna", "lives"]}])
+    with pytest.raises(UserError) as err:
+        predict_file(token, source, tmp_path / "out.jsonl", threshold=0.5)
+    assert "apply to binary sequence tasks" in str(err.value)
+
+
+def test_token_model_on_a_conll_file_with_or_without_tags(token: Path, tmp_path: Path) -> None:
+    """A CoNLL file gives a sentence per record (its words; a tag column, if any, is not
+    read); row numbers are the sentences' first lines."""
+    untagged = tmp_path / "words.conll"
+    untagged.write_text("-DOCSTART-\n\nAnna\nlives\nin\nParis\n\nBob\nsleeps\n")
+    tagged = tmp_path / "tagged.conll"
+    tagged.write_text("Anna B-PER\nlives O\nin O\nParis B-LOC\n\nBob B-PER\nsleeps O\n")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    predict_file(token, untagged, a)
+    predict_file(token, tagged, b)
+    got = read_jsonl(a)
+    assert [r["tokens"] for r in got] == [["Anna", "lives", "in", "Paris"], ["Bob", "sleeps"]]
+    assert [r["row"] for r in got] == [3, 8]
+    assert [len(r["prediction"]) for r in got] == [4, 2]
+    other = read_jsonl(b)
+    assert [r["prediction"] for r in other] == [r["prediction"] for r in got]
+    assert [r["row"] for r in other] == [1, 6]

@@ -300,10 +300,22 @@ def _usage(inputs: CardInputs) -> list[str]:
         "rejected rows listed and truncated inputs counted:",
         "",
         "```bash",
-        "nlpflow predict --model models/best new.csv predictions.jsonl",
+        f"nlpflow predict --model models/best{_decision_flags(inputs)} new.csv predictions.jsonl",
         "```",
         "",
     ]
+
+
+def _decision_flags(inputs: CardInputs) -> str:
+    """Binary tasks: the ``nlpflow predict`` options that decide as evaluate did (its
+    threshold, fixed or tuned on validation, and the positive label), so the predictions
+    follow the rule the card's metrics were measured with."""
+    threshold = inputs.evaluate.get("threshold")
+    if not isinstance(threshold, dict) or not isinstance(threshold.get("used"), int | float):
+        return ""
+    flags = f" --threshold {threshold['used']}"
+    positive = inputs.params.get("evaluate", {}).get("positive_label")
+    return flags + (f" --positive {positive}" if positive else "")
 
 
 def _params(params: dict[str, Any]) -> list[str]:

@@ -285,12 +285,15 @@ def predict_file(
     chunk_rows: int = 1024,
     rejects: str | Path | None = None,
     reading: dict[str, Any] | None = None,
+    threshold: float | None = None,
+    positive: str = "",
     progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> PredictSummary:
     """Predict every usable row of ``input_path`` with the model in ``model_dir``; write
     ``output_path`` (``.jsonl``/``.json``, ``.csv``, ``.tsv``) and, when rows were rejected,
-    the rejects file (default :func:`rejects_path`), both atomically.
+    the rejects file (default :func:`rejects_path`), both atomically. ``threshold``/``positive``:
+    binary tasks decide as evaluate does with a threshold (see the model card).
 
     Raises UserError for a model directory, input file or output name that cannot be used
     (nothing is written then), and when no row at all is usable.
@@ -307,7 +310,8 @@ def predict_file(
         raise UserError(f"{output_path}: the output would overwrite the input; name another file")
     loaded = load_model(model_dir, batch_size)
     meta = loaded.meta
-    predictor = predict_family(meta.task, top_k)
+    predictor = predict_family(meta.task, top_k, threshold, positive)
+    predictor.check(loaded)
     reading = reading or {}
     stream, bad = open_input(input_path, meta.text_fields, reading, chunk_rows)
     summary = PredictSummary(str(input_path), str(output_path), meta.task)
@@ -407,6 +411,16 @@ def add_arguments(parser: Any) -> None:
         help="rows cleaned, encoded, predicted and written at a time (default: 1024)",
     )
     parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="binary tasks: predict the positive label where its probability is >= this (as "
+        "evaluate.threshold; the model card names the threshold evaluate used). Default: arg-max",
+    )
+    parser.add_argument(
+        "--positive", default="", help="with --threshold: the positive label (default: the second)"
+    )
+    parser.add_argument(
         "--rejects",
         default=None,
         help="where rejected rows are listed (default: OUTPUT's name + .rejects.jsonl)",
@@ -444,5 +458,7 @@ def run(args: Any) -> int:
         chunk_rows=args.chunk_rows,
         rejects=args.rejects,
         reading=reading,
+        threshold=args.threshold,
+        positive=args.positive,
     )
     return 0

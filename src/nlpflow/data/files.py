@@ -773,8 +773,9 @@ def stream_records(
 ) -> RecordStream:
     """The records of ``path`` in chunks of up to ``size``, read as :func:`read_records`
     reads them. Uncompressed UTF-8 JSONL and Parquet files are read a chunk at a time (the
-    memory stays flat); CSV/TSV (a quoted field may span lines), JSON arrays, compressed
-    files and other encodings are parsed whole, then handed out in chunks."""
+    memory stays flat); CSV/TSV (a quoted field may span lines), JSON arrays, CoNLL
+    (sentences of words; a tag column is not needed), compressed files and other encodings
+    are parsed whole, then handed out in chunks."""
     if path.is_file():
         kind = detect_format(path, params.format)
         suffix, compression = _suffixes(path)
@@ -797,7 +798,13 @@ def stream_records(
         if kind == "parquet" and not compression:
             chunks, total = _parquet_chunks(path, size)
             return RecordStream(chunks, total, True)
-    rows, _ = read_records(path, params, bad, wanted)
+    if path.is_file() and detect_format(path, params.format) == "conll":
+        # a sentence per record, its words under the (one) text field; tags not needed
+        field_name = wanted[0] if len(wanted) == 1 else "tokens"
+        sentences = read_conll(path, params, bad, tags=False)
+        rows = [(s["_line"], {field_name: s["tokens"]}) for s in sentences]
+    else:
+        rows, _ = read_records(path, params, bad, wanted)
     chunks = iter([rows[i : i + size] for i in range(0, len(rows), size)])
     return RecordStream(chunks, len(rows) + len(bad.rows), False)
 
@@ -839,19 +846,20 @@ def _conll_columns(body: str) -> list[str]:
     return _SPACES.split(body.strip(" "))
 
 
-def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) -> list[Row]:
     """Sentences of a CoNLL file: ``tokens`` and ``tags`` (IOB1 or IOB2 as written).
 
     Token per line with the tag in ``data.conll_tag_column``, columns separated by tabs (a
     token may then hold spaces) or by spaces, a blank line between sentences; ``-DOCSTART-``
     lines are ignored wherever they stand. Under ``on_bad_rows: skip`` a bad line skips its
-    whole sentence, never the line alone.
+    whole sentence, never the line alone. ``tags`` False (``nlpflow predict``): the words
+    only, one column or more, the other columns neither read nor checked.
     """
     if not path.is_file():
         raise UserError(f"{path}: file not found; check data.source / data.files in params.yaml")
     sentences: list[Row] = []
     tokens: list[str] = []
-    tags: list[str] = []
+    found: list[str] = []  # the tags
     start = 0
     last = 0
     width = 0
@@ -868,9 +876,12 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             else:
                 bad.report(path, "line", no, column, reason + skipped, text)
         elif tokens:
-            sentences.append({"tokens": list(tokens), "tags": list(tags), "_line": start})
+            sentence: Row = {"tokens": list(tokens), "_line": start}
+            if tags:
+                sentence["tags"] = list(found)
+            sentences.append(sentence)
         tokens.clear()
-        tags.clear()
+        found.clear()
         problem = None
 
     prev = 0
@@ -895,14 +906,14 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
         last = no
         width = width or len(parts)
         reason = column = ""
-        if len(parts) < 2 or len(parts) != width:
+        if len(parts) < (2 if tags else 1) or len(parts) != width:
             reason = (
-                f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
-                f"found {len(parts)}"
+                f"expected {max(width, 2 if tags else 1)} whitespace-separated columns "
+                f"({'token ... tag' if tags else 'the token first'}), found {len(parts)}"
             )
         elif not parts[0]:
             reason = "the token is empty"
-        else:
+        elif tags:
             tag = parts[params.conll_tag_column]
             if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
                 column = f"column {params.conll_tag_column}"
@@ -913,7 +924,7 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             problem = problem or (no, column, reason, text)
             continue
         tokens.append(parts[0])
-        tags.append(parts[params.conll_tag_column])
+        found.append(parts[params.conll_tag_column] if tags else "")
     after = [b.line for b in bad.rows if b.file == str(path) and b.line > prev]
     if after and (tokens or problem):  # the file's last line(s) undecodable
         problem = problem or (after[0], "", "not valid UTF-8", "")

@@ -4,6 +4,7 @@
 truncation counts, the writers, progress); it asks the model's family (``DataMeta.task``,
 from ``models/best/nlpflow.json``) for what differs:
 
+- ``check(loaded)``: the options (``--threshold``) against the model, before reading;
 - ``inputs(row, loaded)`` -> the model inputs of one raw row, one value per text field
   (cleaned as in training: ``meta.cleaning``), or a :class:`Reject` saying which field is
   unusable and why (missing, null, empty, wrong type);
@@ -12,7 +13,9 @@ from ``models/best/nlpflow.json``) for what differs:
 - ``notes()`` -> console sentences about what was done to the inputs (texts split, cleaned).
 
 The defaults are sequence classification's: ``prediction`` (the arg-max label), ``score``
-(its probability) and ``top_k`` (``[{label, score}]``, the ``top_k`` most probable). A family
+(its probability; with ``--threshold`` in a binary task, the positive label where its
+probability reaches the threshold, as evaluate decides) and ``top_k`` (``[{label, score}]``,
+the ``top_k`` most probable). A family
 with other outputs (regression: a value; multi-label: labels over thresholds; choice: the
 chosen option; QA: a span) overrides ``predict`` and ``output_keys``, and ``inputs`` when its
 rows are shaped differently; then it adds its class to :func:`predict_family`.
@@ -82,9 +85,29 @@ class PredictFamily:
     name: ClassVar[str] = ""
     output_keys: ClassVar[tuple[str, ...]] = ("prediction", "score", "top_k")
 
-    def __init__(self, top_k: int = 5) -> None:
+    def __init__(self, top_k: int = 5, threshold: float | None = None, positive: str = "") -> None:
         self.top_k = top_k
+        # Binary tasks: the positive label where p(positive) >= threshold (evaluate's rule
+        # with evaluate.threshold, or the threshold it tuned); None: the arg-max.
+        self.threshold = threshold
+        self.positive = positive
         self.cleaned: Counter[str] = Counter()
+
+    def check(self, loaded: LoadedModel) -> None:
+        """Options against the model, before any row is read (a UserError to fix)."""
+        names = loaded.meta.label_names
+        if self.threshold is None:
+            if self.positive:
+                raise UserError("--positive goes with --threshold (binary tasks)")
+            return
+        if len(names) != 2:
+            raise UserError(
+                f"--threshold needs a binary task; this model has {len(names)} labels {names}"
+            )
+        if not 0.0 <= self.threshold <= 1.0:
+            raise UserError(f"--threshold {self.threshold} must be between 0 and 1")
+        if self.positive and self.positive not in names:
+            raise UserError(f"--positive '{self.positive}' is not one of the labels {names}")
 
     def inputs(self, row: Row, loaded: LoadedModel) -> list[Any] | Reject:
         """The cleaned text of each text field of ``row``, or a Reject (row number -1:
@@ -127,10 +150,16 @@ class PredictFamily:
         top_k = max(1, min(self.top_k, len(names)))
         # Ties go to the lower label id, as argmax (and evaluate) does.
         order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        if self.threshold is None:
+            chosen = probs.argmax(axis=1)
+        else:  # as evaluate decides (nlpflow.evaluation.metrics.threshold_predictions)
+            positive = names.index(self.positive) if self.positive else 1
+            chosen = np.where(probs[:, positive] >= self.threshold, positive, 1 - positive)
         out = []
         for i in range(len(items)):
             top = [{"label": names[j], "score": float(probs[i, j])} for j in order[i]]
-            out.append({"prediction": top[0]["label"], "score": top[0]["score"], "top_k": top})
+            j = int(chosen[i])
+            out.append({"prediction": names[j], "score": float(probs[i, j]), "top_k": top})
         return out, [bool(n > lm.encoder.max_length) for n in lengths]
 
     def notes(self) -> list[str]:
@@ -139,7 +168,9 @@ class PredictFamily:
         return [f"cleaned as in training (texts changed: {changed})"] if changed else []
 
 
-def predict_family(task: str, top_k: int = 5) -> PredictFamily:
+def predict_family(
+    task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
+) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.token.predict import TokenPredict
@@ -147,7 +178,7 @@ def predict_family(task: str, top_k: int = 5) -> PredictFamily:
     known: list[type[PredictFamily]] = [SequencePredict, TokenPredict]
     for cls in known:
         if cls.name == task:
-            return cls(top_k)
+            return cls(top_k, threshold, positive)
     raise UserError(
         f"nlpflow predict does not handle '{task}' models yet; it knows {[c.name for c in known]}"
     )

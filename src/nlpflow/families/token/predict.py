@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from nlpflow.errors import UserError
 from nlpflow.families.predict import Item, LoadedModel, PredictFamily, Reject, Row
 
 
@@ -18,9 +19,13 @@ class TokenPredict(PredictFamily):
     name: ClassVar[str] = "token"
     output_keys: ClassVar[tuple[str, ...]] = ("words", "prediction", "score")
 
-    def __init__(self, top_k: int = 5) -> None:
-        super().__init__(top_k)
+    def __init__(self, top_k: int = 5, threshold: float | None = None, positive: str = "") -> None:
+        super().__init__(top_k, threshold, positive)
         self.split_strings = 0
+
+    def check(self, loaded: LoadedModel) -> None:
+        if self.threshold is not None or self.positive:
+            raise UserError("--threshold and --positive apply to binary sequence tasks, not tags")
 
     def inputs(self, row: Row, loaded: LoadedModel) -> list[Any] | Reject:
         (name,) = loaded.meta.text_fields
