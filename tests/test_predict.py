@@ -351,3 +351,39 @@ def test_token_model_on_a_conll_file_with_or_without_tags(token: Path, tmp_path:
     other = read_jsonl(b)
     assert [r["prediction"] for r in other] == [r["prediction"] for r in got]
     assert [r["row"] for r in other] == [1, 6]
+
+
+def test_regression_model_predicts_numbers_in_the_targets_units(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The regression family's prediction side: ``prediction`` is the model's output restored
+    to the target's units, as evaluate computes it from the tokenized split."""
+    from nlpflow.evaluation.predict import forward_batches, load_classifier
+    from nlpflow.families.regression.model import restore
+
+    data = {
+        "source": "builtin:regression", "text_fields": ["first", "second"],
+        "label_field": "score", "regression": {"size": 120},
+    }  # fmt: skip
+    train = {"early_stopping": {"metric": "rmse", "mode": "min"}}
+    model_dir = train_tiny(tmp_path_factory.mktemp("regression"), epochs=1, data=data, train=train)
+    rows, tokenized = split_rows(model_dir)
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [{"first": r["first"], "second": r["second"]} for r in rows]
+    )
+    out = tmp_path / "out.csv"
+    predict_file(model_dir, source, out)
+    with out.open(newline="", encoding="utf-8") as fh:
+        got = list(csv.DictReader(fh))
+    assert list(got[0]) == ["first", "second", "row", "prediction", "truncated"]
+    model, pad = load_classifier(model_dir, ["score"], "regression")
+    expected = np.empty(len(rows))
+    types = (
+        list(tokenized["token_type_ids"]) if "token_type_ids" in tokenized.column_names else None
+    )
+    for idx, logits in forward_batches(
+        model, list(tokenized["input_ids"]), 8, pad, types, False, softmax=False
+    ):
+        expected[idx] = logits.reshape(len(idx), -1)[:, 0]
+    expected = restore(model.config, expected)
+    np.testing.assert_allclose([float(g["prediction"]) for g in got], expected, atol=1e-9)

@@ -30,6 +30,7 @@ TASK_NAMES = {"sequence": "Text Classification", "token": "Token Classification"
 MAIN_METRICS = {
     "sequence": ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc", "pr_auc"),
     "token": ("f1", "precision", "recall", "token_accuracy"),
+    "regression": ("rmse", "mae", "r2", "pearson", "spearman"),
 }
 NOT_METRICS = {"n", "classes_missing"}
 MIN_SLICE_SIZE = 5  # as the error analysis: smaller slices are not called the weakest
