@@ -22,10 +22,15 @@ from typing import Any
 
 from nlpflow.data.saved import DataMeta
 from nlpflow.errors import UserError
+from nlpflow.families.names import CLASSIFICATION_TASKS
 from nlpflow.markdown import table
 
+# Regression models load as text-classification pipelines too (one output, no softmax).
 PIPELINE_TAGS = {"sequence": "text-classification", "token": "token-classification"}
-TASK_NAMES = {"sequence": "Text Classification", "token": "Token Classification"}
+TASK_NAMES = {
+    "sequence": "Text Classification", "token": "Token Classification",
+    "regression": "Text Regression",
+}  # fmt: skip
 # The headline metrics, first the one compared with the baselines (as evaluate prints them).
 MAIN_METRICS = {
     "sequence": ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc", "pr_auc"),
@@ -174,10 +179,12 @@ def _data(inputs: CardInputs) -> list[str]:
     if not data:
         return [*lines, "No data card (metrics/preprocess.json) was given.", ""]
     meta = inputs.meta
+    classes = meta.task in CLASSIFICATION_TASKS
+    outputs = ", ".join(f"`{n}`" for n in meta.label_names[:20])
+    outputs = f"{len(meta.label_names)} labels: {outputs}" if classes else f"target {outputs}"
     lines += [
         f"Source `{data.get('source')}`; text field(s) {', '.join(f'`{f}`' for f in meta.text_fields)}"
-        f"; {len(meta.label_names)} labels: {', '.join(f'`{n}`' for n in meta.label_names)}. "
-        "From the data card (`metrics/preprocess.json`, `reports/data.md`).",
+        f"; {outputs}. From the data card (`metrics/preprocess.json`, `reports/data.md`).",
         "",
     ]
     splits = data.get("splits") or {}
@@ -188,9 +195,13 @@ def _data(inputs: CardInputs) -> list[str]:
         if len(labels) > 8:
             shown += f", ... ({len(labels)} labels)"
         words = info.get("words") or {}
-        rows.append([split, info.get("rows"), shown, words.get("p50"), words.get("max")])
+        row = [split, info.get("rows"), shown, words.get("p50"), words.get("max")]
+        rows.append(row if classes else row[:2] + row[3:])
     if rows:
-        lines += table(["split", "rows", "labels", "median words", "max words"], rows, "lrlrr")
+        header = ["split", "rows", "labels", "median words", "max words"]
+        if not classes:
+            header.remove("labels")
+        lines += table(header, rows, "lrlrr" if classes else "lrrr")
         lines.append("")
     facts = []
     for key, name in (
@@ -198,7 +209,7 @@ def _data(inputs: CardInputs) -> list[str]:
         ("vocabulary_size", "vocabulary size"),
         ("skipped_rows", "rows skipped as bad"),
     ):
-        if key in data:
+        if data.get(key) is not None:
             facts.append(f"{name} {_num(data[key])}")
     leakage = data.get("leakage")
     if isinstance(leakage, dict) and "total" in leakage:
@@ -218,20 +229,24 @@ def _data(inputs: CardInputs) -> list[str]:
     return [*lines, ""]
 
 
-def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
-    """``(slicing, value, {n, accuracy})`` of the test split's least accurate slice of at
-    least :data:`MIN_SLICE_SIZE` examples (else of any size); ties go to the larger slice."""
+def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]] | None:
+    """``(slicing, value, metric, stats)`` of the test split's weakest slice of at least
+    :data:`MIN_SLICE_SIZE` examples (else of any size): the least accurate, or for a family
+    without accuracy (regression) the largest RMSE; ties go to the larger slice."""
     slices = (error_analysis.get(SPLIT) or {}).get("slices") or {}
     found = [
         (family, value, stats)
         for family, values in slices.items()
         for value, stats in values.items()
-        if isinstance(stats, dict) and isinstance(stats.get("accuracy"), int | float)
+        if isinstance(stats, dict)
     ]
-    if not found:
-        return None
-    big = [c for c in found if c[2].get("n", 0) >= MIN_SLICE_SIZE] or found
-    return min(big, key=lambda c: (c[2]["accuracy"], -c[2].get("n", 0)))
+    for metric, sign in (("accuracy", 1.0), ("rmse", -1.0)):
+        scored = [c for c in found if isinstance(c[2].get(metric), int | float)]
+        if scored:
+            big = [c for c in scored if c[2].get("n", 0) >= MIN_SLICE_SIZE] or scored
+            family, value, stats = min(big, key=lambda c: (sign * c[2][metric], -c[2].get("n", 0)))
+            return family, value, metric, stats
+    return None
 
 
 def failed_behaviour(error_analysis: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -247,17 +262,18 @@ def _limits(inputs: CardInputs) -> list[str]:
     if not ea:
         return [*lines, "No error analysis (metrics/error_analysis.json) was given.", ""]
     block = ea.get(SPLIT) or {}
+    errors = f"{block['errors']} errors of " if "errors" in block else ""
     lines.append(
         f"From the error analysis (`metrics/error_analysis.json`, `reports/errors.md`): "
-        f"{block.get('errors')} errors of {block.get('n')} test examples."
+        f"{errors}{block.get('n')} test examples."
     )
     lines.append("")
     weakest = weakest_slice(ea)
     if weakest is not None:
-        family, value, stats = weakest
+        family, value, metric, stats = weakest
         lines.append(
-            f"- Weakest slice: `{family}` = `{value}`, accuracy {_num(stats['accuracy'])} "
-            f"on {stats.get('n')} examples (overall {_num(block.get('accuracy'))})."
+            f"- Weakest slice: `{family}` = `{value}`, {metric} {_num(stats[metric])} "
+            f"on {stats.get('n')} examples (overall {_num(block.get(metric))})."
         )
     tests = (block.get("behaviour") or {}) if isinstance(block, dict) else {}
     failed = failed_behaviour(ea)
@@ -342,14 +358,15 @@ def render_card(inputs: CardInputs) -> str:
     task = meta.task
     head = yaml.safe_dump(metadata(inputs), sort_keys=False, allow_unicode=True)
     labels = ", ".join(f"`{n}`" for n in meta.label_names[:20])
-    what = "one label per text" if task != "token" else "one tag per word"
+    unit = "label" if task in CLASSIFICATION_TASKS else "value"
+    what = f"one {unit} per text" if task != "token" else "one tag per word"
     if task != "token" and len(meta.text_fields) == 2:
-        what = "one label per pair of texts"
+        what = f"one {unit} per pair of texts"
     body: list[str] = [
         f"# {metadata(inputs)['model-index'][0]['name']}",
         "",
         f"A {TASK_NAMES.get(task, task).lower()} model ({what}) trained and evaluated by the "
-        f"nlpflow DVC pipeline. Labels: {labels}"
+        f"nlpflow DVC pipeline. {'Labels' if unit == 'label' else 'Target'}: {labels}"
         f"{' ...' if len(meta.label_names) > 20 else ''}. Inputs are cut to "
         f"{meta.max_length} tokens ({meta.truncation}).",
         "",
