@@ -188,3 +188,23 @@ def test_the_stage_writes_the_card_and_refuses_missing_metrics(
         main(argv)
     assert exit_.value.code == 2
     assert "e.json not found; run the evaluate stage first" in capsys.readouterr().err
+
+
+def test_regression_card_names_the_target_and_the_weakest_slice_by_rmse() -> None:
+    meta = DataMeta(["text"], ["score"], task="regression", label_field="score").tokenized(
+        16, "longest_first"
+    )
+    evaluate = {"test": {"n": 30, "rmse": 0.25, "r2": 0.5, "ci": {"rmse": {"low": 0.2, "high": 0.3}},
+                         "baselines": {"mean": {"rmse": 0.5, "r2": 0.0}}}}  # fmt: skip
+    errors = {"test": {"n": 30, "rmse": 0.25, "slices": {"length": {
+        "short": {"n": 12, "rmse": 0.4}, "long": {"n": 15, "rmse": 0.1}, "odd": {"n": 3, "rmse": 0.9},
+    }}}}  # fmt: skip
+    data = {"source": "x.csv", "splits": {"train": {"rows": 20, "words": {"p50": 4, "max": 9}}},
+            "imbalance_ratio": None}  # fmt: skip
+    text = card(meta=meta, evaluate=evaluate, error_analysis=errors, data=data)
+    assert card_values(text) == {"rmse": 0.25, "r2": 0.5}
+    assert "| rmse | 0.25 | [0.2, 0.3] | 0.5 |" in text
+    assert "one value per text" in text and "Target: `score`" in text
+    assert "Weakest slice: `length` = `short`, rmse 0.4 on 12 examples (overall 0.25)" in text
+    assert "| train | 20 | 4 | 9 |" in text and "imbalance ratio" not in text
+    assert "None" not in text.split("## Training procedure")[0]
