@@ -14,6 +14,7 @@ import pytest
 
 from nlpflow.cli import main as cli
 from nlpflow.errors import UserError
+from nlpflow.families.names import TASKS
 from nlpflow.predict import predict_file, rejects_path
 from tests.predict_tiny import single_text_csv, train_tiny
 from tests.training.tiny import one_torch_thread
@@ -387,3 +388,13 @@ def test_regression_model_predicts_numbers_in_the_targets_units(
         expected[idx] = logits.reshape(len(idx), -1)[:, 0]
     expected = restore(model.config, expected)
     np.testing.assert_allclose([float(g["prediction"]) for g in got], expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_family_has_a_predict_side(task: str) -> None:
+    """`nlpflow predict` covers every task family (issue 12): a family registered in
+    families.names.TASKS without a prediction side fails here, not in a user's hands."""
+    from nlpflow.families.predict import predict_family
+
+    family = predict_family(task)
+    assert family.name == task and family.output_keys
