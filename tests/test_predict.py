@@ -241,11 +241,18 @@ def test_model_without_nlpflow_json_and_unknown_output_are_refused(
 
 
 def test_parquet_input_in_small_chunks(pair: Path, tmp_path: Path) -> None:
-    """Parquet rows are numbered from 1; chunks smaller than the file give the same output."""
+    """Parquet rows are numbered from 1; chunks smaller than the file give the same output;
+    values JSON has no form for (NaN, dates) are written as null and text."""
+    import datetime
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [{"first": f"a b {c}", "second": f"{c} b a"} for c in "cdefg"]
+    rows = [
+        {"first": f"a b {c}", "second": f"{c} b a", "weight": float("nan") if c == "d" else 1.0,
+         "day": datetime.date(2024, 1, 2)}
+        for c in "cdefg"
+    ]  # fmt: skip
     source = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pylist(rows), source)
     whole, chunked = tmp_path / "whole.jsonl", tmp_path / "chunked.jsonl"
@@ -256,6 +263,12 @@ def test_parquet_input_in_small_chunks(pair: Path, tmp_path: Path) -> None:
     # other batches pad differently: the same numbers up to float rounding
     assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-6)
     assert [r["row"] for r in read_jsonl(whole)] == [1, 2, 3, 4, 5]
+    assert a[1]["weight"] is None and a[0]["weight"] == 1.0 and a[0]["day"] == "2024-01-02"
+    as_csv = tmp_path / "out.csv"
+    predict_file(pair, source, as_csv)
+    with as_csv.open(newline="", encoding="utf-8") as fh:
+        got = list(csv.DictReader(fh))
+    assert got[1]["weight"] == "" and got[0]["day"] == "2024-01-02"
 
 
 def test_jsonl_and_parquet_are_read_a_chunk_at_a_time(tmp_path: Path) -> None:

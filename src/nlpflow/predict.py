@@ -1,7 +1,8 @@
 """``nlpflow predict --model models/best INPUT OUTPUT``: a trained model on a new file.
 
 The file goes through what training's data went through: the data loader's reading
-(:func:`nlpflow.data.files.read_records`: CSV/TSV, JSONL/JSON, Parquet, compressed or not),
+(:func:`nlpflow.data.files.stream_records`: CSV/TSV, JSONL/JSON, Parquet, compressed or not;
+CoNLL for token tasks),
 the cleaning the training texts had (``data.cleaning`` as saved in ``nlpflow.json``,
 :func:`nlpflow.data.clean.clean_text`), and the one encoder (:class:`nlpflow.modeling.
 encoder.Encoder`, at the ``max_length`` and truncation the model was trained with). No label
@@ -20,8 +21,10 @@ number, field and reason, and counted on the console. Inputs longer than the mod
 ``max_length`` are predicted on their first ``max_length`` tokens and counted, with their
 row numbers, as truncated.
 
-Rows go through cleaning, encoding, the model and the writer ``chunk_rows`` at a time, so
-the memory beyond the parsed file stays flat however long the file is.
+Rows go through cleaning, encoding, the model and the writer ``chunk_rows`` at a time;
+JSONL and Parquet files are also read a chunk at a time, so memory stays flat however long
+they are (CSV/TSV, JSON arrays, CoNLL and compressed files are parsed whole first, as
+training parses them).
 """
 
 from __future__ import annotations
@@ -133,7 +136,22 @@ def open_input(
     return stream_records(path, params, bad, list(text_fields), chunk_rows), bad
 
 
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it: NaN and infinities (Parquet, pandas) become null, and
+    what JSON has no type for (dates, decimals, bytes) its ``str``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
 def _cell(value: Any) -> Any:
+    value = _jsonable(value)
     if value is None or isinstance(value, str | int | float | bool):
         return "" if value is None else value
     return json.dumps(value, ensure_ascii=False)
@@ -155,7 +173,8 @@ class _Writer:
     def write(self, records: list[dict[str, Any]]) -> None:
         for record in records:
             if self.csv is None:
-                self.fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+                text = json.dumps(_jsonable(record), ensure_ascii=False, allow_nan=False)
+                self.fh.write(text + "\n")
             else:
                 self.csv.writerow({k: _cell(v) for k, v in record.items()})
 
@@ -165,7 +184,7 @@ def _record(raw: Row, row: int, reserved: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key)
-        while name in reserved or name in out:
+        while name in reserved or name in out or (name != key and name in raw):
             name += "_in_file" if not name.endswith("_in_file") else "_"
         out[name] = value
     out["row"] = row
