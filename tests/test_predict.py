@@ -151,6 +151,16 @@ def test_token_words_get_a_tag_each_and_truncation_is_reported(token: Path, tmp_
                 assert tag is None and score is None
             else:
                 assert tag == names[int(p.argmax())] and score == pytest.approx(p.max(), abs=1e-9)
+    from nlpflow.evaluation.entities import get_entities
+
+    assert sum(len(g["entities"]) for g in got) > 0
+    for g in got:  # entities as evaluate reads them from the tags
+        spans = [(e["type"], e["start"], e["end"] - 1) for e in g["entities"]]
+        assert spans == get_entities([t or "O" for t in g["prediction"]])
+        for e in g["entities"]:
+            words = (g.get("words") or g["tokens"])[e["start"] : e["end"]]
+            assert e["text"] == " ".join(words)
+            assert e["score"] == pytest.approx(np.mean(g["score"][e["start"] : e["end"]]))
     last = got[-1]
     assert last["words"] == long and last["truncated"] is True
     assert last["prediction"][-1] is None and last["prediction"][0] is not None

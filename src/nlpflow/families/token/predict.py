@@ -11,13 +11,16 @@ from nlpflow.families.predict import Item, LoadedModel, PredictFamily, Reject, R
 
 class TokenPredict(PredictFamily):
     """A tag per word: ``prediction`` (list of tags) and ``score`` (list of their
-    probabilities). A word the model gets no output for (past ``max_length``, or with no
-    sub-token at all) has tag and score ``null``. Words are the text field's list of strings;
-    a string is split on whitespace, and the words then go to ``words``. Not cleaned, as in
-    training (a word list keeps its length)."""
+    probabilities), and ``entities``: ``[{type, start, end, text, score}]`` read from the tags
+    as evaluate reads them (seqeval's default rules), ``start``/``end`` word indices (end
+    exclusive), ``score`` the mean of its words' scores. A word the model gets no output for
+    (past ``max_length``, or with no sub-token at all) has tag and score ``null`` and ends any
+    entity. Words are the text field's list of strings; a string is split on whitespace, and
+    the words then go to ``words``. Not cleaned, as in training (a word list keeps its
+    length)."""
 
     name: ClassVar[str] = "token"
-    output_keys: ClassVar[tuple[str, ...]] = ("words", "prediction", "score")
+    output_keys: ClassVar[tuple[str, ...]] = ("words", "prediction", "score", "entities")
 
     def __init__(self, top_k: int = 5, threshold: float | None = None, positive: str = "") -> None:
         super().__init__(top_k, threshold, positive)
@@ -48,6 +51,7 @@ class TokenPredict(PredictFamily):
     ) -> tuple[list[dict[str, Any]], list[bool]]:
         import numpy as np
 
+        from nlpflow.evaluation.entities import get_entities
         from nlpflow.evaluation.predict import predict_token_probabilities
         from nlpflow.modeling.encoder import word_starts
 
@@ -72,7 +76,19 @@ class TokenPredict(PredictFamily):
                     j = int(word_probs.argmax())
                     tags.append(names[j])
                     scores.append(float(word_probs[j]))
-            record: dict[str, Any] = {"prediction": tags, "score": scores}
+            entities = []
+            for kind, start, last in get_entities([t or "O" for t in tags]):
+                word_scores = [float(x) for x in scores[start : last + 1] if x is not None]
+                entities.append(
+                    {
+                        "type": kind,
+                        "start": start,
+                        "end": last + 1,
+                        "text": " ".join(it.inputs[0][start : last + 1]),
+                        "score": sum(word_scores) / len(word_scores),
+                    }
+                )
+            record: dict[str, Any] = {"prediction": tags, "score": scores, "entities": entities}
             if isinstance(it.raw.get(lm.meta.text_fields[0]), str):
                 record = {"words": it.inputs[0], **record}
             out.append(record)
