@@ -203,6 +203,7 @@ def test_regression_card_names_the_target_and_the_weakest_slice_by_rmse() -> Non
             "imbalance_ratio": None}  # fmt: skip
     text = card(meta=meta, evaluate=evaluate, error_analysis=errors, data=data)
     assert card_values(text) == {"rmse": 0.25, "r2": 0.5}
+    assert yaml.safe_load(text.split("---\n")[1])["datasets"] == ["x.csv"]
     assert "| rmse | 0.25 | [0.2, 0.3] | 0.5 |" in text
     assert "one value per text" in text and "Target: `score`" in text
     assert "Weakest slice: `length` = `short`, rmse 0.4 on 12 examples (overall 0.25)" in text

@@ -97,7 +97,11 @@ def metadata(inputs: CardInputs) -> dict[str, Any]:
     """The card's YAML metadata (the Hub's model card fields)."""
     task = inputs.meta.task
     pipeline_tag = PIPELINE_TAGS.get(task, "text-classification")
-    source = str((inputs.data or {}).get("source") or inputs.params.get("data", {}).get("source"))
+    data_params = inputs.params.get("data", {})
+    source = str((inputs.data or {}).get("source") or data_params.get("source"))
+    files = data_params.get("files") or {}
+    if source == "files" and files.get("train"):  # data.files: named by its train file
+        source = str(files["train"])
     dataset = _dataset_name(source)
     metrics = test_metrics(inputs.evaluate, task)
     n = inputs.evaluate[SPLIT].get("n")
