@@ -206,6 +206,7 @@ def test_regression_card_names_the_target_and_the_weakest_slice_by_rmse() -> Non
     assert yaml.safe_load(text.split("---\n")[1])["datasets"] == ["x.csv"]
     assert "| rmse | 0.25 | [0.2, 0.3] | 0.5 |" in text
     assert "one value per text" in text and "Target: `score`" in text
+    assert "value = score * config.target_std + config.target_mean" in text
     assert "Weakest slice: `length` = `short`, rmse 0.4 on 12 examples (overall 0.25)" in text
     assert "| train | 20 | 4 | 9 |" in text and "imbalance ratio" not in text
     assert "None" not in text.split("## Training procedure")[0]

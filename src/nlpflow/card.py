@@ -307,6 +307,12 @@ def _usage(inputs: CardInputs) -> list[str]:
                 'model({"text": "...", "text_pair": "..."})']  # fmt: skip
     elif task == "token":
         call = ['model("words of a sentence")  # grouped entities: aggregation_strategy="first"']
+    if task == "regression":  # the pipeline returns the model's standardised output as is
+        call[-1] = call[-1].replace("model(", "out = model(", 1)
+        call += [
+            "# out's score is standardised: value = score * config.target_std + config.target_mean",
+            "# (config.json); nlpflow predict gives the value itself",
+        ]
     return [
         "## How to use",
         "",
