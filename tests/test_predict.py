@@ -421,3 +421,22 @@ def test_every_family_has_a_predict_side(task: str) -> None:
 
     family = predict_family(task)
     assert family.name == task and family.output_keys
+
+
+def test_a_bar_on_a_terminal_and_plain_lines_elsewhere(
+    pair: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{"first": f"a b {c}", "second": f"{c} b a"} for c in "cdefghijkl"]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    lines: list[str] = []
+    predict_file(
+        pair, source, tmp_path / "bar.jsonl", chunk_rows=3, progress=True, log=lines.append
+    )
+    assert not [x for x in lines if x.startswith("progress:")]
+    assert "0/10 [" in capsys.readouterr().err  # tqdm's bar (on stderr), cleared at the end
+    lines.clear()
+    predict_file(
+        pair, source, tmp_path / "plain.jsonl", chunk_rows=3, progress=False, log=lines.append
+    )
+    shown = [x for x in lines if x.startswith("progress:")]
+    assert [x.split()[1] for x in shown] == ["3/10", "6/10", "9/10", "10/10"]
