@@ -440,3 +440,19 @@ def test_a_bar_on_a_terminal_and_plain_lines_elsewhere(
     )
     shown = [x for x in lines if x.startswith("progress:")]
     assert [x.split()[1] for x in shown] == ["3/10", "6/10", "9/10", "10/10"]
+
+
+def test_reading_problems_name_predicts_options(pair: Path, tmp_path: Path) -> None:
+    """A headerless CSV: the reader's advice names --column-names, not a params key; with
+    it the file reads. A first chunk of unparseable lines is rejects, not a missing column."""
+    source = tmp_path / "new.csv"
+    source.write_text("a b c,c b a\nd e,e d\n")
+    with pytest.raises(UserError) as err:
+        predict_file(pair, source, tmp_path / "out.jsonl")
+    assert "--column-names" in str(err.value) and "data." not in str(err.value)
+    reading = {"column_names": ["first", "second"], "header": False}
+    summary = predict_file(pair, source, tmp_path / "out.jsonl", reading=reading)
+    assert summary.predicted == 2
+    broken = write_jsonl(tmp_path / "b.jsonl", ["{x", "{y", {"first": "a", "second": "a"}])
+    summary = predict_file(pair, broken, tmp_path / "b-out.jsonl", chunk_rows=1)
+    assert summary.predicted == 1 and [r.row for r in summary.rejects] == [1, 2]

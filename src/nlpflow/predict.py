@@ -46,6 +46,11 @@ from nlpflow.modelinfo import read_model_info
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 REJECTS_SUFFIX = ".rejects.jsonl"
 SHOWN_ROWS = 10  # row numbers listed on the console per kind of problem
+# The data params of a file's form, and the options of `nlpflow predict` that set them.
+READING_OPTIONS = {
+    "column_names": "--column-names", "delimiter": "--delimiter", "quoting": "--quoting",
+    "encoding": "--encoding", "format": "--format",
+}  # fmt: skip
 
 
 def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
@@ -133,7 +138,17 @@ def open_input(
         text_fields=list(text_fields), label_field="\0no label", on_bad_rows="skip", **reading
     )
     bad = BadRows("skip")
-    return stream_records(path, params, bad, list(text_fields), chunk_rows), bad
+    try:
+        return stream_records(path, params, bad, list(text_fields), chunk_rows), bad
+    except UserError as err:  # the reader names data params; here they are options
+        message = str(err).replace(
+            "fix data.text_fields / data.label_field",
+            f"rename the columns to the model's text fields {text_fields}",
+        )
+        for param, option in READING_OPTIONS.items():
+            message = message.replace(f"set data.{param}", f"use {option}")
+            message = message.replace(f"data.{param}", option)
+        raise UserError(message) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -356,7 +371,7 @@ def predict_file(
     with atomic_file(output_path) as fh:
         writer: _Writer | None = None
         for chunk in stream.chunks:
-            if not checked:
+            if not checked and chunk:  # a chunk of lines that all failed to parse is empty
                 _check_fields(input_path, chunk, meta.text_fields)
                 checked = True
             if writer is None:
