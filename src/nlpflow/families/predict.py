@@ -15,8 +15,7 @@ from ``models/best/nlpflow.json``) for what differs:
 The defaults are sequence classification's: ``prediction`` (the arg-max label), ``score``
 (its probability; with ``--threshold`` in a binary task, the positive label where its
 probability reaches the threshold, as evaluate decides) and ``top_k`` (``[{label, score}]``,
-the ``top_k`` most probable). A family
-with other outputs (regression: a value; multi-label: labels over thresholds; choice: the
+the ``top_k`` most probable). A family with other outputs (regression: a value; multi-label: labels over thresholds; choice: the
 chosen option; QA: a span) overrides ``predict`` and ``output_keys``, and ``inputs`` when its
 rows are shaped differently; then it adds its class to :func:`predict_family`.
 """
@@ -34,6 +33,7 @@ from nlpflow.errors import UserError
 if TYPE_CHECKING:
     from nlpflow.data.saved import DataMeta
     from nlpflow.modeling.encoder import Encoder
+    from nlpflow.params import CleaningParams
 
 Row = dict[str, Any]
 
@@ -92,6 +92,7 @@ class PredictFamily:
         self.threshold = threshold
         self.positive = positive
         self.cleaned: Counter[str] = Counter()
+        self._cleaning: CleaningParams | None = None
 
     def check(self, loaded: LoadedModel) -> None:
         """Options against the model, before any row is read (a UserError to fix)."""
@@ -115,10 +116,12 @@ class PredictFamily:
         from nlpflow.data.clean import clean_text
         from nlpflow.params import CleaningParams
 
-        # As the training texts were cleaned (data.cleaning, saved in nlpflow.json).
-        known = {f.name for f in dataclasses.fields(CleaningParams)}
-        saved = loaded.meta.cleaning or {"unicode": "none", "whitespace": False}
-        cleaning = CleaningParams(**{k: v for k, v in saved.items() if k in known})
+        if self._cleaning is None:
+            # As the training texts were cleaned (data.cleaning, saved in nlpflow.json).
+            known = {f.name for f in dataclasses.fields(CleaningParams)}
+            saved = loaded.meta.cleaning or {"unicode": "none", "whitespace": False}
+            self._cleaning = CleaningParams(**{k: v for k, v in saved.items() if k in known})
+        cleaning = self._cleaning
         out: list[Any] = []
         for name in loaded.meta.text_fields:
             text = text_value(row.get(name), name)
