@@ -206,8 +206,9 @@ def read_choice_file(
     """
     names = choice.options
     wanted = [*params.text_fields, *(names if len(names) > 1 else []), params.label_field]
-    header_params = dataclasses.replace(params, text_fields=wanted[:-1])
-    where, raw = read_records(path, header_params, bad)
+    raw, where = read_records(path, params, bad, wanted)
+    if not raw:
+        raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
     columns = list(raw[0][1])
     missing = [c for c in [*params.text_fields, *names, params.label_field] if c not in columns]
     if missing:
