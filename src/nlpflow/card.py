@@ -26,16 +26,20 @@ from nlpflow.families.names import CLASSIFICATION_TASKS
 from nlpflow.markdown import table
 
 # Regression models load as text-classification pipelines too (one output, no softmax).
-PIPELINE_TAGS = {"sequence": "text-classification", "token": "token-classification"}
+PIPELINE_TAGS = {
+    "sequence": "text-classification", "token": "token-classification",
+    "choice": "multiple-choice",
+}  # fmt: skip
 TASK_NAMES = {
     "sequence": "Text Classification", "token": "Token Classification",
-    "regression": "Text Regression",
+    "regression": "Text Regression", "choice": "Multiple Choice",
 }  # fmt: skip
 # The headline metrics, first the one compared with the baselines (as evaluate prints them).
 MAIN_METRICS = {
     "sequence": ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc", "pr_auc"),
     "token": ("f1", "precision", "recall", "token_accuracy"),
     "regression": ("rmse", "mae", "r2", "pearson", "spearman"),
+    "choice": ("accuracy", "log_loss"),
 }
 NOT_METRICS = {"n", "classes_missing"}
 MIN_SLICE_SIZE = 5  # as the error analysis: smaller slices are not called the weakest
@@ -307,6 +311,22 @@ def _usage(inputs: CardInputs) -> list[str]:
                 'model({"text": "...", "text_pair": "..."})']  # fmt: skip
     elif task == "token":
         call = ['model("words of a sentence")  # grouped entities: aggregation_strategy="first"']
+    if task == "choice":  # transformers has no multiple-choice pipeline
+        return [
+            "## How to use",
+            "",
+            "```python",
+            "import torch",
+            "from transformers import AutoModelForMultipleChoice, AutoTokenizer",
+            "",
+            'tok = AutoTokenizer.from_pretrained("models/best")',
+            'model = AutoModelForMultipleChoice.from_pretrained("models/best")',
+            'context, options = "...", ["...", "...", "..."]',
+            'enc = tok([context] * len(options), options, padding=True, return_tensors="pt")',
+            "probs = model(**{k: v[None] for k, v in enc.items()}).logits.softmax(-1)  # (1, N)",
+            "```",
+            "",
+        ]
     if task == "regression":  # the pipeline returns the model's standardised output as is
         call[-1] = call[-1].replace("model(", "out = model(", 1)
         call += [
@@ -372,6 +392,8 @@ def render_card(inputs: CardInputs) -> str:
     what = f"one {unit} per text" if task != "token" else "one tag per word"
     if task != "token" and len(meta.text_fields) == 2:
         what = f"one {unit} per pair of texts"
+    if task == "choice":
+        what = f"the right one of {len(meta.label_names)} options per context; labels: positions"
     body: list[str] = [
         f"# {metadata(inputs)['model-index'][0]['name']}",
         "",

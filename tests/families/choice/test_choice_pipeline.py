@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stages import error_analysis, evaluate, preprocess, probe, tokenize, train
+from stages import error_analysis, evaluate, model_card, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
 
 CHOICE: dict[str, Any] = {
@@ -61,6 +61,7 @@ def _run_pipeline(tmp: Path, params: dict[str, Any]) -> None:
                          "--figures", "plots/evaluate", "--plots", "plots/error_analysis",
                          "--report", "reports/errors.md",
                          "--metrics", "metrics/error_analysis.json"])  # fmt: skip
+    model_card.main(p)
 
 
 def test_the_model_beats_every_heuristic_baseline(tmp_path: Path) -> None:
@@ -89,6 +90,8 @@ def test_the_model_beats_every_heuristic_baseline(tmp_path: Path) -> None:
     assert "## Confident wrong choices" in report
     errors = json.loads(Path("metrics/error_analysis.json").read_text())
     assert errors["test"]["n"] == test["n"]
+    card = Path("models/best/README.md").read_text()
+    assert "pipeline_tag: multiple-choice" in card and "AutoModelForMultipleChoice" in card
     # nlpflow compare reads the records as a classifier's over the option positions
     from nlpflow.evaluation.compare import compare, read_side
 
