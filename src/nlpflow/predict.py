@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from nlpflow.data.files import BadRows, RecordStream, Row, stream_records
 from nlpflow.errors import UserError
-from nlpflow.families.predict import Item, LoadedModel, Reject, predict_family
+from nlpflow.families.predict import Item, LoadedModel, PredictFamily, Reject, predict_family
 from nlpflow.modelinfo import read_model_info
 
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
@@ -84,12 +84,16 @@ def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
     return LoadedModel(meta, model, pad_id, encoder, batch_size)
 
 
-def usable(loaded: LoadedModel, items: Sequence[Item]) -> tuple[list[Item], list[Reject]]:
+def usable(
+    loaded: LoadedModel, items: Sequence[Item], family: PredictFamily | None = None
+) -> tuple[list[Item], list[Reject]]:
     """``items`` the encoder can encode, and a Reject for each it refuses (a pair that
-    ``only_first``/``only_second`` truncation cannot fit in ``max_length``)."""
+    ``only_first``/``only_second`` truncation cannot fit in ``max_length``). ``family``
+    encodes (its :meth:`~PredictFamily.encode`: N pairs a row for multiple choice)."""
     n_fields = len(loaded.meta.text_fields)
+    encode = family.encode if family is not None else PredictFamily.encode_columns
     try:
-        loaded.encoder.encode([[it.inputs[f] for it in items] for f in range(n_fields)])
+        encode(loaded, [[it.inputs[f] for it in items] for f in range(n_fields)])
         return list(items), []
     except UserError:
         pass
@@ -97,7 +101,7 @@ def usable(loaded: LoadedModel, items: Sequence[Item]) -> tuple[list[Item], list
     rejects: list[Reject] = []
     for it in items:
         try:
-            loaded.encoder.encode([[value] for value in it.inputs])
+            encode(loaded, [[value] for value in it.inputs])
         except UserError as err:
             rejects.append(Reject(it.row, "", str(err).split(": ", 1)[-1]))
         else:
@@ -384,7 +388,7 @@ def predict_file(
                     summary.rejects.append(Reject(number, got.field, got.reason))
                 else:
                     items.append(Item(number, raw, got))
-            items, refused = usable(loaded, items) if items else ([], [])
+            items, refused = usable(loaded, items, predictor) if items else ([], [])
             summary.rejects += refused
             if items:
                 outputs, truncated = predictor.predict(items, loaded)

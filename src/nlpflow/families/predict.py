@@ -133,6 +133,17 @@ class PredictFamily:
             out.append(text)
         return out
 
+    @staticmethod
+    def encode_columns(loaded: LoadedModel, columns: list[list[Any]]) -> Any:
+        """The model inputs of ``columns`` (one list per text field); a UserError for a row
+        the encoder cannot fit (the default: :meth:`Encoder.encode`)."""
+        return loaded.encoder.encode(columns)
+
+    def encode(self, loaded: LoadedModel, columns: list[list[Any]]) -> Any:
+        """What :func:`nlpflow.predict.usable` encodes a chunk with (a family whose rows
+        are not one text or pair overrides it)."""
+        return self.encode_columns(loaded, columns)
+
     def predict(
         self, items: Sequence[Item], loaded: LoadedModel
     ) -> tuple[list[dict[str, Any]], list[bool]]:
@@ -175,11 +186,17 @@ def predict_family(
     task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
 ) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.choice.predict import ChoicePredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.token.predict import TokenPredict
 
-    known: list[type[PredictFamily]] = [SequencePredict, TokenPredict, RegressionPredict]
+    known: list[type[PredictFamily]] = [
+        SequencePredict,
+        TokenPredict,
+        RegressionPredict,
+        ChoicePredict,
+    ]
     for cls in known:
         if cls.name == task:
             return cls(top_k, threshold, positive)

@@ -92,6 +92,20 @@ def test_the_model_beats_every_heuristic_baseline(tmp_path: Path) -> None:
     assert errors["test"]["n"] == test["n"]
     card = Path("models/best/README.md").read_text()
     assert "pipeline_tag: multiple-choice" in card and "AutoModelForMultipleChoice" in card
+    # nlpflow predict on new rows: as evaluate predicts them; bad rows rejected, not dropped
+    from nlpflow.predict import predict_file
+
+    rows = [json.loads(x) for x in Path("data/predictions/test.jsonl").read_text().splitlines()]
+    new = [{"context": r["context"], "options": r["options"]} for r in rows[:3]]
+    new.insert(1, {"context": "x", "options": ["only", "three", "options"]})
+    Path("new.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new))
+    summary = predict_file("models/best", "new.jsonl", "out.jsonl", log=lambda _: None)
+    assert summary.predicted == 3 and [r.row for r in summary.rejects] == [2]
+    assert "expected a list of 4 option texts, got 3 options" in summary.rejects[0].reason
+    got = [json.loads(x) for x in Path("out.jsonl").read_text().splitlines()]
+    for out, ref in zip(got, rows[:3], strict=True):
+        assert out["prediction"] == ref["prediction"]
+        assert out["score"] == pytest.approx(ref["confidence"], abs=1e-9)
     # nlpflow compare reads the records as a classifier's over the option positions
     from nlpflow.evaluation.compare import compare, read_side
 
