@@ -666,10 +666,12 @@ def _check_row(
     return out
 
 
-def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
+def read_records(path: Path, params: DataParams, bad: BadRows) -> tuple[str, list[tuple[int, Row]]]:
+    """(``"line"`` or ``"row"``, [(line or row number, raw row)]) of a CSV/TSV/JSONL/Parquet
+    file, before any task's checks; the header of a delimited file is found by the columns
+    ``params.text_fields`` and ``params.label_field``.
 
-    Raises UserError naming the file (and line and column) for anything the user must fix.
+    Raises UserError naming the file (and line) for anything the user must fix.
     """
     if path.is_dir():
         raise UserError(f"{path}: is a directory; name a data file")
@@ -699,6 +701,15 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
         raise UserError(f"{path}: format '{kind}' holds token tags; it needs a token task source")
     if not raw:
         raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
+    return where, raw
+
+
+def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
+
+    Raises UserError naming the file (and line and column) for anything the user must fix.
+    """
+    where, raw = read_records(path, params, bad)
     columns = list(raw[0][1])
     missing = [c for c in [*params.text_fields, params.label_field] if c not in columns]
     if missing:

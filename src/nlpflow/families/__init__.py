@@ -1,0 +1,1 @@
+"""Task families: what differs between tasks (data, model, loss, metrics, reports)."""

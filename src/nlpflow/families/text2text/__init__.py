@@ -1,0 +1,13 @@
+"""Text-to-text: an ``input`` text in, a ``target`` text out (generation).
+
+Modules, each usable without DVC:
+
+- :mod:`.params`: the family's parameters (built-in data, model kind, prompt, generation);
+- :mod:`.data`: reading ``input``/``target`` files and the built-in generated task;
+- :mod:`.metrics`: exact match, token F1, ROUGE, BLEU, chrF, perplexity, with bootstrap intervals;
+- :mod:`.outputs`: parsing a generated label, the failure kinds of a generation, baselines;
+- :mod:`.modeling`: encoder-decoder and decoder-only models, tokenizers, encoding, generation.
+"""
+
+INPUT_FIELD = "input"
+TARGET_FIELD = "target"
