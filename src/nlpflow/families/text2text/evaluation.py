@@ -1,0 +1,182 @@
+"""A split's generation results: metrics with intervals beside the baselines, the paired
+difference to each baseline, failure kinds, the worst generations and slices by input length.
+
+The layout follows ``metrics/<split>.json`` of the classifiers: the model's metrics at the top
+with ``ci``, ``baselines.<name>`` with the same metrics and ``margin`` (model - baseline), and
+``paired.<name>``: the bootstrap interval of model - baseline over shared resamples with
+``p_not_better`` (the share of resamples where the model does not beat the baseline).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nlpflow.evaluation.bootstrap import paired_differences
+from nlpflow.families.text2text.metrics import (
+    HIGHER_IS_BETTER,
+    GenerationScores,
+    batch_metrics,
+    generation_metrics,
+    score_generations,
+)
+from nlpflow.families.text2text.outputs import FAILURE_KINDS, failure_kinds
+
+# The metrics a baseline is compared on ("did fine-tuning help?").
+MAIN_METRICS = ("exact_match", "token_f1", "rougeL", "bleu", "chrf")
+LENGTH_SLICES = 3
+
+
+def failure_summary(
+    inputs: Sequence[str],
+    targets: Sequence[str],
+    outputs: Sequence[str],
+    generated_tokens: Sequence[int],
+    ended: Sequence[bool],
+    max_new_tokens: int,
+) -> tuple[list[list[str]], dict[str, dict[str, float]]]:
+    """The failure kinds of every generation and, per kind, its count and share of the split."""
+    kinds = [
+        failure_kinds(o, x, y, t, e, max_new_tokens)
+        for x, y, o, t, e in zip(inputs, targets, outputs, generated_tokens, ended, strict=True)
+    ]
+    counts = Counter(k for row in kinds for k in row)
+    n = len(outputs)
+    return kinds, {
+        k: {"count": counts[k], "share": counts[k] / n if n else 0.0} for k in FAILURE_KINDS
+    }
+
+
+def compare_to_baselines(
+    model_scores: GenerationScores,
+    baselines: dict[str, GenerationScores],
+    resamples: int,
+    seed: int,
+    level: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``baselines``, ``paired``): each baseline's metrics and margin, and the paired
+    bootstrap of model - baseline on :data:`MAIN_METRICS`."""
+    model = generation_metrics(model_scores, 0, seed, level)
+    out, paired = {}, {}
+    for name, scores in baselines.items():
+        metrics = generation_metrics(scores, resamples, seed, level)
+        metrics["margin"] = {
+            k: model[k] - metrics[k]
+            for k in MAIN_METRICS
+            if model.get(k) is not None and metrics.get(k) is not None
+        }
+        out[name] = metrics
+
+        def only_main(fn: Any) -> Any:
+            return lambda w: {k: v for k, v in fn(w).items() if k in MAIN_METRICS}
+
+        paired[name] = paired_differences(
+            only_main(batch_metrics(scores)),
+            only_main(batch_metrics(model_scores)),
+            model_scores.n,
+            resamples,
+            seed,
+            level,
+        )
+    return out, paired
+
+
+def worst_generations(
+    inputs: Sequence[str],
+    targets: Sequence[str],
+    outputs: Sequence[str],
+    scores: GenerationScores,
+    kinds: Sequence[Sequence[str]],
+    n: int = 20,
+) -> list[dict[str, Any]]:
+    """The ``n`` generations with the lowest token F1 (then ROUGE-L, then the longest input
+    first), with input, target, output, their scores and failure kinds."""
+    order = sorted(
+        range(len(outputs)),
+        key=lambda i: (scores.token_f1[i], scores.rouge["rougeL"][i], -len(inputs[i]), i),
+    )
+    return [
+        {
+            "index": i,
+            "input": inputs[i],
+            "target": targets[i],
+            "output": outputs[i],
+            "token_f1": float(scores.token_f1[i]),
+            "rougeL": float(scores.rouge["rougeL"][i]),
+            "failures": list(kinds[i]),
+        }
+        for i in order[:n]
+        if scores.exact_match[i] < 1
+    ]
+
+
+def length_slices(
+    inputs: Sequence[str], scores: GenerationScores, slices: int = LENGTH_SLICES
+) -> list[dict[str, Any]]:
+    """Exact match and token F1 by input length in words: ``slices`` ranges cut at the
+    length quantiles (fewer when lengths repeat), each with its count."""
+    lengths = np.array([len(x.split()) for x in inputs])
+    if lengths.size == 0:
+        return []
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, slices + 1)).round())
+    out = []
+    for k, (low, high) in enumerate(itertools.pairwise(edges)):
+        last = k == len(edges) - 2
+        mask = (lengths >= low) & ((lengths <= high) if last else (lengths < high))
+        if not mask.any():
+            continue
+        top = int(high) if last else int(high) - 1
+        out.append(
+            {
+                "input_words": f"{int(low)}-{top}" if top > low else f"{int(low)}",
+                "n": int(mask.sum()),
+                "exact_match": float(scores.exact_match[mask].mean()),
+                "token_f1": float(scores.token_f1[mask].mean()),
+            }
+        )
+    if len(edges) == 1:
+        out.append(
+            {
+                "input_words": f"{int(edges[0])}",
+                "n": int(lengths.size),
+                "exact_match": float(scores.exact_match.mean()),
+                "token_f1": float(scores.token_f1.mean()),
+            }
+        )
+    return out
+
+
+def evaluate_split(
+    inputs: Sequence[str],
+    targets: Sequence[str],
+    outputs: Sequence[str],
+    generated_tokens: Sequence[int],
+    ended: Sequence[bool],
+    max_new_tokens: int,
+    baselines: dict[str, Sequence[str]],
+    resamples: int,
+    seed: int,
+    level: float,
+    loss_sums: Sequence[float] | None = None,
+    token_counts: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Everything a split's metrics file and error report need (module docstring for the
+    layout); ``baselines`` maps a name to its outputs, one per input."""
+    scores = score_generations(outputs, targets, loss_sums, token_counts)
+    result = generation_metrics(scores, resamples, seed, level)
+    kinds, failures = failure_summary(
+        inputs, targets, outputs, generated_tokens, ended, max_new_tokens
+    )
+    result["failures"] = failures
+    base_scores = {name: score_generations(out, targets) for name, out in baselines.items()}
+    result["baselines"], result["paired"] = compare_to_baselines(
+        scores, base_scores, resamples, seed, level
+    )
+    result["slices"] = {"input_length": length_slices(inputs, scores)}
+    result["worst"] = worst_generations(inputs, targets, outputs, scores, kinds)
+    result["higher_is_better"] = list(HIGHER_IS_BETTER)
+    return result

@@ -1,0 +1,70 @@
+"""A split's generation results: baselines, paired differences, failures, worst, slices."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlpflow.families.text2text.evaluation import evaluate_split, length_slices
+from nlpflow.families.text2text.metrics import score_generations
+from nlpflow.families.text2text.outputs import copy_input_baseline, most_common_target_baseline
+
+INPUTS = ["sort c b a", "sort b a", "sort d a", "spell 4 2", "spell 7", "sort e d c b a"]
+TARGETS = ["a b c", "a b", "a d", "forty two", "seven", "a b c d e"]
+OUTPUTS = ["a b c", "a b", "a d", "forty", "", "a a a a a a a a"]
+TOKENS = [4, 3, 3, 2, 1, 8]
+ENDED = [True, True, True, True, True, False]
+
+
+def _result(resamples: int = 200) -> dict:
+    baselines = {
+        "copy_input": copy_input_baseline(INPUTS),
+        "most_common_target": most_common_target_baseline(["a b", "a b", "seven"], len(INPUTS)),
+    }
+    return evaluate_split(INPUTS, TARGETS, OUTPUTS, TOKENS, ENDED, 8, baselines, resamples, 0, 0.9)
+
+
+def test_metrics_baselines_and_margins() -> None:
+    result = _result()
+    assert result["exact_match"] == pytest.approx(3 / 6)
+    copy = result["baselines"]["copy_input"]
+    assert copy["exact_match"] == 0.0
+    assert copy["margin"]["exact_match"] == pytest.approx(3 / 6)
+    common = result["baselines"]["most_common_target"]
+    assert common["exact_match"] == pytest.approx(1 / 6)  # "a b" is right once
+    assert common["margin"]["exact_match"] == pytest.approx(2 / 6)
+    paired = result["paired"]["copy_input"]["exact_match"]
+    assert 0 < paired["low"] <= 0.5 <= paired["high"]
+    assert paired["p_not_better"] < 0.05
+    assert set(result["paired"]["copy_input"]) == {
+        "exact_match",
+        "token_f1",
+        "rougeL",
+        "bleu",
+        "chrf",
+    }
+
+
+def test_failures_and_worst() -> None:
+    result = _result(0)
+    assert result["failures"]["empty"] == {"count": 1, "share": pytest.approx(1 / 6)}
+    assert result["failures"]["repetition"]["count"] == 1
+    assert result["failures"]["truncated"]["count"] == 1
+    assert result["failures"]["copied_input"]["count"] == 0
+    worst = result["worst"]
+    assert [w["index"] for w in worst] == [4, 5, 3]  # F1 0, then 1/7 ... the right ones left out
+    assert worst[0]["failures"] == ["empty"]
+    assert worst[1]["failures"] == ["repetition", "truncated"]
+    assert worst[1]["output"] == "a a a a a a a a" and worst[1]["target"] == "a b c d e"
+
+
+def test_length_slices() -> None:
+    scores = score_generations(OUTPUTS, TARGETS)
+    slices = length_slices(INPUTS, scores)
+    assert sum(s["n"] for s in slices) == 6
+    by_name = {s["input_words"]: s for s in slices}
+    # words 2 3 3 3 4 6: thirds at 2, 3, 3.33 (rounded 3), 6 -> slices [2, 3) and [3, 6]
+    assert list(by_name) == ["2", "3-6"]
+    assert by_name["2"]["n"] == 1 and by_name["2"]["exact_match"] == 0.0
+    assert by_name["3-6"]["n"] == 5 and by_name["3-6"]["exact_match"] == pytest.approx(3 / 5)
+    one = length_slices(["a b", "c d"], score_generations(["x", "y"], ["x", "z"]))
+    assert one == [{"input_words": "2", "n": 2, "exact_match": 0.5, "token_f1": 0.5}]
