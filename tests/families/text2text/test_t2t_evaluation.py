@@ -68,3 +68,30 @@ def test_length_slices() -> None:
     assert by_name["3-6"]["n"] == 5 and by_name["3-6"]["exact_match"] == pytest.approx(3 / 5)
     one = length_slices(["a b", "c d"], score_generations(["x", "y"], ["x", "z"]))
     assert one == [{"input_words": "2", "n": 2, "exact_match": 0.5, "token_f1": 0.5}]
+
+
+def test_label_task_metrics_against_scikit_learn() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from nlpflow.families.text2text.evaluation import label_task_metrics
+
+    names = ["neg", "pos", "neutral"]
+    true = ["pos", "neg", "pos", "neutral", "neg", "pos"]
+    outputs = ["pos", "Neg.", "I think positive", "neutral", "pos", ""]
+    result = label_task_metrics(true, outputs, names, 100, 0, 0.9)
+    assert result["parsed"] == {"exact": 3, "normalised": 1, "unparseable": 2}
+    assert result["unparseable_share"] == pytest.approx(2 / 6)
+    # scikit-learn: unparseable as a prediction outside the labels
+    pred = ["pos", "neg", "?", "neutral", "pos", "?"]
+    assert result["accuracy"] == pytest.approx(accuracy_score(true, pred))
+    for avg in ("macro", "weighted"):
+        expected = f1_score(true, pred, labels=names, average=avg, zero_division=0)
+        assert result[f"f1_{avg}"] == pytest.approx(expected)
+    assert result["per_class"]["pos"]["recall"] == pytest.approx(1 / 3)
+    assert result["per_class"]["pos"]["precision"] == pytest.approx(1 / 2)
+    assert result["unparseable_examples"] == ["I think positive", ""]
+    low, high = result["ci"]["unparseable_share"]["low"], result["ci"]["unparseable_share"]["high"]
+    assert low <= 2 / 6 <= high
+    with pytest.raises(ValueError) as err:
+        label_task_metrics(["other"], ["x"], names, 0, 0, 0.9)
+    assert "true labels ['other'] are not among the label names" in str(err.value)

@@ -180,3 +180,73 @@ def evaluate_split(
     result["worst"] = worst_generations(inputs, targets, outputs, scores, kinds)
     result["higher_is_better"] = list(HIGHER_IS_BETTER)
     return result
+
+
+# --------------------------------------------------------------------------- labels written out
+
+
+def label_task_metrics(
+    true_labels: Sequence[str],
+    outputs: Sequence[str],
+    label_names: Sequence[str],
+    resamples: int,
+    seed: int,
+    level: float,
+) -> dict[str, Any]:
+    """A classification data set run as generation: each output parsed back to a label
+    (:class:`~nlpflow.families.text2text.outputs.LabelParser`), then accuracy, macro and
+    weighted F1 with intervals, per-class scores, and how outputs were parsed.
+
+    An unparseable output is a wrong prediction that no class receives: it lowers accuracy
+    and the true class's recall, never a class's precision (scikit-learn's ``labels=`` rule);
+    macro averages run over the label names only. ``unparseable_share`` has an interval too.
+    Raises ValueError for a true label outside ``label_names``.
+    """
+    from nlpflow.evaluation.bootstrap import bootstrap_intervals
+    from nlpflow.evaluation.metrics import confusion_scores, weighted_confusion
+    from nlpflow.families.text2text.outputs import LabelParser
+
+    names = list(label_names)
+    unknown = sorted(set(true_labels) - set(names))
+    if unknown:
+        raise ValueError(f"true labels {unknown[:5]} are not among the label names")
+    parser = LabelParser(names)
+    parsed, counts = parser.parse_all(outputs)
+    k = len(names)
+    y_true = np.array([names.index(t) for t in true_labels], dtype=np.int64)
+    y_pred = np.array([k if p is None else names.index(p) for p in parsed], dtype=np.int64)
+    missed = (y_pred == k).astype(np.float64)
+
+    def compute(weights: Any) -> dict[str, Any]:
+        s = confusion_scores(weighted_confusion(y_true, y_pred, k + 1, weights))
+        f1, support = s["per_class_f1"][:, :k], s["support"][:, :k]
+        total = support.sum(axis=1)
+        return {
+            "accuracy": s["accuracy"],
+            "f1_macro": f1.mean(axis=1),
+            "f1_weighted": (f1 * support).sum(axis=1) / np.where(total > 0, total, 1),
+            "unparseable_share": (weights @ missed) / weights.sum(axis=1),
+        }
+
+    n = len(outputs)
+    out: dict[str, Any] = {"n": n}
+    if n:
+        point = compute(np.ones((1, n)))
+        out.update({key: float(values[0]) for key, values in point.items()})
+        s = confusion_scores(weighted_confusion(y_true, y_pred, k + 1, np.ones((1, n))))
+        out["per_class"] = {
+            name: {
+                "precision": float(s["per_class_precision"][0, i]),
+                "recall": float(s["per_class_recall"][0, i]),
+                "f1": float(s["per_class_f1"][0, i]),
+                "support": int(s["support"][0, i]),
+            }
+            for i, name in enumerate(names)
+        }
+    out["parsed"] = counts
+    out["ambiguous_labels"] = parser.ambiguous
+    out["ci"] = bootstrap_intervals(compute, n, resamples, seed, level)
+    out["unparseable_examples"] = [o for o, p in zip(outputs, parsed, strict=True) if p is None][
+        :10
+    ]
+    return out
