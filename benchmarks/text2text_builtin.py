@@ -45,7 +45,7 @@ def run(kind: str, seconds: float) -> None:
     rows = generate_text2text(Text2TextDataParams(), 0)
     cut = int(len(rows) * 0.9)
     train, test = rows[:cut], rows[cut:]
-    params = Text2TextModelParams(kind=kind)  # type: ignore[arg-type]
+    params = Text2TextModelParams(kind=kind)
     texts = [r["input"] for r in train] + [r["target"] for r in train]
     tok = train_text2text_tokenizer([*texts, params.prompt_template])
     model = build_text2text_model(params, tok)
