@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nlpflow.errors import UserError
+from nlpflow.families.text2text.params import Text2TextDataParams, Text2TextModelParams
 
 SPLITS = ("train", "validation", "test")
 
@@ -144,6 +145,7 @@ class DataParams:
     cleaning: CleaningParams = field(default_factory=CleaningParams)
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
+    text2text: Text2TextDataParams = field(default_factory=Text2TextDataParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
@@ -229,6 +231,8 @@ class ModelParams:
     # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
     freeze_embeddings: bool = False
     trust_remote_code: bool = False
+    # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
+    text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
 
     def validate(self, path: str) -> None:
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):

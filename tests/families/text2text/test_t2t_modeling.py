@@ -3,6 +3,7 @@ losses, batched generation and the prompted baseline's prompts (no download)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from pathlib import Path
@@ -29,6 +30,7 @@ from nlpflow.families.text2text.params import (
     Text2TextDataParams,
     Text2TextModelParams,
 )
+from nlpflow.params import ModelParams
 
 KINDS = ("seq2seq", "causal")
 ROWS = generate_text2text(Text2TextDataParams(size=240, kinds={"sort": 1.0}, max_letters=4), 0)
@@ -36,25 +38,28 @@ INPUTS = [r["input"] for r in ROWS]
 TARGETS = [r["target"] for r in ROWS]
 
 
-def _tiny(kind: str, **kw: Any) -> Text2TextModelParams:
-    base: dict[str, Any] = {
-        "kind": kind,
+def _tiny(kind: str, **kw: Any) -> tuple[ModelParams, Text2TextModelParams]:
+    """A tiny model's params; ``kw`` of ``model.text2text`` go there, the rest to ``model``."""
+    t2t_keys = {f.name for f in dataclasses.fields(Text2TextModelParams)}
+    sizes: dict[str, Any] = {
         "hidden_size": 32,
         "num_layers": 1,
         "num_heads": 2,
         "intermediate_size": 64,
+        "dropout": 0.0,
     }
-    base.update(kw)
-    return Text2TextModelParams(**base)
+    sizes.update({k: v for k, v in kw.items() if k not in t2t_keys})
+    t2t = Text2TextModelParams(kind=kind, **{k: v for k, v in kw.items() if k in t2t_keys})
+    return ModelParams(**sizes), t2t
 
 
 def _setup(kind: str, **kw: Any) -> tuple[Any, Any, Text2TextModelParams]:
     import torch
 
     torch.manual_seed(0)
-    params = _tiny(kind, **kw)
+    model_params, params = _tiny(kind, **kw)
     tok = train_text2text_tokenizer([*INPUTS, *TARGETS, params.prompt_template])
-    return tok, build_text2text_model(params, tok), params
+    return tok, build_text2text_model(model_params, params, tok), params
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -200,15 +205,17 @@ def test_saved_model_loads_from_a_directory(kind: str, tmp_path: Path) -> None:
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     loaded_tok = AutoTokenizer.from_pretrained(tmp_path)
-    loaded = build_text2text_model(_tiny(kind, name_or_path=str(tmp_path)), loaded_tok)
+    loaded = build_text2text_model(*_tiny(kind, name_or_path=str(tmp_path)), loaded_tok)
     encoder = Text2TextEncoder(loaded_tok, params)
     prompts = [encoder.prompt_ids(x) for x in INPUTS[:3]]
     gen = GenerationParams(max_new_tokens=4)
     assert generate(loaded, loaded_tok, prompts, gen) == generate(model, tok, prompts, gen)
     other = "causal" if kind == "seq2seq" else "seq2seq"
     with pytest.raises(UserError) as err:
-        build_text2text_model(_tiny(other, name_or_path=str(tmp_path)), loaded_tok)
-    assert f"but model.kind is {other}; set model.kind: {kind}" in str(err.value)
+        build_text2text_model(*_tiny(other, name_or_path=str(tmp_path)), loaded_tok)
+    assert f"but model.text2text.kind is {other}; set model.text2text.kind: {kind}" in str(
+        err.value
+    )
 
 
 def test_a_tokenizer_without_padding_pads_with_its_end_token() -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from nlpflow.errors import UserError
 from nlpflow.families.text2text.params import GenerationParams, Text2TextModelParams
+from nlpflow.params import ModelParams
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +110,7 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerFast, kind: str) -> list[str
         raise UserError(
             "the tokenizer of model.name_or_path has no end-of-text token (eos_token), so a "
             "decoder-only model cannot learn where a target ends; add one to its "
-            "tokenizer_config.json or use model.kind: seq2seq"
+            "tokenizer_config.json or use model.text2text.kind: seq2seq"
         )
     if tokenizer.pad_token_id is None:
         pad = ensure_pad_token(tokenizer)
@@ -121,10 +122,11 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerFast, kind: str) -> list[str
 
 
 def build_text2text_model(
-    params: Text2TextModelParams, tokenizer: PreTrainedTokenizerFast
+    model: ModelParams, t2t: Text2TextModelParams, tokenizer: PreTrainedTokenizerFast
 ) -> PreTrainedModel:
-    """The model of ``params.kind``: tiny from the sizes in ``params`` (a T5 encoder-decoder or
-    a GPT-2 decoder, sized to ``tokenizer``) when ``name_or_path`` is empty, else pretrained.
+    """The model of ``t2t.kind``: tiny from the sizes in ``model`` (a T5 encoder-decoder or a
+    GPT-2 decoder, sized to ``tokenizer``; dropout 0 where ``model.dropout`` is None) when
+    ``model.name_or_path`` is empty, else pretrained.
 
     Raises UserError when the pretrained model is not of the kind asked for (an encoder-decoder
     for ``causal`` or the reverse), or cannot be loaded.
@@ -138,10 +140,13 @@ def build_text2text_model(
         T5ForConditionalGeneration,
     )
 
+    params = model
+    kind = t2t.kind
+    dropout = 0.0 if params.dropout is None else params.dropout
     pad, eos, bos = tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id
+    built: PreTrainedModel
     if not params.name_or_path:
-        model: PreTrainedModel
-        if params.kind == "seq2seq":
+        if kind == "seq2seq":
             config = T5Config(
                 vocab_size=len(tokenizer),
                 d_model=params.hidden_size,
@@ -151,12 +156,12 @@ def build_text2text_model(
                 num_heads=params.num_heads,
                 relative_attention_num_buckets=16,
                 relative_attention_max_distance=64,
-                dropout_rate=params.dropout,
+                dropout_rate=dropout,
                 pad_token_id=pad,
                 eos_token_id=eos,
             )
             config.decoder_start_token_id = pad  # as T5's own: decoding starts at padding
-            model = T5ForConditionalGeneration(config)
+            built = T5ForConditionalGeneration(config)
         else:
             gpt = GPT2Config(
                 vocab_size=len(tokenizer),
@@ -165,39 +170,40 @@ def build_text2text_model(
                 n_layer=params.num_layers,
                 n_head=params.num_heads,
                 n_inner=params.intermediate_size,
-                resid_pdrop=params.dropout,
-                embd_pdrop=params.dropout,
-                attn_pdrop=params.dropout,
+                resid_pdrop=dropout,
+                embd_pdrop=dropout,
+                attn_pdrop=dropout,
                 bos_token_id=bos,
                 eos_token_id=eos,
                 pad_token_id=pad,
             )
-            model = GPT2LMHeadModel(gpt)
-        _set_generation_ids(model, tokenizer)
-        return model
+            built = GPT2LMHeadModel(gpt)
+        _set_generation_ids(built, tokenizer)
+        return built
     from nlpflow.modeling.build import load_config
 
     config = load_config(params.name_or_path, params.trust_remote_code)
     encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
-    if encoder_decoder != (params.kind == "seq2seq"):
+    if encoder_decoder != (kind == "seq2seq"):
         what = "an encoder-decoder" if encoder_decoder else "a decoder-only"
         other = "seq2seq" if encoder_decoder else "causal"
         raise UserError(
             f"params.yaml: model.name_or_path '{params.name_or_path}' is {what} model "
-            f"({type(config).__name__}) but model.kind is {params.kind}; set model.kind: {other}"
+            f"({type(config).__name__}) but model.text2text.kind is {kind}; set "
+            f"model.text2text.kind: {other}"
         )
-    auto = AutoModelForSeq2SeqLM if params.kind == "seq2seq" else AutoModelForCausalLM
+    auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
     try:
-        model = auto.from_pretrained(
+        built = auto.from_pretrained(
             params.name_or_path, trust_remote_code=params.trust_remote_code
         )
     except (OSError, ValueError) as err:
         raise UserError(
-            f"cannot load model.name_or_path '{params.name_or_path}' as a {params.kind} model: "
+            f"cannot load model.name_or_path '{params.name_or_path}' as a {kind} model: "
             f"{str(err).splitlines()[0]}"
         ) from None
-    _set_generation_ids(model, tokenizer)
-    return model
+    _set_generation_ids(built, tokenizer)
+    return built
 
 
 def _set_generation_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> None:
@@ -260,11 +266,9 @@ class Text2TextEncoder:
     """Turns (input, target) texts into :class:`Example` ids for one model kind (module
     docstring), counting the truncations in :attr:`stats`."""
 
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerFast, params: Text2TextModelParams, kind: str = ""
-    ) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerFast, params: Text2TextModelParams) -> None:
         self.tokenizer = tokenizer
-        self.kind = kind or params.kind
+        self.kind = params.kind
         self.template = params.prompt_template
         self.max_input_length = params.max_input_length
         self.max_target_length = params.max_target_length

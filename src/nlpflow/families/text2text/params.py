@@ -90,34 +90,20 @@ class GenerationParams:
 
 @dataclass
 class Text2TextModelParams:
-    """The model: encoder-decoder (``seq2seq``: T5/BART style) or decoder-only (``causal``:
-    GPT-2/Llama style), pretrained from a local directory or hub id, or tiny from a config.
+    """What a text-to-text model is (``model.text2text``; the sizes, ``name_or_path`` and
+    dropout are ``model``'s own): encoder-decoder (``seq2seq``: T5/BART style) or
+    decoder-only (``causal``: GPT-2/Llama style).
 
-    A decoder-only model reads ``prompt_template`` (``{input}`` stands for the input) followed
-    by the target; the loss is on the target tokens only.
+    The prompt is ``prompt_template`` with the input in place of ``{input}``, for both kinds;
+    a decoder-only model reads it followed by the target, the loss on the target tokens only.
     """
 
     kind: Literal["seq2seq", "causal"] = "seq2seq"
-    name_or_path: str = ""  # empty: a tiny model from the sizes below, the tokenizer trained
-    hidden_size: int = 64
-    num_layers: int = 2  # encoder and decoder layers each (seq2seq), or decoder layers
-    num_heads: int = 4
-    intermediate_size: int = 128
-    dropout: float = 0.0
     prompt_template: str = "{input} ="
-    max_input_length: int = 32  # tokens; longer inputs are cut (counted)
+    max_input_length: int = 32  # tokens of the input itself; longer inputs are cut (counted)
     max_target_length: int = 32  # tokens, the end-of-text token included
-    trust_remote_code: bool = False
 
     def validate(self, path: str) -> None:
-        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
-            _check(getattr(self, key) >= 1, f"{path}.{key}", "must be >= 1")
-        _check(
-            self.hidden_size % self.num_heads == 0,
-            f"{path}.hidden_size",
-            f"must be divisible by num_heads ({self.num_heads})",
-        )
-        _check(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)")
         _check(
             self.prompt_template.count("{input}") == 1,
             f"{path}.prompt_template",
