@@ -22,14 +22,9 @@ def run(kind: str, seconds: float) -> None:
     import torch
 
     from nlpflow.families.text2text.data import generate_text2text
+    from nlpflow.families.text2text.encoding import Text2TextEncoder, train_text2text_tokenizer
     from nlpflow.families.text2text.evaluation import evaluate_split
-    from nlpflow.families.text2text.modeling import (
-        Text2TextEncoder,
-        build_text2text_model,
-        collate,
-        generate,
-        train_text2text_tokenizer,
-    )
+    from nlpflow.families.text2text.modeling import build_text2text_model, collate, generate
     from nlpflow.families.text2text.outputs import (
         copy_input_baseline,
         most_common_target_baseline,

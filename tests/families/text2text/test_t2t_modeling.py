@@ -13,17 +13,19 @@ import pytest
 
 from nlpflow.errors import UserError
 from nlpflow.families.text2text.data import generate_text2text
+from nlpflow.families.text2text.encoding import (
+    Text2TextEncoder,
+    prepare_tokenizer,
+    train_text2text_tokenizer,
+)
 from nlpflow.families.text2text.modeling import (
     IGNORE,
-    Text2TextEncoder,
     build_text2text_model,
     choose_shots,
     collate,
     few_shot_prompt,
     generate,
-    prepare_tokenizer,
     target_token_losses,
-    train_text2text_tokenizer,
 )
 from nlpflow.families.text2text.params import (
     GenerationParams,
