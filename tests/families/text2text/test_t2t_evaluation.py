@@ -95,3 +95,15 @@ def test_label_task_metrics_against_scikit_learn() -> None:
     with pytest.raises(ValueError) as err:
         label_task_metrics(["other"], ["x"], names, 0, 0, 0.9)
     assert "true labels ['other'] are not among the label names" in str(err.value)
+
+
+def test_error_report() -> None:
+    from nlpflow.families.text2text.evaluation import error_report
+
+    text = error_report("test", _result(), 0.9)
+    assert text.startswith("# Generation errors (test, 6 examples)")
+    assert "| exact_match | 0.5000 (" in text
+    assert "90% CI" in text
+    assert "| copy_input | exact_match | +" in text
+    assert "| empty | 1 | 16.7% |" in text
+    assert "| spell 7 | seven |  | 0.000 | empty |" in text

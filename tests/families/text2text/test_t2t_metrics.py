@@ -29,10 +29,12 @@ REFERENCES = [
 def test_exact_match_and_token_f1_by_hand() -> None:
     assert exact_match("  a  b ", "a b") == 1.0
     assert exact_match("A b", "a b") == 0.0  # case counts
-    # SQuAD: "a"/"the" dropped -> [quick, brown, dog] vs [quick, brown, fox, jumps]: 2 common
+    # [a, quick, brown, dog] vs [the, quick, brown, fox, jumps]: 2 common
     assert token_f1("a quick brown dog", "the quick brown fox jumps") == pytest.approx(
-        2 * (2 / 3) * (2 / 4) / (2 / 3 + 2 / 4)
+        2 * (2 / 4) * (2 / 5) / (2 / 4 + 2 / 5)
     )
+    # articles count (SQuAD would drop "a" and score this 1.0)
+    assert token_f1("b c", "a b c") == pytest.approx(2 * (2 / 2) * (2 / 3) / (2 / 2 + 2 / 3))
     assert token_f1("Hello, world!", "hello world") == 1.0
     assert token_f1("", "") == 1.0
     assert token_f1("", "x") == 0.0

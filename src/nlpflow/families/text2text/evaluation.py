@@ -250,3 +250,85 @@ def label_task_metrics(
         :10
     ]
     return out
+
+
+# --------------------------------------------------------------------------- report
+
+_SHOWN = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "perplexity")
+
+
+def error_report(split: str, result: dict[str, Any], level: float) -> str:
+    """``reports/errors.md`` for one split of :func:`evaluate_split`'s result: the metrics
+    with their intervals beside each baseline and the paired difference, the failure kinds,
+    the worst generations (input, target, output) and the input-length slices."""
+    from nlpflow.markdown import interval, level_label, table
+
+    ci = result.get("ci", {})
+    lines = [f"# Generation errors ({split}, {result['n']} examples)", ""]
+    names = list(result.get("baselines", {}))
+    rows = []
+    for key in _SHOWN:
+        value = result.get(key)
+        if value is None:
+            continue
+        shown = f"{value:.4f}"
+        if key in ci:
+            shown += f" ({interval(ci[key]['low'], ci[key]['high'])})"
+        row = [key, shown]
+        for name in names:
+            base = result["baselines"][name].get(key)
+            row.append("" if base is None else f"{base:.4f}")
+        rows.append(row)
+    lines += [
+        f"Metrics with their {level_label(level)} (bootstrap) beside the baselines; BLEU and "
+        "chrF on sacrebleu's 0-100 scale.",
+        "",
+        *table(["metric", "model", *names], rows, "l" + "r" * (1 + len(names))),
+        "",
+    ]
+    paired = result.get("paired", {})
+    if paired:
+        rows = []
+        for name, diffs in paired.items():
+            for key, d in diffs.items():
+                rows.append(
+                    [
+                        name,
+                        key,
+                        interval(d["low"], d["high"], signed=True),
+                        f"{d['p_not_better']:.3f}",
+                    ]
+                )
+        lines += [
+            f"## Model minus baseline (paired bootstrap, {level_label(level)})",
+            "",
+            "`p_not_better`: the share of resamples in which the model does not beat the baseline.",
+            "",
+            *table(["baseline", "metric", "difference", "p_not_better"], rows, "llrr"),
+            "",
+        ]
+    failures = result.get("failures", {})
+    rows = [[k, v["count"], f"{100 * v['share']:.1f}%"] for k, v in failures.items()]
+    lines += ["## Failure kinds", "", *table(["kind", "count", "share"], rows, "lrr"), ""]
+    worst = result.get("worst", [])
+    rows = [
+        [w["input"], w["target"], w["output"], f"{w['token_f1']:.3f}", ", ".join(w["failures"])]
+        for w in worst
+    ]
+    lines += [
+        "## Worst generations (lowest token F1)",
+        "",
+        *table(["input", "target", "output", "token F1", "failures"], rows, "lllrl"),
+        "",
+    ]
+    rows = [
+        [s["input_words"], s["n"], f"{s['exact_match']:.3f}", f"{s['token_f1']:.3f}"]
+        for s in result.get("slices", {}).get("input_length", [])
+    ]
+    lines += [
+        "## By input length (words)",
+        "",
+        *table(["input words", "n", "exact match", "token F1"], rows, "lrrr"),
+        "",
+    ]
+    return "\n".join(lines)

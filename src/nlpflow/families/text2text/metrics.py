@@ -7,8 +7,10 @@ function:
 
 - ``exact_match``: the output equals the target after stripping both ends and collapsing runs
   of whitespace (case and punctuation count); mean over examples, in [0, 1];
-- ``token_f1``: SQuAD's token-level F1 (lowercase, punctuation and the articles a/an/the
-  removed, bag of whitespace tokens); 1 when both are empty; mean over examples, in [0, 1];
+- ``token_f1``: SQuAD's token-level F1 on a bag of whitespace tokens after lowercasing and
+  removing punctuation, but without SQuAD's removal of the English articles a/an/the (it
+  would drop the letter ``a`` of the built-in task and every article of another language's
+  lookalike words); 1 when both are empty; mean over examples, in [0, 1];
 - ``rouge1``, ``rouge2``, ``rougeL``: the F-measure of `rouge-score` (Google's reimplementation
   of ROUGE-1.5.5: lowercase, tokens of ``[a-z0-9]`` only, no stemming) per example, averaged
   (as Hugging Face's ``evaluate`` reports it), in [0, 1]. Its tokenizer drops every other
@@ -25,7 +27,6 @@ function:
 from __future__ import annotations
 
 import math
-import re
 import string
 from collections import Counter
 from collections.abc import Sequence
@@ -41,13 +42,12 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 # Metrics where higher is better; perplexity and the lengths are the others.
 HIGHER_IS_BETTER = ("exact_match", "token_f1", *ROUGE_TYPES, "bleu", "chrf")
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def normalise_text(text: str) -> str:
-    """SQuAD's answer normalisation: lowercase, no punctuation, no articles, single spaces."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+    """Lowercase, no punctuation, single spaces (SQuAD's normalisation less its articles)."""
+    return " ".join(text.lower().translate(_PUNCTUATION).split())
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -56,7 +56,7 @@ def exact_match(prediction: str, reference: str) -> float:
 
 
 def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD's token F1 of two texts after :func:`normalise_text`; 1.0 when both are empty."""
+    """Token F1 of two texts after :func:`normalise_text`; 1.0 when both are empty."""
     pred, ref = normalise_text(prediction).split(), normalise_text(reference).split()
     if not pred or not ref:
         return float(pred == ref)
