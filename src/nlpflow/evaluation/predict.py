@@ -78,8 +78,10 @@ def forward_batches(
     pad_id: int,
     token_type_ids: Sequence[list[int]] | None,
     progress: bool | None,
+    softmax: bool = True,
 ) -> Iterator[tuple[IntArray, Any]]:
-    """``(example indices, float64 softmax of the logits)`` per batch, in length order.
+    """``(example indices, float64 softmax of the logits)`` per batch, in length order
+    (``softmax`` False: the logits themselves, float64, e.g. a regression model's outputs).
 
     Batches are formed from examples sorted by length (stable), so each batch pads only to
     its own longest input. The order is a pure function of the lengths, so the same inputs
@@ -116,6 +118,9 @@ def forward_batches(
                 batch["token_type_ids"] = torch.tensor(_pad(types, 0), device=device)
             logits = model(**batch).logits
             # Softmax in float64 so the probabilities of an example sum to 1 within 1e-12.
+            if not softmax:
+                yield idx, logits.double().cpu().numpy()
+                continue
             yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
 

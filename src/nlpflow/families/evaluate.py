@@ -117,10 +117,11 @@ class EvalFamily:
 
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval]
     for cls in known:
         if cls.name == task:
             return cls()
