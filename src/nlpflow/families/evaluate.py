@@ -125,6 +125,14 @@ def eval_family(task: str) -> EvalFamily:
     for cls in known:
         if cls.name == task:
             return cls()
+    from nlpflow.families.names import TASKS
+
+    if task in TASKS:  # a family whose stages stop before this one
+        raise UserError(
+            f"the {task} task has no evaluation side in the pipeline yet (only its earlier "
+            f"stages run; its library is nlpflow.families.{task}); this stage handles "
+            f"{[c.name for c in known]}"
+        )
     raise UserError(
         f"unknown task '{task}' in the data's meta.json; known: {[c.name for c in known]}"
     )

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.data.files import BadRows, Row, keep_clashing_columns, read_records
 from nlpflow.errors import UserError
+from nlpflow.families.data import Builtin, DataFamily, TokenizedData
 from nlpflow.families.text2text import INPUT_FIELD, TARGET_FIELD
 from nlpflow.families.text2text.params import BUILTIN_KINDS, Text2TextDataParams
 from nlpflow.params import DataParams
+
+if TYPE_CHECKING:
+    from nlpflow.contracts import TokenizeInputs
+    from nlpflow.data.saved import DataMeta
 
 METADATA_FIELDS = ["kind"]
 
@@ -189,3 +195,76 @@ def generate_text2text(params: Text2TextDataParams, seed: int) -> list[dict[str,
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------- data side
+
+
+class Text2TextData(DataFamily):
+    """Text-to-text, data side: one input text field (``data.text_fields``) and a target
+    text (``data.label_field``), stored as strings; random splits (no classes to stratify);
+    ``label_names`` names the one output, the target field. The built-in task is
+    ``builtin:text2text`` (``data.text2text``)."""
+
+    name: ClassVar[str] = "text2text"
+    has_classes: ClassVar[bool] = False
+    target_description: ClassVar[str] = "a text target (described by its length in words)"
+
+    def builtins(self) -> dict[str, Builtin]:
+        return {
+            "builtin:text2text": Builtin(
+                lambda params, seed: generate_text2text(params.text2text, seed),
+                (INPUT_FIELD,),
+                TARGET_FIELD,
+            )
+        }
+
+    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row] | None:
+        if len(params.text_fields) != 1:
+            raise UserError(
+                f"params.yaml: data.text_fields is {params.text_fields}; a text2text task reads "
+                "one input field (and data.label_field, the target)"
+            )
+        return read_text2text_rows(path, params, bad, params.text_fields[0], params.label_field)
+
+    def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:
+        return [""] * len(rows)
+
+    def target_numbers(self, rows: Sequence[Row], label_field: str) -> list[float]:
+        """A target's length in words."""
+        return [float(len(str(r[label_field]).split())) for r in rows]
+
+    def example_line(self, row: Row, text: str, label_field: str) -> str:
+        return f"{text[:150]!r} -> {str(row[label_field])[:150]!r}"
+
+    def labels_of(self, rows: Sequence[Row], label_field: str) -> list[str]:
+        """None: a target is a text, not a class to count."""
+        return []
+
+    def label_names(
+        self, splits: dict[str, list[Row]], label_field: str, origin: dict[str, str]
+    ) -> list[str]:
+        return [label_field]
+
+    def label_feature(self, label_names: list[str]) -> Any:
+        from datasets import Value
+
+        return Value("string")
+
+    def label_values(self, rows: Sequence[Row], label_field: str, label_names: list[str]) -> list:
+        return [r[label_field] for r in rows]
+
+    def tokenize(
+        self, dataset: Any, meta: DataMeta, params: TokenizeInputs
+    ) -> TokenizedData | None:
+        from nlpflow.families.text2text.tokenize import tokenize_text2text
+
+        model = params.model
+        return tokenize_text2text(
+            dataset,
+            meta,
+            params.tokenizer,
+            model.name_or_path,
+            model.trust_remote_code,
+            model.text2text,
+        )
