@@ -73,10 +73,13 @@ class ProbeModel(Subset):
     intermediate_size: int
     freeze_embeddings: bool
     trust_remote_code: bool
+    # Text-to-text: which architecture (encoder-decoder or decoder-only) is built.
+    text2text: Text2TextModelParams
 
     def with_dropout(self, dropout: float | None) -> ModelParams:
         """The full model section of this shape with ``dropout``, for ``build_model``."""
-        return ModelParams(**dataclasses.asdict(self), dropout=dropout)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return ModelParams(**fields, dropout=dropout)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ class ModelFamily:
 
     name: ClassVar[str] = ""
 
+    def build(self, params: Any, tokenizer: Any, max_length: int) -> Any | None:
+        """The model built whole by the family (its own architectures, as text-to-text's
+        encoder-decoder and decoder-only models), or None for the shared build: the Auto
+        class or a BERT with the head of :meth:`config_kwargs`. ``params``: the ``model``
+        section (or the probe's subset of it)."""
+        return None
+
     def auto_class(self) -> Any:
         """The ``transformers`` Auto class that loads a pretrained encoder with this head
         (``AutoModelForSequenceClassification``...)."""
@@ -59,9 +66,10 @@ def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
+    from nlpflow.families.text2text.model import Text2TextModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel]
+    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel, Text2TextModel]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -117,6 +117,11 @@ class TrainFamily:
 
         return evaluate(model, split, batch_size, device, criterion, dist, label_names, precision)
 
+    def probe_model(self, model: Any) -> None:
+        """Called once with the probe's model before :meth:`probe_batch` (a family whose
+        batch depends on the architecture, as an encoder-decoder's decoder inputs, reads it
+        here)."""
+
     def probe_criterion(self) -> Criterion:
         """The loss the probe's step computes on :meth:`probe_batch` (no class weights)."""
         from nlpflow.training.loss import Criterion
@@ -153,9 +158,10 @@ def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
+    from nlpflow.families.text2text.train import Text2TextTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain]
+    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain, Text2TextTrain]
     for cls in known:
         if cls.name == task:
             return cls()

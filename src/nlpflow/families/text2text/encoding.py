@@ -212,3 +212,40 @@ class Text2TextEncoder:
             Example(self.prompt_ids(x, count=True), self.target_ids(y, count=True))
             for x, y in zip(inputs, targets, strict=True)
         ]
+
+
+IGNORE = -100
+
+
+def training_row(example: Example, kind: str, decoder_start: int | None) -> dict[str, Any]:
+    """The columns of ``data/tokenized`` that training reads for one example.
+
+    ``causal``: ``input_ids`` = prompt + target; ``labels`` aligned with it and already
+    shifted (position i holds the token at i + 1 where that is a target token, else -100,
+    so a plain token-level cross-entropy of the logits at each position is the loss on the
+    target tokens only); ``prompt_length``; ``length`` = all tokens.
+    ``seq2seq``: ``input_ids`` = prompt; ``labels`` = target; ``decoder_input_ids`` =
+    ``decoder_start`` + target less its last token (teacher forcing, as the model's own
+    shift does); ``length`` = the longer of prompt and target (the probe's worst case).
+    """
+    prompt, target = example.prompt_ids, example.target_ids
+    if kind == "causal":
+        ids = prompt + target
+        labels = [IGNORE] * (len(prompt) - 1) + target + [IGNORE]
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "prompt_length": len(prompt),
+            "length": len(ids),
+        }
+    if decoder_start is None:
+        raise UserError(
+            "the seq2seq model has no decoder_start_token_id and the tokenizer no padding "
+            "token to start decoding from; set decoder_start_token_id in its config.json"
+        )
+    return {
+        "input_ids": prompt,
+        "labels": target,
+        "decoder_input_ids": [decoder_start, *target[:-1]],
+        "length": max(len(prompt), len(target)),
+    }

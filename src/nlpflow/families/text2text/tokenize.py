@@ -1,10 +1,9 @@
 """The tokenize stage for text-to-text data: the tokenizer, prompt and target ids per split,
 input and target length statistics with truncation rates, and a readable sample.
 
-Data side: imports no training or evaluation code. Columns written per split: ``id``,
-``input_ids`` (the prompt as :class:`~.modeling.Text2TextEncoder` renders it), ``labels``
-(the target ids, the end token last) and ``length`` (tokens the model reads in training:
-prompt + target for a decoder-only model, the prompt for an encoder-decoder).
+Data side: imports no training or evaluation code. Columns written per split: ``id`` and
+what training reads (:func:`~.encoding.training_row`): ``input_ids``, ``labels``,
+``length``, and ``prompt_length`` (decoder-only) or ``decoder_input_ids`` (encoder-decoder).
 """
 
 from __future__ import annotations
@@ -44,45 +43,47 @@ def tokenize_text2text(
         Text2TextEncoder,
         prepare_tokenizer,
         train_text2text_tokenizer,
+        training_row,
     )
     from nlpflow.modeling.tokenizers import load_tokenizer
 
     field_ = meta.text_fields[0]
     train = dataset["train"]
     notes: list[str] = []
+    decoder_start = None
     if name_or_path:
+        from nlpflow.modeling.build import load_config
+
         tokenizer = load_tokenizer(name_or_path, trust_remote_code)
         notes += prepare_tokenizer(tokenizer, t2t.kind)
+        decoder_start = getattr(
+            load_config(name_or_path, trust_remote_code), "decoder_start_token_id", None
+        )
     else:
         texts = [*train[field_], *train[LABEL_COLUMN], t2t.prompt_template]
         tokenizer = train_text2text_tokenizer(
             texts, tokenizer_params.kind, tokenizer_params.vocab_size, tokenizer_params.lowercase
         )
-    features = Features(
-        {
-            "id": Value("string"),
-            "input_ids": Sequence(Value("int32")),
-            "labels": Sequence(Value("int32")),
-            "length": Value("int32"),
-        }
-    )
+    if decoder_start is None:  # T5 and the tiny model start decoding at padding
+        decoder_start = tokenizer.pad_token_id
+    ids = Sequence(Value("int32"))
+    columns = {"id": Value("string"), "input_ids": ids, "labels": ids, "length": Value("int32")}
+    if t2t.kind == "causal":
+        columns["prompt_length"] = Value("int32")
+    else:
+        columns["decoder_input_ids"] = ids
+    features = Features(columns)
     out, stats = {}, {}
     for split in SPLITS:
         rows = dataset[split]
         encoder = Text2TextEncoder(tokenizer, t2t)
         examples = encoder.encode(rows[field_], rows[LABEL_COLUMN])
-        lengths = [
-            len(e.prompt_ids) + (len(e.target_ids) if t2t.kind == "causal" else 0) for e in examples
-        ]
-        out[split] = Dataset.from_dict(
-            {
-                "id": rows["id"],
-                "input_ids": [e.prompt_ids for e in examples],
-                "labels": [e.target_ids for e in examples],
-                "length": lengths,
-            },
-            features=features,
-        )
+        built = [training_row(e, t2t.kind, decoder_start) for e in examples]
+        data_columns = {
+            "id": rows["id"],
+            **{c: [r[c] for r in built] for c in columns if c != "id"},
+        }
+        out[split] = Dataset.from_dict(data_columns, features=features)
         stats[split] = encoder.stats.summary()
     warnings = []
     for split, s in stats.items():
@@ -142,8 +143,14 @@ def _sample(
     ]
     train, enc = dataset["train"], data["train"]
     for i in range(min(SAMPLE_EXAMPLES, len(train))):
-        prompt = tokenizer.convert_ids_to_tokens(enc[i]["input_ids"])
-        target = tokenizer.convert_ids_to_tokens(enc[i]["labels"])
+        row = enc[i]
+        if t2t.kind == "causal":
+            cut = row["prompt_length"]
+            prompt_ids, target_ids = row["input_ids"][:cut], row["input_ids"][cut:]
+        else:
+            prompt_ids, target_ids = row["input_ids"], row["labels"]
+        prompt = tokenizer.convert_ids_to_tokens(prompt_ids)
+        target = tokenizer.convert_ids_to_tokens(target_ids)
         lines += [
             f"## Example {i + 1}: `{train[i]['id']}`",
             "",
