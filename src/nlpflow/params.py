@@ -21,7 +21,11 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nlpflow.errors import UserError
-from nlpflow.families.text2text.params import Text2TextDataParams, Text2TextModelParams
+from nlpflow.families.text2text.params import (
+    GenerationParams,
+    Text2TextDataParams,
+    Text2TextModelParams,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -464,6 +468,8 @@ class EvaluateParams:
     entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
     # Validation inputs timed for metrics/latency.json (evaluate --latency); 0 = not measured.
     latency_examples: int = 64
+    # Text-to-text tasks: how outputs are generated (greedy, beams, seeded sampling).
+    generation: GenerationParams = field(default_factory=GenerationParams)
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")

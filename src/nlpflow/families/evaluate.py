@@ -71,6 +71,9 @@ class EvalFamily:
     summary_keys: ClassVar[tuple[str, ...]] = ()
     # Whether a higher main metric is better (summary_keys[0]).
     higher_is_better: ClassVar[bool] = True
+    # Whether evaluate --latency times the model's forward pass on validation inputs (a
+    # classifier's cost); a generating family leaves metrics/latency.json empty.
+    measures_latency: ClassVar[bool] = True
 
     def evaluate(self, job: EvaluateJob) -> Evaluation:
         """Predict on ``job.splits`` and score; nothing written. The returned
@@ -119,9 +122,10 @@ def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
+    from nlpflow.families.text2text.evaluate import Text2TextEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval, Text2TextEval]
     for cls in known:
         if cls.name == task:
             return cls()

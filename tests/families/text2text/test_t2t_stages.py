@@ -1,6 +1,6 @@
-"""text2text through the stages that run it, in process: preprocess, tokenize, probe,
-lr_range and train (teacher forcing), for both model kinds on a tiny model; evaluate stops
-with one line (generation is a library there)."""
+"""text2text through every stage, in process: preprocess, tokenize, probe, lr_range, train
+(teacher forcing), evaluate (generation) and error_analysis, for both model kinds on a tiny
+model and a small built-in data set."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from datasets import load_from_disk
 from transformers import AutoConfig, AutoTokenizer
 
-from stages import evaluate, lr_range, preprocess, probe, tokenize, train
+from stages import error_analysis, evaluate, lr_range, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
 
 T2T = {"source": "builtin:text2text", "text_fields": ["input"], "label_field": "target"}
@@ -24,6 +24,7 @@ def _params(root: Path, kind: str, **extra: Any) -> Path:
         tokenizer={"vocab_size": 300},
         model={"text2text": {"kind": kind, "max_input_length": 4, "max_target_length": 5}},
         train={"epochs": 2, "early_stopping": {"metric": "loss", "mode": "min"}},
+        evaluate={"bootstrap_resamples": 100},
         **extra,
     )
     path = root / "params.yaml"
@@ -51,9 +52,7 @@ def _run(root: Path, params: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["seq2seq", "causal"])
-def test_stages_through_train(
-    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_every_stage(kind: str, tmp_path: Path) -> None:
     params = _params(tmp_path, kind)
     _run(tmp_path, params)
 
@@ -99,15 +98,36 @@ def test_stages_through_train(
     )
     assert float(last["val_loss"]) < float(first["train_loss"])
 
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        evaluate.main(["--params", str(params), "--model", str(tmp_path / "models" / "best"),
-                       "--processed", str(tmp_path / "processed"), "--tokenized",
-                       str(tmp_path / "tokenized"), "--predictions", str(tmp_path / "pred"),
-                       "--metrics", str(tmp_path / "evaluate.json"), "--plots",
-                       str(tmp_path / "plots-eval")])  # fmt: skip
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: the text2text task has no evaluation side in the pipeline yet")
-    assert "\n" not in err
-    assert not (tmp_path / "evaluate.json").exists()
+    # evaluate: generation, metrics with intervals beside the baselines, predictions
+    a = ["--params", str(params)]
+    evaluate.main([*a, "--model", str(tmp_path / "models" / "best"), "--processed",
+                   str(tmp_path / "processed"), "--tokenized", str(tmp_path / "tokenized"),
+                   "--predictions", str(tmp_path / "pred"), "--metrics",
+                   str(tmp_path / "evaluate.json"), "--plots", str(tmp_path / "plots-eval"),
+                   "--latency", str(tmp_path / "latency.json")])  # fmt: skip
+    result = json.loads((tmp_path / "evaluate.json").read_text())
+    test = result["test"]
+    assert test["n"] == len(ds["test"])
+    for key in ("exact_match", "token_f1", "rouge1", "rougeL", "bleu", "chrf", "perplexity"):
+        assert key in test and key in test["ci"]
+    assert (
+        test["ci"]["exact_match"]["low"] <= test["exact_match"] <= test["ci"]["exact_match"]["high"]
+    )
+    assert test["perplexity"] > 1.0
+    assert set(test["baselines"]) == {"copy_input", "most_common_target"}
+    assert test["baselines"]["copy_input"]["exact_match"] == 0.0  # an input never is its target
+    assert set(test["failures"]) == {"empty", "repetition", "truncated", "copied_input"}
+    lines = (tmp_path / "pred" / "test.jsonl").read_text().splitlines()
+    first_row = json.loads(lines[0])
+    assert {"id", "input", "label", "prediction", "failures", "kind"} <= set(first_row)
+    assert json.loads((tmp_path / "latency.json").read_text()) == {}
+
+    error_analysis.main([*a, "--predictions", str(tmp_path / "pred"), "--processed",
+                         str(tmp_path / "processed"), "--evaluate-metrics",
+                         str(tmp_path / "evaluate.json"), "--report", str(tmp_path / "errors.md"),
+                         "--metrics", str(tmp_path / "errors.json")])  # fmt: skip
+    report = (tmp_path / "errors.md").read_text()
+    assert report.startswith(f"# Generation errors (test, {test['n']} examples)")
+    assert "## Worst generations" in report and "## Failure kinds" in report
+    errors = json.loads((tmp_path / "errors.json").read_text())["test"]
+    assert errors["wrong"] == round(test["n"] * (1 - test["exact_match"]))

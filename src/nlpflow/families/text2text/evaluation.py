@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,7 +157,7 @@ def evaluate_split(
     generated_tokens: Sequence[int],
     ended: Sequence[bool],
     max_new_tokens: int,
-    baselines: dict[str, Sequence[str]],
+    baselines: Mapping[str, Sequence[str]],
     resamples: int,
     seed: int,
     level: float,

@@ -17,6 +17,23 @@ class Text2TextModel(ModelFamily):
 
         return build_text2text_model(params, params.text2text, tokenizer)
 
+    def auto_class(self) -> Any:
+        """A loader of a saved text-to-text model: ``AutoModelForSeq2SeqLM`` for an
+        encoder-decoder config, ``AutoModelForCausalLM`` otherwise."""
+        return _AutoText2Text
+
     def check_config(self, config: Any, label_names: Any, model_dir: Path) -> None:
         """Nothing to check against the data: a text-to-text model has no label head (its
         outputs are the tokenizer's vocabulary, saved beside it)."""
+
+
+class _AutoText2Text:
+    """``from_pretrained`` of the Auto class that fits the saved config's architecture."""
+
+    @staticmethod
+    def from_pretrained(path: str, **kwargs: Any) -> Any:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+        config = AutoConfig.from_pretrained(path, **kwargs)
+        auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+        return auto.from_pretrained(path, **kwargs)
