@@ -173,3 +173,16 @@ def test_params_validation() -> None:
     with pytest.raises(UserError) as err:
         Text2TextDataParams(kinds={"sorting": 1.0}).validate("data.text2text")
     assert "data.text2text.kinds has unknown kinds ['sorting']" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal"])
+def test_example_params_files_are_valid(kind: str) -> None:
+    from pathlib import Path
+
+    from nlpflow.params import load_params
+
+    root = Path(__file__).resolve().parents[3]
+    params = load_params(root / "examples" / f"text2text-{kind}" / "params.yaml")
+    assert params.data.source == "builtin:text2text"
+    assert params.model.text2text.kind == kind
+    assert params.train.early_stopping.metric == "loss"
