@@ -92,12 +92,9 @@ class Text2TextEval(EvalFamily):
                 gen.max_new_tokens, baselines, params.bootstrap_resamples, job.seed + 1000 * i,
                 params.confidence_level, list(sums), list(counts),
             )  # fmt: skip
-            metrics.pop("worst")  # texts: the error report shows them, not the metrics file
-            metrics["generation"] = {
-                "max_new_tokens": gen.max_new_tokens,
-                "num_beams": gen.num_beams,
-                "do_sample": gen.do_sample,
-            }
+            # texts and names, not numbers: the error report shows the worst generations
+            metrics.pop("worst")
+            metrics.pop("higher_is_better")
             kinds, _ = failure_summary(
                 inputs, targets, outputs, [g.tokens for g in out], [g.ended for g in out],
                 gen.max_new_tokens,
