@@ -125,9 +125,12 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     error_analysis.main([*a, "--predictions", str(tmp_path / "pred"), "--processed",
                          str(tmp_path / "processed"), "--evaluate-metrics",
                          str(tmp_path / "evaluate.json"), "--report", str(tmp_path / "errors.md"),
-                         "--metrics", str(tmp_path / "errors.json")])  # fmt: skip
+                         "--metrics", str(tmp_path / "errors.json"), "--plots",
+                         str(tmp_path / "plots-errors")])  # fmt: skip
     report = (tmp_path / "errors.md").read_text()
     assert report.startswith(f"# Generation errors (test, {test['n']} examples)")
     assert "## Worst generations" in report and "## Failure kinds" in report
+    slices = json.loads((tmp_path / "plots-errors" / "slices_test.json").read_text())
+    assert sum(s["n"] for s in slices) == test["n"]
     errors = json.loads((tmp_path / "errors.json").read_text())["test"]
     assert errors["wrong"] == round(test["n"] * (1 - test["exact_match"]))

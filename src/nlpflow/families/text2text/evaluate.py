@@ -186,6 +186,15 @@ class Text2TextEval(EvalFamily):
             "failures": failures,
             "slices": result["slices"],
         }
+        if job.plots:  # plot data for dvc plots: exact match by input length, failure kinds
+            from nlpflow.io import atomic_dir, write_json
+
+            with atomic_dir(job.plots) as tmp:
+                write_json(tmp / f"slices_{job.split}.json", result["slices"]["input_length"])
+                write_json(
+                    tmp / f"failures_{job.split}.json",
+                    [{"kind": k, "count": v["count"]} for k, v in failures.items()],
+                )
         counted = ", ".join(f"{k} {v['count']}" for k, v in failures.items() if v["count"])
         summary = f"error_analysis: {job.split}: {wrong} of {n} outputs differ from the target" + (
             f" ({counted})" if counted else ""
