@@ -74,6 +74,10 @@ class EvalFamily:
     # Whether evaluate --latency times the model's forward pass on validation inputs (a
     # classifier's cost); a generating family leaves metrics/latency.json empty.
     measures_latency: ClassVar[bool] = True
+    # Whether data/tokenized has one row per processed example, in the same order (checked
+    # before evaluate); False for a family that encodes an example as several rows (QA
+    # windows) and maps them back itself.
+    one_row_per_example: ClassVar[bool] = True
 
     def evaluate(self, job: EvaluateJob) -> Evaluation:
         """Predict on ``job.splits`` and score; nothing written. The returned
