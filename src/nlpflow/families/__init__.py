@@ -17,6 +17,7 @@ retrain the model)::
     families/model.py     ModelFamily, model_family(task)               every stage with a model
     families/train.py     TrainFamily, train_family(task)               probe, lr_range, train
     families/evaluate.py  EvalFamily, eval_family(task), *Job, *Result  evaluate, error_analysis
+    families/predict.py   PredictFamily, predict_family(task)           `nlpflow predict`
     families/<name>/{data,model,train,evaluate}.py   one family's four sides
 
 A family's module of one side imports nothing of another side's stages (``data.py`` no
@@ -105,4 +106,14 @@ Evaluation side (:class:`~nlpflow.families.evaluate.EvalFamily`), called by
   (checked before ``evaluate``; False for QA windows).
 - ``load_predictions(path, meta)`` and ``error_analysis(ErrorAnalysisJob)`` ->
   ``ErrorAnalysisResult(report markdown, metrics, summary line)``.
+
+Prediction side (:class:`~nlpflow.families.predict.PredictFamily`), called by
+``nlpflow predict`` (:mod:`nlpflow.predict`; defaults: sequence classification):
+
+- ``inputs(row, loaded)`` -> a raw row of the new file as model inputs (one value per text
+  field, cleaned as in training), or a ``Reject`` (field and reason: the row is listed in
+  the rejects file, never dropped silently);
+- ``predict(items, loaded)`` -> per row the keys of ``output_keys`` (sequence:
+  ``prediction``, ``score``, ``top_k``; token: a tag and score per word) and whether the
+  input was truncated; ``notes()`` -> console sentences.
 """

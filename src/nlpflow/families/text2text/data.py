@@ -8,7 +8,6 @@ and the column, or, under ``data.on_bad_rows: skip``, a counted bad row.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,8 +108,9 @@ def read_text2text_rows(
         raise UserError(
             f"params.yaml: the input and target fields are both '{input_field}'; name two columns"
         )
-    shaped = dataclasses.replace(params, text_fields=[input_field], label_field=target_field)
-    where, raw = read_records(path, shaped, bad)
+    raw, where = read_records(path, params, bad, wanted=[input_field, target_field])
+    if not raw:
+        raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
     columns = list(raw[0][1])
     missing = [c for c in (input_field, target_field) if c not in columns]
     if missing:
