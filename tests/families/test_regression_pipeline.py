@@ -37,22 +37,85 @@ REGRESSION = {
 def run_stages(root: Path, params: Path) -> None:
     """The six stages with the paths dvc.yaml gives them, under ``root``."""
     a = ["--params", str(params)]
-    preprocess.main([*a, "--out", str(root / "processed"), "--metrics", str(root / "data.json"),
-                     "--plots", str(root / "plots-data"), "--report", str(root / "data.md")])
-    tokenize.main([*a, "--data", str(root / "processed"), "--out", str(root / "tokenized"),
-                   "--tokenizer-out", str(root / "tokenizer"), "--metrics",
-                   str(root / "tokenize.json"), "--report", str(root / "tokenization.md")])
-    probe.main([*a, "--data", str(root / "tokenized"), "--tokenizer", str(root / "tokenizer"),
-                "--out", str(root / "probe.json"), "--plot", str(root / "candidates.json"),
-                "--plan", str(root / "plan.json")])
-    train.main([*a, "--data", str(root / "tokenized"), "--tokenizer", str(root / "tokenizer"),
-                "--probe", str(root / "plan.json"), "--models", str(root / "models"),
-                "--checkpoints", str(root / "checkpoints"), "--metrics",
-                str(root / "train.json"), "--plots", str(root / "plots-train")])
-    evaluate.main([*a, "--model", str(root / "models" / "best"), "--processed",
-                   str(root / "processed"), "--tokenized", str(root / "tokenized"),
-                   "--predictions", str(root / "predictions"), "--metrics",
-                   str(root / "evaluate.json"), "--plots", str(root / "plots-evaluate")])
+    preprocess.main(
+        [
+            *a,
+            "--out",
+            str(root / "processed"),
+            "--metrics",
+            str(root / "data.json"),
+            "--plots",
+            str(root / "plots-data"),
+            "--report",
+            str(root / "data.md"),
+        ]
+    )
+    tokenize.main(
+        [
+            *a,
+            "--data",
+            str(root / "processed"),
+            "--out",
+            str(root / "tokenized"),
+            "--tokenizer-out",
+            str(root / "tokenizer"),
+            "--metrics",
+            str(root / "tokenize.json"),
+            "--report",
+            str(root / "tokenization.md"),
+        ]
+    )
+    probe.main(
+        [
+            *a,
+            "--data",
+            str(root / "tokenized"),
+            "--tokenizer",
+            str(root / "tokenizer"),
+            "--out",
+            str(root / "probe.json"),
+            "--plot",
+            str(root / "candidates.json"),
+            "--plan",
+            str(root / "plan.json"),
+        ]
+    )
+    train.main(
+        [
+            *a,
+            "--data",
+            str(root / "tokenized"),
+            "--tokenizer",
+            str(root / "tokenizer"),
+            "--probe",
+            str(root / "plan.json"),
+            "--models",
+            str(root / "models"),
+            "--checkpoints",
+            str(root / "checkpoints"),
+            "--metrics",
+            str(root / "train.json"),
+            "--plots",
+            str(root / "plots-train"),
+        ]
+    )
+    evaluate.main(
+        [
+            *a,
+            "--model",
+            str(root / "models" / "best"),
+            "--processed",
+            str(root / "processed"),
+            "--tokenized",
+            str(root / "tokenized"),
+            "--predictions",
+            str(root / "predictions"),
+            "--metrics",
+            str(root / "evaluate.json"),
+            "--plots",
+            str(root / "plots-evaluate"),
+        ]
+    )
     error_analysis.main([*a, "--predictions", str(root / "predictions"), "--processed",
                          str(root / "processed"), "--evaluate-metrics",
                          str(root / "evaluate.json"), "--model", str(root / "models" / "best"),
@@ -135,7 +198,11 @@ def test_reports_plots_and_data_card(run: Path) -> None:
     assert data["task"] == "regression" and data["imbalance_ratio"] is None
     assert set(data["splits"]["train"]["target"]) >= {"mean", "std", "p50"}
     assert "## Target (`score`)" in (run / "data.md").read_text()
-    for name in ("predicted_vs_true_test.json", "residuals_test.json", "predicted_vs_true_test.png"):
+    for name in (
+        "predicted_vs_true_test.json",
+        "residuals_test.json",
+        "predicted_vs_true_test.png",
+    ):
         assert (run / "plots-evaluate" / name).is_file(), name
     points = _json(run / "plots-evaluate" / "residuals_test.json")
     assert set(points[0]) == {"predicted", "residual"}
