@@ -213,6 +213,10 @@ def test_reports_plots_and_data_card(run: Path) -> None:
     errors = _json(run / "error_analysis.json")["test"]
     assert errors["rmse"] == pytest.approx(_json(run / "evaluate.json")["test"]["rmse"], abs=2e-6)
     assert sum(s["n"] for s in errors["slices"]["target"].values()) == errors["n"]
+    # JSON keys without dots or spaces (DVC flattens them into column names); bounds inside.
+    quartiles = errors["slices"]["target"]
+    assert list(quartiles) == ["q1", "q2", "q3", "q4"]
+    assert quartiles["q1"]["low"] <= quartiles["q1"]["high"] <= quartiles["q2"]["low"]
 
 
 def test_the_lr_range_test_runs_on_the_regression_loss(run: Path) -> None:
