@@ -32,8 +32,10 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
 
 - ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
   text_fields, label_field)}``: generated data, seeded, no download.
-- ``normalise(raw, label_field, note)``: fix raw rows in place before splitting (token:
-  IOB1 -> IOB2); returns extra ``meta.json`` fields.
+- ``normalise(raw, label_field, origin, bad)``: check and fix raw rows in place before
+  splitting (``raw``: rows per part, ``"all"`` or a split; ``origin[part]``: its file;
+  token: IOB1 -> IOB2; regression: labels parsed as numbers, a bad one reported with
+  ``bad.report(path, "line", line, column, reason)``); returns extra ``meta.json`` fields.
 - ``strata(rows, label_field)`` -> one stratum string per row (``""``: random split).
 - ``clean(rows, text_fields, label_field, cleaning)`` -> ``(rows, counts)`` or None (no
   cleaning: token tasks keep word lists aligned).
@@ -42,7 +44,8 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
   names (id i = ``label_names[i]``), or for a family without classes the names of the
   model's outputs (regression: one). Validates labels: a UserError naming
   ``origin[split]`` (the file), the row (``row["_line"]``) and the value.
-- ``warnings(names, splits, label_field)`` -> sentences for the console and data card.
+- ``warnings(names, splits, label_field)`` -> sentences for the console and data card;
+  ``example_group(row, label_field)``: the data card's heading of a train example.
 - ``text_feature()``, ``label_feature(label_names)``, ``label_values(rows, label_field,
   label_names)``: the processed columns (``datasets`` features and values).
 - ``tokenized_label_feature(processed_feature)``: the tokenized ``labels`` feature.
