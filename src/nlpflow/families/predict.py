@@ -177,9 +177,15 @@ def predict_family(
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
+    from nlpflow.families.text2text.predict import Text2TextPredict
     from nlpflow.families.token.predict import TokenPredict
 
-    known: list[type[PredictFamily]] = [SequencePredict, TokenPredict, RegressionPredict]
+    known: list[type[PredictFamily]] = [
+        SequencePredict,
+        TokenPredict,
+        RegressionPredict,
+        Text2TextPredict,
+    ]
     for cls in known:
         if cls.name == task:
             return cls(top_k, threshold, positive)

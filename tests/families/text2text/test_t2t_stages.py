@@ -132,5 +132,14 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     assert "## Worst generations" in report and "## Failure kinds" in report
     slices = json.loads((tmp_path / "plots-errors" / "slices_test.json").read_text())
     assert sum(s["n"] for s in slices) == test["n"]
+    # nlpflow predict on the test inputs writes what evaluate generated
+    from nlpflow.predict import predict_file
+
+    rows = [json.loads(line) for line in lines]
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps({"input": r["input"]}) + "\n" for r in rows))
+    predict_file(tmp_path / "models" / "best", source, tmp_path / "out.jsonl", log=lambda _: None)
+    predicted = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["prediction"] for p in predicted] == [r["prediction"] for r in rows]
     errors = json.loads((tmp_path / "errors.json").read_text())["test"]
     assert errors["wrong"] == round(test["n"] * (1 - test["exact_match"]))

@@ -13,9 +13,14 @@ class Text2TextModel(ModelFamily):
     name: ClassVar[str] = "text2text"
 
     def build(self, params: Any, tokenizer: Any, max_length: int) -> Any | None:
+        import dataclasses
+
         from nlpflow.families.text2text.modeling import build_text2text_model
 
-        return build_text2text_model(params, params.text2text, tokenizer)
+        model = build_text2text_model(params, params.text2text, tokenizer)
+        # What prediction needs to make prompts as training did, saved with the model.
+        model.config.text2text = dataclasses.asdict(params.text2text)
+        return model
 
     def auto_class(self) -> Any:
         """A loader of a saved text-to-text model: ``AutoModelForSeq2SeqLM`` for an
