@@ -189,12 +189,14 @@ def predict_family(
     from nlpflow.families.choice.predict import ChoicePredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
+    from nlpflow.families.text2text.predict import Text2TextPredict
     from nlpflow.families.token.predict import TokenPredict
 
     known: list[type[PredictFamily]] = [
         SequencePredict,
         TokenPredict,
         RegressionPredict,
+        Text2TextPredict,
         ChoicePredict,
     ]
     for cls in known:
