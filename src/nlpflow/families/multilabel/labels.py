@@ -246,4 +246,4 @@ def multi_hot(label_lists: Sequence[Sequence[str]], label_names: Sequence[str]) 
 def label_lists(matrix: npt.ArrayLike, label_names: Sequence[str]) -> list[list[str]]:
     """The inverse of :func:`multi_hot`: each row's labels, in ``label_names`` order."""
     m = np.asarray(matrix)
-    return [[label_names[j] for j in np.flatnonzero(row)] for row in m]
+    return [[label_names[j] for j in np.flatnonzero(row).tolist()] for row in m]
