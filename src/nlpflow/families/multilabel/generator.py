@@ -79,7 +79,7 @@ def generate_multilabel(
     """Rows with ``id``, ``text`` (letters with spaces) and ``labels`` (a sorted list).
 
     Deterministic in ``seed``; texts are distinct. Raises UserError when ``size`` distinct
-    texts cannot be found for the lengths asked.
+    texts cannot be found (2,000 draws in a row repeat a text) for the lengths asked.
     """
     if min_length < 3 or max_length < min_length:
         raise UserError(
@@ -89,17 +89,18 @@ def generate_multilabel(
     rng = random.Random(f"multilabel-{seed}")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    attempts = 0
+    misses = 0  # draws in a row that gave a text already taken
     while len(rows) < size:
-        attempts += 1
-        if attempts > size * 50:
+        if misses > 2000:
             raise UserError(
                 f"params.yaml: data.multilabel.size {size} is more distinct texts than strings "
                 f"of {min_length}-{max_length} letters can give (found {len(rows)}); lower it"
             )
         text = " ".join(_draw(rng.randint(min_length, max_length), rng))
         if text in seen:
+            misses += 1
             continue
+        misses = 0
         seen.add(text)
         rows.append({"id": f"multilabel-{len(rows):06d}", "text": text, "labels": labels_of(text)})
     return rows
