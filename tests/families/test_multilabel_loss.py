@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlpflow.families.multilabel.loss import BCECriterion, correct_decisions
+from nlpflow.families.multilabel.loss import BCECriterion
 
 
 def test_split_step_sum_equals_the_heads_mean_loss() -> None:
@@ -31,6 +31,7 @@ def test_split_step_sum_equals_the_heads_mean_loss() -> None:
         for part in (slice(0, 2), slice(2, 5))
     )
     assert float(split) == pytest.approx(float(out.loss), rel=1e-6)
+    assert float(criterion.sum(out, labels)) == pytest.approx(float(out.loss) * 15, rel=1e-6)
 
 
 def test_pos_weight_and_correct_decisions() -> None:
@@ -43,4 +44,4 @@ def test_pos_weight_and_correct_decisions() -> None:
     got = BCECriterion(weight).sum(logits, labels) / BCECriterion(weight).denominator(labels)
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     # right: (0,0) yes, (0,1) no, (1,0) yes, (1,1) no (logit 0 counts as positive)
-    assert correct_decisions(logits, labels) == (2, 4)
+    assert int(BCECriterion().correct(logits, labels)) == 2
