@@ -116,6 +116,9 @@ class DataParams:
     files: dict[str, str] = field(default_factory=dict)
     text_fields: list[str] = field(default_factory=lambda: ["first", "second"])
     label_field: str = "label"
+    # The task family (nlpflow.families): "auto" (a list label is a token task, else a
+    # sequence task; a built-in source fixes its own) or a family's name, e.g. regression.
+    task: str = "auto"
     # Fractions used when the source is one file; when only train and test are given,
     # validation is carved from train in the proportion validation / (train + validation).
     splits: dict[str, float] = field(
@@ -144,6 +147,12 @@ class DataParams:
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
+        from nlpflow.families.names import TASKS
+
+        tasks = ["auto", *TASKS]
+        close = difflib.get_close_matches(self.task, tasks, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _check(self.task in tasks, f"{path}.task", f"must be one of {tasks}{hint}")
         _check(
             self.label_field not in self.text_fields,
             f"{path}.label_field",
