@@ -89,6 +89,39 @@ class EntitiesParams:
 
 
 @dataclass
+class MultilabelParams:
+    """Multi-label tasks: the built-in task (letter strings tagged with their properties) and
+    how label lists are written in files."""
+
+    size: int = 2000
+    min_length: int = 4  # letters per built-in text
+    max_length: int = 8
+    # CSV/TSV: the character between labels in a cell ("a,b"); JSONL/Parquet hold lists.
+    delimiter: str = ","
+    # An example with no label: allow (none of the labels applies) or fail.
+    empty: Literal["allow", "fail"] = "allow"
+    # The label names; [] = those of the train data. A label outside the list is refused.
+    labels: list[str] = field(default_factory=list)
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(self.min_length >= 3, f"{path}.min_length", "must be at least 3")
+        _check(
+            self.max_length >= self.min_length,
+            f"{path}.max_length",
+            f"must be >= min_length ({self.min_length})",
+        )
+        _check(
+            len(self.delimiter) == 1 and self.delimiter not in ('"', "\n", "\r", " "),
+            f"{path}.delimiter",
+            "must be one character, not a quote, a space or a line break",
+        )
+        dupes = sorted({n for n in self.labels if self.labels.count(n) > 1})
+        _check(not dupes, f"{path}.labels", f"names {dupes} more than once")
+        _check(all(n.strip() for n in self.labels), f"{path}.labels", "holds an empty name")
+
+
+@dataclass
 class CleaningParams:
     """Optional text cleaning; every change is counted in the data report."""
 
@@ -144,6 +177,7 @@ class DataParams:
     cleaning: CleaningParams = field(default_factory=CleaningParams)
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
+    multilabel: MultilabelParams = field(default_factory=MultilabelParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
@@ -262,14 +296,22 @@ class ProbeParams:
         _check(self.memory_budget > 0, f"{path}.memory_budget", "must be > 0")
 
 
-EARLY_STOPPING_METRICS = ("loss", "accuracy", "f1_macro", "entity_f1")
+EARLY_STOPPING_METRICS = (
+    "loss",
+    "accuracy",
+    "f1_macro",
+    "entity_f1",
+    "f1_micro",
+    "subset_accuracy",
+)
 
 
 @dataclass
 class EarlyStoppingParams:
     """Stopping on the validation metric; NaN or infinite loss always stops at once."""
 
-    metric: str = "f1_macro"  # loss, accuracy, f1_macro, or entity_f1 (token tasks)
+    # loss, accuracy, f1_macro; entity_f1 (token tasks); f1_micro, subset_accuracy (multilabel)
+    metric: str = "f1_macro"
     mode: Literal["max", "min"] = "max"
     patience: int = 3  # evaluations without improvement; 0 = never stop for that
     min_delta: float = 0.0  # an improvement must beat the best by more than this
@@ -390,7 +432,10 @@ class TfidfBaselineParams:
         _check(self.c > 0, f"{path}.c", "must be > 0")
 
 
-EVALUATE_BASELINES = ("majority", "stratified", "tfidf_logreg", "word_majority")
+EVALUATE_BASELINES = (
+    "majority", "stratified", "tfidf_logreg", "word_majority",
+    "label_frequency", "most_frequent_set",
+)  # fmt: skip
 
 
 @dataclass
@@ -403,15 +448,22 @@ class EvaluateParams:
     # that maximises the positive class's F1 on validation is applied instead. Both reported.
     threshold: float = 0.5
     tune_threshold: bool = False
+    # Multi-label tasks, with tune_threshold: one threshold for every label (maximising
+    # micro-F1 on validation) or one per label (each label's F1).
+    threshold_scope: Literal["global", "per_label"] = "global"
     # Binary tasks: "" = the second label name (sorted order). true/false are accepted for the
     # labels yes/no: `dvc exp run -S` rewrites params.yaml without quotes, and YAML 1.1 reads
     # an unquoted yes as true.
     positive_label: str = ""
     calibration_bins: int = 10
-    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority.
+    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority;
+    # multi-label tasks label_frequency, most_frequent_set, tfidf_logreg.
     baselines: list[str] = field(
-        default_factory=lambda: ["majority", "stratified", "tfidf_logreg", "word_majority"]
-    )
+        default_factory=lambda: [
+            "majority", "stratified", "tfidf_logreg", "word_majority",
+            "label_frequency", "most_frequent_set",
+        ]
+    )  # fmt: skip
     tfidf: TfidfBaselineParams = field(default_factory=TfidfBaselineParams)
     # Token tasks: seqeval's default (conlleval, lenient) or strict entity reading.
     entity_mode: Literal["default", "strict"] = "default"

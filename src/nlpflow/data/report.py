@@ -241,6 +241,10 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     rng = random.Random(f"card-{seed}")
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in data.splits["train"]:
+        if data.task == "multilabel":  # an example stands under each of its labels
+            for group in r[data.label_field] or ["(no label)"]:
+                by_label.setdefault(group, []).append(r)
+            continue
         by_label.setdefault(_example_group(r, data), []).append(r)
     for label in sorted(by_label):
         picks = rng.sample(by_label[label], min(EXAMPLES_PER_LABEL, len(by_label[label])))

@@ -31,6 +31,8 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
 
 - ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
   text_fields, label_field)}``: generated data, seeded, no download.
+- ``read_file(path, params, bad)`` -> the rows of one data file when ``data.task`` names
+  the family (default: a label string per row; CoNLL files for token tasks).
 - ``normalise(raw, label_field, note)``: fix raw rows in place before splitting (token:
   IOB1 -> IOB2); returns extra ``meta.json`` fields.
 - ``strata(rows, label_field)`` -> one stratum string per row (``""``: random split).

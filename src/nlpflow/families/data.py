@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
+    from nlpflow.data.files import BadRows
     from nlpflow.modeling.encoder import Encoded, Encoder
     from nlpflow.params import CleaningParams, DataParams
 
@@ -61,6 +64,16 @@ class DataFamily:
         ``raw``: rows per part (``"all"`` or a split name); ``note(part, message)`` adds a
         line to the data report. Returns extra ``meta.json`` fields (e.g. tag schemes)."""
         return {}
+
+    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+        """The rows of one data file (``data.task`` names this family): the text fields,
+        the label field as the family reads it, and ``_line``. UserError (or a row collected
+        in ``bad`` under ``on_bad_rows: skip``) naming the file, line and column."""
+        from nlpflow.data.files import detect_format, read_conll, read_rows
+
+        if detect_format(path, params.format) == "conll":
+            return read_conll(path, params, bad)
+        return read_rows(path, params, bad)
 
     def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:
         """One stratum per row for the split into train/validation/test (``""``: random)."""
@@ -144,10 +157,11 @@ class DataFamily:
 
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
+    from nlpflow.families.multilabel.data import MultilabelData
     from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData]
+    known: list[type[DataFamily]] = [SequenceData, TokenData, MultilabelData]
     return _pick(task, known)()
 
 

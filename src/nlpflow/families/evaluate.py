@@ -117,10 +117,11 @@ class EvalFamily:
 
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.evaluate import MultilabelEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, MultilabelEval]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -151,10 +151,11 @@ class TrainFamily:
 
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.train import MultilabelTrain
     from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain]
+    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, MultilabelTrain]
     for cls in known:
         if cls.name == task:
             return cls()
