@@ -263,12 +263,8 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             "itself (id, label); rename that column in the file and in data.text_fields"
         )
     fam = data_family(task)
-
-    def note(part: str, message: str) -> None:
-        where = source if part == "all" else f"{Path(origin[part]).name} ({part})"
-        bad.note(f"{where}: {message}")
-
-    meta_extra = fam.normalise(raw, label_field, note)
+    parts = {part: source if part == "all" else origin[part] for part in raw}
+    meta_extra = fam.normalise(raw, label_field, parts, bad)
     if "all" in raw:
         splits = _split_by_fraction(raw["all"], params, label_field, seed, fam)
     else:

@@ -78,10 +78,10 @@ def forward_batches(
     pad_id: int,
     token_type_ids: Sequence[list[int]] | None,
     progress: bool | None,
-    activation: str = "softmax",
+    softmax: bool = True,
 ) -> Iterator[tuple[IntArray, Any]]:
-    """``(example indices, float64 softmax of the logits)`` per batch, in length order;
-    ``activation="sigmoid"``: each logit's sigmoid instead (multi-label scores).
+    """``(example indices, float64 softmax of the logits)`` per batch, in length order
+    (``softmax`` False: the logits themselves, float64, e.g. a regression model's outputs).
 
     Batches are formed from examples sorted by length (stable), so each batch pads only to
     its own longest input. The order is a pure function of the lengths, so the same inputs
@@ -117,10 +117,10 @@ def forward_batches(
                 types = [list(token_type_ids[i]) for i in idx]
                 batch["token_type_ids"] = torch.tensor(_pad(types, 0), device=device)
             logits = model(**batch).logits
-            if activation == "sigmoid":
-                yield idx, torch.sigmoid(logits.double()).cpu().numpy()
-                continue
             # Softmax in float64 so the probabilities of an example sum to 1 within 1e-12.
+            if not softmax:
+                yield idx, logits.double().cpu().numpy()
+                continue
             yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
 
@@ -131,17 +131,15 @@ def predict_probabilities(
     pad_id: int,
     token_type_ids: Sequence[list[int]] | None = None,
     progress: bool | None = None,
-    activation: str = "softmax",
 ) -> FloatArray:
-    """Softmax probabilities (or sigmoid scores, ``activation="sigmoid"``), shape
-    ``(N, num_labels)``, in the order of ``input_ids``."""
+    """Softmax probabilities, shape ``(N, num_labels)``, in the order of ``input_ids``."""
     n = len(input_ids)
     num_labels = int(getattr(model.config, "num_labels", 0))
     probs = np.empty((n, num_labels), dtype=np.float64)
     if n == 0:
         return probs
     for idx, batch_probs in forward_batches(
-        model, input_ids, batch_size, pad_id, token_type_ids, progress, activation
+        model, input_ids, batch_size, pad_id, token_type_ids, progress
     ):
         probs[idx] = batch_probs
     return probs
@@ -180,21 +178,13 @@ def predict_token_probabilities(
     return out
 
 
-def predict_split(
-    model: Any, tokenized: Dataset, batch_size: int, pad_id: int, activation: str = "softmax"
-) -> FloatArray:
-    """Probabilities for one tokenized split (columns ``input_ids``, maybe ``token_type_ids``);
-    ``activation="sigmoid"``: multi-label scores."""
+def predict_split(model: Any, tokenized: Dataset, batch_size: int, pad_id: int) -> FloatArray:
+    """Probabilities for one tokenized split (columns ``input_ids``, maybe ``token_type_ids``)."""
     types = (
         list(tokenized["token_type_ids"]) if "token_type_ids" in tokenized.column_names else None
     )
     return predict_probabilities(
-        model,
-        list(tokenized["input_ids"]),
-        batch_size,
-        pad_id,
-        token_type_ids=types,
-        activation=activation,
+        model, list(tokenized["input_ids"]), batch_size, pad_id, token_type_ids=types
     )
 
 

@@ -59,10 +59,19 @@ class DataFamily:
         """``{"builtin:<name>": Builtin}``: this family's generated data sets."""
         return {}
 
-    def normalise(self, raw: dict[str, list[Row]], label_field: str, note: Any) -> dict[str, Any]:
-        """Fix up raw rows in place before splitting (token: IOB1 tags become IOB2).
-        ``raw``: rows per part (``"all"`` or a split name); ``note(part, message)`` adds a
-        line to the data report. Returns extra ``meta.json`` fields (e.g. tag schemes)."""
+    def normalise(
+        self,
+        raw: dict[str, list[Row]],
+        label_field: str,
+        origin: dict[str, str],
+        bad: BadRows,
+    ) -> dict[str, Any]:
+        """Check and fix up raw rows in place before splitting (token: IOB1 tags become
+        IOB2; regression: labels parsed as numbers). ``raw``: rows per part (``"all"`` or a
+        split name), a file row with its line in ``row["_line"]``; ``origin[part]``: the file
+        or source of a part; ``bad``: ``bad.note(line)`` adds a line to the data report,
+        ``bad.report(...)`` a bad row (skipped or fatal, as ``data.on_bad_rows`` says).
+        Returns extra ``meta.json`` fields (e.g. tag schemes)."""
         return {}
 
     def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row]:
@@ -158,10 +167,11 @@ class DataFamily:
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
     from nlpflow.families.multilabel.data import MultilabelData
+    from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData, MultilabelData]
+    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData, MultilabelData]
     return _pick(task, known)()
 
 

@@ -118,10 +118,11 @@ class EvalFamily:
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.multilabel.evaluate import MultilabelEval
+    from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, MultilabelEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval, MultilabelEval]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -58,10 +58,11 @@ class ModelFamily:
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.multilabel.model import MultilabelModel
+    from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, MultilabelModel]
+    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel, MultilabelModel]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -152,10 +152,11 @@ class TrainFamily:
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.multilabel.train import MultilabelTrain
+    from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, MultilabelTrain]
+    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain, MultilabelTrain]
     for cls in known:
         if cls.name == task:
             return cls()

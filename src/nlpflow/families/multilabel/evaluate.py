@@ -33,6 +33,27 @@ class MultilabelEvaluation(Evaluation):
         return out
 
 
+def sigmoid_scores(job: EvaluateJob, split: str) -> Any:
+    """The model's sigmoid scores on one tokenized split, ``(n, k)`` float64."""
+    import numpy as np
+    from scipy.special import expit
+
+    from nlpflow.evaluation.predict import forward_batches
+
+    tokenized = job.tokenized[split]
+    ids = list(tokenized["input_ids"])
+    types = (
+        list(tokenized["token_type_ids"]) if "token_type_ids" in tokenized.column_names else None
+    )
+    out = np.empty((len(ids), len(job.meta.label_names)), dtype=np.float64)
+    batches = forward_batches(
+        job.model, ids, job.params.batch_size, job.pad_id, types, None, softmax=False
+    )
+    for idx, logits in batches:
+        out[idx] = expit(logits)
+    return out
+
+
 def threshold_rule(params: Any) -> Any:
     from nlpflow.families.multilabel.evaluation import Rule
 
@@ -49,7 +70,6 @@ class MultilabelEval(EvalFamily):
 
         from nlpflow.evaluation.baselines import TfidfSettings
         from nlpflow.evaluation.evaluate import SplitEvaluation
-        from nlpflow.evaluation.predict import predict_split
         from nlpflow.families.multilabel.baselines import MULTILABEL_BASELINES
         from nlpflow.families.multilabel.evaluation import baseline_outputs, score_splits
         from nlpflow.families.multilabel.predictions import prediction_records
@@ -70,10 +90,7 @@ class MultilabelEval(EvalFamily):
         splits = list(job.splits)
         scored = ["validation", *[s for s in splits if s != "validation"]]  # tune first
         y = {s: truth(s) for s in scored}
-        scores = {
-            s: predict_split(job.model, job.tokenized[s], params.batch_size, job.pad_id, "sigmoid")
-            for s in scored
-        }
+        scores = {s: sigmoid_scores(job, s) for s in scored}
         rule = threshold_rule(params)
         wanted = [b for b in params.baselines if b in MULTILABEL_BASELINES]
         tf = params.tfidf

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.data import entities
@@ -13,6 +14,7 @@ from nlpflow.families.data import Builtin, DataFamily, Row
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from nlpflow.data.files import BadRows
     from nlpflow.modeling.encoder import Encoded, Encoder
     from nlpflow.params import CleaningParams
 
@@ -30,7 +32,13 @@ class TokenData(DataFamily):
             )
         }
 
-    def normalise(self, raw: dict[str, list[Row]], label_field: str, note: Any) -> dict[str, Any]:
+    def normalise(
+        self,
+        raw: dict[str, list[Row]],
+        label_field: str,
+        origin: dict[str, str],
+        bad: BadRows,
+    ) -> dict[str, Any]:
         """Each part in its own scheme: one written in IOB1 is converted to IOB2 (the
         processed tags are always IOB2)."""
         schemes = {
@@ -41,10 +49,10 @@ class TokenData(DataFamily):
         for part in converted:
             for r in raw[part]:
                 r[label_field] = entities.iob1_to_iob2(r[label_field])
-            note(
-                part,
-                "the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
-                "converted to IOB2 on reading, entities unchanged",
+            where = origin[part] if part == "all" else f"{Path(origin[part]).name} ({part})"
+            bad.note(
+                f"{where}: the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
+                "converted to IOB2 on reading, entities unchanged"
             )
         return {"tag_scheme": "IOB2", "source_tag_scheme": "IOB1" if converted else "IOB2"}
 
