@@ -138,7 +138,7 @@ CASES: list[tuple[str, str, Any, dict[str, Any], str]] = [
         None,
         {},
         "params.yaml: data.source '{f}' does not exist; give a file, a directory, builtin:anagram, "
-        "builtin:entities or hub:<name>",
+        "builtin:entities, builtin:multilabel, builtin:regression or hub:<name>",
     ),
     (
         "bad conll tag",
