@@ -13,7 +13,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*/par
 
 
 def test_there_are_examples() -> None:
-    assert {p.parent.name for p in EXAMPLES} >= {"entities", "regression"}
+    assert {p.parent.name for p in EXAMPLES} >= {"entities", "multilabel", "regression"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
