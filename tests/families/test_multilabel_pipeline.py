@@ -92,6 +92,8 @@ def test_six_stages_beat_the_baselines(tmp_path: Path) -> None:
     report = (tmp_path / "reports" / "errors.md").read_text()
     assert "## Multi-label errors on test" in report
     assert "### Worst examples" in report
+    assert (tmp_path / "plots" / "error_analysis" / "label_errors_test.png").is_file()
+    assert (tmp_path / "plots" / "evaluate" / "per_label_test.json").is_file()
     card = (tmp_path / "reports" / "data.md").read_text()
     assert "**same_ends**" in card  # examples listed under each of their labels
     errors = json.loads((tmp_path / "metrics" / "error_analysis.json").read_text())

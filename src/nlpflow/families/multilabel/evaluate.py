@@ -173,6 +173,26 @@ class MultilabelEval(EvalFamily):
                 "",
             ]
         lines += report_lines(summary, job.split)
+        if job.plots:
+            from nlpflow.families.multilabel.plots import save_label_errors_png
+            from nlpflow.families.sequence.evaluate import relative
+            from nlpflow.io import atomic_dir
+
+            with atomic_dir(job.plots) as tmp:
+                save_label_errors_png(
+                    tmp / f"label_errors_{job.split}.png",
+                    summary["per_label"],
+                    f"Missed and spurious labels ({job.split})",
+                )
+            png = Path(job.plots) / f"label_errors_{job.split}.png"
+            lines += ["", f"![missed and spurious labels]({relative(png, job.report)})"]
+        if job.figures:
+            from nlpflow.families.sequence.evaluate import relative
+
+            for title, stem in (("Per label", "per_label"), ("Labels together", "cooccurrence")):
+                png = Path(job.figures) / f"{stem}_{job.split}.png"
+                if png.is_file():
+                    lines += ["", f"![{title}]({relative(png, job.report)})"]
         metrics = {k: v for k, v in summary.items() if k not in ("worst", "cooccurrence", "swaps")}
         per_label = summary["per_label"]
         worst = max(per_label, key=lambda n: per_label[n]["missed"] + per_label[n]["spurious"])

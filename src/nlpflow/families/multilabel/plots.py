@@ -49,9 +49,9 @@ def save_per_label_png(path: Path, records: Sequence[dict[str, Any]], title: str
     for offset, key in ((-0.27, "precision"), (0.0, "recall"), (0.27, "f1")):
         ax.bar(x + offset, [r[key] for r in records], width=0.27, label=key)
     ax.set_xticks(x, labels=[r["label"] for r in records], rotation=45 if k > 4 else 0, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.18)  # room for the legend above the bars
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncol=3)
     ax.grid(alpha=0.3, axis="y")
     _save_png(fig, path)
 
@@ -80,6 +80,23 @@ def save_cooccurrence_png(
             for (a, b), value in np.ndenumerate(counts):
                 colour = "white" if peak and value > peak / 2 else "black"
                 ax.text(b, a, str(int(value)), ha="center", va="center", color=colour, fontsize=8)
+    _save_png(fig, path)
+
+
+def save_label_errors_png(path: Path, per_label: dict[str, dict[str, int]], title: str) -> None:
+    """Bars of missed (false negative) and spurious (false positive) counts per label, as PNG."""
+    names = list(per_label)
+    k = len(names)
+    fig = _figure(min(3.0 + 0.9 * k, 14.0), 4.5)
+    ax = fig.add_subplot()
+    x = np.arange(k)
+    ax.bar(x - 0.2, [per_label[n]["missed"] for n in names], width=0.4, label="missed")
+    ax.bar(x + 0.2, [per_label[n]["spurious"] for n in names], width=0.4, label="spurious")
+    ax.set_xticks(x, labels=names, rotation=45 if k > 4 else 0, ha="right")
+    ax.set_ylabel("examples")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3, axis="y")
     _save_png(fig, path)
 
 
