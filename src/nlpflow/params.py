@@ -121,7 +121,8 @@ class MultilabelParams:
     delimiter: str = ","
     # An example with no label: allow (none of the labels applies) or fail.
     empty: Literal["allow", "fail"] = "allow"
-    # The label names; [] = those of the train data. A label outside the list is refused.
+    # The labels allowed ([] = any): a label outside the list is refused on reading. The
+    # label names (the model's outputs) are those the data have.
     labels: list[str] = field(default_factory=list)
 
     def validate(self, path: str) -> None:

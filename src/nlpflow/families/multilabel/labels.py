@@ -216,8 +216,8 @@ def check_known_labels(
                     int(row.get("_line", 0)),
                     label_field,
                     f"label '{unknown[0]}' occurs in no train example (the train labels are "
-                    f"{names[:10]}{'...' if len(names) > 10 else ''}); fix the label, add train "
-                    "examples with it, or declare the label list",
+                    f"{names[:10]}{'...' if len(names) > 10 else ''}); fix the label or add "
+                    "train examples with it",
                     str(row)[:80],
                 )
                 continue
