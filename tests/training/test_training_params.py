@@ -15,7 +15,8 @@ from nlpflow.params import ParamsError, parse_params
         (
             {"train": {"early_stopping": {"metric": "f1_macr"}}},
             "train.early_stopping.metric must be one of ['loss', 'accuracy', 'f1_macro', "
-            "'entity_f1']; did you mean 'f1_macro'?",
+            "'entity_f1', 'mse', 'rmse', 'mae', 'r2', 'pearson', 'spearman', 'f1_micro', "
+            "'subset_accuracy']; did you mean 'f1_macro'?",
         ),
         (
             {
