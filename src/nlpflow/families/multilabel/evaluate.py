@@ -115,8 +115,9 @@ class MultilabelEval(EvalFamily):
             if r.name not in splits:
                 continue
             processed = job.processed[r.name]
+            cols = {c: list(processed[c]) for c in ["id", *keep]}
             base = [
-                {"id": str(processed[i]["id"]), **{c: processed[i][c] for c in keep}}
+                {"id": str(cols["id"][i]), **{c: cols[c][i] for c in keep}}
                 for i in range(len(processed))
             ]
             rows = prediction_records(base, r.truth, r.predicted, r.scores, names)
@@ -195,10 +196,12 @@ class MultilabelEval(EvalFamily):
                     lines += ["", f"![{title}]({relative(png, job.report)})"]
         metrics = {k: v for k, v in summary.items() if k not in ("worst", "cooccurrence", "swaps")}
         per_label = summary["per_label"]
-        worst = max(per_label, key=lambda n: per_label[n]["missed"] + per_label[n]["spurious"])
         line = (
             f"error_analysis: {summary['examples_with_errors']} of {summary['n']} examples with a "
             f"wrong label on {job.split}; {summary['missed']} missed, {summary['spurious']} "
-            f"spurious; most errors on '{worst}'"
+            "spurious"
         )
+        if summary["missed"] + summary["spurious"]:
+            worst = max(per_label, key=lambda n: per_label[n]["missed"] + per_label[n]["spurious"])
+            line += f"; most errors on '{worst}'"
         return ErrorAnalysisResult("\n".join(lines) + "\n", metrics, line)
