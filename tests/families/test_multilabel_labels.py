@@ -180,14 +180,17 @@ def test_multi_hot_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fmt", "message"),
+    ("section", "message"),
     [
-        (LabelFormat(delimiter=""), "data.multilabel.delimiter '' must be one character"),
-        (LabelFormat(delimiter='"'), "data.multilabel.delimiter '\"' must be one character"),
-        (LabelFormat(labels=("a", "a")), "data.multilabel.labels names ['a'] more than once"),
+        ({"delimiter": ""}, "data.multilabel.delimiter must be one character"),
+        ({"delimiter": '"'}, "data.multilabel.delimiter must be one character"),
+        ({"labels": ["a", "a"]}, "data.multilabel.labels names ['a'] more than once"),
+        ({"empty": "skip"}, "data.multilabel.empty"),
     ],
 )
-def test_format_settings_checked(fmt: LabelFormat, message: str) -> None:
+def test_multilabel_params_checked(section: dict[str, Any], message: str) -> None:
+    from nlpflow.params import parse_params
+
     with pytest.raises(UserError) as err:
-        fmt.validate("data.multilabel")
+        parse_params({"data": {"multilabel": section}})
     assert message in str(err.value)

@@ -37,27 +37,12 @@ LabelMatrix = npt.NDArray[np.int8]
 
 @dataclass(frozen=True)
 class LabelFormat:
-    """How label lists are written and which labels exist."""
+    """How label lists are written and which labels are allowed (``data.multilabel``, checked
+    by :class:`nlpflow.params.MultilabelParams`)."""
 
     delimiter: str = ","  # between labels in a CSV/TSV cell
     empty: Literal["allow", "fail"] = "allow"  # an example with no label
-    labels: tuple[str, ...] = ()  # the declared label names; () = those of the train data
-
-    def validate(self, path: str) -> None:
-        """Raises UserError naming ``path`` (the params key) for a bad setting."""
-        if len(self.delimiter) != 1 or self.delimiter in ('"', "\n", "\r", " "):
-            raise UserError(
-                f"params.yaml: {path}.delimiter {self.delimiter!r} must be one character, not a "
-                "quote, a space or a line break"
-            )
-        if self.empty not in ("allow", "fail"):
-            raise UserError(f"params.yaml: {path}.empty '{self.empty}' is not allow or fail")
-        dupes = sorted({n for n in self.labels if self.labels.count(n) > 1})
-        if dupes:
-            raise UserError(f"params.yaml: {path}.labels names {dupes} more than once")
-        blank = [n for n in self.labels if not str(n).strip()]
-        if blank:
-            raise UserError(f"params.yaml: {path}.labels holds an empty name")
+    labels: tuple[str, ...] = ()  # the labels allowed; () = any
 
 
 class LabelValueError(ValueError):
