@@ -43,6 +43,15 @@ def test_data_task_param_suggests_the_nearest_family() -> None:
     assert "data.task" in str(info.value) and "did you mean 'regression'" in str(info.value)
 
 
+def test_early_stopping_metric_suggests_the_nearest_of_all_families() -> None:
+    from nlpflow.params import parse_params
+
+    for typo, nearest in (("f1_macr", "f1_macro"), ("rmes", "rmse"), ("spearmann", "spearman")):
+        with pytest.raises(UserError) as info:
+            parse_params({"train": {"early_stopping": {"metric": typo}}})
+        assert f"did you mean '{nearest}'?" in str(info.value)
+
+
 def test_meta_with_an_unknown_task_names_the_file(tmp_path: Path) -> None:
     from nlpflow.data.saved import read_meta
 

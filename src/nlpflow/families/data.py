@@ -122,6 +122,10 @@ class DataFamily:
         """Problems that do not stop the stage, one sentence each (console and data card)."""
         return []
 
+    def example_group(self, row: Row, label_field: str) -> str:
+        """The heading a train example is shown under in the data card (its label)."""
+        return str(row[label_field])
+
     def text_feature(self) -> Any:
         """The ``datasets`` feature of a processed text field."""
         from datasets import Value
