@@ -179,3 +179,25 @@ def test_train_side_split_criterion_and_validation() -> None:
     assert out["loss"] == pytest.approx(float(bce), rel=1e-5)
     assert fam.probe_labels(4, 7, 3).shape == (4, 3)
     assert fam.uniform_classes(["a", "b", "c"]) == 2
+
+
+def test_a_saved_dataset_with_class_label_lists(tmp_path: Path) -> None:
+    """GoEmotions' layout on the hub: ``labels`` a list of ClassLabel ids."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    features = Features(
+        {"text": Value("string"), "labels": Sequence(ClassLabel(names=["joy", "anger", "fear"]))}
+    )
+    split = {
+        "text": [f"text number {i}" for i in range(40)],
+        "labels": [[i % 3] if i % 4 else [] for i in range(40)],
+    }
+    DatasetDict(
+        {
+            "train": Dataset.from_dict(split, features=features),
+            "test": Dataset.from_dict(split, features=features).select(range(10)),
+        }
+    ).save_to_disk(str(tmp_path / "saved"))
+    meta = _preprocess(tmp_path, source=str(tmp_path / "saved"), leakage="warn")
+    assert meta["task"] == "multilabel"
+    assert meta["label_names"] == ["anger", "fear", "joy"]
