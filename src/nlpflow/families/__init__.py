@@ -102,7 +102,9 @@ Evaluation side (:class:`~nlpflow.families.evaluate.EvalFamily`), called by
   ``ci`` (bootstrap intervals at ``evaluate.confidence_level``) and ``baselines`` (each
   with ``margin``), as ``metrics/evaluate.json`` holds them.
 - ``write_plots(evaluation, directory)``: plot data and PNGs (published atomically).
-- ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console.
+- ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console;
+  ``one_row_per_example``: data/tokenized lines up row for row with data/processed
+  (checked before ``evaluate``; False for QA windows).
 - ``load_predictions(path, meta)`` and ``error_analysis(ErrorAnalysisJob)`` ->
   ``ErrorAnalysisResult(report markdown, metrics, summary line)``.
 """
