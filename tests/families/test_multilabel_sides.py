@@ -201,3 +201,14 @@ def test_a_saved_dataset_with_class_label_lists(tmp_path: Path) -> None:
     meta = _preprocess(tmp_path, source=str(tmp_path / "saved"), leakage="warn")
     assert meta["task"] == "multilabel"
     assert meta["label_names"] == ["anger", "fear", "joy"]
+
+
+def test_one_label_is_a_task(tmp_path: Path) -> None:
+    """A single label (present or not) is a multi-label task of one sigmoid output."""
+    from nlpflow.data.saved import read_meta
+
+    rows = [(f"text {i} w{i % 5}", ["spam"] if i % 3 == 0 else []) for i in range(60)]
+    data = _jsonl(tmp_path / "d.jsonl", rows)
+    meta = _preprocess(tmp_path, source=str(data))
+    assert meta["label_names"] == ["spam"]
+    assert read_meta(tmp_path / "processed").label_names == ["spam"]

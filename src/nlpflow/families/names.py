@@ -14,4 +14,4 @@ TASKS: tuple[str, ...] = (
     "multilabel",  # a list of labels per text (sigmoid outputs, BCE)
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).
-CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token", "multilabel")
+CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")  # multilabel: one label may do
