@@ -676,24 +676,6 @@ def read_records(
     training, and ``nlpflow predict`` for new files. ``wanted``: the columns a header must
     name (default: the text fields and the label field); the rows are not checked for them.
     """
-    where, raw = read_records(path, params, bad)
-    rows = []
-    for line, row in raw:
-        checked = _check_row(path, where, line, row, params, bad)
-        if checked is not None:
-            rows.append(checked)
-    if not rows:
-        raise UserError(f"{path}: no usable data rows; every row was bad (see data.on_bad_rows)")
-    return rows
-
-
-def read_records(path: Path, params: DataParams, bad: BadRows) -> tuple[str, list[tuple[int, Row]]]:
-    """The raw records of a CSV/TSV, JSON(L) or Parquet file, before any label check.
-
-    Returns what a position is called in messages (``line`` or ``row``) and ``(position,
-    record)`` pairs, the text and label columns checked to exist. Task families check the
-    values themselves. Raises UserError naming the file (and line) for anything unreadable.
-    """
     if path.is_dir():
         raise UserError(f"{path}: is a directory; name a data file")
     if not path.is_file():
@@ -845,7 +827,14 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             f"{path}: column(s) {missing} not found; the file has {columns}; "
             "set data.text_fields and data.label_field to existing columns"
         )
-    return where, raw
+    rows = []
+    for line, row in raw:
+        checked = _check_row(path, where, line, row, params, bad)
+        if checked is not None:
+            rows.append(checked)
+    if not rows:
+        raise UserError(f"{path}: no usable data rows; every row was bad (see data.on_bad_rows)")
+    return rows
 
 
 # --------------------------------------------------------------------------- CoNLL

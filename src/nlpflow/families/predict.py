@@ -175,11 +175,14 @@ def predict_family(
     task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
 ) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.predict import MultilabelPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.token.predict import TokenPredict
 
-    known: list[type[PredictFamily]] = [SequencePredict, TokenPredict, RegressionPredict]
+    known: list[type[PredictFamily]] = [
+        SequencePredict, TokenPredict, RegressionPredict, MultilabelPredict,
+    ]  # fmt: skip
     for cls in known:
         if cls.name == task:
             return cls(top_k, threshold, positive)

@@ -115,7 +115,16 @@ def read_multilabel_rows(
     train data are checked later, by :func:`check_known_labels`). Raises UserError naming the
     file, line and column (or collects the row in ``bad`` under ``on_bad_rows: skip``).
     """
-    where, raw = read_records(path, params, bad)
+    raw, where = read_records(path, params, bad)
+    if not raw:
+        raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
+    columns = list(raw[0][1])
+    missing = [c for c in [*params.text_fields, params.label_field] if c not in columns]
+    if missing:
+        raise UserError(
+            f"{path}: column(s) {missing} not found; the file has {columns}; "
+            "set data.text_fields and data.label_field to existing columns"
+        )
     structured = detect_format(path, params.format) in ("jsonl", "parquet")
     declared = set(fmt.labels)
     field = params.label_field
