@@ -1,4 +1,5 @@
-"""The multilabel family through the six stages, in process, on its built-in data.
+"""The multilabel family through the six stages (and the model card), in process, on its
+built-in data; then ``nlpflow predict`` on the test texts.
 
 Each stage's ``main`` runs with the arguments dvc.yaml gives it, in a temporary directory,
 on a tiny model: the model must beat every baseline by a clear margin (micro-F1) on test.
@@ -12,11 +13,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, dump_params, tiny_params
 
-STAGES = ("preprocess", "tokenize", "probe", "train", "evaluate", "error_analysis")
+STAGES = ("preprocess", "tokenize", "probe", "train", "evaluate", "error_analysis", "model_card")
 
 
 def stage_argv(name: str) -> list[str]:
@@ -100,3 +102,20 @@ def test_six_stages_beat_the_baselines(tmp_path: Path) -> None:
     assert "**same_ends**" in card  # examples listed under each of their labels
     errors = json.loads((tmp_path / "metrics" / "error_analysis.json").read_text())
     assert errors["test"]["n"] == test["n"]
+
+    # nlpflow predict on the test texts decides as evaluate did (the global threshold)
+    from nlpflow.predict import predict_file
+
+    (tmp_path / "new.jsonl").write_text(
+        "".join(json.dumps({"text": r["text"]}) + "\n" for r in rows)
+    )
+    predict_file(
+        tmp_path / "models" / "best", tmp_path / "new.jsonl", tmp_path / "out.jsonl",
+        threshold=metrics["thresholds"]["threshold"], progress=False,
+    )  # fmt: skip
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["prediction"] for o in out] == [r["prediction"] for r in rows]
+    for o, r in zip(out, rows, strict=True):
+        assert o["scores"] == pytest.approx(r["probabilities"], abs=1e-6)
+    card = (tmp_path / "models" / "best" / "README.md").read_text()
+    assert "f1_micro" in card and "--threshold" in card
