@@ -45,6 +45,19 @@ def main(argv: list[str] | None = None) -> None:
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
     dataset, meta = read_processed(args.data, list(SPLITS))
     family = data_family(meta.task)
+    own = family.tokenize(dataset, meta, params)
+    if own is not None:  # a family with examples of its own shape (text-to-text)
+        with atomic_dir(args.tokenizer_out) as tmp:
+            own.tokenizer.save_pretrained(str(tmp))
+        write_saved(args.out, own.data, own.meta)
+        write_json(args.metrics, own.report)
+        write_text(args.report, own.sample)
+        for note in own.notes:
+            print(f"tokenize: {note}")
+        for line in own.report["warnings"]:
+            print(f"warning: tokenize: {line}", file=sys.stderr)
+        print(f"{own.summary} -> {args.out}")
+        return
     task: str = family.encoder_mode  # how the Encoder reads a row: texts, or pre-split words
     text_fields: list[str] = meta.text_fields
     config = None

@@ -21,6 +21,11 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nlpflow.errors import UserError
+from nlpflow.families.text2text.params import (
+    GenerationParams,
+    Text2TextDataParams,
+    Text2TextModelParams,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -200,6 +205,7 @@ class DataParams:
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
     regression: RegressionParams = field(default_factory=RegressionParams)
+    text2text: Text2TextDataParams = field(default_factory=Text2TextDataParams)
     multilabel: MultilabelParams = field(default_factory=MultilabelParams)
 
     def validate(self, path: str) -> None:
@@ -286,6 +292,8 @@ class ModelParams:
     # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
     freeze_embeddings: bool = False
     trust_remote_code: bool = False
+    # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
+    text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
 
     def validate(self, path: str) -> None:
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
@@ -503,6 +511,8 @@ class EvaluateParams:
     entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
     # Validation inputs timed for metrics/latency.json (evaluate --latency); 0 = not measured.
     latency_examples: int = 64
+    # Text-to-text tasks: how outputs are generated (greedy, beams, seeded sampling).
+    generation: GenerationParams = field(default_factory=GenerationParams)
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")

@@ -102,8 +102,10 @@ def _carve_validation(
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    if params.task != "auto":  # the family reads its own label format (a list per row, ...)
-        return data_family(params.task).read_file(path, params, bad)
+    if params.task != "auto":
+        rows = data_family(params.task).read_file(path, params, bad)
+        if rows is not None:
+            return rows
     if detect_format(path, params.format) == "conll":
         return read_conll(path, params, bad)
     return read_rows(path, params, bad)

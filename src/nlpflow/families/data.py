@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from nlpflow.contracts import TokenizeInputs
     from nlpflow.data.files import BadRows
+    from nlpflow.data.saved import DataMeta
     from nlpflow.modeling.encoder import Encoded, Encoder
     from nlpflow.params import CleaningParams, DataParams
 
@@ -41,6 +43,22 @@ class Builtin:
     label_field: str
 
 
+@dataclass
+class TokenizedData:
+    """The tokenize stage's outputs when a family tokenizes on its own
+    (:meth:`DataFamily.tokenize`): the tokenizer to save, the tokenized splits and their
+    meta, ``metrics/tokenize.json`` (with ``warnings``), the readable sample, console notes
+    and the one-line summary."""
+
+    tokenizer: Any
+    data: Any
+    meta: DataMeta
+    report: dict[str, Any]
+    sample: str
+    notes: list[str]
+    summary: str
+
+
 class DataFamily:
     """Preprocess and tokenize hooks. The defaults are sequence classification's (one label
     string per row); a family overrides what differs. ``name`` is ``DataMeta.task``."""
@@ -52,12 +70,21 @@ class DataFamily:
     # Whether the data card's label distribution, imbalance ratio and per-class examples
     # apply (classes); a regression target has none of them.
     has_classes: ClassVar[bool] = True
+    # Without classes, how the data card describes the target: its numbers are
+    # target_numbers() (the value itself for a numeric target).
+    target_description: ClassVar[str] = "a numeric target"
 
     # ------------------------------------------------------------------ preprocess
 
     def builtins(self) -> dict[str, Builtin]:
         """``{"builtin:<name>": Builtin}``: this family's generated data sets."""
         return {}
+
+    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row] | None:
+        """Rows of one data file read by this family's own rules, or None for the shared
+        reader (CSV/TSV/JSONL/Parquet rows with a label string, CoNLL). Asked only when
+        ``data.task`` names the family."""
+        return None
 
     def normalise(
         self,
@@ -74,16 +101,6 @@ class DataFamily:
         Returns extra ``meta.json`` fields (e.g. tag schemes)."""
         return {}
 
-    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-        """The rows of one data file (``data.task`` names this family): the text fields,
-        the label field as the family reads it, and ``_line``. UserError (or a row collected
-        in ``bad`` under ``on_bad_rows: skip``) naming the file, line and column."""
-        from nlpflow.data.files import detect_format, read_conll, read_rows
-
-        if detect_format(path, params.format) == "conll":
-            return read_conll(path, params, bad)
-        return read_rows(path, params, bad)
-
     def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:
         """One stratum per row for the split into train/validation/test (``""``: random)."""
         return [r[label_field] if isinstance(r[label_field], str) else "" for r in rows]
@@ -96,6 +113,15 @@ class DataFamily:
         from nlpflow.data.clean import clean_rows
 
         return clean_rows(rows, text_fields, label_field, params)
+
+    def target_numbers(self, rows: Sequence[Row], label_field: str) -> list[float]:
+        """The number the data card describes per row when there are no classes: the label
+        as a number (regression); a family with text targets gives e.g. their length."""
+        return [float(r[label_field]) for r in rows]
+
+    def example_line(self, row: Row, text: str, label_field: str) -> str:
+        """One example of the data card when there are no classes (``text``: its input)."""
+        return f"{float(row[label_field]):.4g}: {text[:200]}"
 
     def labels_of(self, rows: Sequence[Row], label_field: str) -> list[str]:
         """Every label string of ``rows`` (a label per row; a tag per word in token tasks):
@@ -145,6 +171,14 @@ class DataFamily:
 
     # ------------------------------------------------------------------ tokenize
 
+    def tokenize(
+        self, dataset: Any, meta: DataMeta, params: TokenizeInputs
+    ) -> TokenizedData | None:
+        """The whole tokenize stage for a family whose examples the shared
+        :class:`~nlpflow.modeling.encoder.Encoder` does not encode (text-to-text: a prompt
+        and a target), or None for the shared path. ``dataset``: the processed splits."""
+        return None
+
     def tokenized_label_feature(self, processed: Any) -> Any:
         """The ``datasets`` feature of the tokenized ``labels`` column, from the processed
         ``label`` feature. A UserError when the processed column is not what this family
@@ -177,9 +211,16 @@ def data_family(task: str) -> DataFamily:
     from nlpflow.families.multilabel.data import MultilabelData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
+    from nlpflow.families.text2text.data import Text2TextData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData, MultilabelData]
+    known: list[type[DataFamily]] = [
+        SequenceData,
+        TokenData,
+        RegressionData,
+        Text2TextData,
+        MultilabelData,
+    ]
     return _pick(task, known)()
 
 

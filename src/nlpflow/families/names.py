@@ -11,6 +11,7 @@ TASKS: tuple[str, ...] = (
     "sequence",  # one label per text or text pair (nlpflow's first task)
     "token",  # one tag per word (BIO entities)
     "regression",  # one number per text or text pair
+    "text2text",  # a target text generated from an input text
     "multilabel",  # a list of labels per text (sigmoid outputs, BCE)
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).

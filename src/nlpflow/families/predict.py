@@ -178,11 +178,16 @@ def predict_family(
     from nlpflow.families.multilabel.predict import MultilabelPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
+    from nlpflow.families.text2text.predict import Text2TextPredict
     from nlpflow.families.token.predict import TokenPredict
 
     known: list[type[PredictFamily]] = [
-        SequencePredict, TokenPredict, RegressionPredict, MultilabelPredict,
-    ]  # fmt: skip
+        SequencePredict,
+        TokenPredict,
+        RegressionPredict,
+        Text2TextPredict,
+        MultilabelPredict,
+    ]
     for cls in known:
         if cls.name == task:
             return cls(top_k, threshold, positive)
