@@ -3,6 +3,7 @@ healthy curve fires none."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Any
@@ -125,7 +126,7 @@ def test_the_sampling_noise_of_a_low_loss_is_not_oscillating(seed: int) -> None:
     # ~0.12x the initial loss, from which few examples of a batch are still wrong.
     steps = few_wrong_batches(seed)
     half = steps[len(steps) // 2 :]
-    swing = sum(abs(b - a) for a, b in zip(half, half[1:], strict=False)) / (len(half) - 1)
+    swing = sum(abs(b - a) for a, b in itertools.pairwise(half)) / (len(half) - 1)
     assert swing > 0.5 * sum(half) / len(half)  # large against the level: the old rule fired
     assert "oscillating" not in [f.rule for f in diagnose(steps, HEALTHY_EVALS)]
 
