@@ -15,8 +15,8 @@ setup: $(STAMP)
 # (a local CPU wheel), and the pin keeps it from pulling several GB of CUDA packages.
 # --no-compile: Python compiles what it imports on first use; compiling all of torch's
 # files up front took longer than unpacking them. Then the rest with uv, a faster installer
-# from PyPI (measured from a fresh clone: 31 s against pip's 90-350 s); where uv cannot be
-# installed or fails, pip installs the same pinned set.
+# from PyPI (measured from fresh clones while other jobs shared the 2 cores: 21-31 s against
+# pip's 352 s); where uv cannot be installed or fails, pip installs the same pinned set.
 UV_VERSION := 0.13.9
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(STAMP): pyproject.toml requirements.lock
