@@ -247,25 +247,25 @@ def _run(
     for i in range(rp.steps):
         if not queue:  # as many epochs as the steps need, each in a fresh order
             queue = epoch_steps(run.train_set.lengths, run.effective, run.shuffle, tp.batching)
-        result = step(queue.pop(0))
-        if not result.taken:
+        stepped = step(queue.pop(0))
+        if not stepped.taken:
             stop_reason = "non_finite_loss"
             log(
                 f"lr_range: non-finite loss or gradient norm at step {i + 1} (lr "
-                f"{result.lr:.3g}, loss {result.loss:.4g}, gradient norm {result.grad_norm:.4g}): "
+                f"{stepped.lr:.3g}, loss {stepped.loss:.4g}, gradient norm {stepped.grad_norm:.4g}): "
                 "stopped, the step not taken"
             )
             break
-        current = smoother(result.loss)
-        lrs.append(result.lr)
-        losses.append(result.loss)
+        current = smoother(stepped.loss)
+        lrs.append(stepped.lr)
+        losses.append(stepped.loss)
         smoothed.append(current)
         best = min(best, current)
         if i + 1 >= MIN_POINTS // 2 and current > rp.divergence * best:
             stop_reason = "diverged"
             log(
                 f"lr_range: the smoothed loss {current:.4g} exceeds {rp.divergence:g}x its best "
-                f"{best:.4g} at step {i + 1} (lr {result.lr:.3g}): stopped"
+                f"{best:.4g} at step {i + 1} (lr {stepped.lr:.3g}): stopped"
             )
             break
 
