@@ -32,13 +32,22 @@ PIPELINE_TAGS = {
 }  # fmt: skip
 TASK_NAMES = {
     "sequence": "Text Classification", "token": "Token Classification",
-    "regression": "Text Regression", "choice": "Multiple Choice",
+    "regression": "Text Regression", "multilabel": "Multi-label Text Classification",
+    "choice": "Multiple Choice",
 }  # fmt: skip
 # The headline metrics, first the one compared with the baselines (as evaluate prints them).
 MAIN_METRICS = {
     "sequence": ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc", "pr_auc"),
     "token": ("f1", "precision", "recall", "token_accuracy"),
     "regression": ("rmse", "mae", "r2", "pearson", "spearman"),
+    "multilabel": (
+        "f1_micro",
+        "f1_macro",
+        "f1_weighted",
+        "subset_accuracy",
+        "hamming_loss",
+        "lrap",
+    ),
     "choice": ("accuracy", "log_loss"),
 }
 NOT_METRICS = {"n", "classes_missing"}
@@ -357,6 +366,9 @@ def _decision_flags(inputs: CardInputs) -> str:
     """Binary tasks: the ``nlpflow predict`` options that decide as evaluate did (its
     threshold, fixed or tuned on validation, and the positive label), so the predictions
     follow the rule the card's metrics were measured with."""
+    scoped = inputs.evaluate.get("thresholds")  # multi-label: one threshold for every label
+    if isinstance(scoped, dict) and isinstance(scoped.get("threshold"), int | float):
+        return f" --threshold {scoped['threshold']}"
     threshold = inputs.evaluate.get("threshold")
     if not isinstance(threshold, dict) or not isinstance(threshold.get("used"), int | float):
         return ""

@@ -235,6 +235,7 @@ class DataFamily:
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
     from nlpflow.families.choice.data import ChoiceData
+    from nlpflow.families.multilabel.data import MultilabelData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.text2text.data import Text2TextData
@@ -245,6 +246,7 @@ def data_family(task: str) -> DataFamily:
         TokenData,
         RegressionData,
         Text2TextData,
+        MultilabelData,
         ChoiceData,
     ]
     return _pick(task, known)()

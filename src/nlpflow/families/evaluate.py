@@ -125,6 +125,7 @@ class EvalFamily:
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.evaluate import ChoiceEval
+    from nlpflow.families.multilabel.evaluate import MultilabelEval
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.text2text.evaluate import Text2TextEval
@@ -135,6 +136,7 @@ def eval_family(task: str) -> EvalFamily:
         TokenEval,
         RegressionEval,
         Text2TextEval,
+        MultilabelEval,
         ChoiceEval,
     ]
     for cls in known:

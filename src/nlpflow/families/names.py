@@ -12,7 +12,9 @@ TASKS: tuple[str, ...] = (
     "token",  # one tag per word (BIO entities)
     "regression",  # one number per text or text pair
     "text2text",  # a target text generated from an input text
+    "multilabel",  # a list of labels per text (sigmoid outputs, BCE)
     "choice",  # a context and N options, one right (label: its index)
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).
+# (multilabel: one label may do; choice: the positions "0".."N-1", N >= 2)
 CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token", "choice")

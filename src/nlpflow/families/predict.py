@@ -187,6 +187,7 @@ def predict_family(
 ) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.predict import ChoicePredict
+    from nlpflow.families.multilabel.predict import MultilabelPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.text2text.predict import Text2TextPredict
@@ -197,6 +198,7 @@ def predict_family(
         TokenPredict,
         RegressionPredict,
         Text2TextPredict,
+        MultilabelPredict,
         ChoicePredict,
     ]
     for cls in known:
