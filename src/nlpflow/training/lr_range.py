@@ -207,7 +207,7 @@ def _run(
     import torch
 
     from nlpflow.contracts import TrainInputs
-    from nlpflow.params import TrainParams
+    from nlpflow.params import EarlyStoppingParams, TrainParams
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.sampling import epoch_steps
     from nlpflow.training.setup import build_run
@@ -217,10 +217,13 @@ def _run(
     tp, rp = params.train, params.lr_range
     # The train stage's own run (seed, initial weights, data, precision, loss, optimizer) and
     # step (micro-batches, clipping, no step on a non-finite loss or gradient norm), with the
-    # rate held at min_lr by a constant schedule; the test's schedule then raises it.
+    # rate held at min_lr by a constant schedule; the test's schedule then raises it. It never
+    # validates: the monitor is the loss, which every task family measures (the default
+    # f1_macro is not a regression or text2text metric).
     train = TrainParams(
         **{f.name: getattr(tp, f.name) for f in dataclasses.fields(tp)},
         lr=rp.min_lr, schedule="constant", warmup_ratio=0.0, warmup_steps=0,
+        early_stopping=EarlyStoppingParams(metric="loss", mode="min", patience=0),
     )  # fmt: skip
     one = Distributed()
     run = build_run(TrainInputs(params.seed, params.model, train), data_dir, tokenizer_dir, plan,
