@@ -1,21 +1,20 @@
 """The built-in extractive QA task (``builtin:qa``): short contexts of facts, seeded, offline.
 
-A context lists facts about people's things, in shuffled order::
+A context is a few facts, one sentence per person::
 
-    the cup of tom is dark blue . anna keeps the box in the living room . the box of anna
-    is red . tom keeps the cup in the garage .
+    tom keeps the dark blue cup in the garage . anna keeps the red box in the living room .
+    omar keeps the green cup in the hall .
 
-and one question asks about one of them: ``what colour is the cup of tom ?`` (``dark blue``),
-``where does tom keep the cup ?`` (``the garage``) or ``who owns the red box ?`` (``anna``).
-Every context names several people and several kinds of thing, so the answer needs both
-halves of the question matched: the same person owns other things and other people own the
-same kind of thing. An unanswerable question (a share ``unanswerable`` of them) asks about a
-person and a thing that both occur in the context, but never together (``what colour is the
-box of tom ?``), so a model has to read rather than spot a known name.
+and one question asks about one of them: ``what colour is the cup of tom ?`` (``dark
+blue``), ``where does anna keep the box ?`` (``the living room``) or ``who keeps the green
+cup ?`` (``omar``). Kinds of thing repeat within a context, so the answer needs the person
+(or the colour) of the question found in the context, not only the thing. An unanswerable
+question (a share ``unanswerable`` of them) names a thing of the context with a person (or a
+colour) that the context does not hold.
 
 The two baselines sit well below what a small model learns: "always no answer" scores the
-unanswerable share, and the sentence with the most question words scores an F1 of about a
-third on answerable questions (the answer is one to three words of a five-to-eight-word
+unanswerable share, and the sentence with the most question words scores an F1 of about
+0.3 on answerable questions (the answer is one to three words of a seven-to-ten-word
 sentence) and 0 on the others.
 """
 
@@ -50,14 +49,14 @@ QUESTION_KINDS = ("colour", "place", "owner")
 class QaBuiltinParams:
     """Size and shape of the built-in QA data.
 
-    ``size``: questions (one per context); ``min_facts``/``max_facts``: things described in a
-    context (each gives two sentences); ``unanswerable``: the share of questions without an
+    ``size``: questions (one per context); ``min_facts``/``max_facts``: sentences (people) of
+    a context; ``unanswerable``: the share of questions without an
     answer in their context (0 gives a SQuAD v1-style data set).
     """
 
     size: int = 2000
-    min_facts: int = 3
-    max_facts: int = 5
+    min_facts: int = 2
+    max_facts: int = 4
     unanswerable: float = 0.3
 
     def check(self) -> None:
@@ -83,37 +82,15 @@ class _Fact:
 
 
 def _facts(rng: random.Random, count: int) -> list[_Fact]:
-    """``count`` facts over 2 or 3 people and as many kinds of thing, each (person, thing)
-    once and each (colour, thing) once, so every answerable question has one answer, and at
-    least one (person, thing) pair left over for an unanswerable question."""
-    n = 2 if count <= 3 else 3
-    people, things = rng.sample(PEOPLE, n), rng.sample(THINGS, n)
-    pairs = [(p, t) for p in people for t in things]
-    rng.shuffle(pairs)
-    facts: list[_Fact] = []
-    used: set[tuple[str, str]] = set()
-    for person, thing in pairs[:count]:
-        colour = rng.choice([c for c in COLOURS if (c, thing) not in used])
-        used.add((colour, thing))
-        facts.append(_Fact(person, thing, colour, rng.choice(PLACES)))
-    return facts
-
-
-def _sentences(fact: _Fact) -> list[tuple[str, dict[str, tuple[str, int]]]]:
-    """The two sentences of a fact, each with the answers (text, offset in the sentence) that
-    the fact's questions have in it, by question kind."""
-    owner_prefix = f"the {fact.thing} of "
-    colour_prefix = f"{owner_prefix}{fact.person} is "
-    place_prefix = f"{fact.person} keeps the {fact.thing} in "
+    """``count`` facts of distinct people and distinct colours; the things come from fewer
+    kinds than facts, so some kind of thing occurs twice."""
+    people = rng.sample(PEOPLE, count)
+    colours = rng.sample(COLOURS, count)
+    kinds = rng.sample(THINGS, max(1, count - 1))
+    things = [*kinds, rng.choice(kinds)][:count]
+    rng.shuffle(things)
     return [
-        (
-            f"{colour_prefix}{fact.colour} .",
-            {
-                "colour": (fact.colour, len(colour_prefix)),
-                "owner": (fact.person, len(owner_prefix)),
-            },
-        ),
-        (f"{place_prefix}the {fact.place} .", {"place": (f"the {fact.place}", len(place_prefix))}),
+        _Fact(p, t, c, rng.choice(PLACES)) for p, t, c in zip(people, things, colours, strict=True)
     ]
 
 
@@ -122,55 +99,46 @@ def _question(kind: str, person: str, thing: str, colour: str) -> str:
         return f"what colour is the {thing} of {person} ?"
     if kind == "place":
         return f"where does {person} keep the {thing} ?"
-    return f"who owns the {colour} {thing} ?"
+    return f"who keeps the {colour} {thing} ?"
 
 
 def _example(rng: random.Random, params: QaBuiltinParams) -> dict[str, Any]:
     facts = _facts(rng, rng.randint(params.min_facts, params.max_facts))
-    sentences = [(fact, text, found) for fact in facts for text, found in _sentences(fact)]
-    rng.shuffle(sentences)
-    spans: dict[tuple[str, _Fact], tuple[str, int]] = {}
-    offset = 0
-    for fact, text, found in sentences:
-        for kind, (answer, start) in found.items():
-            spans[(kind, fact)] = (answer, offset + start)
-        offset += len(text) + 1
-    context = " ".join(text for _, text, _ in sentences)
+    sentences, spans, offset = [], {}, 0
+    for fact in facts:
+        before = f"{fact.person} keeps the {fact.colour} {fact.thing} in "
+        sentence = f"{before}the {fact.place} ."
+        spans[fact] = {
+            "owner": (fact.person, offset),
+            "colour": (fact.colour, offset + len(f"{fact.person} keeps the ")),
+            "place": (f"the {fact.place}", offset + len(before)),
+        }
+        sentences.append(sentence)
+        offset += len(sentence) + 1
+    context = " ".join(sentences)
     kind = rng.choice(QUESTION_KINDS)
-    if rng.random() < params.unanswerable:
-        question = _unanswerable(rng, kind, facts)
-        if question is not None:
-            return {
-                "context": context,
-                "question": question,
-                "answers": {"text": [], "answer_start": []},
-            }
     fact = rng.choice(facts)
-    answer, start = spans[(kind, fact)]
+    if rng.random() < params.unanswerable:
+        # The thing of a fact, with a person (or colour) that the context does not hold.
+        if kind == "owner":
+            present = {f.colour for f in facts}
+            colour = rng.choice([c for c in COLOURS if c not in present])
+            question = _question(kind, "", fact.thing, colour)
+        else:
+            present = {f.person for f in facts}
+            person = rng.choice([p for p in PEOPLE if p not in present])
+            question = _question(kind, person, fact.thing, "")
+        return {
+            "context": context,
+            "question": question,
+            "answers": {"text": [], "answer_start": []},
+        }
+    answer, start = spans[fact][kind]
     return {
         "context": context,
         "question": _question(kind, fact.person, fact.thing, fact.colour),
         "answers": {"text": [answer], "answer_start": [start]},
     }
-
-
-def _unanswerable(rng: random.Random, kind: str, facts: list[_Fact]) -> str | None:
-    """A question whose two halves both occur in the context but never in one fact."""
-    if kind == "owner":
-        known = {(f.colour, f.thing) for f in facts}
-        options = [(c, t) for c in {f.colour for f in facts} for t in {f.thing for f in facts}]
-        free = [(c, t) for c, t in sorted(options) if (c, t) not in known]
-        if not free:
-            return None
-        colour, thing = rng.choice(free)
-        return _question(kind, "", thing, colour)
-    known_pairs = {(f.person, f.thing) for f in facts}
-    people, things = sorted({f.person for f in facts}), sorted({f.thing for f in facts})
-    free_pairs = [(p, t) for p in people for t in things if (p, t) not in known_pairs]
-    if not free_pairs:
-        return None
-    person, thing = rng.choice(free_pairs)
-    return _question(kind, person, thing, "")
 
 
 def generate_qa(params: QaBuiltinParams, seed: int) -> list[dict[str, Any]]:
