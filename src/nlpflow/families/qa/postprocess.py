@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nlpflow.evaluation.metrics import FloatArray
-from nlpflow.families.qa.windows import Window
+from nlpflow.families.qa.windows import Window, char_span
 
 
 @dataclass(frozen=True)
@@ -92,16 +92,11 @@ def window_candidates(
         for e in _top(end_logits, n_best):
             if e >= len(offsets) or offsets[e] is None or e < s or e - s + 1 > max_answer_length:
                 continue
-            first, last = offsets[s], offsets[e]
-            assert first is not None and last is not None
-            out.append(
-                Candidate(
-                    context[first[0] : last[1]],
-                    first[0],
-                    last[1],
-                    float(start_logits[s] + end_logits[e]),
-                )
-            )
+            begin, stop = char_span(context, offsets, s, e)
+            if begin == stop:  # only whitespace
+                continue
+            score = float(start_logits[s] + end_logits[e])
+            out.append(Candidate(context[begin:stop], begin, stop, score))
     return out
 
 

@@ -149,12 +149,25 @@ def answer_positions(offsets: Offsets, start_char: int, end_char: int) -> tuple[
     return None  # pragma: no cover - last_span[1] >= end_char guarantees a match
 
 
-def span_text(context: str, offsets: Offsets, start: int, end: int) -> str:
-    """The context characters from token ``start`` through token ``end`` of a window."""
+def char_span(context: str, offsets: Offsets, start: int, end: int) -> tuple[int, int]:
+    """The context characters ``[begin, stop)`` from token ``start`` through token ``end`` of
+    a window, without the whitespace that byte-level tokens (RoBERTa, GPT-2) carry in their
+    offsets. Raises ValueError when either token is outside the context."""
     first, last = offsets[start], offsets[end]
     if first is None or last is None:
         raise ValueError(f"tokens {start}..{end} are not both in the context")
-    return context[first[0] : last[1]]
+    begin, stop = first[0], last[1]
+    while begin < stop and context[begin].isspace():
+        begin += 1
+    while stop > begin and context[stop - 1].isspace():
+        stop -= 1
+    return begin, stop
+
+
+def span_text(context: str, offsets: Offsets, start: int, end: int) -> str:
+    """The context text from token ``start`` through token ``end`` (see :func:`char_span`)."""
+    begin, stop = char_span(context, offsets, start, end)
+    return context[begin:stop]
 
 
 def encode_windows(
