@@ -1,0 +1,227 @@
+"""The built-in data, the baselines, the error report and the span loss."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nlpflow.errors import UserError
+from nlpflow.families.qa.baselines import baseline_predictions, overlap_sentence, sentences
+from nlpflow.families.qa.builtin import QaBuiltinParams, generate_qa
+from nlpflow.families.qa.metrics import question_scores, squad_metrics
+from nlpflow.families.qa.postprocess import Answer
+from nlpflow.families.qa.report import (
+    answer_length,
+    excerpt,
+    prediction_records,
+    question_word,
+    report_lines,
+    slice_scores,
+    worst_answers,
+)
+
+# --------------------------------------------------------------------------- built-in data
+
+
+def test_builtin_is_seeded_and_has_the_asked_shape() -> None:
+    params = QaBuiltinParams(size=600, unanswerable=0.3)
+    rows = generate_qa(params, seed=5)
+    assert rows == generate_qa(params, seed=5)
+    assert rows != generate_qa(params, seed=6)
+    assert len({(r["context"], r["question"]) for r in rows}) == 600
+    unanswerable = sum(not r["answers"]["text"] for r in rows) / len(rows)
+    assert 0.25 < unanswerable < 0.35
+    assert {question_word(r["question"]) for r in rows} == {"what", "where", "who"}
+    for r in rows:
+        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
+            assert r["context"][start : start + len(text)] == text
+
+
+def test_builtin_questions_need_the_person_not_only_the_thing() -> None:
+    rows = generate_qa(QaBuiltinParams(size=300, min_facts=3, max_facts=3), seed=0)
+    for r in rows:
+        things = re.findall(r"(\w+) in the ", r["context"])
+        assert len(things) == 3 and len(set(things)) < 3  # some kind of thing occurs twice
+        if r["answers"]["text"]:
+            continue
+        # an unanswerable question names a thing of the context with a person (or colour)
+        # that the context does not hold
+        q = r["question"]
+        if q.startswith("who"):
+            colour, thing = re.fullmatch(r"who keeps the (.+) (\w+) \?", q).groups()  # type: ignore[union-attr]
+            assert f"the {colour} " not in r["context"]
+        else:
+            m = re.fullmatch(
+                r"(?:what colour is the (\w+) of (\w+)|where does (\w+) keep the (\w+)) \?", q
+            )
+            assert m is not None
+            thing = m.group(1) or m.group(4)
+            person = m.group(2) or m.group(3)
+            assert f"{person} keeps" not in r["context"]
+        assert thing in things
+
+
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        (QaBuiltinParams(size=0), "data.qa.size"),
+        (QaBuiltinParams(min_facts=1), "min_facts"),
+        (QaBuiltinParams(min_facts=5, max_facts=4), "min_facts"),
+        (QaBuiltinParams(unanswerable=1.0), "data.qa.unanswerable"),
+    ],
+)
+def test_builtin_bad_params(params: QaBuiltinParams, key: str) -> None:
+    with pytest.raises(UserError) as err:
+        generate_qa(params, seed=0)
+    assert key in str(err.value)
+
+
+def test_no_unanswerable_gives_v1_data() -> None:
+    rows = generate_qa(QaBuiltinParams(size=100, unanswerable=0.0), seed=0)
+    assert all(r["answers"]["text"] for r in rows)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_sentences_and_overlap_hand_worked() -> None:
+    context = "the box of anna is red. the cup of tom is blue! is it? yes"
+    assert sentences(context) == [
+        (0, "the box of anna is red."),
+        (24, "the cup of tom is blue!"),
+        (48, "is it?"),
+        (55, "yes"),
+    ]
+    # question words: what colour is cup of tom (articles dropped) -> sentence 2 shares 4
+    assert overlap_sentence("what colour is the cup of tom ?", context) == (
+        24,
+        "the cup of tom is blue",
+    )
+    # a tie goes to the first sentence
+    assert overlap_sentence("is", context)[0] == 0
+    assert overlap_sentence("q", "") == (-1, "")
+
+
+def test_baselines_on_builtin_data_hand_checked_shape() -> None:
+    rows = generate_qa(QaBuiltinParams(size=400), seed=2)
+    golds = [r["answers"]["text"] for r in rows]
+    unanswerable = sum(not g for g in golds) / len(golds)
+    none = squad_metrics(question_scores(golds, baseline_predictions("no_answer", rows)))
+    assert none["exact"] == pytest.approx(unanswerable) and none["HasAns_f1"] == 0.0
+    overlap = squad_metrics(question_scores(golds, baseline_predictions("sentence_overlap", rows)))
+    assert overlap["NoAns_exact"] == 0.0 and overlap["exact"] == 0.0
+    # the answer is 1-3 words of a 6-10-word normalised sentence, when the sentence is right
+    assert 0.15 < overlap["HasAns_f1"] < 0.45
+    with pytest.raises(ValueError):
+        baseline_predictions("oracle", rows)
+
+
+# --------------------------------------------------------------------------- error report
+
+
+@pytest.mark.parametrize(
+    ("question", "word"),
+    [
+        ("What colour is it?", "what"),
+        ("In which year did it end?", "which"),
+        ("The man who sold it was whom?", "who"),
+        ("How many?", "how"),
+        ("Name the river.", "other"),
+        ("Whatever happened?", "other"),
+    ],
+)
+def test_question_word(question: str, word: str) -> None:
+    assert question_word(question) == word
+
+
+def test_answer_length_bins() -> None:
+    assert answer_length([]) == "no answer"
+    assert answer_length(["the"]) == "no answer"
+    assert answer_length(["the red box"]) == "2"
+    assert answer_length(["one two three four five six", "a b c"]) == "2"  # shortest; 'a' drops
+    assert answer_length(["w " * 12]) == "9+"
+
+
+def _records() -> list[dict[str, Any]]:
+    rows = [
+        {"id": "1", "question": "what colour is the box ?", "context": "the box is red .",
+         "answers": {"text": ["red"], "answer_start": [11]}},
+        {"id": "2", "question": "who has it ?", "context": "anna has it .",
+         "answers": {"text": ["anna"], "answer_start": [0]}},
+        {"id": "3", "question": "who has the cup ?", "context": "tom has the box .",
+         "answers": {"text": [], "answer_start": []}},
+        {"id": "4", "question": "where is it ?", "context": "it is in the big old hall .",
+         "answers": {"text": ["the big old hall"], "answer_start": [9]}},
+    ]  # fmt: skip
+    answers = [
+        Answer("red", 11, None, 0.0, -1.0, 0.9),
+        Answer("has it", 5, None, 0.0, -1.0, 0.8),
+        Answer("tom", 0, None, 0.0, -1.0, 0.95),
+        Answer("old hall", 17, None, 0.0, -1.0, 0.4),
+    ]
+    scores = question_scores([r["answers"]["text"] for r in rows], [a.text for a in answers])
+    return prediction_records(rows, answers, scores.exact, scores.f1)
+
+
+def test_records_slices_and_worst() -> None:
+    records = _records()
+    assert [r["f1"] for r in records] == [1.0, 0.0, 0.0, pytest.approx(0.8)]
+    by_word = {s["slice"]: s for s in slice_scores(records, "question_word")}
+    assert by_word["who"] == {"slice": "who", "n": 2, "exact": 0.0, "f1": 0.0, "errors": 2}
+    assert by_word["what"]["errors"] == 0
+    assert slice_scores(records, "question_word")[0]["slice"] == "who"  # most errors first
+    by_length = {s["slice"]: s["n"] for s in slice_scores(records, "answer_length")}
+    assert by_length == {"1": 2, "no answer": 1, "3-4": 1}
+    # lowest F1 first; among F1 0 the more confident (0.95) first; the exact one left out
+    assert [r["id"] for r in worst_answers(records, 10)] == ["3", "2", "4"]
+    assert [r["id"] for r in worst_answers(records, 1)] == ["3"]
+
+
+def test_excerpt_marks_spans() -> None:
+    context = "x" * 150 + " the red box " + "y" * 150
+    start = context.index("red")
+    text = excerpt(context, [(start, start + 3), (start - 4, start + 7)], width=10)
+    assert text.startswith("…") and text.endswith("…")
+    assert "»the red box«" in text or "»the«" in text or "»red«" in text
+    assert excerpt("short", []) == "short"
+
+
+def test_report_lines() -> None:
+    lines = report_lines(
+        _records(), k=2, windowing={"answers_lost_to_windowing": 3, "questions": 9}
+    )
+    text = "\n".join(lines)
+    assert "## Answers by question word" in text and "## Answers by gold answer length" in text
+    assert "| who | 2 | 0.000 | 0.000 | 2 |" in text
+    assert "Answers lost to windowing (no window holds the whole answer): 3 of 9" in text
+    assert "## The 2 worst answers" in text
+    assert "- gold: (no answer)" in text and '- predicted: "tom"' in text
+    assert "»tom« has the box ." in text
+    assert "Every answer is exactly right." in "\n".join(report_lines(_records()[:1]))
+
+
+# --------------------------------------------------------------------------- span loss
+
+
+def test_span_loss_matches_the_transformers_head() -> None:
+    import torch
+    from transformers import BertConfig
+
+    from nlpflow.families.qa.model import qa_model_from_config, span_loss
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32)  # fmt: skip
+    model = qa_model_from_config(config)
+    ids = torch.randint(0, 30, (3, 7))
+    starts, ends = torch.tensor([1, 0, 9]), torch.tensor([2, 0, 3])  # 9: past the window
+    out = model(input_ids=ids, start_positions=starts, end_positions=ends)
+    ours = span_loss(out.start_logits, out.end_logits, starts, ends)
+    assert torch.allclose(ours, out.loss)
+    # hand-worked: uniform logits over 7 tokens give log(7) per side
+    flat = torch.zeros(2, 7)
+    loss = span_loss(flat, flat, torch.tensor([0, 3]), torch.tensor([6, 3]))
+    assert float(loss) == pytest.approx(float(np.log(7)))
