@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from nlpflow.contracts import EvaluateInputs
 from nlpflow.errors import exit_on_user_error
@@ -39,23 +38,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _summary_line(split: str, m: dict[str, Any], task: str) -> str:
-    def with_ci(key: str) -> str:
-        ci = m.get("ci", {}).get(key)
-        value = f"{key}={m[key]:.4f}"
-        return value + (f" [{ci['low']:.4f}, {ci['high']:.4f}]" if ci else "")
-
-    keys = ["f1", "token_accuracy"] if task == "token" else ["accuracy", "f1_macro", "pr_auc"]
-    parts = [with_ci(k) for k in keys if k in m]
-    base = m.get("baselines", {})
-    if base:
-        main = keys[0]
-        best = max(base, key=lambda b: base[b].get(main, float("-inf")))
-        if main in base[best]:
-            parts.append(f"best baseline {best} {main}={base[best][main]:.4f}")
-    return f"{split}: n={m['n']} " + " ".join(parts)
-
-
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
@@ -63,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = EvaluateInputs.from_params(load_params(args.params))
 
     from nlpflow.evaluation.evaluate import evaluate_model, write_evaluation
+    from nlpflow.families.evaluate import eval_family
     from nlpflow.logs import quiet_libraries
 
     quiet_libraries()
@@ -76,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency is not None,
     )
     write_evaluation(evaluation, args.predictions, args.metrics, args.plots, args.latency)
+    family = eval_family(evaluation.meta.task)
     for r in evaluation.splits:
-        print(_summary_line(r.name, r.metrics, evaluation.meta.task))
+        print(family.summary_line(r.name, r.metrics))
     if evaluation.threshold:
         t = evaluation.threshold
         print(

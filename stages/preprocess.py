@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"preprocess: {data.task} task, rows {rows}, {len(data.label_names)} labels -> {args.out}"
     )
-    if report["imbalance_ratio"] >= 3:
+    if report["imbalance_ratio"] is not None and report["imbalance_ratio"] >= 3:
         print(
             f"preprocess: classes are imbalanced (ratio {report['imbalance_ratio']}); "
             "look at macro-F1, not accuracy alone"

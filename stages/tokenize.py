@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         tokenize_with_stats,
         training_texts,
     )
+    from nlpflow.families.data import data_family
     from nlpflow.logs import quiet_libraries
     from nlpflow.modeling.build import load_config, pretrained_limit
     from nlpflow.modeling.encoder import Encoder, add_prefix_space, takes_segments
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     quiet_libraries()
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
     dataset, meta = read_processed(args.data, list(SPLITS))
-    task: str = meta.task
+    family = data_family(meta.task)
+    task: str = family.encoder_mode  # how the Encoder reads a row: texts, or pre-split words
     text_fields: list[str] = meta.text_fields
     config = None
     pad_added, prefix_added = None, False
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         max_length = min(tok_params.max_length, limit)
     encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
     tokenized, stats = tokenize_with_stats(
-        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data
+        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
     )
     report = describe_tokens(stats, tokenizer, max_length)
     # What this model family needed, found from its model and tokenizer (not assumed).

@@ -101,6 +101,8 @@ class LrRangeTrain(Subset):
     max_grad_norm: float
     label_smoothing: float
     class_weights: Literal["none", "balanced"] | dict[str, float]
+    loss: str
+    huber_delta: float
     batching: Literal["length_grouped", "random"]
     precision: str
     threads: int

@@ -89,6 +89,27 @@ class EntitiesParams:
 
 
 @dataclass
+class RegressionParams:
+    """The built-in regression task: the letter overlap of two strings (see
+    nlpflow.families.regression.builtin)."""
+
+    size: int = 2000
+    min_letters: int = 4
+    max_letters: int = 7
+    alphabet: int = 10  # letters drawn from the first N of a..z
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(self.min_letters >= 2, f"{path}.min_letters", "must be at least 2")
+        _check(
+            self.max_letters >= self.min_letters,
+            f"{path}.max_letters",
+            f"must be >= min_letters ({self.min_letters})",
+        )
+        _check(2 <= self.alphabet <= 26, f"{path}.alphabet", "must be in [2, 26]")
+
+
+@dataclass
 class CleaningParams:
     """Optional text cleaning; every change is counted in the data report."""
 
@@ -116,6 +137,9 @@ class DataParams:
     files: dict[str, str] = field(default_factory=dict)
     text_fields: list[str] = field(default_factory=lambda: ["first", "second"])
     label_field: str = "label"
+    # The task family (nlpflow.families): "auto" (a list label is a token task, else a
+    # sequence task; a built-in source fixes its own) or a family's name, e.g. regression.
+    task: str = "auto"
     # Fractions used when the source is one file; when only train and test are given,
     # validation is carved from train in the proportion validation / (train + validation).
     splits: dict[str, float] = field(
@@ -141,9 +165,16 @@ class DataParams:
     cleaning: CleaningParams = field(default_factory=CleaningParams)
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
+    regression: RegressionParams = field(default_factory=RegressionParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
+        from nlpflow.families.names import TASKS
+
+        tasks = ["auto", *TASKS]
+        close = difflib.get_close_matches(self.task, tasks, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        _check(self.task in tasks, f"{path}.task", f"must be one of {tasks}{hint}")
         _check(
             self.label_field not in self.text_fields,
             f"{path}.label_field",
@@ -253,14 +284,21 @@ class ProbeParams:
         _check(self.memory_budget > 0, f"{path}.memory_budget", "must be > 0")
 
 
-EARLY_STOPPING_METRICS = ("loss", "accuracy", "f1_macro", "entity_f1")
+# Validation metrics of every task family (nlpflow.families: TrainFamily.metric_names); the
+# train stage checks that the task measures the one chosen.
+EARLY_STOPPING_METRICS = (
+    *("loss", "accuracy", "f1_macro", "entity_f1"),
+    *("mse", "rmse", "mae", "r2", "pearson", "spearman"),  # regression
+)
 
 
 @dataclass
 class EarlyStoppingParams:
     """Stopping on the validation metric; NaN or infinite loss always stops at once."""
 
-    metric: str = "f1_macro"  # loss, accuracy, f1_macro, or entity_f1 (token tasks)
+    # loss, accuracy, f1_macro, entity_f1 (token tasks); regression: rmse, mse, mae (mode
+    # min), r2, pearson, spearman (mode max)
+    metric: str = "f1_macro"
     mode: Literal["max", "min"] = "max"
     patience: int = 3  # evaluations without improvement; 0 = never stop for that
     min_delta: float = 0.0  # an improvement must beat the best by more than this
@@ -301,6 +339,10 @@ class TrainParams:
     effective_batch_size: int = 32  # kept fixed: the probe picks batch size x accumulation steps
     max_grad_norm: float = 1.0  # 0 = no clipping; the pre-clip norm is logged either way
     label_smoothing: float = 0.0
+    # The loss: auto (the task's own: cross-entropy; regression mse), cross_entropy, mse or
+    # huber (regression; on the standardised target, huber_delta in its standard deviations).
+    loss: Literal["auto", "cross_entropy", "mse", "huber"] = "auto"
+    huber_delta: float = 1.0
     # none, balanced (inverse class frequency in train) or a weight per label name.
     class_weights: Literal["none", "balanced"] | dict[str, float] = "none"
     batching: Literal["length_grouped", "random"] = "length_grouped"
@@ -332,6 +374,7 @@ class TrainParams:
         _check(self.effective_batch_size >= 1, f"{path}.effective_batch_size", "must be >= 1")
         _check(self.max_grad_norm >= 0, f"{path}.max_grad_norm", "must be >= 0 (0 = no clipping)")
         _check(0 <= self.label_smoothing < 1, f"{path}.label_smoothing", "must be in [0, 1)")
+        _check(self.huber_delta > 0, f"{path}.huber_delta", "must be > 0")
         if isinstance(self.class_weights, dict):
             bad = {k: v for k, v in self.class_weights.items() if not v >= 0}
             _check(not bad, f"{path}.class_weights", f"must be >= 0 (got {bad})")
@@ -381,7 +424,12 @@ class TfidfBaselineParams:
         _check(self.c > 0, f"{path}.c", "must be > 0")
 
 
-EVALUATE_BASELINES = ("majority", "stratified", "tfidf_logreg", "word_majority")
+# Each task uses those that fit it: majority, stratified and tfidf_logreg (sequence),
+# majority and word_majority (token), mean and tfidf_ridge (regression).
+EVALUATE_BASELINES = (
+    *("majority", "stratified", "tfidf_logreg", "word_majority"),
+    *("mean", "tfidf_ridge"),
+)
 
 
 @dataclass
@@ -401,7 +449,10 @@ class EvaluateParams:
     calibration_bins: int = 10
     # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority.
     baselines: list[str] = field(
-        default_factory=lambda: ["majority", "stratified", "tfidf_logreg", "word_majority"]
+        default_factory=lambda: [
+            *("majority", "stratified", "tfidf_logreg", "word_majority"),
+            *("mean", "tfidf_ridge"),
+        ]
     )
     tfidf: TfidfBaselineParams = field(default_factory=TfidfBaselineParams)
     # Token tasks: seqeval's default (conlleval, lenient) or strict entity reading.
@@ -575,7 +626,17 @@ def _number_or_self(value: str | bool | int | float) -> str | bool | int | float
 # Metrics counted in models/best rather than read from a metrics file.
 MODEL_METRICS = ("model:parameters", "model:size_mb")
 # Per-epoch validation metrics the train stage can report to a pruner, and their direction.
-PRUNER_DIRECTIONS = {"f1_macro": "maximize", "accuracy": "maximize", "loss": "minimize"}
+PRUNER_DIRECTIONS = {
+    "f1_macro": "maximize",
+    "accuracy": "maximize",
+    "loss": "minimize",
+    # regression
+    "rmse": "minimize",
+    "mae": "minimize",
+    "r2": "maximize",
+    "pearson": "maximize",
+    "spearman": "maximize",
+}
 
 
 def tune_metric_problem(spec: str) -> str | None:
@@ -631,7 +692,9 @@ class TunePrunerParams:
 
     kind: Literal["median", "hyperband", "none"] = "median"
     # The per-epoch validation metric the train stage reports (val_<metric> in epochs.tsv).
-    metric: Literal["f1_macro", "accuracy", "loss"] = "f1_macro"
+    metric: Literal["f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman"] = (
+        "f1_macro"
+    )
     startup_trials: int = 3  # median: finished trials before any pruning
     warmup_epochs: int = 1  # median: epochs every trial runs before it can be pruned
     min_epochs: int = 1  # hyperband: the smallest budget of a bracket

@@ -149,7 +149,7 @@ def test_the_pipeline_runs_on_each_model_family(
 ) -> None:
     # The PNG images do not depend on the model family (tests/stages/test_evaluate_stage.py
     # checks them) and drawing them was half of each run here: left out of this matrix.
-    monkeypatch.setattr("nlpflow.evaluation.evaluate.save_split_pngs", lambda *a, **k: None)
+    monkeypatch.setattr("nlpflow.evaluation.plots.save_split_pngs", lambda *a, **k: None)
     params = _params(tmp_path, task, families[family])
     paths = run_pipeline(tmp_path, params, processed[task])
 

@@ -626,8 +626,9 @@ def _check_row(
             str(row)[:80],
         )
         return None
+    numeric = params.task == "regression"  # a number: kept as written, parsed by the family
     if isinstance(label, (bool, dict, list)) or (
-        isinstance(label, float) and not label.is_integer()
+        isinstance(label, float) and not label.is_integer() and not numeric
     ):
         bad.report(
             path,
@@ -661,7 +662,9 @@ def _check_row(
             )
             return None
     out = keep_clashing_columns(row, {label_field, *params.text_fields}, path.name, bad)
-    out[label_field] = str(int(label) if isinstance(label, float) else label).strip()
+    if isinstance(label, float):
+        label = repr(label) if numeric else int(label)
+    out[label_field] = str(label).strip()
     out["_line"] = line
     return out
 

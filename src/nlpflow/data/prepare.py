@@ -1,21 +1,19 @@
 """Turn a data source into cleaned, leakage-checked train/validation/test splits.
 
-Two task shapes come out: ``sequence`` (one or two text fields and a label per example) and
-``token`` (a list of words and a tag per word). Either way the label names are mapped to ids
-in a stable (sorted) order that the model config's ``id2label`` keeps.
+What differs between tasks (``sequence``: one or two text fields and a label per example;
+``token``: a list of words and a tag per word; the other families) is asked of the task's
+:class:`~nlpflow.families.data.DataFamily`: built-in sources, label reading and checks,
+stratification, cleaning, the processed columns' features. Class names are mapped to ids in
+a stable (sorted) order that the model config's ``id2label`` keeps.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlpflow.data import anagram, entities
 from nlpflow.data.checks import Leakage, find_leakage
-from nlpflow.data.clean import clean_rows
-from nlpflow.data.entities import detect_scheme, iob1_to_iob2
 from nlpflow.data.files import (
     SPLIT_NAMES,
     BadRows,
@@ -26,8 +24,9 @@ from nlpflow.data.files import (
     read_rows,
     split_files,
 )
-from nlpflow.data.split import label_names_from, stratified_split
+from nlpflow.data.split import stratified_split
 from nlpflow.errors import UserError
+from nlpflow.families.data import DataFamily, builtin_names, builtin_source, data_family
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ HUB = "hub:"
 class PreparedData:
     """Rows per split with label names as strings; everything a data report needs."""
 
-    task: str  # "sequence" or "token"
+    task: str  # the family's name: "sequence", "token", ... (DataMeta.task)
     splits: dict[str, list[Row]]
     text_fields: list[str]
     label_field: str
@@ -54,50 +53,51 @@ class PreparedData:
     # Problems that do not stop the stage (a class missing from a split, a tag unseen in
     # train): shown on the console and in the data card.
     warnings: list[str] = field(default_factory=list)
-    # Token tasks: the tag scheme the source was written in ("IOB1" files are converted to
-    # IOB2 on reading; the processed tags are always IOB2).
-    source_tag_scheme: str = ""
+    # Extra meta.json fields from the family (token tasks: the tag scheme the source was
+    # written in, "IOB1" files being converted to IOB2 on reading).
+    meta_extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> DataFamily:
+        return data_family(self.task)
+
+    @property
+    def source_tag_scheme(self) -> str:
+        return str(self.meta_extra.get("source_tag_scheme", ""))
 
     def meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {
+        return {
             "task": self.task,
             "text_fields": self.text_fields,
             "label_field": self.label_field,
             "label_names": self.label_names,
             "metadata_fields": self.metadata_fields,
+            **self.meta_extra,
         }
-        if self.task == "token":
-            meta["tag_scheme"] = "IOB2"
-            meta["source_tag_scheme"] = self.source_tag_scheme or "IOB2"
-        return meta
 
     def labels_of(self, row: Row) -> list[str]:
         """The label(s) of a row: one for sequence tasks, one per word for token tasks."""
-        value = row[self.label_field]
-        return list(value) if self.task == "token" else [value]
+        return self.family.labels_of([row], self.label_field)
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _strata(rows: list[Row], label: str) -> list[str]:
-    """Stratify sequence tasks by label; token tasks (a tag per word) are split at random."""
-    return [r[label] if isinstance(r[label], str) else "" for r in rows]
-
-
 def _split_by_fraction(
-    rows: list[Row], params: DataParams, label: str, seed: int
+    rows: list[Row], params: DataParams, label: str, seed: int, fam: DataFamily
 ) -> dict[str, list[Row]]:
-    idx = stratified_split(_strata(rows, label), {s: params.splits[s] for s in SPLITS}, seed)
+    strata = fam.strata(rows, label)
+    idx = stratified_split(strata, {s: params.splits[s] for s in SPLITS}, seed)
     return {split: [rows[i] for i in idx[split]] for split in SPLITS}
 
 
 def _carve_validation(
-    rows: list[Row], params: DataParams, label: str, seed: int
+    rows: list[Row], params: DataParams, label: str, seed: int, fam: DataFamily
 ) -> tuple[list[Row], list[Row]]:
     """Validation taken from train, in the proportion the splits params give them."""
     share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
-    idx = stratified_split(_strata(rows, label), {"train": 1 - share, "validation": share}, seed)
+    strata = fam.strata(rows, label)
+    idx = stratified_split(strata, {"train": 1 - share, "validation": share}, seed)
     return [rows[i] for i in idx["train"]], [rows[i] for i in idx["validation"]]
 
 
@@ -178,14 +178,13 @@ def _split_origin(params: DataParams) -> dict[str, str]:
 def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, list[Row]]:
     source = params.source
     if source.startswith(BUILTIN):
-        name = source[len(BUILTIN) :]
-        if name == "anagram":
-            return {"all": anagram.generate_anagram(params.anagram, seed)}
-        if name == "entities":
-            return {"all": entities.generate_entities(params.entities, seed)}
-        raise UserError(
-            f"params.yaml: data.source '{source}' is unknown; use builtin:anagram or builtin:entities"
-        )
+        found = builtin_source(source)
+        if found is None:
+            raise UserError(
+                f"params.yaml: data.source '{source}' is unknown; use "
+                f"{' or '.join(builtin_names())}"
+            )
+        return {"all": found[1].generate(params, seed)}
     if source.startswith(HUB):
         from datasets import load_dataset
 
@@ -211,70 +210,38 @@ def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, l
         return {"all": _read_file(path, params, bad)}
     raise UserError(
         f"params.yaml: data.source '{source}' does not exist; give a file, a directory, "
-        "builtin:anagram, builtin:entities or hub:<name>"
+        f"{', '.join(builtin_names())} or hub:<name>"
     )
 
 
-BUILTIN_FIELDS = {
-    "builtin:anagram": ("sequence", anagram.TEXT_FIELDS, anagram.LABEL_FIELD),
-    "builtin:entities": ("token", [entities.TOKENS_FIELD], entities.TAGS_FIELD),
-}
-
-
 def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
-    """The task ("sequence" or "token") and the text and label fields of the rows read."""
-    if not params.files and params.source in BUILTIN_FIELDS:
-        task, text_fields, label_field = BUILTIN_FIELDS[params.source]
+    """The task (a family's name) and the text and label fields of the rows read.
+
+    A built-in source fixes all three; otherwise ``data.task`` names the family, or with
+    ``auto`` the rows decide: a list label (or CoNLL columns) is a token task, else sequence.
+    """
+    found = None if params.files else builtin_source(params.source)
+    if found is not None:
+        fam, builtin = found
+        text_fields, label_field = list(builtin.text_fields), builtin.label_field
         if params.text_fields != text_fields or params.label_field != label_field:
             raise UserError(
                 f"params.yaml: {params.source} has text_fields {text_fields} and label_field "
                 f"'{label_field}'; set data.text_fields and data.label_field to those"
             )
-        return task, text_fields, label_field
+        if params.task not in ("auto", fam.name):
+            raise UserError(
+                f"params.yaml: {params.source} is a {fam.name} task; set data.task to auto "
+                f"or {fam.name}, not {params.task}"
+            )
+        return fam.name, text_fields, label_field
     first = rows[0] if rows else {}
     if set(first) == {"tokens", "tags", "_line"}:  # CoNLL: the columns have no names
         return "token", ["tokens"], "tags"
+    if params.task != "auto":
+        return params.task, params.text_fields, params.label_field
     task = "token" if isinstance(first.get(params.label_field), list) else "sequence"
     return task, params.text_fields, params.label_field
-
-
-def _class_warnings(
-    task: str, names: list[str], splits: dict[str, list[Row]], labels: Any
-) -> list[str]:
-    """Classes that validation or test lack: their metrics (and the report's) are undefined."""
-    if task != "sequence":
-        return []
-    out = []
-    for split in ("validation", "test"):
-        present = set(labels(splits[split]))
-        absent = [n for n in names if n not in present]
-        if len(present) == 1:
-            out.append(
-                f"the {split} split has only one class ({sorted(present)[0]!r}, "
-                f"{len(splits[split])} rows): ROC-AUC, PR-AUC and MCC are undefined and "
-                "accuracy says nothing there; add data or change data.splits"
-            )
-        elif absent:
-            out.append(
-                f"the {split} split has no example of {absent}: their recall and F1 are "
-                "undefined there; add data or change data.splits"
-            )
-    return out
-
-
-def _unseen_tags(splits: dict[str, list[Row]], labels: Any) -> list[str]:
-    """Token tasks: tags of validation/test never seen in train (the model cannot predict them)."""
-    known = set(labels(splits["train"]))
-    out = []
-    for split in ("validation", "test"):
-        counts = Counter(t for t in labels(splits[split]) if t not in known)
-        if counts:
-            shown = ", ".join(f"{t} ({n}x)" for t, n in sorted(counts.items()))
-            out.append(
-                f"tag(s) never seen in train occur in the {split} split: {shown}; the model "
-                "cannot predict them, so every such word counts as an error"
-            )
-    return out
 
 
 def load_splits(params: DataParams, seed: int) -> PreparedData:
@@ -293,24 +260,11 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             f"{origin['train']}: text field '{clash[0]}' has a name the processed data writes "
             "itself (id, label); rename that column in the file and in data.text_fields"
         )
-    source_scheme = ""
-    if task == "token":
-        # each file in its own scheme: one written in IOB1 is converted to IOB2
-        schemes = {
-            part: detect_scheme([r[label_field] for r in rows]) for part, rows in raw.items()
-        }
-        converted = [part for part, scheme in schemes.items() if scheme == "IOB1"]
-        for part in converted:
-            for r in raw[part]:
-                r[label_field] = iob1_to_iob2(r[label_field])
-            where = source if part == "all" else f"{Path(origin[part]).name} ({part})"
-            bad.note(
-                f"{where}: the tags are IOB1 (an entity starts with I-; CoNLL-2003 as "
-                "published): converted to IOB2 on reading, entities unchanged"
-            )
-        source_scheme = "IOB1" if converted else "IOB2"
+    fam = data_family(task)
+    parts = {part: source if part == "all" else origin[part] for part in raw}
+    meta_extra = fam.normalise(raw, label_field, parts, bad)
     if "all" in raw:
-        splits = _split_by_fraction(raw["all"], params, label_field, seed)
+        splits = _split_by_fraction(raw["all"], params, label_field, seed, fam)
     else:
         splits = dict(raw)
         if "test" not in splits:
@@ -319,35 +273,21 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             )
         if "validation" not in splits:
             splits["train"], splits["validation"] = _carve_validation(
-                splits["train"], params, label_field, seed
+                splits["train"], params, label_field, seed, fam
             )
     cleaning: dict[str, dict[str, int]] = {}
-    if task == "sequence":
-        for split in SPLITS:
-            splits[split], cleaning[split] = clean_rows(
-                splits[split], text_fields, label_field, params.cleaning
-            )
+    for split in SPLITS:
+        cleaned = fam.clean(splits[split], text_fields, label_field, params.cleaning)
+        if cleaned is not None:
+            splits[split], cleaning[split] = cleaned
     splits, leakage = find_leakage(splits, text_fields, params.leakage)
     for split, rows in splits.items():
         if not rows:
             raise UserError(
                 f"{origin[split]}: the {split} split is empty; add data or change data.splits"
             )
-
-    def labels(rows: list[Row]) -> list[str]:
-        if task == "token":
-            return [t for r in rows for t in r[label_field]]
-        return [r[label_field] for r in rows]
-
-    names = label_names_from(
-        labels(splits["train"]),
-        {s: labels(splits[s]) for s in ("validation", "test")},
-        origin,
-        unseen_allowed=task == "token",
-    )
-    warnings = _class_warnings(task, names, splits, labels)
-    if task == "token":
-        warnings += _unseen_tags(splits, labels)
+    names = fam.label_names(splits, label_field, origin)
+    warnings = fam.warnings(names, splits, label_field)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
     return PreparedData(
@@ -362,22 +302,18 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
         leakage,
         bad,
         warnings,
-        source_scheme,
+        meta_extra,
     )
 
 
 def to_dataset_dict(data: PreparedData) -> DatasetDict:
     """Arrow datasets: ``id``, the text field(s), ``label`` (ClassLabel) and metadata columns."""
     import pyarrow as pa
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    label_feature = ClassLabel(names=data.label_names)
-    if data.task == "token":
-        text_features = {f: Sequence(Value("string")) for f in data.text_fields}
-        label_type: Any = Sequence(label_feature)
-    else:
-        text_features = {f: Value("string") for f in data.text_fields}
-        label_type = label_feature
+    fam = data.family
+    text_features = {f: fam.text_feature() for f in data.text_fields}
+    label_type = fam.label_feature(data.label_names)
     features = Features(
         {
             "id": Value("string"),
@@ -386,14 +322,10 @@ def to_dataset_dict(data: PreparedData) -> DatasetDict:
             **{m: Value("string") for m in data.metadata_fields},
         }
     )
-    label_id = {name: i for i, name in enumerate(data.label_names)}
     out = {}
     for split in SPLITS:
         rows = data.splits[split]
-        if data.task == "token":
-            label_values: list[Any] = [[label_id[t] for t in r[data.label_field]] for r in rows]
-        else:
-            label_values = [label_id[r[data.label_field]] for r in rows]
+        label_values = fam.label_values(rows, data.label_field, data.label_names)
         columns: dict[str, list[Any]] = {
             "id": [str(r.get("id", f"{split}-{r.get('_line', i)}")) for i, r in enumerate(rows)],
             **{f: [r[f] for r in rows] for f in data.text_fields},

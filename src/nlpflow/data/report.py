@@ -31,8 +31,20 @@ def _percentiles(values: list[int]) -> dict[str, int]:
     return out
 
 
+def _target_stats(values: list[float]) -> dict[str, float]:
+    """A numeric target's distribution (regression): mean, std, min, percentiles, max."""
+    arr = np.asarray(values or [0.0], dtype=np.float64)
+    out = {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}
+    out.update({f"p{p}": float(np.percentile(arr, p)) for p in PERCENTILES})
+    out["max"] = float(arr.max())
+    return {k: round(v, 6) for k, v in out.items()}
+
+
 def describe(data: PreparedData) -> dict[str, Any]:
-    """The figures of ``metrics/preprocess.json``."""
+    """The figures of ``metrics/preprocess.json``: per split rows, label counts (or a
+    numeric target's distribution, ``target``), lengths; imbalance (None without classes),
+    vocabulary, leakage, skipped rows, warnings."""
+    classes = data.family.has_classes
     report: dict[str, Any] = {
         "source": data.source,
         "task": data.task,
@@ -52,10 +64,18 @@ def describe(data: PreparedData) -> dict[str, Any]:
             "chars": _percentiles([len(t) for t in texts]),
             "words": _percentiles([len(t.split()) for t in texts]),
         }
+        if not classes:
+            del report["splits"][split]["labels"]
+            report["splits"][split]["target"] = _target_stats(
+                [float(r[data.label_field]) for r in rows]
+            )
         if data.cleaning.get(split):
             report["splits"][split]["cleaning"] = data.cleaning[split]
-    train_counts = [c for c in report["splits"]["train"]["labels"].values() if c > 0]
-    report["imbalance_ratio"] = round(max(train_counts) / min(train_counts), 3)
+    if classes:
+        train_counts = [c for c in report["splits"]["train"]["labels"].values() if c > 0]
+        report["imbalance_ratio"] = round(max(train_counts) / min(train_counts), 3)
+    else:
+        report["imbalance_ratio"] = None
     vocab = {w.lower() for r in data.splits["train"] for w in _text(r, data).split()}
     report["vocabulary_size"] = len(vocab)
     report["leakage"] = data.leakage.as_dict()
@@ -91,12 +111,26 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         fh.write("words\t" + "\t".join(SPLITS) + "\n")
         for row in hist:
             fh.write("\t".join(str(row[k]) for k in ("words", *SPLITS)) + "\n")
-    labels = [
-        {"label": name, "split": s, "count": report["splits"][s]["labels"][name]}
-        for s in SPLITS
-        for name in data.label_names
-    ]
-    write_json(out_dir / "labels.json", labels)
+    classes = data.family.has_classes
+    if classes:
+        labels = [
+            {"label": name, "split": s, "count": report["splits"][s]["labels"][name]}
+            for s in SPLITS
+            for name in data.label_names
+        ]
+        write_json(out_dir / "labels.json", labels)
+    else:
+        targets = {s: [float(r[data.label_field]) for r in data.splits[s]] for s in SPLITS}
+        edges = np.histogram_bin_edges(np.concatenate(list(targets.values())), bins=HIST_BINS)
+        counts = {s: np.histogram(targets[s], bins=edges)[0] for s in SPLITS}
+        write_json(
+            out_dir / "targets.json",
+            [
+                {"target": round(float(edges[i]), 6), "split": s, "count": int(counts[s][i])}
+                for s in SPLITS
+                for i in range(len(edges) - 1)
+            ],
+        )
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     width = max(1.0, (hist[1]["words"] - hist[0]["words"]) if len(hist) > 1 else 1.0)
@@ -110,14 +144,19 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         )
     axes[0].set(title="Input length (words)", xlabel="words", ylabel="share of split")
     axes[0].legend()
-    y = np.arange(len(data.label_names))
-    for s, offset in zip(SPLITS, (-0.25, 0, 0.25), strict=True):
-        total = max(1, report["splits"][s]["rows"])
-        shares = [report["splits"][s]["labels"][n] / total for n in data.label_names]
-        axes[1].barh(y + offset, shares, height=0.25, label=s)
-    # label names come from the file: "$" in one must not be read as mathtext
-    axes[1].set_yticks(y, data.label_names, parse_math=False)
-    axes[1].set(title="Label distribution", xlabel="share of split")
+    if classes:
+        y = np.arange(len(data.label_names))
+        for s, offset in zip(SPLITS, (-0.25, 0, 0.25), strict=True):
+            total = max(1, report["splits"][s]["rows"])
+            shares = [report["splits"][s]["labels"][n] / total for n in data.label_names]
+            axes[1].barh(y + offset, shares, height=0.25, label=s)
+        # label names come from the file: "$" in one must not be read as mathtext
+        axes[1].set_yticks(y, data.label_names, parse_math=False)
+        axes[1].set(title="Label distribution", xlabel="share of split")
+    else:
+        for s in SPLITS:
+            axes[1].hist(targets[s], bins=edges, density=True, histtype="step", label=s)
+        axes[1].set(title=f"Target ({data.label_field})", xlabel="value", ylabel="density")
     axes[1].legend()
     fig.tight_layout()
     for name in ("lengths.png",):
@@ -142,12 +181,15 @@ def _example_group(row: dict[str, Any], data: PreparedData) -> str:
 
 def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: str) -> str:
     """``reports/data.md``: the first look at the data, without a notebook."""
+    classes = data.family.has_classes
+    kind = f"{data.task} classification" if classes else data.task
+    labels = f"{len(data.label_names)} labels" if classes else "a numeric target"
     lines = [
         "# Data card",
         "",
-        f"Source: `{data.source}` ({data.task} classification). "
+        f"Source: `{data.source}` ({kind}). "
         f"Text field(s): {', '.join(f'`{f}`' for f in data.text_fields)}; "
-        f"label field: `{data.label_field}`; {len(data.label_names)} labels.",
+        f"label field: `{data.label_field}`; {labels}.",
         "",
     ]
     if data.warnings:
@@ -176,7 +218,39 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     lines += _table(
         ["split", "rows", "words p50", "words p95", "words max", "chars p50", "chars p95"], rows
     )
-    lines += ["", "## Labels", ""]
+    if classes:
+        lines += _label_section(data, report)
+    else:
+        keys = ["mean", "std", "min", "p5", "p50", "p95", "max"]
+        lines += ["", f"## Target (`{data.label_field}`)", ""]
+        lines += _table(
+            ["split", *keys],
+            [[s, *(f"{report['splits'][s]['target'][k]:.4g}" for k in keys)] for s in SPLITS],
+        )
+    lines += [
+        "",
+        f"Vocabulary (distinct lowercased words in train): {report['vocabulary_size']}",
+        "",
+    ]
+    lines += [f"![lengths and labels]({plots_rel}/lengths.png)", ""]
+    lines += _cleaning_and_checks(data, report)
+    if classes:
+        lines += _examples_by_label(data, seed)
+    else:
+        rng = random.Random(f"card-{seed}")
+        train = data.splits["train"]
+        picks = sorted(
+            rng.sample(train, min(3 * EXAMPLES_PER_LABEL, len(train))),
+            key=lambda r: float(r[data.label_field]),
+        )
+        lines += ["", "## Examples (train, random, by target)", ""]
+        lines += [f"- {float(r[data.label_field]):.4g}: {_text(r, data)[:200]}" for r in picks]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _label_section(data: PreparedData, report: dict[str, Any]) -> list[str]:
+    lines = ["", "## Labels", ""]
     label_rows = []
     for name in data.label_names:
         cells: list[Any] = [name]
@@ -195,14 +269,11 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
             "> The classes are imbalanced: accuracy alone misleads here. Compare macro-F1 "
             "and the majority baseline, and consider class weights."
         )
-    lines += [
-        "",
-        f"Vocabulary (distinct lowercased words in train): {report['vocabulary_size']}",
-        "",
-    ]
-    lines += [f"![lengths and labels]({plots_rel}/lengths.png)", ""]
+    return lines
 
-    lines += ["## Cleaning", ""]
+
+def _cleaning_and_checks(data: PreparedData, report: dict[str, Any]) -> list[str]:
+    lines = ["## Cleaning", ""]
     cleaning = {s: data.cleaning.get(s, {}) for s in SPLITS}
     steps = sorted({k for c in cleaning.values() for k in c})
     if steps:
@@ -237,7 +308,11 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
         )
     else:
         lines.append("None.")
-    lines += ["", "## Examples (train, random per label)", ""]
+    return lines
+
+
+def _examples_by_label(data: PreparedData, seed: int) -> list[str]:
+    lines = ["", "## Examples (train, random per label)", ""]
     rng = random.Random(f"card-{seed}")
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in data.splits["train"]:
@@ -254,7 +329,7 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
                 )
             lines.append(f"- {text[:200]}")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def write_report(

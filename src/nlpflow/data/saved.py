@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
 
@@ -27,7 +27,7 @@ LABEL_COLUMN = "label"
 IGNORE_INDEX = -100
 
 
-Task = Literal["sequence", "token"]
+Task = str  # a task family's name (nlpflow.families.names.TASKS)
 TRUNCATIONS = ("longest_first", "only_first", "only_second")
 META_FILE = "meta.json"
 
@@ -43,7 +43,7 @@ class DataMeta:
     text_fields: list[str]
     label_names: list[str]  # label id i is label_names[i] (sorted order)
     metadata_fields: list[str] = field(default_factory=list)
-    task: Task = "sequence"  # "sequence" or "token" (a list of words, a tag per word)
+    task: Task = "sequence"  # the task family: "sequence", "token" (a tag per word), ...
     label_field: str = ""  # the label column of the source data (for people; not read)
     # Token tasks: the tag scheme of label_names (IOB2) and the one the source file used.
     tag_scheme: str | None = None
@@ -96,9 +96,11 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
             raise UserError(f"{path}: '{key}' must be a list of strings (got {value!r}); {rerun}")
         return list(value)
 
+    from nlpflow.families.names import CLASSIFICATION_TASKS, TASKS
+
     task = raw.get("task", "sequence")
-    if task not in ("sequence", "token"):
-        raise UserError(f"{path}: 'task' must be 'sequence' or 'token' (got {task!r})")
+    if task not in TASKS:
+        raise UserError(f"{path}: 'task' must be one of {list(TASKS)} (got {task!r}); {rerun}")
     label_names = str_list("label_names")
     text_fields = str_list("text_fields")
     max_length = raw.get("max_length")
@@ -131,8 +133,10 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")
     if task == "token" and len(meta.text_fields) != 1:
         raise UserError(f"{path}: a token task has one text field (the list of words)")
-    if len(meta.label_names) < 2:
+    if task in CLASSIFICATION_TASKS and len(meta.label_names) < 2:
         raise UserError(f"{path}: 'label_names' must name at least 2 labels")
+    if not meta.label_names:
+        raise UserError(f"{path}: 'label_names' must name the model's outputs; {rerun}")
     return meta
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nlpflow.data.saved import IGNORE_INDEX
-from nlpflow.errors import UserError
 from nlpflow.modeling.encoder import Encoder
 from nlpflow.params import SPLITS
 
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from datasets import DatasetDict
     from transformers import PreTrainedTokenizerBase
+
+    from nlpflow.families.data import DataFamily
 
 SAMPLE_EXAMPLES = 5
 BATCH = 2000
@@ -71,9 +72,12 @@ UNKNOWN_RATE_WARNING = 0.05
 SPECIAL_ONLY_WARNING = 0.01
 
 
-def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None) -> Any:
+def _arrow_encoder(
+    encoder: Encoder, special_ids: list[int], unk_id: int | None, family: DataFamily
+) -> Any:
     """A function from an Arrow batch (with its row indices) to an Arrow table of model
-    inputs, plus per-row figures (``STAT_COLUMNS``) that :func:`tokenize_with_stats` sums."""
+    inputs, plus per-row figures (``STAT_COLUMNS``) that :func:`tokenize_with_stats` sums.
+    The task family encodes the batch and gives its ``labels`` column."""
     import pyarrow as pa
 
     specials = np.asarray(sorted(set(special_ids)), dtype=np.int64)
@@ -82,8 +86,7 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
         columns = [batch.column(f).to_pylist() for f in encoder.text_fields]
         labels = batch.column("label")
         first = int(indices[0]) if len(indices) else 0
-        word_labels = labels.to_pylist() if encoder.task == "token" else None
-        enc = encoder.encode(columns, word_labels, where=where, first_row=first)
+        enc, label_column = family.encode(encoder, columns, labels, where, first)
         n = len(enc)
         lengths = np.fromiter((len(r) for r in enc.input_ids), dtype=np.int32, count=n)
         flat = np.fromiter(
@@ -97,15 +100,15 @@ def _arrow_encoder(encoder: Encoder, special_ids: list[int], unk_id: int | None)
         out: dict[str, Any] = {"input_ids": _list_array(enc.input_ids, np.int32)}
         if enc.token_type_ids is not None:
             out["token_type_ids"] = _list_array(enc.token_type_ids, np.int8)
-        if enc.labels is not None:
-            out["labels"] = _list_array(enc.labels, np.int32)
+        if isinstance(label_column, list):  # a list of labels per row (aligned to tokens)
+            out["labels"] = _list_array(label_column, np.int32)
         else:
-            out["labels"] = labels
+            out["labels"] = label_column
         out["length"] = pa.array(lengths)
         out["full_length"] = pa.array(_full_lengths(encoder, columns, lengths, where, first))
         out["unknown"] = pa.array(unknown.astype(np.int32))
         out["special_only"] = pa.array(content == 0)
-        if encoder.task == "token":
+        if encoder.task == "token":  # words: pre-split input
             out["empty_words"] = pa.array([len(e) for e in enc.empty_words], pa.int32())
             out["truncated_words"] = pa.array(enc.truncated_words, pa.int32())
         else:
@@ -122,27 +125,29 @@ def tokenize_with_stats(
     tokenizer: PreTrainedTokenizerBase,
     num_proc: int | None = None,
     source: str = "",
+    family: DataFamily | None = None,
 ) -> tuple[DatasetDict, dict[str, dict[str, Any]]]:
     """Encode every split with ``encoder``: ``input_ids`` (and ``token_type_ids``),
     ``labels``, ``length`` per example, unpadded; and per split the figures of
     :func:`split_figures` (one encoding pass; the untruncated lengths in the same batch).
 
+    ``family``: the task's data family (default: the one of ``encoder.task``), which encodes
+    each batch and types the ``labels`` column.
+
     Raises UserError when a row cannot be truncated as asked (``only_second`` with a first
     text longer than ``max_length``), naming ``source``/split and the row.
     """
-    from datasets import ClassLabel, Features, Sequence, Value
+    from datasets import Features, Sequence, Value
 
-    label_feature = dataset["train"].features["label"]
-    if encoder.task != "token" and not isinstance(label_feature, ClassLabel):
-        raise UserError(
-            "the processed 'label' column of a sequence task must be a ClassLabel; "
-            "rerun the preprocess stage"
-        )
+    from nlpflow.families.data import data_family
+
+    family = family or data_family(encoder.task)
+    label_feature = family.tokenized_label_feature(dataset["train"].features["label"])
     features = Features(
         {
             "input_ids": Sequence(Value("int32")),
             **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
-            "labels": Sequence(Value("int32")) if encoder.task == "token" else label_feature,
+            "labels": label_feature,
             "length": Value("int32"),
             "full_length": Value("int32"),
             "unknown": Value("int32"),
@@ -151,7 +156,9 @@ def tokenize_with_stats(
             "truncated_words": Value("int32"),
         }
     )
-    encode = _arrow_encoder(encoder, list(tokenizer.all_special_ids), tokenizer.unk_token_id)
+    encode = _arrow_encoder(
+        encoder, list(tokenizer.all_special_ids), tokenizer.unk_token_id, family
+    )
     columns = dataset["train"].column_names
     out = {}
     for split, data in dataset.items():

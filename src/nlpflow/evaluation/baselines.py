@@ -163,3 +163,46 @@ def tag_with(
     table: dict[str, str], fallback: str, sentences: Sequence[Sequence[str]]
 ) -> list[list[str]]:
     return [[table.get(w.lower(), fallback) for w in tokens] for tokens in sentences]
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def tfidf_ridge_predictions(
+    train_columns: Sequence[Sequence[str]],
+    train_targets: Sequence[float] | FloatArray,
+    eval_columns: dict[str, Sequence[Sequence[str]]],
+    settings: TfidfSettings,
+) -> dict[str, FloatArray]:
+    """TF-IDF per text field (hstacked, as :func:`tfidf_logreg_probabilities`) and a ridge
+    regression (``alpha = 1 / settings.c``); ``(n,)`` predictions per split in the target's
+    units. ``{}`` when the train text has no usable token."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import Ridge
+
+    vectorizers = []
+    train_parts = []
+    for column in _join_fields(train_columns):
+        vec = TfidfVectorizer(
+            analyzer=settings.analyzer,
+            ngram_range=(1, settings.ngram_max),
+            max_features=settings.max_features,
+            token_pattern=r"(?u)\b\w+\b",
+            sublinear_tf=True,
+            dtype=np.float64,
+        )
+        try:
+            train_parts.append(vec.fit_transform(column))
+        except ValueError:  # empty vocabulary
+            return {}
+        vectorizers.append(vec)
+    model = Ridge(alpha=1.0 / settings.c)
+    model.fit(sparse.hstack(train_parts).tocsr(), np.asarray(train_targets, dtype=np.float64))
+    out: dict[str, FloatArray] = {}
+    for split, columns in eval_columns.items():
+        x = sparse.hstack(
+            [v.transform(c) for v, c in zip(vectorizers, _join_fields(columns), strict=True)]
+        ).tocsr()
+        out[split] = np.asarray(model.predict(x), dtype=np.float64)
+    return out

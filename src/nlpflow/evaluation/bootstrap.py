@@ -9,7 +9,7 @@ give the *paired* bootstrap of their difference: both are scored on the same res
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -76,11 +76,13 @@ def paired_differences(
     resamples: int,
     seed: int,
     level: float,
+    lower_is_better: Sequence[str] = (),
 ) -> dict[str, dict[str, float]]:
     """Per metric, the interval of ``B - A`` over shared resamples and ``p_not_better``.
 
-    ``p_not_better`` is the share of resamples in which B does not beat A (difference <= 0):
-    a one-sided bootstrap p-value for "B is better than A" on that metric.
+    ``p_not_better`` is the share of resamples in which B does not beat A (difference <= 0,
+    or >= 0 for the metrics named in ``lower_is_better``, errors such as RMSE): a one-sided
+    bootstrap p-value for "B is better than A" on that metric.
     """
     if resamples <= 0 or n == 0:
         return {}
@@ -96,5 +98,6 @@ def paired_differences(
         if interval is None:
             continue
         finite = values[~np.isnan(values)]
-        out[name] = {**interval, "p_not_better": float((finite <= 0).mean())}
+        not_better = finite >= 0 if name in lower_is_better else finite <= 0
+        out[name] = {**interval, "p_not_better": float(not_better.mean())}
     return out

@@ -11,6 +11,11 @@ example id and reports:
   such examples, chi-square with continuity correction from there);
 - the examples that flipped from right (A) to wrong (B): the regression check, "can the new
   model still solve what the previous one could?", and the count of the opposite flips.
+
+A regression task (numeric labels) is compared on MSE, RMSE, MAE, R², Pearson and Spearman
+with the same paired bootstrap (of the squared errors' mean and the rest; for the errors a
+negative B - A is better), a sign test in McNemar's place (per example: is B closer to the
+truth than A, or farther), and in place of the flips the examples whose absolute error grew.
 """
 
 from __future__ import annotations
@@ -62,7 +67,10 @@ def _parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise UserError(f"{where}, line {lineno}: not valid JSON ({err.msg})") from None
-        missing = [k for k in ("id", "label", "prediction", "probabilities") if k not in row]
+        keys = ["id", "label", "prediction"]
+        if not (isinstance(row, dict) and _numeric(row.get("label"))):
+            keys.append("probabilities")  # classification; regression rows have none
+        missing = [k for k in keys if not isinstance(row, dict) or k not in row]
         if missing:
             raise UserError(f"{where}, line {lineno}: missing key(s) {missing}")
         rows.append(row)
@@ -115,6 +123,15 @@ def _read_at_rev(rel: str, spec: str, repo: str | Path) -> str:
     return raw.decode("utf-8")
 
 
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_regression(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the records are a regression task's (a number as label and prediction)."""
+    return bool(rows) and _numeric(rows[0]["label"]) and _numeric(rows[0]["prediction"])
+
+
 def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The label order, from the first record's probabilities (written in label-id order).
 
@@ -155,7 +172,9 @@ def pair_up(a: Side, b: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                 f"example '{ra['id']}' has label {ra['label']!r} in {a.name} but "
                 f"{rb['label']!r} in {b.name}: the test sets differ"
             )
-    if label_names_of(a.rows) != label_names_of(rows_b):
+    if is_regression(a.rows) != is_regression(rows_b):
+        raise UserError(f"{a.name} and {b.name} are not the same kind of task")
+    if not is_regression(a.rows) and label_names_of(a.rows) != label_names_of(rows_b):
         raise UserError(f"{a.name} and {b.name} have different label sets")
     return list(a.rows), rows_b
 
@@ -247,6 +266,8 @@ def compare(
     entities as the evaluate stage does with ``evaluate.entity_mode`` (and, strict, its
     scheme): the same settings give the same entity F1 as metrics/evaluate.json."""
     rows_a, rows_b = pair_up(a, b)
+    if is_regression(rows_a):
+        return _compare_regression(a, b, rows_a, rows_b, resamples, seed, level)
     names = label_names_of(rows_a)
     task = "token" if isinstance(rows_a[0]["label"], list) else "sequence"
     metric_fns: list[BatchMetrics] = []
@@ -295,17 +316,60 @@ def compare(
     return result
 
 
+def _compare_regression(
+    a: Side,
+    b: Side,
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+    resamples: int,
+    seed: int,
+    level: float,
+) -> Comparison:
+    """Regression: paired bootstrap of every metric (MSE: of the squared errors' mean), the
+    sign test of which side is closer per example, the examples whose error grew most."""
+    from nlpflow.families.regression.metrics import METRICS, batch_regression_metrics
+
+    y = np.asarray([float(r["label"]) for r in rows_a])
+    pa = np.asarray([float(r["prediction"]) for r in rows_a])
+    pb = np.asarray([float(r["prediction"]) for r in rows_b])
+    fa, fb = batch_regression_metrics(y, pa), batch_regression_metrics(y, pb)
+    n = len(y)
+    result = Comparison(a, b, "regression", n, level=level, resamples=resamples)
+    point_a, point_b = fa(np.ones((1, n))), fb(np.ones((1, n)))
+    for k in METRICS:
+        va, vb = float(point_a[k][0]), float(point_b[k][0])
+        if not (math.isnan(va) or math.isnan(vb)):
+            result.metrics[k] = {"a": va, "b": vb, "diff": vb - va}
+    lower = ("mse", "rmse", "mae")
+    result.intervals = {
+        k: v
+        for k, v in paired_differences(fa, fb, n, resamples, seed, level, lower).items()
+        if k in result.metrics
+    }
+    err_a, err_b = np.abs(pa - y), np.abs(pb - y)
+    grew = np.flatnonzero(err_b > err_a)
+    grew = grew[np.argsort(-(err_b - err_a)[grew], kind="stable")]
+    result.regressions = [(rows_a[i], rows_b[i]) for i in grew]
+    result.fixes = int((err_b < err_a).sum())
+    result.mcnemar = {**mcnemar(len(grew), result.fixes), "test": "sign"}
+    return result
+
+
 # --------------------------------------------------------------------------- output
 
 
 def _inputs(row: dict[str, Any]) -> str:
-    skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated", "empty_words"}
+    skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated", "empty_words",
+            "residual"}  # fmt: skip
     return " / ".join(
         " ".join(v) if isinstance(v, list) else str(v) for k, v in row.items() if k not in skip
     )
 
 
 def _prob(row: dict[str, Any]) -> str:
+    if _numeric(row["label"]) and _numeric(row["prediction"]):
+        error = float(row["prediction"]) - float(row["label"])
+        return f"{float(row['prediction']):.4g} (error {error:+.4g})"
     if isinstance(row["label"], list):
         wrong = sum(t != p for t, p in zip(row["label"], row["prediction"], strict=True))
         return f"{wrong} wrong words"
@@ -332,14 +396,36 @@ def render(c: Comparison, max_flips: int = 20) -> str:
               "share of resamples B not better"]  # fmt: skip
     out += table(header, rows, "lrrrrr")
     m = c.mcnemar
-    out += ["", "## McNemar's test", ""]
-    out.append(
-        f"{m['b']} {unit} right in A and wrong in B, {m['c']} wrong in A and right in B; "
-        f"{m['method']}: p = {m['p_value']:.4g}"
-        + (" (the two differ)" if m["p_value"] < 1 - c.level else " (no significant difference)")
-    )
-    out += ["", f"## Flipped from right to wrong ({len(c.regressions)})", ""]
-    if not c.regressions:
+    verdict = " (the two differ)" if m["p_value"] < 1 - c.level else " (no significant difference)"
+    if c.task == "regression":
+        out += ["", "## Sign test (which model is closer to the truth, per example)", ""]
+        out.append(
+            f"{m['b']} {unit} farther from the truth in B than in A, {m['c']} closer; "
+            f"{m['method']}: p = {m['p_value']:.4g}{verdict}. MSE, RMSE and MAE: a negative "
+            "B - A is better."
+        )
+        out += ["", f"## Absolute error grew ({len(c.regressions)})", ""]
+    else:
+        out += ["", "## McNemar's test", ""]
+        out.append(
+            f"{m['b']} {unit} right in A and wrong in B, {m['c']} wrong in A and right in B; "
+            f"{m['method']}: p = {m['p_value']:.4g}{verdict}"
+        )
+        out += ["", f"## Flipped from right to wrong ({len(c.regressions)})", ""]
+    if c.task == "regression" and c.regressions:
+        out.append(
+            f"Examples whose absolute error grew from A to B, largest growth first; "
+            f"{min(max_flips, len(c.regressions))} of {len(c.regressions)} shown. {c.fixes} "
+            "got closer."
+        )
+        rows = [
+            [ra["id"], _inputs(ra), f"{float(ra['label']):.4g}", _prob(ra), _prob(rb)]
+            for ra, rb in c.regressions[:max_flips]
+        ]
+        out += ["", *table(["id", "inputs", "true", "A", "B"], rows, limit=80)]
+    elif c.task == "regression":
+        out.append("None: B is at least as close as A on every example.")
+    elif not c.regressions:
         out.append(f"None: B still gets right every {unit[:-1]} A got right.")
     else:
         out.append(

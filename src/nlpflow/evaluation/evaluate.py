@@ -32,13 +32,11 @@ from nlpflow.evaluation.metrics import (
     IntArray,
     best_f1_threshold,
     classification_metrics,
-    confusion_matrix,
     expected_calibration_error,
     log_loss,
     round_floats,
     threshold_predictions,
 )
-from nlpflow.evaluation.plots import save_split_pngs, split_plot_files
 from nlpflow.evaluation.predict import (
     load_classifier,
     predict_split,
@@ -399,20 +397,16 @@ def evaluate_model(
 ) -> Evaluation:
     """Run the saved model on ``splits`` and score it; nothing is written here. ``latency``:
     also time it on validation inputs (:attr:`Evaluation.latency`)."""
+    from nlpflow.families.evaluate import EvaluateJob, eval_family
+
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
     model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
-    if meta.task == "token":
-        from nlpflow.modeling.tokenizers import load_tokenizer
-
-        evaluation = evaluate_token(
-            model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
-            tokenized_dir, load_tokenizer(model_dir),
-        )  # fmt: skip
-    else:
-        evaluation = evaluate_sequence(
-            model, pad_id, meta, processed, tokenized, params, seed, splits, processed_dir,
-            tokenized_dir,
-        )  # fmt: skip
+    evaluation = eval_family(meta.task).evaluate(
+        EvaluateJob(
+            model, pad_id, Path(model_dir), meta, processed, tokenized, params, seed,
+            tuple(splits), Path(processed_dir), Path(tokenized_dir),
+        )
+    )  # fmt: skip
     if latency and "validation" in splits:  # validation: a study may use it as an objective
         from nlpflow.evaluation.latency import measure_latency
 
@@ -434,23 +428,14 @@ def write_evaluation(
     The latency figures go to ``latency_path`` apart from the metrics: wall times differ on
     every run, and the metrics file must stay byte-identical for identical inputs (so that a
     rerun shows no metric change in ``dvc metrics diff``)."""
-    names = evaluation.meta.label_names
+    from nlpflow.families.evaluate import eval_family
+
     with atomic_dir(predictions_dir) as tmp:
         for result in evaluation.splits:
             write_jsonl(tmp / f"{result.name}.jsonl", result.rows)
 
     with atomic_dir(plots_dir) as tmp:
-        for r in evaluation.splits:
-            files = split_plot_files(
-                r.y_true, r.probabilities, names, r.calibration, r.predicted, evaluation.positive
-            )
-            for stem, records in files.items():
-                write_json(tmp / f"{stem}_{r.name}.json", round_floats(records))
-            matrix = confusion_matrix(r.y_true, r.predicted, len(names))
-            rate = None
-            if evaluation.positive is not None and len(r.y_true):
-                rate = float((r.y_true == evaluation.positive).mean())
-            save_split_pngs(tmp, r.name, matrix, names, files, rate)
+        eval_family(evaluation.meta.task).write_plots(evaluation, tmp)
 
     if latency_path is not None:
         write_json(latency_path, round_floats(evaluation.latency))

@@ -25,36 +25,26 @@ def load_classifier(
 ) -> tuple[Any, int]:
     """Load a saved classifier; return it (in eval mode) and its padding token id.
 
-    ``task`` is ``sequence`` (AutoModelForSequenceClassification) or ``token``
-    (AutoModelForTokenClassification). The model's ``id2label`` must equal the data's label
-    names in order: a model whose label ids mean something else would be scored against the
-    wrong classes.
+    ``task``'s family (:mod:`nlpflow.families.model`) gives the Auto class
+    (``sequence``: AutoModelForSequenceClassification, ``token``:
+    AutoModelForTokenClassification, ...) and checks the config against the data: a model
+    whose label ids mean something else would be scored against the wrong classes.
     """
-    from transformers import (
-        AutoConfig,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-    )
+    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
+    from nlpflow.families.model import model_family
     from nlpflow.modeling.tokenizers import load_tokenizer
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise UserError(f"{model_dir}/config.json not found; run the train stage first")
     config = AutoConfig.from_pretrained(str(model_dir))
-    id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
-    model_labels = [id2label.get(i, "?") for i in range(len(id2label))]
-    if model_labels != list(label_names):
-        raise UserError(
-            f"{model_dir}: the model's labels {model_labels} differ from the data's "
-            f"{list(label_names)}; retrain the model on this data (dvc repro train)"
-        )
+    family = model_family(task)
+    family.check_config(config, label_names, model_dir)
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()  # no "Loading weights" bars in dvc and CI logs
-    auto = (
-        AutoModelForTokenClassification if task == "token" else AutoModelForSequenceClassification
-    )
+    auto = family.auto_class()
     try:
         model = auto.from_pretrained(str(model_dir))
     except (OSError, ValueError) as err:
@@ -88,8 +78,10 @@ def forward_batches(
     pad_id: int,
     token_type_ids: Sequence[list[int]] | None,
     progress: bool | None,
+    softmax: bool = True,
 ) -> Iterator[tuple[IntArray, Any]]:
-    """``(example indices, float64 softmax of the logits)`` per batch, in length order.
+    """``(example indices, float64 softmax of the logits)`` per batch, in length order
+    (``softmax`` False: the logits themselves, float64, e.g. a regression model's outputs).
 
     Batches are formed from examples sorted by length (stable), so each batch pads only to
     its own longest input. The order is a pure function of the lengths, so the same inputs
@@ -126,6 +118,9 @@ def forward_batches(
                 batch["token_type_ids"] = torch.tensor(_pad(types, 0), device=device)
             logits = model(**batch).logits
             # Softmax in float64 so the probabilities of an example sum to 1 within 1e-12.
+            if not softmax:
+                yield idx, logits.double().cpu().numpy()
+                continue
             yield idx, torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
 

@@ -1,0 +1,103 @@
+"""Task families: what differs between tasks, asked of the task's family by every stage.
+
+One pipeline, several heads. A task family brings its data format and label checks, its
+built-in data, its head and loss, its batches and probe shapes, its metrics and baselines,
+its plots and error report; everything else (splitting, leakage checks, the data card,
+the probe's search, checkpoints and resume, early stopping, tuning) is shared. The family
+of a run is the task name the preprocess stage stores in ``meta.json`` (``DataMeta.task``),
+chosen by ``data.task`` (``auto``: a list label is ``token``, else ``sequence``) or fixed by
+a built-in source (``data.source: builtin:<name>``).
+
+Layout: four sides, one registry module each, so that a stage imports only the side it
+needs (dvc.yaml's code deps are a stage's imports: an edit to evaluation code must not
+retrain the model)::
+
+    families/names.py     TASKS: every family's name (read_meta and data.task check it)
+    families/data.py      DataFamily, data_family(task), Builtin        preprocess, tokenize
+    families/model.py     ModelFamily, model_family(task)               every stage with a model
+    families/train.py     TrainFamily, train_family(task)               probe, lr_range, train
+    families/evaluate.py  EvalFamily, eval_family(task), *Job, *Result  evaluate, error_analysis
+    families/<name>/{data,model,train,evaluate}.py   one family's four sides
+
+A family's module of one side imports nothing of another side's stages (``data.py`` no
+training or evaluation code; ``model.py`` only transformers; ``train.py`` no evaluation
+code). Adding a family: write the four classes (subclass the base, set ``name``), add the
+name to ``names.TASKS`` and the class to the list in each registry function, add any
+params section it needs (``data.<name>`` for its built-in data), then run
+``nlpflow dvc-deps --write``.
+
+Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare.py`` and
+``data/tokenize.py`` (defaults: sequence classification, a label string per row):
+
+- ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
+  text_fields, label_field)}``: generated data, seeded, no download.
+- ``normalise(raw, label_field, note)``: fix raw rows in place before splitting (token:
+  IOB1 -> IOB2); returns extra ``meta.json`` fields.
+- ``strata(rows, label_field)`` -> one stratum string per row (``""``: random split).
+- ``clean(rows, text_fields, label_field, cleaning)`` -> ``(rows, counts)`` or None (no
+  cleaning: token tasks keep word lists aligned).
+- ``labels_of(rows, label_field)`` -> every label string (the data card counts them).
+- ``label_names(splits, label_field, origin)`` -> ``meta.json``'s ``label_names``: class
+  names (id i = ``label_names[i]``), or for a family without classes the names of the
+  model's outputs (regression: one). Validates labels: a UserError naming
+  ``origin[split]`` (the file), the row (``row["_line"]``) and the value.
+- ``warnings(names, splits, label_field)`` -> sentences for the console and data card.
+- ``text_feature()``, ``label_feature(label_names)``, ``label_values(rows, label_field,
+  label_names)``: the processed columns (``datasets`` features and values).
+- ``tokenized_label_feature(processed_feature)``: the tokenized ``labels`` feature.
+- ``encode(encoder, columns, labels, where, first)`` -> ``(Encoded, labels column)``: one
+  Arrow batch through the one :class:`~nlpflow.modeling.encoder.Encoder` (``columns``: a
+  Python list per text field; ``labels``: the batch's processed ``label`` Arrow array;
+  returns an Arrow array, or a Python list of per-token label lists).
+- ``encoder_mode``: ``"sequence"`` (strings) or ``"token"`` (pre-split words);
+  ``has_classes``: whether label distributions apply in the data card.
+
+Model side (:class:`~nlpflow.families.model.ModelFamily`), called by
+``modeling/build.py::build_model`` and ``evaluation/predict.py::load_classifier``:
+
+- ``auto_class()`` / ``bert_class()``: the transformers class for a pretrained encoder /
+  a BERT built from a config (``AutoModelForSequenceClassification``,
+  ``AutoModelForTokenClassification``, ``AutoModelForMultipleChoice``...).
+- ``config_kwargs(label_names)`` -> ``num_labels``, ``id2label``, ``label2id`` (and e.g.
+  ``problem_type``) for the config.
+- ``check_config(config, label_names, model_dir)``: a saved model against the data.
+
+Training side (:class:`~nlpflow.families.train.TrainFamily`), called by
+``training/setup.py`` (build_run, load_splits), ``training/validation.py``,
+``training/loop.py`` (health), ``training/lr_range.py`` and ``training/probe.py``:
+
+- ``padded_split(split, pad_id)`` -> a :class:`~nlpflow.training.data.PaddedSplit` (or
+  subclass): ``lengths`` (N,) int64 tokens per row, ``batch(index, device)`` -> the model's
+  keyword arguments plus ``labels``, ``targets(index)`` -> the counted labels (flat),
+  ``subset(index)``, ``len``. Own inputs (choices (B, N, T), QA windows) = own subclass.
+- ``criterion(train, label_names, train_set, overfit)`` -> the loss object (the interface
+  of :class:`~nlpflow.training.loss.Criterion`): ``sum(output, labels)`` summed loss terms
+  of a micro-batch (``output``: the model's output object, so a family reads
+  ``.logits``, ``.start_logits``... as it needs), ``denominator(targets)``,
+  ``correct(output, labels)`` a 0-dim tensor, ``measures_accuracy``, ``to(device)``. The
+  step divides each micro-batch's sum by the whole step's denominator.
+- ``check_loss(train.loss)``; ``prepare_model(model, criterion)``: once on the fresh model
+  (e.g. store a target's standardisation in ``model.config``).
+- ``metric_names(label_names)``: validation metrics, ``loss`` first (what early stopping
+  may monitor; ``check_monitor`` raises for others); ``eval_columns(label_names)``: the
+  columns of ``plots/train/epochs.tsv``.
+- ``validate(model, split, batch_size, device, criterion, dist, label_names, precision)``
+  -> ``{"loss": ..., <metric>: ...}`` the same on every process.
+- ``uniform_classes(label_names)``: K of the ln(K) initial-loss check, or None.
+- ``probe_batch(row, size, num_labels, with_token_type_ids)`` -> the worst-case batch
+  (``row``: (1, T) token ids; default (B, T) inputs plus ``probe_labels``) and
+  ``probe_criterion()``, its loss.
+
+Evaluation side (:class:`~nlpflow.families.evaluate.EvalFamily`), called by
+``evaluation/evaluate.py`` (evaluate_model, write_evaluation), ``stages/evaluate.py`` and
+``stages/error_analysis.py``:
+
+- ``evaluate(EvaluateJob)`` -> :class:`~nlpflow.evaluation.evaluate.Evaluation`: per split
+  the prediction records (``data/predictions/<split>.jsonl``) and metrics with ``n``,
+  ``ci`` (bootstrap intervals at ``evaluate.confidence_level``) and ``baselines`` (each
+  with ``margin``), as ``metrics/evaluate.json`` holds them.
+- ``write_plots(evaluation, directory)``: plot data and PNGs (published atomically).
+- ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console.
+- ``load_predictions(path, meta)`` and ``error_analysis(ErrorAnalysisJob)`` ->
+  ``ErrorAnalysisResult(report markdown, metrics, summary line)``.
+"""

@@ -1,14 +1,15 @@
 """Model construction: a small BERT from a config, or a pretrained encoder with a fresh head.
 
-The head follows the task: ``sequence`` (one label per example, binary or multi-class) or
-``token`` (one label per sub-token, ``-100`` where ignored). Either way the config carries
-``id2label``/``label2id``, so ``transformers.pipeline`` shows label names.
+The head follows the task's family (:mod:`nlpflow.families.model`): ``sequence`` (one label
+per example, binary or multi-class), ``token`` (one label per sub-token, ``-100`` where
+ignored), ... The config carries the family's ``id2label``/``label2id``, so
+``transformers.pipeline`` shows label names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
 from nlpflow.params import ModelParams
@@ -16,7 +17,7 @@ from nlpflow.params import ModelParams
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-Task = Literal["sequence", "token"]
+Task = str  # a task family's name (nlpflow.families.names.TASKS)
 
 # Config attributes that hold dropout probabilities, across the common encoder families
 # (BERT/RoBERTa/ELECTRA: hidden_dropout_prob...; DistilBERT: dropout, attention_dropout...).
@@ -38,29 +39,22 @@ def build_model(
     max_length: int,
     task: Task = "sequence",
 ) -> PreTrainedModel:
-    """A classification model for ``task`` whose config carries ``id2label``/``label2id``.
+    """A model with the head of ``task``'s family whose config carries its ``id2label``.
 
     With ``params.name_or_path`` empty the model is a small BERT built from ``params`` and
     sized to ``tokenizer``; otherwise the pretrained encoder is loaded and its head is new.
     ``params.dropout`` (when not None) sets every dropout probability of the config;
     ``params.freeze_embeddings`` turns off gradients of the embedding layer.
     """
-    from transformers import (
-        AutoConfig,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        BertConfig,
-        BertForSequenceClassification,
-        BertForTokenClassification,
-    )
+    from transformers import AutoConfig, BertConfig
 
-    if task not in ("sequence", "token"):
-        raise UserError(f"unknown task '{task}' in the data's meta.json; use sequence or token")
-    id2label = dict(enumerate(label_names))
-    label2id = {name: i for i, name in enumerate(label_names)}
+    from nlpflow.families.model import model_family
+
+    family = model_family(task)
+    head = family.config_kwargs(label_names)
     if not params.name_or_path:
         dropout = 0.1 if params.dropout is None else params.dropout
-        config = BertConfig(  # type: ignore[call-arg]
+        config = BertConfig(
             vocab_size=len(tokenizer),
             hidden_size=params.hidden_size,
             num_hidden_layers=params.num_layers,
@@ -71,25 +65,14 @@ def build_model(
             max_position_embeddings=max(max_length, 8),
             type_vocab_size=2,
             pad_token_id=tokenizer.pad_token_id,
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id=label2id,
+            **head,
         )
-        built = BertForTokenClassification if task == "token" else BertForSequenceClassification
-        model: PreTrainedModel = built(config)
+        model: PreTrainedModel = family.bert_class()(config)
     else:
-        auto = (
-            AutoModelForTokenClassification
-            if task == "token"
-            else AutoModelForSequenceClassification
-        )
+        auto = family.auto_class()
         try:
             config = AutoConfig.from_pretrained(
-                params.name_or_path,
-                num_labels=len(label_names),
-                id2label=id2label,
-                label2id=label2id,
-                trust_remote_code=params.trust_remote_code,
+                params.name_or_path, **head, trust_remote_code=params.trust_remote_code
             )
             if getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
                 # GPT-2 has no pad token: sequence classification reads the last token that is

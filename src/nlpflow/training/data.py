@@ -87,10 +87,12 @@ class PaddedSplit:
     input_ids: torch.Tensor  # (N, T_max) int32, padded with pad_id
     token_type_ids: torch.Tensor | None  # (N, T_max) int32, padded with 0
     lengths: torch.Tensor  # (N,) int64
-    labels: torch.Tensor  # (N,) int64, or (N, T_max) int64 padded with -100 (token task)
+    # (N,) int64, or (N, T_max) int64 padded with -100 (token task), or (N,) float32 targets
+    labels: torch.Tensor
 
     @classmethod
-    def from_dataset(cls, split: Dataset, pad_id: int) -> PaddedSplit:
+    def from_dataset(cls, split: Dataset, pad_id: int, numeric_labels: bool = False) -> PaddedSplit:
+        """``numeric_labels``: one number per row (regression), kept as float32."""
         import numpy as np
         import torch
 
@@ -118,6 +120,8 @@ class PaddedSplit:
                     "labels must be aligned to the sub-tokens (rerun the tokenize stage)"
                 )
             labels = pad(raw_labels, IGNORE_INDEX, np.int64)
+        elif numeric_labels:
+            labels = torch.as_tensor(np.asarray(raw_labels, dtype=np.float32))
         else:
             labels = torch.as_tensor(np.asarray(raw_labels, dtype=np.int64))
         return cls(

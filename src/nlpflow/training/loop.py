@@ -352,7 +352,7 @@ def _diagnose(run: Run, state: LoopState, log: Callable[[str], None]) -> dict[st
     from nlpflow.training.health import diagnose, health_summary, initial_loss
 
     losses = [r["loss"] for r in state.step_rows]
-    classes = len(run.label_names)
+    classes = run.family.uniform_classes(run.label_names)  # None: no ln(K) check (regression)
     initial = initial_loss(losses, classes)
     if initial is not None:
         log(initial.line())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.data.saved import IGNORE_INDEX
 from nlpflow.errors import UserError
@@ -53,23 +53,37 @@ def class_weights(
     )
 
 
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits of a model output (a ``ModelOutput`` with ``.logits``), or ``output``
+    itself when it is already a tensor."""
+    return getattr(output, "logits", output)
+
+
 @dataclass
 class Criterion:
-    """Cross-entropy as a sum over a micro-batch, with the denominator of a whole step."""
+    """Cross-entropy as a sum over a micro-batch, with the denominator of a whole step.
+
+    The interface every task family's loss has (:meth:`nlpflow.families.train.TrainFamily.
+    criterion`): ``sum``, ``denominator``, ``correct``, ``measures_accuracy``, ``to``.
+    """
 
     weights: torch.Tensor | None = None  # (k,) on the model's device
     label_smoothing: float = 0.0
     _host_weights: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    # Whether ``correct`` counts something (train_accuracy in the curves); False: None there.
+    measures_accuracy: ClassVar[bool] = True
 
     def to(self, device: torch.device) -> Criterion:
         return Criterion(
             None if self.weights is None else self.weights.to(device), self.label_smoothing
         )
 
-    def sum(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The summed loss terms of ``logits`` (B, k) or (B, T, k) against ``labels``."""
+    def sum(self, output: Any, labels: torch.Tensor) -> torch.Tensor:
+        """The summed loss terms of the logits (B, k) or (B, T, k) of ``output`` (a model
+        output or the logits) against ``labels`` (B,) or (B, T), -100 ignored."""
         import torch
 
+        logits = logits_of(output)
         return torch.nn.functional.cross_entropy(
             logits.float().reshape(-1, logits.shape[-1]),
             labels.reshape(-1),
@@ -78,6 +92,11 @@ class Criterion:
             label_smoothing=self.label_smoothing,
             reduction="sum",
         )
+
+    def correct(self, output: Any, labels: torch.Tensor) -> torch.Tensor:
+        """How many counted targets the arg-max predicts right: a 0-dim tensor on the
+        labels' device (no host sync)."""
+        return (logits_of(output).detach().argmax(-1) == labels).sum()
 
     def denominator(self, targets: torch.Tensor) -> float:
         """What a step's summed loss is divided by: counted targets, or their weights' sum."""

@@ -203,12 +203,12 @@ def _run(
 ) -> RangeResult:
     import torch
 
+    from nlpflow.families.train import train_family
     from nlpflow.modeling.build import build_model
     from nlpflow.modeling.tokenizers import load_tokenizer
     from nlpflow.seeding import seed_everything
-    from nlpflow.training.data import PaddedSplit, data_info, load_tokenized, max_sequence_length
+    from nlpflow.training.data import data_info, load_tokenized, max_sequence_length
     from nlpflow.training.device import autocast, resolve_precision
-    from nlpflow.training.loss import Criterion, class_weights
     from nlpflow.training.optim import build_optimizer
     from nlpflow.training.sampling import epoch_steps, micro_batches
 
@@ -217,9 +217,10 @@ def _run(
     seed_everything(params.seed)
     data = load_tokenized(data_dir)
     info = data_info(data, data_dir)
+    family = train_family(info.task)
     tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_set = PaddedSplit.from_dataset(data["train"], pad_id)
+    train_set = family.padded_split(data["train"], pad_id)
     if len(train_set) == 0:
         raise UserError(f"{data_dir}: the train split has no rows to run the range test on")
     model = build_model(
@@ -229,8 +230,9 @@ def _run(
     model.train()
     precision, note = resolve_precision(plan.precision or tp.precision, device)  # as train
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
-    weights = class_weights(tp.class_weights, info.label_names, train_set.labels.reshape(-1))
-    criterion = Criterion(weights, tp.label_smoothing).to(device)
+    criterion = family.criterion(tp, info.label_names, train_set, overfit=False)
+    family.prepare_model(model, criterion)
+    criterion = criterion.to(device)
     optimizer = build_optimizer(model, rp.min_lr, tp.weight_decay, tp.optimizer, tp.momentum)
     trainable = [p for p in model.parameters() if p.requires_grad]
     effective = plan.batch_size * plan.accumulation_steps
@@ -260,8 +262,8 @@ def _run(
             batch = train_set.batch(micro, device)
             labels = batch.pop("labels")
             with autocast(device, precision):
-                logits = model(**batch).logits
-            loss = criterion.sum(logits, labels) / denominator
+                output = model(**batch)
+            loss = criterion.sum(output, labels) / denominator
             (scaler.scale(loss) if scaler is not None else loss).backward()
             step_loss += loss.detach().double()
         value = float(step_loss)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
     from nlpflow.contracts import ProbeInputs
+    from nlpflow.families.train import TrainFamily
 
 
 # --------------------------------------------------------------------------- the search
@@ -195,7 +196,7 @@ class StepRunner:
         num_labels: int,
         with_token_type_ids: bool,
         seed: int,
-        token_task: bool = False,
+        family: TrainFamily | None = None,
         make_optimizer: Callable[[], torch.optim.Optimizer] | None = None,
         precision: torch.dtype | None = None,
     ) -> None:
@@ -209,7 +210,9 @@ class StepRunner:
         self.row = torch.randint(0, vocab, (1, sequence_length), generator=gen)
         self.num_labels = num_labels
         self.with_token_type_ids = with_token_type_ids
-        self.token_task = token_task
+        from nlpflow.families.train import TrainFamily
+
+        self.family = family or TrainFamily()  # the task's worst-case batch and loss
         self.make_optimizer = make_optimizer or (
             lambda: torch.optim.AdamW(self.model.parameters(), lr=1e-6)
         )
@@ -217,16 +220,8 @@ class StepRunner:
         self._steppers: dict[tuple[int, torch.dtype | None], Callable[[], None]] = {}
 
     def _batch(self, size: int) -> dict[str, torch.Tensor]:
-        import torch
 
-        ids = self.row.expand(size, -1).contiguous()
-        if self.token_task:
-            labels = torch.arange(ids.numel()).reshape(ids.shape) % self.num_labels
-        else:
-            labels = torch.arange(size) % self.num_labels
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
-        if self.with_token_type_ids:
-            batch["token_type_ids"] = torch.zeros_like(ids)
+        batch = self.family.probe_batch(self.row, size, self.num_labels, self.with_token_type_ids)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def stepper(
@@ -245,18 +240,17 @@ class StepRunner:
         if fresh or any(k[0] != size for k in self._steppers):
             self._steppers.clear()  # their optimizer states go before the new one is made
         from nlpflow.training.device import autocast
-        from nlpflow.training.loss import Criterion
 
         self.model.train()
         batch = self._batch(size)
         labels = batch.pop("labels")
         optimizer = self.make_optimizer()
-        criterion = Criterion()
+        criterion = self.family.probe_criterion()  # the task's loss, on the batch's labels
 
         def step() -> None:
             with autocast(self.device, precision):
-                logits = self.model(**batch).logits
-            loss = criterion.sum(logits, labels) / size
+                output = self.model(**batch)
+            loss = criterion.sum(output, labels) / size
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -552,6 +546,7 @@ def _measure(
     inputs: dict[str, Any],
     cache_path: Path | None,
 ) -> ProbeResult:
+    from nlpflow.families.train import train_family
     from nlpflow.modeling.build import build_model
     from nlpflow.seeding import seed_everything
     from nlpflow.training.device import device_name, precision_name, resolve_precision
@@ -570,6 +565,7 @@ def _measure(
     seed_everything(PROBE_SEED)
     shape = params.model.with_dropout(PROBE_DROPOUT)
     model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
+    family = train_family(info.task)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
     tp = params.train
     runner = StepRunner(
@@ -579,7 +575,7 @@ def _measure(
         info.num_labels,
         with_token_type_ids=with_types,
         seed=PROBE_SEED,
-        token_task=info.task == "token",
+        family=family,
         make_optimizer=lambda: build_optimizer(model, 1e-6, 0.0, tp.optimizer, tp.momentum),
         precision=search_dtype,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from nlpflow.errors import UserError
 
@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from nlpflow.contracts import TrainInputs
+    from nlpflow.families.train import TrainFamily
     from nlpflow.training.data import PaddedSplit
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.loss import Criterion
     from nlpflow.training.probe import BatchPlan
 
-Task = Literal["sequence", "token"]  # one label per row, or one tag per word
+Task = str  # the task family's name (DataMeta.task): "sequence", "token", ...
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Run:
     """The parts of one training run, built once, before the loop starts."""
 
     task: Task
+    family: TrainFamily  # the task's training hooks (batches, loss, validation metrics)
     label_names: list[str]  # K names, in the order of the label ids
     tokenizer: PreTrainedTokenizerBase
     train_set: PaddedSplit
@@ -71,11 +73,8 @@ def build_run(
     from nlpflow.modeling.build import build_model, without_regularisation
     from nlpflow.seeding import seed_everything
     from nlpflow.training.device import resolve_precision
-    from nlpflow.training.loss import Criterion, class_weights
-    from nlpflow.training.metrics import is_bio
     from nlpflow.training.optim import build_optimizer
     from nlpflow.training.schedules import build_scheduler
-    from nlpflow.training.tracking import eval_columns
 
     tp = params.train
     overfit = tp.overfit_batches > 0
@@ -83,6 +82,7 @@ def build_run(
     seed_everything(params.seed)
     splits = load_splits(params, data_dir, tokenizer_dir, effective)
     train_set, label_names = splits.train, splits.label_names
+    family = splits.family
 
     # ---- model, precision, loss (regularisation off in the overfit check)
     model_params = without_regularisation(params.model) if overfit else params.model
@@ -93,7 +93,8 @@ def build_run(
         torch.manual_seed(params.seed + 1 + dist.rank)  # each process its own dropout masks
     # The probe decides (train.precision auto on the CPU is measured); older plans have none.
     precision, precision_note = resolve_precision(plan.precision or tp.precision, device)
-    weights = class_weights(tp.class_weights, label_names, train_set.labels.reshape(-1))
+    criterion = family.criterion(tp, label_names, train_set, overfit)
+    family.prepare_model(model, criterion)
 
     # ---- optimizer and schedule over the run's optimizer steps
     steps_per_epoch = math.ceil(len(train_set) / effective)
@@ -103,9 +104,9 @@ def build_run(
     optimizer = build_optimizer(
         model, tp.lr, 0.0 if overfit else tp.weight_decay, tp.optimizer, tp.momentum
     )
-    bio = splits.task == "token" and is_bio(label_names)
     return Run(
         task=splits.task,
+        family=family,
         label_names=label_names,
         tokenizer=splits.tokenizer,
         train_set=train_set,
@@ -117,13 +118,13 @@ def build_run(
         precision=precision,
         precision_note=precision_note,
         scaler=torch.amp.GradScaler("cuda") if precision == torch.float16 else None,
-        criterion=Criterion(weights, 0.0 if overfit else tp.label_smoothing).to(device),
+        criterion=criterion.to(device),
         optimizer=optimizer,
         scheduler=build_scheduler(
             optimizer, total_steps, tp.warmup_ratio, tp.schedule, tp.warmup_steps
         ),
         shuffle=torch.Generator().manual_seed(params.seed),
-        columns=eval_columns(("entity_f1",) if bio else ()),
+        columns=family.eval_columns(label_names),
         effective=effective,
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
@@ -136,6 +137,7 @@ class Splits:
     """The tokenized data a run trains and validates on, as padded tensors."""
 
     task: Task
+    family: TrainFamily
     label_names: list[str]
     tokenizer: PreTrainedTokenizerBase
     train: PaddedSplit
@@ -152,19 +154,18 @@ def load_splits(
     as both.
 
     Raises :class:`UserError`: no validation split (outside the overfit check), an empty
-    split, ``entity_f1`` monitored on a task without BIO tags.
+    split, a monitored metric the task does not measure (``entity_f1`` without BIO tags).
     """
     import torch
 
+    from nlpflow.families.train import train_family
     from nlpflow.modeling.tokenizers import load_tokenizer
     from nlpflow.training.data import (
-        PaddedSplit,
         data_info,
         fingerprint_split,
         load_tokenized,
         max_sequence_length,
     )
-    from nlpflow.training.metrics import is_bio
 
     tp = params.train
     overfit = tp.overfit_batches > 0
@@ -172,24 +173,19 @@ def load_splits(
     if "validation" not in data and not overfit:
         raise UserError(f"{data_dir} has no 'validation' split to evaluate and stop early on")
     info = data_info(data, data_dir)
-    if tp.early_stopping.metric == "entity_f1" and (
-        info.task != "token" or not is_bio(info.label_names)
-    ):
-        raise UserError(
-            "params.yaml: train.early_stopping.metric entity_f1 needs a token task with BIO "
-            f"tags; this is a {info.task} task with labels {info.label_names[:6]}"
-        )
+    family = train_family(info.task)
+    family.check_monitor(tp.early_stopping.metric, info.label_names)
     tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_set = PaddedSplit.from_dataset(data["train"], pad_id)
-    val_set = train_set if overfit else PaddedSplit.from_dataset(data["validation"], pad_id)
+    train_set = family.padded_split(data["train"], pad_id)
+    val_set = train_set if overfit else family.padded_split(data["validation"], pad_id)
     if len(train_set) == 0 or len(val_set) == 0:
         raise UserError(f"{data_dir}: the train and validation splits must not be empty")
     if overfit:  # its own generator: the global RNGs draw the model's weights next
         draw = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(params.seed))
         train_set = val_set = train_set.subset(draw[: tp.overfit_batches * effective])
     return Splits(
-        info.task, list(info.label_names), tokenizer, train_set, val_set,
+        info.task, family, list(info.label_names), tokenizer, train_set, val_set,
         # Validation too: early stopping, the best checkpoint and the evaluation rows a
         # checkpoint holds depend on it, so new validation data must not resume.
         fingerprint_split(data["train"]) + ("" if overfit else fingerprint_split(data["validation"])),

@@ -33,7 +33,8 @@ class StepResult:
     lr: float  # the learning rate the step used
     denominator: float  # what the summed loss was divided by: counted targets or weights
     correct: int  # counted targets predicted right (argmax), all processes
-    counted: int  # counted targets (labels other than -100), all processes
+    counted: int  # counted targets (labels other than -100), all processes; 0 when the
+    # criterion measures no accuracy (regression), so train_accuracy is None
     examples: int  # rows of the step, all processes
     real_tokens: int  # tokens of this step's micro-batches without padding, all processes
     padded_tokens: int  # ... with padding to each micro-batch's longest row
@@ -107,7 +108,9 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         return StepResult(
             taken=taken, loss=loss, grad_norm=norm, lr=lr, denominator=denominator,
-            correct=int(correct), counted=int(targets.numel()), examples=len(chunk),
+            correct=int(correct),
+            counted=int(targets.numel()) if self.criterion.measures_accuracy else 0,
+            examples=len(chunk),
             real_tokens=int(real), padded_tokens=int(padded),
         )  # fmt: skip
 
@@ -130,11 +133,11 @@ class TrainStep:
             batch = data.batch(micro, self.device)
             labels = batch.pop("labels")  # (B,) or (B, T)
             with autocast(self.device, self.precision):
-                logits = self.forward(**batch).logits  # (B, k) or (B, T, k)
-            loss = self.criterion.sum(logits, labels) / denominator
+                output = self.forward(**batch)  # .logits (B, k) or (B, T, k), or the family's
+            loss = self.criterion.sum(output, labels) / denominator
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             step_loss += loss.detach().double()
-            correct += (logits.detach().argmax(-1) == labels).sum().double()
+            correct += self.criterion.correct(output, labels).double()
             lengths = data.lengths[micro]
             real += int(lengths.sum())
             padded += int(lengths.max()) * len(micro)

@@ -75,10 +75,8 @@ class Validation:
 
     def __call__(self, state: LoopState) -> dict[str, Any]:
         """Evaluate, append the row to ``state.eval_rows``, set ``state.stop`` when due."""
-        from nlpflow.training.metrics import evaluate
-
         run = self.run
-        val = evaluate(
+        val = run.family.validate(
             run.forward, run.val_set, self.batch_size, self.device, run.criterion, self.dist,
             run.label_names, run.precision,
         )  # fmt: skip

@@ -1,0 +1,191 @@
+"""The data side of a task family: preprocess (reading, labels, built-in data) and tokenize
+(the per-batch encode). See :mod:`nlpflow.families` for the whole interface.
+
+Only the preprocess and tokenize stages import this module (and, through :func:`data_family`,
+every family's ``data.py``); a family's ``data.py`` must not import training or evaluation
+code, or editing that code would rerun preprocess (dvc.yaml's deps are the imports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nlpflow.errors import UserError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from nlpflow.data.files import BadRows
+    from nlpflow.modeling.encoder import Encoded, Encoder
+    from nlpflow.params import CleaningParams, DataParams
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A generated data set, ``data.source: builtin:<name>``: seeded, no download.
+
+    ``generate(params, seed)`` returns every row (the stage splits them by
+    ``data.splits``), each a dict with the text field(s), the label field and any metadata
+    columns (strings), e.g. the anagram task's ``kind``. ``text_fields``/``label_field``: the
+    names ``data.text_fields``/``data.label_field`` must hold for this source.
+    """
+
+    generate: Callable[[DataParams, int], list[Row]]
+    text_fields: tuple[str, ...]
+    label_field: str
+
+
+class DataFamily:
+    """Preprocess and tokenize hooks. The defaults are sequence classification's (one label
+    string per row); a family overrides what differs. ``name`` is ``DataMeta.task``."""
+
+    name: ClassVar[str] = ""
+    # How the Encoder reads a row (nlpflow.modeling.encoder.Encoder's ``task``): "sequence"
+    # (one or two text fields, each a string) or "token" (one field, a list of words).
+    encoder_mode: ClassVar[str] = "sequence"
+    # Whether the data card's label distribution, imbalance ratio and per-class examples
+    # apply (classes); a regression target has none of them.
+    has_classes: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ preprocess
+
+    def builtins(self) -> dict[str, Builtin]:
+        """``{"builtin:<name>": Builtin}``: this family's generated data sets."""
+        return {}
+
+    def normalise(
+        self,
+        raw: dict[str, list[Row]],
+        label_field: str,
+        origin: dict[str, str],
+        bad: BadRows,
+    ) -> dict[str, Any]:
+        """Check and fix up raw rows in place before splitting (token: IOB1 tags become
+        IOB2; regression: labels parsed as numbers). ``raw``: rows per part (``"all"`` or a
+        split name), a file row with its line in ``row["_line"]``; ``origin[part]``: the file
+        or source of a part; ``bad``: ``bad.note(line)`` adds a line to the data report,
+        ``bad.report(...)`` a bad row (skipped or fatal, as ``data.on_bad_rows`` says).
+        Returns extra ``meta.json`` fields (e.g. tag schemes)."""
+        return {}
+
+    def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:
+        """One stratum per row for the split into train/validation/test (``""``: random)."""
+        return [r[label_field] if isinstance(r[label_field], str) else "" for r in rows]
+
+    def clean(
+        self, rows: list[Row], text_fields: list[str], label_field: str, params: CleaningParams
+    ) -> tuple[list[Row], dict[str, int]] | None:
+        """Text cleaning (``data.cleaning``) of one split: rows and counts, or None when the
+        family's texts are not cleaned (token tasks: a word list must keep its length)."""
+        from nlpflow.data.clean import clean_rows
+
+        return clean_rows(rows, text_fields, label_field, params)
+
+    def labels_of(self, rows: Sequence[Row], label_field: str) -> list[str]:
+        """Every label string of ``rows`` (a label per row; a tag per word in token tasks):
+        what the label names, counts and the data card are made of."""
+        return [r[label_field] for r in rows]
+
+    def label_names(
+        self, splits: dict[str, list[Row]], label_field: str, origin: dict[str, str]
+    ) -> list[str]:
+        """``meta.json``'s ``label_names`` (id i is ``label_names[i]``), checked against the
+        splits; a UserError naming ``origin[split]`` (its file) for labels it cannot use."""
+        from nlpflow.data.split import label_names_from
+
+        return label_names_from(
+            self.labels_of(splits["train"], label_field),
+            {s: self.labels_of(splits[s], label_field) for s in ("validation", "test")},
+            origin,
+            unseen_allowed=False,
+        )
+
+    def warnings(
+        self, names: list[str], splits: dict[str, list[Row]], label_field: str
+    ) -> list[str]:
+        """Problems that do not stop the stage, one sentence each (console and data card)."""
+        return []
+
+    def text_feature(self) -> Any:
+        """The ``datasets`` feature of a processed text field."""
+        from datasets import Value
+
+        return Value("string")
+
+    def label_feature(self, label_names: list[str]) -> Any:
+        """The ``datasets`` feature of the processed ``label`` column."""
+        from datasets import ClassLabel
+
+        return ClassLabel(names=label_names)
+
+    def label_values(self, rows: Sequence[Row], label_field: str, label_names: list[str]) -> list:
+        """The processed ``label`` column of ``rows`` (of :meth:`label_feature`'s type)."""
+        index = {name: i for i, name in enumerate(label_names)}
+        return [index[r[label_field]] for r in rows]
+
+    # ------------------------------------------------------------------ tokenize
+
+    def tokenized_label_feature(self, processed: Any) -> Any:
+        """The ``datasets`` feature of the tokenized ``labels`` column, from the processed
+        ``label`` feature. A UserError when the processed column is not what this family
+        writes (data/processed from another version: rerun preprocess)."""
+        from datasets import ClassLabel
+
+        if not isinstance(processed, ClassLabel):
+            raise UserError(
+                f"the processed 'label' column of a {self.name} task must be a ClassLabel; "
+                "rerun the preprocess stage"
+            )
+        return processed
+
+    def encode(
+        self, encoder: Encoder, columns: list[list[Any]], labels: pa.Array, where: str, first: int
+    ) -> tuple[Encoded, Any]:
+        """Encode one Arrow batch: ``columns`` (one Python list per text field), ``labels``
+        (the processed ``label`` column of the batch). Returns the :class:`Encoded` inputs
+        and the tokenized ``labels`` column (an Arrow array, or a list of per-token label
+        lists). ``where``/``first``: the split and first row number, for error messages."""
+        return encoder.encode(columns, where=where, first_row=first), labels
+
+
+def data_family(task: str) -> DataFamily:
+    """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
+    from nlpflow.families.regression.data import RegressionData
+    from nlpflow.families.sequence.data import SequenceData
+    from nlpflow.families.token.data import TokenData
+
+    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData]
+    return _pick(task, known)()
+
+
+def builtin_source(source: str) -> tuple[DataFamily, Builtin] | None:
+    """The family and generator of ``builtin:<name>``, or None when no family has it."""
+    from nlpflow.families.names import TASKS
+
+    for task in TASKS:
+        fam = data_family(task)
+        found = fam.builtins().get(source)
+        if found is not None:
+            return fam, found
+    return None
+
+
+def builtin_names() -> list[str]:
+    """Every ``builtin:<name>`` source, sorted (for messages)."""
+    from nlpflow.families.names import TASKS
+
+    return sorted(name for task in TASKS for name in data_family(task).builtins())
+
+
+def _pick(task: str, known: Sequence[type[DataFamily]]) -> type[DataFamily]:
+    for cls in known:
+        if cls.name == task:
+            return cls
+    raise UserError(
+        f"unknown task '{task}' (in data.task or the data's meta.json); "
+        f"known: {[c.name for c in known]}"
+    )

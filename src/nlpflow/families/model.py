@@ -1,0 +1,70 @@
+"""The model side of a task family: which ``transformers`` class and head, and the config
+it carries. See :mod:`nlpflow.families` for the whole interface.
+
+Imported by every stage that builds or loads a model (probe, lr_range, train, evaluate,
+error_analysis); a family's ``model.py`` imports only ``transformers`` (inside functions)
+and nothing else of the project beside :mod:`nlpflow.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from nlpflow.errors import UserError
+
+
+class ModelFamily:
+    """Model hooks; the defaults are sequence classification's."""
+
+    name: ClassVar[str] = ""
+
+    def auto_class(self) -> Any:
+        """The ``transformers`` Auto class that loads a pretrained encoder with this head
+        (``AutoModelForSequenceClassification``...)."""
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def bert_class(self) -> Any:
+        """The BERT class built from a config when ``model.name_or_path`` is empty."""
+        from transformers import BertForSequenceClassification
+
+        return BertForSequenceClassification
+
+    def config_kwargs(self, label_names: Sequence[str]) -> dict[str, Any]:
+        """Keyword arguments of the model config: ``num_labels``, ``id2label``,
+        ``label2id`` (and ``problem_type`` where the family has one)."""
+        return {
+            "num_labels": len(label_names),
+            "id2label": dict(enumerate(label_names)),
+            "label2id": {name: i for i, name in enumerate(label_names)},
+        }
+
+    def check_config(self, config: Any, label_names: Sequence[str], model_dir: Path) -> None:
+        """A saved model's config against the data: a UserError naming ``model_dir`` when
+        its outputs mean something else (a model whose label ids mean other classes would
+        be scored against the wrong ones)."""
+        id2label = {int(k): str(v) for k, v in (config.id2label or {}).items()}
+        model_labels = [id2label.get(i, "?") for i in range(len(id2label))]
+        if model_labels != list(label_names):
+            raise UserError(
+                f"{model_dir}: the model's labels {model_labels} differ from the data's "
+                f"{list(label_names)}; retrain the model on this data (dvc repro train)"
+            )
+
+
+def model_family(task: str) -> ModelFamily:
+    """The model side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.regression.model import RegressionModel
+    from nlpflow.families.sequence.model import SequenceModel
+    from nlpflow.families.token.model import TokenModel
+
+    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel]
+    for cls in known:
+        if cls.name == task:
+            return cls()
+    raise UserError(
+        f"unknown task '{task}' in the data's meta.json; known: {[c.name for c in known]}"
+    )

@@ -1,0 +1,16 @@
+"""The task families nlpflow knows, by the name ``DataMeta.task`` stores (``meta.json``).
+
+Kept apart from the registries (``families/data.py``, ``model.py``, ``train.py``,
+``evaluate.py``) so that :mod:`nlpflow.data.saved` and :mod:`nlpflow.params` can check a
+name without importing any family's code: a new family adds its name here.
+"""
+
+from __future__ import annotations
+
+TASKS: tuple[str, ...] = (
+    "sequence",  # one label per text or text pair (nlpflow's first task)
+    "token",  # one tag per word (BIO entities)
+    "regression",  # one number per text or text pair
+)
+# Tasks whose meta.json label_names are classes (at least 2 of them).
+CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")
