@@ -225,3 +225,41 @@ def test_span_loss_matches_the_transformers_head() -> None:
     flat = torch.zeros(2, 7)
     loss = span_loss(flat, flat, torch.tensor([0, 3]), torch.tensor([6, 3]))
     assert float(loss) == pytest.approx(float(np.log(7)))
+
+
+# --------------------------------------------------------------------------- split scoring
+
+
+def test_split_metrics_and_tuned_threshold() -> None:
+    from nlpflow.families.qa.postprocess import Candidate
+    from nlpflow.families.qa.scoring import split_metrics, tune_null_threshold
+
+    rows = [
+        {"id": "a", "question": "what colour ?", "context": "it is red . it is big .",
+         "answers": {"text": ["red"], "answer_start": [6]}},
+        {"id": "b", "question": "who ?", "context": "tom is here .",
+         "answers": {"text": [], "answer_start": []}},
+        {"id": "c", "question": "where ?", "context": "in the hall .",
+         "answers": {"text": ["the hall"], "answer_start": [3]}},
+    ]  # fmt: skip
+    answers = [
+        Answer("red", 6, Candidate("red", 6, 9, 5.0), 1.0, -4.0, 0.9),
+        Answer("tom", 0, Candidate("tom", 0, 3, 2.0), 3.0, 1.0, 0.5),
+        Answer("hall", 7, Candidate("hall", 7, 11, 1.0), 3.0, 2.0, 0.5),
+    ]
+    # margins -4 (right span), 1 (no-answer question), 2 (right span): answering all three
+    # gives (1 + 0 + 1) / 3; answering only the first (1 + 1 + 0) / 3: the first threshold
+    # reaching 2/3 is -4.
+    tuned = tune_null_threshold(rows, answers)
+    assert tuned == {"null_threshold": -4.0, "f1": pytest.approx(2 / 3)}
+    m = split_metrics(rows, ["red", "", "hall"], resamples=50, seed=0, level=0.9)
+    assert m["n"] == 3 and m["exact"] == 1.0 and m["HasAns_total"] == 2
+    assert set(m["ci"]) == {"exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"}
+    none = m["baselines"]["no_answer"]
+    assert none["exact"] == pytest.approx(1 / 3)
+    assert none["margin"]["exact"] == pytest.approx(2 / 3)
+    overlap = m["baselines"]["sentence_overlap"]
+    # "it is red" vs red: 1/3 tokens -> F1 0.5; "in the hall" vs "the hall": [in, hall] vs
+    # [hall] -> 2/3; the unanswerable one answered: 0
+    assert overlap["f1"] == pytest.approx((0.5 + 0 + 2 / 3) / 3)
+    assert "ci" not in split_metrics(rows, ["", "", ""], 0, 0, 0.9, baselines=())

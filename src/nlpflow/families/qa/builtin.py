@@ -82,13 +82,10 @@ class _Fact:
 
 
 def _facts(rng: random.Random, count: int) -> list[_Fact]:
-    """``count`` facts of distinct people and distinct colours; the things come from fewer
-    kinds than facts, so some kind of thing occurs twice."""
+    """``count`` facts of distinct people, distinct things and distinct colours."""
     people = rng.sample(PEOPLE, count)
+    things = rng.sample(THINGS, count)
     colours = rng.sample(COLOURS, count)
-    kinds = rng.sample(THINGS, max(1, count - 1))
-    things = [*kinds, rng.choice(kinds)][:count]
-    rng.shuffle(things)
     return [
         _Fact(p, t, c, rng.choice(PLACES)) for p, t, c in zip(people, things, colours, strict=True)
     ]
