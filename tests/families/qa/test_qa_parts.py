@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -27,48 +26,45 @@ from nlpflow.families.qa.report import (
 
 
 def test_builtin_is_seeded_and_has_the_asked_shape() -> None:
-    params = QaBuiltinParams(size=600, unanswerable=0.3)
+    params = QaBuiltinParams(size=2000, unanswerable=0.3)
     rows = generate_qa(params, seed=5)
     assert rows == generate_qa(params, seed=5)
     assert rows != generate_qa(params, seed=6)
-    assert len({(r["context"], r["question"]) for r in rows}) == 600
+    assert len({(r["context"], r["question"]) for r in rows}) == 2000
     unanswerable = sum(not r["answers"]["text"] for r in rows) / len(rows)
-    assert 0.25 < unanswerable < 0.35
-    assert {question_word(r["question"]) for r in rows} == {"what", "where", "who"}
+    assert 0.27 < unanswerable < 0.33  # 3 standard errors of 2,000 draws at 0.3
+    assert {question_word(r["question"]) for r in rows} == {"what", "where", "who", "when"}
     for r in rows:
         for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True):
             assert r["context"][start : start + len(text)] == text
 
 
-def test_builtin_questions_need_the_person_not_only_the_thing() -> None:
-    rows = generate_qa(QaBuiltinParams(size=300, min_facts=3, max_facts=3), seed=0)
+def test_builtin_answers_have_distractors_and_unanswerables_leave_the_fact_out() -> None:
+    rows = generate_qa(QaBuiltinParams(size=400, min_facts=6, max_facts=6), seed=0)
+    kinds = {"who": "owner", "where": "place", "what": "colour", "when": "year"}
     for r in rows:
-        things = re.findall(r"(\w+) in the ", r["context"])
-        assert len(things) == 3 and len(set(things)) < 3  # some kind of thing occurs twice
-        if r["answers"]["text"]:
-            continue
-        # an unanswerable question names a thing of the context with a person (or colour)
-        # that the context does not hold
-        q = r["question"]
-        if q.startswith("who"):
-            colour, thing = re.fullmatch(r"who keeps the (.+) (\w+) \?", q).groups()  # type: ignore[union-attr]
-            assert f"the {colour} " not in r["context"]
-        else:
-            m = re.fullmatch(
-                r"(?:what colour is the (\w+) of (\w+)|where does (\w+) keep the (\w+)) \?", q
-            )
-            assert m is not None
-            thing = m.group(1) or m.group(4)
-            person = m.group(2) or m.group(3)
-            assert f"{person} keeps" not in r["context"]
-        assert thing in things
+        sentences = [s for s in r["context"].split(" . ") if s]
+        assert len(sentences) == 6
+        kind = kinds[question_word(r["question"])]
+        thing = r["question"].split()[-2]
+        fact = {
+            "owner": f"keeps the {thing} in",
+            "place": f"keeps the {thing} in",
+            "colour": f"the {thing} is",
+            "year": "bought it in",
+        }[kind]
+        assert (fact in r["context"]) == bool(r["answers"]["text"])
+        # a distractor of the answer's kind in every context
+        distractor = {"owner": "likes", "place": "lives near the", "colour": "the sky over",
+                      "year": "was born in"}[kind]  # fmt: skip
+        assert any(distractor in s for s in sentences if fact not in s)
 
 
 @pytest.mark.parametrize(
     ("params", "key"),
     [
         (QaBuiltinParams(size=0), "data.qa.size"),
-        (QaBuiltinParams(min_facts=1), "min_facts"),
+        (QaBuiltinParams(min_facts=3), "min_facts"),
         (QaBuiltinParams(min_facts=5, max_facts=4), "min_facts"),
         (QaBuiltinParams(unanswerable=1.0), "data.qa.unanswerable"),
     ],
@@ -263,3 +259,32 @@ def test_split_metrics_and_tuned_threshold() -> None:
     # [hall] -> 2/3; the unanswerable one answered: 0
     assert overlap["f1"] == pytest.approx((0.5 + 0 + 2 / 3) / 3)
     assert "ci" not in split_metrics(rows, ["", "", ""], 0, 0, 0.9, baselines=())
+
+
+# --------------------------------------------------------------------------- data card
+
+
+def test_describe_questions_and_card_lines() -> None:
+    from nlpflow.families.qa.card import card_lines, describe_questions
+
+    rows = [
+        {"id": "1", "question": "Who won?", "context": "the Broncos won .",
+         "answers": {"text": ["the Broncos", "Broncos"], "answer_start": [0, 4]}},
+        {"id": "2", "question": "When?", "context": "the Broncos won .",
+         "answers": {"text": [], "answer_start": []}},
+        {"id": "3", "question": "what year was it", "context": "it was in 2016 , in May .",
+         "answers": {"text": ["2016"], "answer_start": [10]}},
+    ]  # fmt: skip
+    f = describe_questions(rows)
+    assert f["questions"] == 3 and f["contexts"] == 2
+    assert f["unanswerable"] == 1 and f["unanswerable_share"] == pytest.approx(1 / 3)
+    assert f["several_answers"] == 1
+    # per row 4, 4, 8 words; p95 at index 0.95 * 2 = 1.9: 4 + 0.9 * (8 - 4)
+    assert f["context_words"] == {"p50": 4.0, "p95": pytest.approx(7.6), "max": 8.0}
+    assert f["answer_words"]["max"] == 1.0  # "the Broncos" -> [broncos]
+    assert f["question_words"] == {"what": 1, "when": 1, "who": 1}
+    lines = card_lines({"train": f, "test": f}, {"train": {"answers_lost_to_windowing": 2}})
+    text = "\n".join(lines)
+    assert "| unanswerable | 1 (33.3%) | 1 (33.3%) |" in text
+    assert "| answers lost to windowing | 2 |  |" in text
+    assert "| who | 1 | 1 |" in text
