@@ -192,3 +192,18 @@ def test_check_question_keeps_unicode_offsets() -> None:
     row = {"id": 7, "context": context, "question": "When?",
            "answers": {"text": ["1998"], "answer_start": [start]}}  # fmt: skip
     assert check_question(row, "here")["id"] == "7"
+
+
+def test_json_list_of_questions(tmp_path: Path) -> None:
+    items = [
+        {"context": CONTEXT, "question": "Who won?",
+         "answers": {"text": ["Broncos"], "answer_start": [45]}},
+        {"id": "z", "context": CONTEXT, "question": "Who lost?",
+         "answers": {"text": ["Broncos"], "answer_start": [44]}},
+    ]  # fmt: skip
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps(items[:1], indent=1), encoding="utf-8")
+    assert read_qa_file(path)[0]["id"] == "item-0"
+    (tmp_path / "bad_list.json").write_text(json.dumps(items), encoding="utf-8")
+    message = _error(tmp_path / "bad_list.json")
+    assert message.startswith(f"{tmp_path / 'bad_list.json'}, item 1 (id 'z'): answer_start 44")

@@ -20,7 +20,8 @@ Formats:
 - JSONL: one object per line with ``context``, ``question`` and ``answers`` as Hugging Face's
   ``squad``/``squad_v2`` data sets hold them (``{"text": [...], "answer_start": [...]}``; a
   list of ``{"text", "answer_start"}`` objects is read too); ``id`` and ``title`` optional (a
-  missing id becomes ``line-N``).
+  missing id becomes ``line-N``). A JSON list of such objects is read the same way (a
+  missing id becomes ``item-N``, counted from 0).
 """
 
 from __future__ import annotations
@@ -194,31 +195,38 @@ def read_squad_json(path: Path, document: Any | None = None) -> list[Row]:
     return _unique_ids(path, rows)
 
 
-def read_qa_jsonl(path: Path, text: str | None = None) -> list[Row]:
-    """Questions of a JSONL file, one object per line (blank lines skipped)."""
-    path = Path(path)
-    if text is None:
-        text = _read_text(path)
+def _read_objects(path: Path, objects: list[tuple[str, Any]]) -> list[Row]:
     rows: list[tuple[str, Row]] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from None
+    for where, obj in objects:
         if not isinstance(obj, dict):
             raise UserError(f"{where}: expected a JSON object, found {type(obj).__name__}")
         obj = dict(obj)
         if obj.get("id") in (None, ""):
-            obj["id"] = f"line-{number}"
+            obj["id"] = f"{where.rsplit(', ', 1)[-1].replace(' ', '-')}"
         else:
             where += f" (id '{obj['id']}')"
         rows.append((where, check_question(obj, where)))
     if not rows:
         raise UserError(f"{path}: the file holds no questions")
     return _unique_ids(path, rows)
+
+
+def read_qa_jsonl(path: Path, text: str | None = None) -> list[Row]:
+    """Questions of a JSONL file, one object per line (blank lines skipped); a missing id
+    becomes ``line-N``."""
+    path = Path(path)
+    if text is None:
+        text = _read_text(path)
+    objects: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            objects.append((where, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise UserError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from None
+    return _read_objects(path, objects)
 
 
 def _read_text(path: Path) -> str:
@@ -238,6 +246,10 @@ def read_qa_file(path: str | Path) -> list[Row]:
     path = Path(path)
     text = _read_text(path)
     stripped = text.lstrip()
+    if stripped.startswith("["):  # a JSON list of question objects
+        document = _load_json(path, text)
+        if isinstance(document, list):
+            return _read_objects(path, [(f"{path}, item {i}", o) for i, o in enumerate(document)])
     if stripped.startswith("{"):
         try:
             document = json.loads(text)

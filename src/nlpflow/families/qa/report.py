@@ -104,18 +104,22 @@ def worst_answers(records: Sequence[dict[str, Any]], k: int) -> list[dict[str, A
 
 
 def excerpt(context: str, marks: Sequence[tuple[int, int]], width: int = EXCERPT_CHARS) -> str:
-    """``context`` around the first of ``marks`` (character spans, end exclusive), each span
-    wrapped in ``»…«``, cut to ``width`` characters either side with ``…``."""
-    spans = sorted({(s, e) for s, e in marks if 0 <= s <= e <= len(context)})
-    if not spans:
+    """``context`` around ``marks`` (character spans, end exclusive), each span wrapped in
+    ``»…«`` (overlapping spans marked as their union), cut ``width`` characters before the
+    first and after the last with ``…``."""
+    merged: list[list[int]] = []
+    for s, e in sorted((s, e) for s, e in marks if 0 <= s < e <= len(context)):
+        if merged and s <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([s, e])
+    if not merged:
         text = context[: 2 * width]
         return text + ("…" if len(context) > 2 * width else "")
-    low = max(0, spans[0][0] - width)
-    high = min(len(context), max(e for _, e in spans) + width)
+    low = max(0, merged[0][0] - width)
+    high = min(len(context), merged[-1][1] + width)
     pieces, pos = [], low
-    for s, e in spans:
-        if s < pos:  # overlapping spans: mark the union's start only once
-            continue
+    for s, e in merged:
         pieces += [context[pos:s], "»", context[s:e], "«"]
         pos = e
     pieces.append(context[pos:high])
