@@ -239,3 +239,63 @@ def test_threshold_matches_official_on_distinct_margins(
 def test_threshold_empty() -> None:
     t, score = best_null_threshold([], [], [])
     assert t == 0.0 and math.isnan(score)
+
+
+# --------------------------------------------------------------------------- whole eval
+
+
+def _official_eval(golds: list[list[str]], preds: list[str]) -> dict[str, float]:
+    """The v2.0 script's main() without na_probs, written out from its definitions:
+    get_raw_scores (golds that normalise to nothing dropped, [""] when none is left),
+    compute_exact / compute_f1, make_eval_dict over all, HasAns (qa['answers'] non-empty)
+    and NoAns questions, as percentages."""
+
+    def f1(gold: str, pred: str) -> float:
+        g, p = _official_normalize(gold).split(), _official_normalize(pred).split()
+        common = Counter(g) & Counter(p)
+        same = sum(common.values())
+        if len(g) == 0 or len(p) == 0:
+            return float(g == p)
+        if same == 0:
+            return 0.0
+        precision, recall = same / len(p), same / len(g)
+        return 2 * precision * recall / (precision + recall)
+
+    exact, f1s, has = [], [], []
+    for gold, pred in zip(golds, preds, strict=True):
+        kept = [g for g in gold if _official_normalize(g)] or [""]
+        exact.append(max(float(_official_normalize(g) == _official_normalize(pred)) for g in kept))
+        f1s.append(max(f1(g, pred) for g in kept))
+        has.append(bool(gold))
+    out = {"exact": 100 * sum(exact) / len(exact), "f1": 100 * sum(f1s) / len(f1s)}
+    for name, want in (("HasAns", True), ("NoAns", False)):
+        ids = [i for i, h in enumerate(has) if h == want]
+        if ids:
+            out[f"{name}_exact"] = 100 * sum(exact[i] for i in ids) / len(ids)
+            out[f"{name}_f1"] = 100 * sum(f1s[i] for i in ids) / len(ids)
+    return out
+
+
+phrases = st.lists(
+    st.sampled_from(["the", "An", "red", "ball", "Ball!", "x-y", "2016"]), max_size=4
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.lists(phrases.map(" ".join), max_size=3), phrases.map(" ".join)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_squad_metrics_match_the_official_script(cases: list[tuple[list[str], str]]) -> None:
+    """Whole-split scores x 100 equal the script's, golds that normalise to nothing
+    ('the') included."""
+    golds = [gold for gold, _ in cases]
+    preds = [p for _, p in cases]
+    ours = squad_metrics(question_scores(golds, preds))
+    official = _official_eval(golds, preds)
+    assert {k for k in ours if not k.endswith("total")} == set(official)
+    for key, value in official.items():
+        assert 100 * ours[key] == pytest.approx(value)

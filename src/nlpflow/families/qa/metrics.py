@@ -7,8 +7,10 @@
 - Both take the maximum over the gold answers. Gold answers that normalise to nothing are
   dropped, and a question with none left is unanswerable: its only gold answer is ``""``, so
   an empty prediction scores 1 and any other 0 (F1 is 1 only when both sides are empty).
-- SQuAD v2 reports the scores over all questions and split into ``HasAns`` (answerable) and
-  ``NoAns`` (unanswerable) questions.
+- SQuAD v2 reports the scores over all questions and split into ``HasAns`` (questions with
+  gold answers) and ``NoAns`` (questions without) questions. As in the official script, a
+  question whose gold answers all normalise to nothing (only ``"the"``) is in ``HasAns`` but
+  scored as unanswerable.
 
 The official script prints percentages; here every score is a fraction in [0, 1], as every
 other metric of the project. Per-question scores come from :func:`question_scores`; the point
@@ -87,7 +89,7 @@ class QuestionScores:
 
     exact: FloatArray
     f1: FloatArray
-    has_answer: BoolArray  # True where some gold answer normalises to something
+    has_answer: BoolArray  # True where the question has gold answers (the HasAns group)
 
     def __len__(self) -> int:
         return int(self.exact.shape[0])
@@ -100,7 +102,7 @@ def question_scores(golds: Sequence[Sequence[str]], predictions: Sequence[str]) 
     pairs = [score_question(g, p) for g, p in zip(golds, predictions, strict=True)]
     exact = np.asarray([p[0] for p in pairs], dtype=np.float64).reshape(len(pairs))
     f1 = np.asarray([p[1] for p in pairs], dtype=np.float64).reshape(len(pairs))
-    has = np.asarray([scoring_golds(g) != [""] for g in golds], dtype=bool).reshape(len(pairs))
+    has = np.asarray([len(g) > 0 for g in golds], dtype=bool).reshape(len(pairs))
     return QuestionScores(exact=exact, f1=f1, has_answer=has)
 
 
