@@ -57,7 +57,10 @@ Model side (:class:`~nlpflow.families.model.ModelFamily`), called by
 
 - ``auto_class()`` / ``bert_class()``: the transformers class for a pretrained encoder /
   a BERT built from a config (``AutoModelForSequenceClassification``,
-  ``AutoModelForTokenClassification``, ``AutoModelForMultipleChoice``...).
+  ``AutoModelForTokenClassification``, ``AutoModelForMultipleChoice``...);
+  ``from_scratch(model_params, tokenizer, head, max_length)``: the model when
+  ``model.name_or_path`` is empty (default: a small BERT of ``bert_class``; a seq2seq or
+  causal-LM family builds its own).
 - ``config_kwargs(label_names)`` -> ``num_labels``, ``id2label``, ``label2id`` (and e.g.
   ``problem_type``) for the config.
 - ``check_config(config, label_names, model_dir)``: a saved model against the data.

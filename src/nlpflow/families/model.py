@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.errors import UserError
+
+if TYPE_CHECKING:
+    from nlpflow.params import ModelParams
 
 
 class ModelFamily:
@@ -32,6 +35,32 @@ class ModelFamily:
         from transformers import BertForSequenceClassification
 
         return BertForSequenceClassification
+
+    def from_scratch(
+        self, params: ModelParams, tokenizer: Any, head: dict[str, Any], max_length: int
+    ) -> Any:
+        """The model built from a config when ``model.name_or_path`` is empty: a small BERT
+        of ``params``' shape (dropout ``params.dropout``, 0.1 when None), sized to
+        ``tokenizer``, with position embeddings for ``max_length`` tokens and the head's
+        config (:meth:`config_kwargs`), of class :meth:`bert_class`. A family whose model is
+        not an encoder (seq2seq, causal LM) overrides this."""
+        from transformers import BertConfig
+
+        dropout = 0.1 if params.dropout is None else params.dropout
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=params.hidden_size,
+            num_hidden_layers=params.num_layers,
+            num_attention_heads=params.num_heads,
+            intermediate_size=params.intermediate_size,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
+            max_position_embeddings=max(max_length, 8),
+            type_vocab_size=2,
+            pad_token_id=tokenizer.pad_token_id,
+            **head,
+        )
+        return self.bert_class()(config)
 
     def config_kwargs(self, label_names: Sequence[str]) -> dict[str, Any]:
         """Keyword arguments of the model config: ``num_labels``, ``id2label``,

@@ -46,28 +46,14 @@ def build_model(
     ``params.dropout`` (when not None) sets every dropout probability of the config;
     ``params.freeze_embeddings`` turns off gradients of the embedding layer.
     """
-    from transformers import AutoConfig, BertConfig
+    from transformers import AutoConfig
 
     from nlpflow.families.model import model_family
 
     family = model_family(task)
     head = family.config_kwargs(label_names)
     if not params.name_or_path:
-        dropout = 0.1 if params.dropout is None else params.dropout
-        config = BertConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=params.hidden_size,
-            num_hidden_layers=params.num_layers,
-            num_attention_heads=params.num_heads,
-            intermediate_size=params.intermediate_size,
-            hidden_dropout_prob=dropout,
-            attention_probs_dropout_prob=dropout,
-            max_position_embeddings=max(max_length, 8),
-            type_vocab_size=2,
-            pad_token_id=tokenizer.pad_token_id,
-            **head,
-        )
-        model: PreTrainedModel = family.bert_class()(config)
+        model: PreTrainedModel = family.from_scratch(params, tokenizer, head, max_length)
     else:
         auto = family.auto_class()
         try:
