@@ -228,3 +228,25 @@ def test_answer_all_checks_its_inputs() -> None:
     with pytest.raises(ValueError) as err:
         answer_all([CONTEXT, CONTEXT], [_window(OFFSETS)], [np.zeros(8)], [np.zeros(8)])
     assert "question 1 has no window" in str(err.value)
+
+
+def test_window_columns_round_trip_through_arrow(wordpiece: Any) -> None:
+    from datasets import Dataset
+
+    from nlpflow.families.qa.windows import WINDOW_COLUMNS, window_columns, windows_from_columns
+
+    rows = generate_qa(QaBuiltinParams(size=12), seed=4)
+    for labels in (True, False):
+        windows, _ = encode_windows(wordpiece, rows, max_length=48, stride=8, labels=labels)
+        assert len(windows) > len(rows)
+        stored = Dataset.from_dict(window_columns(windows))
+        assert tuple(stored.column_names) == WINDOW_COLUMNS
+        assert windows_from_columns(stored.to_dict()) == windows
+    columns = window_columns(windows)
+    columns["offset_end"][0] = columns["offset_end"][0][:-1]
+    with pytest.raises(ValueError) as err:
+        windows_from_columns(columns)
+    assert "window 0:" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        windows_from_columns({"input_ids": []})
+    assert "rerun tokenize" in str(err.value)

@@ -251,3 +251,57 @@ def encode_windows(
             if len(report.lost_ids) < 20:
                 report.lost_ids.append(str(row["id"]))
     return windows, report
+
+
+# Columns of a tokenized QA split (one row per window), plain lists that Arrow stores as
+# list<int> columns; an offset of -1 marks a token outside the context.
+WINDOW_COLUMNS = (
+    "input_ids", "attention_mask", "token_type_ids", "example", "offset_start", "offset_end",
+    "cls_index", "start_positions", "end_positions",
+)  # fmt: skip
+
+
+def window_columns(windows: Sequence[Window]) -> dict[str, list[Any]]:
+    """The windows as columns (:data:`WINDOW_COLUMNS`), one row per window; positions are -1
+    when the windows carry no labels."""
+    return {
+        "input_ids": [w.input_ids for w in windows],
+        "attention_mask": [w.attention_mask for w in windows],
+        "token_type_ids": [w.token_type_ids for w in windows],
+        "example": [w.example for w in windows],
+        "offset_start": [[o[0] if o else -1 for o in w.offsets] for w in windows],
+        "offset_end": [[o[1] if o else -1 for o in w.offsets] for w in windows],
+        "cls_index": [w.cls_index for w in windows],
+        "start_positions": [-1 if w.start_position is None else w.start_position for w in windows],
+        "end_positions": [-1 if w.end_position is None else w.end_position for w in windows],
+    }
+
+
+def windows_from_columns(columns: dict[str, Sequence[Any]]) -> list[Window]:
+    """The windows back from :func:`window_columns`'s layout (e.g. a tokenized split read
+    with ``Dataset.to_dict()``). Raises ValueError when a column is missing or the offsets
+    of a row differ in length from its ids."""
+    missing = [c for c in WINDOW_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"tokenized QA data lacks the column(s) {missing}; rerun tokenize")
+    out = []
+    for i, ids in enumerate(columns["input_ids"]):
+        starts, ends = columns["offset_start"][i], columns["offset_end"][i]
+        if not len(starts) == len(ends) == len(ids):
+            raise ValueError(f"window {i}: {len(ids)} ids but {len(starts)} offsets")
+        start, end = int(columns["start_positions"][i]), int(columns["end_positions"][i])
+        out.append(
+            Window(
+                input_ids=[int(x) for x in ids],
+                attention_mask=[int(x) for x in columns["attention_mask"][i]],
+                token_type_ids=[int(x) for x in columns["token_type_ids"][i]],
+                example=int(columns["example"][i]),
+                offsets=[
+                    (int(a), int(b)) if a >= 0 else None for a, b in zip(starts, ends, strict=True)
+                ],
+                cls_index=int(columns["cls_index"][i]),
+                start_position=None if start < 0 else start,
+                end_position=None if end < 0 else end,
+            )
+        )
+    return out
