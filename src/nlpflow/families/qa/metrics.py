@@ -155,9 +155,9 @@ def squad_intervals(
 
 
 def best_null_threshold(
-    null_margins: Sequence[float],
-    span_scores: Sequence[float],
-    has_answer: Sequence[bool],
+    null_margins: Sequence[float] | FloatArray,
+    span_scores: Sequence[float] | FloatArray,
+    has_answer: Sequence[bool] | BoolArray,
 ) -> tuple[float, float]:
     """The no-answer threshold that maximises the mean score, and that mean.
 
