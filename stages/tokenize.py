@@ -72,11 +72,16 @@ def main(argv: list[str] | None = None) -> None:
         max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit)
     else:
         max_length = min(tok_params.max_length, limit)
-    encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
-    tokenized, stats = tokenize_with_stats(
-        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
-    )
-    report = describe_tokens(stats, tokenizer, max_length)
+    own = family.tokenize(dataset, tokenizer, max_length, tok_params, args.data, segments)
+    if own is not None:  # a family with its own rows (QA: windows of each question)
+        tokenized, figures, sample = own
+        report = {"vocab_size": len(tokenizer), "max_length": max_length, **figures}
+    else:
+        encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
+        tokenized, stats = tokenize_with_stats(
+            dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
+        )
+        report = describe_tokens(stats, tokenizer, max_length)
     # What this model family needed, found from its model and tokenizer (not assumed).
     report["model"] = {
         "position_limit": limit,
@@ -84,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         "pad_token_added": pad_added is not None,
         "prefix_space_added": prefix_added,
     }
-    sample = tokenization_sample(
-        dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
-    )
+    if own is None:
+        sample = tokenization_sample(
+            dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
+        )
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))

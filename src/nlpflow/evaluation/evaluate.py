@@ -139,10 +139,13 @@ def _load(
             f"{processed_dir}: meta.json label_names {meta.label_names} differ from the "
             f"'{LABEL_COLUMN}' column's names {names}; rerun the preprocess stage"
         )
+    from nlpflow.families.evaluate import eval_family
+
+    one_row = eval_family(meta.task).one_row_per_example
     for split in splits:
         if len(processed[split]) == 0:
             raise UserError(f"{processed_dir}/{split} is empty: nothing to evaluate")
-        if len(tokenized[split]) != len(processed[split]):
+        if one_row and len(tokenized[split]) != len(processed[split]):
             raise UserError(
                 f"{tokenized_dir}/{split} does not line up with {processed_dir}/{split} "
                 f"({len(tokenized[split])} vs {len(processed[split])} rows); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.errors import UserError
@@ -110,6 +111,37 @@ class DataFamily:
         """Problems that do not stop the stage, one sentence each (console and data card)."""
         return []
 
+    def split_figures(self, rows: Sequence[Row], label_field: str) -> dict[str, Any] | None:
+        """The family's own figures of one split for ``metrics/preprocess.json`` in place of
+        label counts or a target's distribution (None: those apply)."""
+        return None
+
+    def card_lines(self, report: dict[str, Any]) -> list[str]:
+        """Markdown of the data card from :meth:`split_figures` (``report["splits"]``)."""
+        return []
+
+    def read_file(self, path: Path) -> list[Row] | None:
+        """Rows of one data file in this family's own format (``data.task`` names the
+        family), each with its place in ``row["_line"]``; None: the usual readers apply."""
+        return None
+
+    def tokenize(
+        self,
+        dataset: Any,
+        tokenizer: Any,
+        max_length: int,
+        params: Any,
+        where: str,
+        segments: bool,
+    ) -> tuple[Any, dict[str, Any], str] | None:
+        """The whole tokenize stage's encoding for a family whose tokenized rows are not
+        one per processed row (QA: several windows per question): ``(DatasetDict,
+        {"splits": figures per split, "warnings": [...]} for metrics/tokenize.json,
+        markdown sample)``; None: the per-row encoder applies. ``params``: the tokenizer
+        params; ``where``: the processed data's path; ``segments``: whether the model takes
+        ``token_type_ids``."""
+        return None
+
     def text_feature(self) -> Any:
         """The ``datasets`` feature of a processed text field."""
         from datasets import Value
@@ -154,11 +186,12 @@ class DataFamily:
 
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
+    from nlpflow.families.qa.data import QaData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData]
+    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData, QaData]
     return _pick(task, known)()
 
 

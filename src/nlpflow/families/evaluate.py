@@ -71,6 +71,9 @@ class EvalFamily:
     summary_keys: ClassVar[tuple[str, ...]] = ()
     # Whether a higher main metric is better (summary_keys[0]).
     higher_is_better: ClassVar[bool] = True
+    # Whether data/tokenized holds one row per processed row (QA: several windows each,
+    # lined up by the family itself).
+    one_row_per_example: ClassVar[bool] = True
 
     def evaluate(self, job: EvaluateJob) -> Evaluation:
         """Predict on ``job.splits`` and score; nothing written. The returned
@@ -117,11 +120,12 @@ class EvalFamily:
 
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.qa.evaluate import QaEval
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval]
+    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval, QaEval]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -86,11 +86,12 @@ class ModelFamily:
 
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.qa.model import QaModel
     from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel]
+    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel, QaModel]
     for cls in known:
         if cls.name == task:
             return cls()

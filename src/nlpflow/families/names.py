@@ -11,6 +11,7 @@ TASKS: tuple[str, ...] = (
     "sequence",  # one label per text or text pair (nlpflow's first task)
     "token",  # one tag per word (BIO entities)
     "regression",  # one number per text or text pair
+    "qa",  # extractive question answering: a span of the context, or no answer
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).
 CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")

@@ -151,11 +151,12 @@ class TrainFamily:
 
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.qa.train import QaTrain
     from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain]
+    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain, QaTrain]
     for cls in known:
         if cls.name == task:
             return cls()

@@ -9,7 +9,12 @@ to ``T`` and ignored, as those heads do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from nlpflow.errors import UserError
+from nlpflow.families.model import ModelFamily
 
 if TYPE_CHECKING:
     import torch
@@ -44,3 +49,28 @@ def qa_model_from_config(config: Any) -> PreTrainedModel:
     from transformers import AutoModelForQuestionAnswering
 
     return AutoModelForQuestionAnswering.from_config(config)
+
+
+class QaModel(ModelFamily):
+    """``AutoModelForQuestionAnswering``: two outputs per token (``start``, ``end``)."""
+
+    name: ClassVar[str] = "qa"
+
+    def auto_class(self) -> Any:
+        from transformers import AutoModelForQuestionAnswering
+
+        return AutoModelForQuestionAnswering
+
+    def bert_class(self) -> Any:
+        from transformers import BertForQuestionAnswering
+
+        return BertForQuestionAnswering
+
+    def check_config(self, config: Any, label_names: Sequence[str], model_dir: Path) -> None:
+        architectures = list(getattr(config, "architectures", None) or [])
+        if architectures and not any(a.endswith("ForQuestionAnswering") for a in architectures):
+            raise UserError(
+                f"{model_dir}: a {architectures[0]}, not a question-answering model; retrain "
+                "it on this data (dvc repro train)"
+            )
+        super().check_config(config, label_names, model_dir)
