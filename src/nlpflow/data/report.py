@@ -190,7 +190,12 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     """``reports/data.md``: the first look at the data, without a notebook."""
     classes = data.family.has_classes
     kind = f"{data.task} classification" if classes else data.task
-    labels = f"{len(data.label_names)} labels" if classes else "a numeric target"
+    if classes:
+        labels = f"{len(data.label_names)} labels"
+    elif "target" in report["splits"]["train"]:
+        labels = "a numeric target"
+    else:
+        labels = "labels described below"
     lines = [
         "# Data card",
         "",

@@ -219,6 +219,7 @@ class QaData(DataFamily):
             }
             if split == "train":
                 sample += _sample(tokenizer, rows, windows)
+        sample[2:2] = _windowing_lines(figures, max_length, params.stride)
         warnings = [
             f"{split}: {f['windowing']['answers_lost_to_windowing']} answerable question(s) "
             "have no window holding the whole answer (lost to windowing): raise "
@@ -249,3 +250,27 @@ def _sample(tokenizer: Any, rows: list[Row], windows: list[Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _windowing_lines(figures: dict[str, Any], max_length: int, stride: int) -> list[str]:
+    """The windowing counts per split as a markdown table."""
+    from nlpflow.markdown import table
+
+    splits = list(figures)
+    rows = [
+        [label, *(figures[s]["windowing"][key] for s in splits)]
+        for label, key in (
+            ("questions", "questions"),
+            ("model windows", "windows"),
+            ("questions split into windows", "split_questions"),
+            ("most windows of one question", "max_windows"),
+            ("answers lost to windowing", "answers_lost_to_windowing"),
+            ("answers not on token boundaries", "inexact_answer_boundaries"),
+        )
+    ]
+    return [
+        f"## Windows (max_length {max_length}, stride {stride})",
+        "",
+        *table(["", *splits], rows, "l" + "r" * len(splits)),
+        "",
+    ]
