@@ -139,7 +139,7 @@ def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> di
                 r[params.label_field] = [feature[0].int2str(t) for t in r[params.label_field]]
         for i, r in enumerate(rows, start=1):
             r["_line"] = i
-            if not isinstance(r[params.label_field], list):
+            if not isinstance(r[params.label_field], list | dict):  # dict: QA answers
                 r[params.label_field] = str(r[params.label_field])
         return rows
 

@@ -134,3 +134,27 @@ def test_the_span_criterion_sums_the_span_loss_and_counts_both_positions() -> No
     assert crit.denominator(labels[:, 0]) == 3.0
     probe = QaTrain().probe_batch(torch.zeros(1, 5, dtype=torch.long), 4, 2, True)
     assert probe["labels"].shape == (4, 2) and probe["input_ids"].shape == (4, 5)
+
+
+def test_a_saved_squad_v2_dataset_is_read_with_its_answer_structs(tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    rows = [
+        {"id": r["id"], "title": "items", "context": p["context"], "question": r["question"],
+         "answers": {"text": [a["text"] for a in r["answers"]],
+                     "answer_start": [a["answer_start"] for a in r["answers"]]}}
+        for p in _squad(60)["data"][0]["paragraphs"]
+        for r in p["qas"]
+    ]  # fmt: skip
+    DatasetDict(
+        {"train": Dataset.from_list(rows[:40]), "validation": Dataset.from_list(rows[40:])}
+    ).save_to_disk(str(tmp_path / "squad"))
+    params = _params(tmp_path / "squad")
+    params.hub_splits = {"test": "validation"}  # the hub's squad_v2 has no test split
+    data = load_splits(params, seed=0)
+    assert len(data.splits["test"]) == 20 and data.metadata_fields == ["title"]
+    answered = [r for r in data.splits["train"] if r["answers"]["text"]]
+    assert answered and all(
+        r["context"][r["answers"]["answer_start"][0] :].startswith(r["answers"]["text"][0])
+        for r in answered
+    )
