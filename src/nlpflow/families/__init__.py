@@ -51,6 +51,14 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
   returns an Arrow array, or a Python list of per-token label lists).
 - ``encoder_mode``: ``"sequence"`` (strings) or ``"token"`` (pre-split words);
   ``has_classes``: whether label distributions apply in the data card.
+- ``read_file(path)`` -> rows of a file in the family's own format (with ``data.task``
+  naming the family; QA: SQuAD JSON), or None for the usual readers.
+- ``split_figures(rows, label_field)`` -> the family's own figures of a split in
+  ``metrics/preprocess.json`` (None: label counts or a numeric target's distribution) and
+  ``card_lines(report)`` -> their markdown in the data card.
+- ``tokenize(dataset, tokenizer, max_length, params, where, segments)`` -> ``(DatasetDict,
+  {"splits", "warnings"}, sample markdown)`` for a family whose tokenized rows are not one
+  per processed row (QA: windows of each question); None: the per-row :meth:`encode`.
 
 Model side (:class:`~nlpflow.families.model.ModelFamily`), called by
 ``modeling/build.py::build_model`` and ``evaluation/predict.py::load_classifier``:
@@ -101,6 +109,8 @@ Evaluation side (:class:`~nlpflow.families.evaluate.EvalFamily`), called by
   with ``margin``), as ``metrics/evaluate.json`` holds them.
 - ``write_plots(evaluation, directory)``: plot data and PNGs (published atomically).
 - ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console.
+- ``one_row_per_example``: whether ``data/tokenized`` lines up row for row with
+  ``data/processed`` (checked by the evaluate stage; QA lines its windows up itself).
 - ``load_predictions(path, meta)`` and ``error_analysis(ErrorAnalysisJob)`` ->
   ``ErrorAnalysisResult(report markdown, metrics, summary line)``.
 """
