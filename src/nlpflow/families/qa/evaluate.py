@@ -130,8 +130,8 @@ class QaEval(EvalFamily):
         from nlpflow.families.qa.scoring import split_metrics, tune_null_threshold
 
         p = job.params
+        # Other families' baselines in evaluate.baselines do not apply (as they ignore ours).
         baselines = [b for b in p.baselines if b in BASELINES]
-        skipped = {b: "not a QA baseline" for b in p.baselines if b not in BASELINES}
         raw: dict[str, tuple[list[dict[str, Any]], list[Answer], int]] = {}
         for split in job.splits:
             rows = _rows(job.processed[split])
@@ -164,7 +164,7 @@ class QaEval(EvalFamily):
             answered = np.asarray([bool(t) for t in texts], dtype=np.int64)
             probs = np.asarray([[a.probability] for a in final], dtype=np.float64)
             results.append(SplitEvaluation(split, has, probs, answered, records, metrics))
-        return Evaluation(job.meta, results, None, threshold, skipped)
+        return Evaluation(job.meta, results, None, threshold, {})
 
     def write_plots(self, evaluation: Evaluation, directory: Path) -> None:
         """``scores_<split>.json`` (EM and F1 overall, HasAns, NoAns of the model and each
