@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from nlpflow.contracts import PreprocessInputs
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     data = load_splits(params.data, params.seed)
     report = describe(data)
     dataset = to_dataset_dict(data)
-    write_saved(args.out, dataset, DataMeta(**data.meta()))
+    # The cleaning goes with the data (if the family cleans its texts): predict repeats it.
+    cleaning = asdict(params.data.cleaning) if data.cleaning else None
+    write_saved(args.out, dataset, DataMeta(**data.meta(), cleaning=cleaning))
     write_json(args.metrics, report)
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))
 

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from nlpflow.contracts import TrainInputs
+from nlpflow.data.saved import read_meta
 from nlpflow.errors import exit_on_user_error
 from nlpflow.io import write_json, write_text
+from nlpflow.modelinfo import check_model_files, write_model_info
 from nlpflow.params import load_params
 from stages import stage_parser
 
@@ -137,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not result.is_main:
         return 0
+    # What prediction and the model card need beside the weights (task, labels, fields,
+    # encoding, cleaning): the tokenized data's meta, saved with both models.
+    meta = read_meta(args.data, tokenized=True)
+    for kind in ("best", "last"):
+        write_model_info(Path(args.models) / kind, meta)
+    check_model_files(Path(args.models) / "best")
     summary = result.summary
     if reporter is not None:
         summary.update(reporter.summary())

@@ -149,6 +149,15 @@ MODULE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "params diff, metrics diff with the evaluate stage's intervals, and the changed plots "
         "as images, in one markdown file for a pull request.",
     ),
+    "predict": (
+        "nlpflow.predict",
+        "predict a new file with a trained model (JSONL/CSV out, rejected rows listed)",
+        "Run the trained model (models/best) on a new file in any format the data loader "
+        "reads (no labels needed), through the same reading, cleaning and encoding as "
+        "training. Writes one record per row with the predicted label(s) and scores; rows "
+        "that cannot be used go to a rejects file with their row numbers, and inputs longer "
+        "than the model's max_length are counted as truncated.",
+    ),
     "notebook": (
         "nlpflow.notebook",
         "write reports/notebook.ipynb: the experiment, executed, from the pipeline's outputs",

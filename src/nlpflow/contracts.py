@@ -217,6 +217,18 @@ class ErrorAnalysisInputs(StageInputs):
     evaluate: EvaluateLevel
 
 
+@dataclass(frozen=True)
+class ModelCardInputs(StageInputs):
+    """The model card shows the params that made the model and its evaluation."""
+
+    seed: int
+    data: DataParams
+    tokenizer: TokenizerParams
+    model: ModelParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
 # One entry per dvc.yaml stage (its name is stages/<name>.py's).
 STAGE_INPUTS: dict[str, type[StageInputs]] = {
     "preprocess": PreprocessInputs,
@@ -227,4 +239,5 @@ STAGE_INPUTS: dict[str, type[StageInputs]] = {
     "train": TrainInputs,
     "evaluate": EvaluateInputs,
     "error_analysis": ErrorAnalysisInputs,
+    "model_card": ModelCardInputs,
 }

@@ -213,3 +213,26 @@ def test_reports_plots_and_data_card(run: Path) -> None:
     errors = _json(run / "error_analysis.json")["test"]
     assert errors["rmse"] == pytest.approx(_json(run / "evaluate.json")["test"]["rmse"], abs=2e-6)
     assert sum(s["n"] for s in errors["slices"]["target"].values()) == errors["n"]
+    # JSON keys without dots or spaces (DVC flattens them into column names); bounds inside.
+    quartiles = errors["slices"]["target"]
+    assert list(quartiles) == ["q1", "q2", "q3", "q4"]
+    assert quartiles["q1"]["low"] <= quartiles["q1"]["high"] <= quartiles["q2"]["low"]
+
+
+def test_the_lr_range_test_runs_on_the_regression_loss(run: Path) -> None:
+    from stages import lr_range
+
+    params = run / "lr_params.yaml"
+    params.write_text(
+        dump_params(tiny_params(**REGRESSION, lr_range={"steps": 12, "min_lr": 1e-4}))
+    )
+    out = run / "lr_range.json"
+    lr_range.main(["--params", str(params), "--data", str(run / "tokenized"), "--tokenizer",
+                   str(run / "tokenizer"), "--probe", str(run / "plan.json"), "--metrics",
+                   str(out), "--plot", str(run / "lr.tsv"), "--image", str(run / "lr.png")])  # fmt: skip
+    header, *rows = (run / "lr.tsv").read_text().splitlines()
+    losses = [float(r.split("\t")[header.split("\t").index("loss")]) for r in rows]
+    assert len(losses) >= 8 and _json(out)["stop_reason"] in ("completed", "diverged")
+    # The standardised MSE starts near 1 (the train mean's own loss on train): the loss is
+    # the regression criterion's, not a cross-entropy.
+    assert 0.3 < losses[0] < 3.0, losses

@@ -17,7 +17,10 @@ from tests.conftest import dump_params, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["preprocess", "tokenize", "probe", "lr_range", "train", "evaluate", "error_analysis"]
+STAGES = [
+    "preprocess", "tokenize", "probe", "lr_range", "train", "evaluate", "error_analysis",
+    "model_card",
+]  # fmt: skip
 # Fingerprints model.name_or_path on every repro (always_changed); not counted by ran().
 ALWAYS = "model_source"
 # Results: identical when the same params run again on the same machine kind. Wall times,
@@ -29,7 +32,7 @@ RESULTS = [
     "metrics/error_analysis.json", "plots/lr_range/curve.tsv",
     "plots/train/epochs.tsv", "plots/train/steps.tsv", "data/probe/plan.json",
     "data/predictions/validation.jsonl", "data/predictions/test.jsonl",
-    "reports/data.md", "reports/tokenization.md", "reports/errors.md",
+    "reports/data.md", "reports/tokenization.md", "reports/errors.md", "models/best/README.md",
 ]  # fmt: skip
 TIMINGS = [
     "metrics/train_timing.json", "metrics/probe_timing.json", "metrics/latency.json",
@@ -84,6 +87,33 @@ def test_repro_writes_every_output(reproduced: Path) -> None:
     assert status == "", f"outputs not ignored or not committed: {status}"
 
 
+def test_model_card_numbers_are_evaluate_json_and_predict_matches_evaluate(
+    reproduced: Path,
+) -> None:
+    """models/best/README.md holds metrics/evaluate.json's test metrics; `nlpflow predict`
+    on evaluate's own predictions file (it has the text fields) gives the same probabilities."""
+    from nlpflow.card import card_values, test_metrics
+
+    repo = reproduced
+    evaluate = json.loads((repo / "metrics/evaluate.json").read_text())
+    card = (repo / "models/best/README.md").read_text()
+    assert card_values(card) == test_metrics(evaluate, "sequence")
+    assert card_values(card)["accuracy"] == evaluate["test"]["accuracy"]
+    run(["nlpflow", "predict", "data/predictions/test.jsonl", "new.jsonl", "--top-k", "2"], repo)
+    try:
+        theirs = [
+            json.loads(x) for x in (repo / "data/predictions/test.jsonl").read_text().splitlines()
+        ]
+        ours = [json.loads(x) for x in (repo / "new.jsonl").read_text().splitlines()]
+        assert len(ours) == len(theirs) == evaluate["test"]["n"]
+        for a, b in zip(ours, theirs, strict=True):
+            assert a["prediction_in_file"] == b["prediction"] == a["prediction"]
+            got = {t["label"]: t["score"] for t in a["top_k"]}
+            assert got == pytest.approx(b["probabilities"], abs=1e-6)
+    finally:
+        (repo / "new.jsonl").unlink()
+
+
 def test_second_repro_runs_nothing(reproduced: Path) -> None:
     proc = run(["dvc", "repro"], reproduced)
     assert ran(proc.stdout) == []
@@ -113,7 +143,7 @@ def test_evaluate_param_reruns_only_evaluate_and_error_analysis(reproduced: Path
     set_param(repo, "evaluate", "batch_size", 7)
     try:
         proc = run(["dvc", "repro"], repo)
-        assert ran(proc.stdout) == ["evaluate", "error_analysis"]
+        assert ran(proc.stdout) == ["evaluate", "error_analysis", "model_card"]
     finally:
         run(["git", "checkout", "--", "params.yaml"], repo)
         run(["dvc", "checkout", "-q"], repo, check=False)
@@ -137,7 +167,7 @@ def test_lr_range_param_reruns_only_the_range_test(reproduced: Path) -> None:
 def test_exp_run_lr_reruns_from_train_and_is_listed(reproduced: Path) -> None:
     repo = reproduced
     proc = run(["dvc", "exp", "run", "-n", "lr-small", "-S", "train.lr=0.0005"], repo)
-    assert ran(proc.stdout) == ["train", "evaluate", "error_analysis"]
+    assert ran(proc.stdout) == ["train", "evaluate", "error_analysis", "model_card"]
 
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
     exps = [e for rev in shown for e in (rev.get("experiments") or [])]

@@ -415,7 +415,7 @@ def _check_header(path: Path, line: int, names: list[str]) -> None:
 
 
 def _read_delimited(
-    path: Path, kind: str, params: DataParams, bad: BadRows
+    path: Path, kind: str, params: DataParams, bad: BadRows, wanted: list[str]
 ) -> list[tuple[int, Row]]:
     lines = decoded_lines(path, params, bad)
     if not any(text.strip() for _, text in lines):
@@ -429,7 +429,6 @@ def _read_delimited(
     records = _records(path, lines, delimiter, params, bad)
     if not records:
         raise UserError(f"{path}: no rows could be read; check the quotes in the file")
-    wanted = [*params.text_fields, params.label_field]
     first_no, _, first = records[0]
     if params.header is True or (params.header == "auto" and set(wanted) <= set(first)):
         names, records = first, records[1:]
@@ -669,10 +668,13 @@ def _check_row(
     return out
 
 
-def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
-
-    Raises UserError naming the file (and line and column) for anything the user must fix.
+def read_records(
+    path: Path, params: DataParams, bad: BadRows, wanted: list[str] | None = None
+) -> tuple[list[tuple[int, Row]], str]:
+    """``([(line or row number, raw row)], "line" or "row")`` of a CSV/TSV, JSONL/JSON or
+    Parquet file, unchecked beyond the format: the reading :func:`read_rows` does for
+    training, and ``nlpflow predict`` for new files. ``wanted``: the columns a header must
+    name (default: the text fields and the label field); the rows are not checked for them.
     """
     if path.is_dir():
         raise UserError(f"{path}: is a directory; name a data file")
@@ -697,9 +699,125 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     elif kind == "parquet":
         raw = _read_parquet(path, bad)
     elif kind in ("csv", "tsv"):
-        raw = _read_delimited(path, kind, params, bad)
+        columns = [*params.text_fields, params.label_field] if wanted is None else wanted
+        raw = _read_delimited(path, kind, params, bad, columns)
     else:
         raise UserError(f"{path}: format '{kind}' holds token tags; it needs a token task source")
+    return raw, where
+
+
+@dataclass
+class RecordStream:
+    """Records of a file in chunks (:func:`stream_records`): ``chunks`` yields lists of
+    ``(line or row number, raw row)``; ``total`` is the number of records, bad ones included
+    (JSONL: the lines that are not blank), known before the chunks are read; ``streamed``: whether the file is read a chunk at a
+    time (else it was parsed whole)."""
+
+    chunks: Iterator[list[tuple[int, Row]]]
+    total: int
+    streamed: bool
+
+
+def _jsonl_chunks(path: Path, bad: BadRows, size: int) -> Iterator[list[tuple[int, Row]]]:
+    """A UTF-8 JSONL file a chunk of lines at a time, each line parsed as :func:`_read_jsonl`
+    parses it; a line that is not UTF-8 is a bad row, as in :func:`decoded_lines`."""
+    with path.open("rb") as fh:
+        lines: list[tuple[int, str]] = []
+        for no, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if no == 1 else "utf-8")
+            except UnicodeDecodeError:
+                bad.report(path, "line", no, "", "not valid UTF-8", raw.decode("utf-8", "replace"))
+                continue
+            if text.strip():
+                lines.append((no, text))
+            if len(lines) >= size:
+                yield _read_jsonl(path, lines, bad)
+                lines = []
+        if lines:
+            yield _read_jsonl(path, lines, bad)
+
+
+def _parquet_chunks(path: Path, size: int) -> tuple[Iterator[list[tuple[int, Row]]], int]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    errors = (pa.ArrowException, OSError, ValueError, OverflowError)
+    try:
+        file = pq.ParquetFile(path)
+        names = [str(n) for n in file.schema_arrow.names]
+        total = file.metadata.num_rows
+    except errors as err:
+        raise UserError(
+            f"{path}: not a readable Parquet file ({_first_line(err)}); re-export it"
+        ) from None
+    _check_header(path, 1, names)
+    if not total:
+        raise UserError(f"{path}: the Parquet file has no rows")
+
+    def chunks() -> Iterator[list[tuple[int, Row]]]:
+        start = 1
+        try:
+            for batch in file.iter_batches(batch_size=size):
+                rows = batch.to_pylist()
+                yield list(enumerate(rows, start=start))
+                start += len(rows)
+        except errors as err:
+            raise UserError(
+                f"{path}, row {start}: not a readable Parquet file ({_first_line(err)}); "
+                "re-export it"
+            ) from None
+
+    return chunks(), total
+
+
+def stream_records(
+    path: Path, params: DataParams, bad: BadRows, wanted: list[str], size: int
+) -> RecordStream:
+    """The records of ``path`` in chunks of up to ``size``, read as :func:`read_records`
+    reads them. Uncompressed UTF-8 JSONL and Parquet files are read a chunk at a time (the
+    memory stays flat); CSV/TSV (a quoted field may span lines), JSON arrays, CoNLL
+    (sentences of words; a tag column is not needed), compressed files and other encodings
+    are parsed whole, then handed out in chunks."""
+    if path.is_file():
+        kind = detect_format(path, params.format)
+        suffix, compression = _suffixes(path)
+        with path.open("rb") as fh:
+            head = fh.read(64)
+        utf8 = _is_utf8(params.encoding) and not head.startswith(
+            (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        )
+        if kind == "jsonl" and suffix != ".json" and not compression and utf8:
+            if _looks_utf16(head):
+                raise UserError(
+                    f"{path}: every other byte at the start is zero: it looks like UTF-16; "
+                    "re-save it as UTF-8"
+                )
+            with path.open("rb") as fh:
+                total = sum(1 for raw in fh if raw.strip())
+            if not total:
+                raise UserError(f"{path}: the file is empty; expected one JSON object per line")
+            return RecordStream(_jsonl_chunks(path, bad, size), total, True)
+        if kind == "parquet" and not compression:
+            chunks, total = _parquet_chunks(path, size)
+            return RecordStream(chunks, total, True)
+    if path.is_file() and detect_format(path, params.format) == "conll":
+        # a sentence per record, its words under the (one) text field; tags not needed
+        field_name = wanted[0] if len(wanted) == 1 else "tokens"
+        sentences = read_conll(path, params, bad, tags=False)
+        rows = [(s["_line"], {field_name: s["tokens"]}) for s in sentences]
+    else:
+        rows, _ = read_records(path, params, bad, wanted)
+    chunks = iter([rows[i : i + size] for i in range(0, len(rows), size)])
+    return RecordStream(chunks, len(rows) + len(bad.rows), False)
+
+
+def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    """Rows of one sequence-classification file, each with text fields, label (str), ``_line``.
+
+    Raises UserError naming the file (and line and column) for anything the user must fix.
+    """
+    raw, where = read_records(path, params, bad)
     if not raw:
         raise UserError(f"{path}: no usable data rows; check the file and data.on_bad_rows")
     columns = list(raw[0][1])
@@ -731,19 +849,20 @@ def _conll_columns(body: str) -> list[str]:
     return _SPACES.split(body.strip(" "))
 
 
-def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) -> list[Row]:
     """Sentences of a CoNLL file: ``tokens`` and ``tags`` (IOB1 or IOB2 as written).
 
     Token per line with the tag in ``data.conll_tag_column``, columns separated by tabs (a
     token may then hold spaces) or by spaces, a blank line between sentences; ``-DOCSTART-``
     lines are ignored wherever they stand. Under ``on_bad_rows: skip`` a bad line skips its
-    whole sentence, never the line alone.
+    whole sentence, never the line alone. ``tags`` False (``nlpflow predict``): the words
+    only, one column or more, the other columns neither read nor checked.
     """
     if not path.is_file():
         raise UserError(f"{path}: file not found; check data.source / data.files in params.yaml")
     sentences: list[Row] = []
     tokens: list[str] = []
-    tags: list[str] = []
+    found: list[str] = []  # the tags
     start = 0
     last = 0
     width = 0
@@ -760,9 +879,12 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             else:
                 bad.report(path, "line", no, column, reason + skipped, text)
         elif tokens:
-            sentences.append({"tokens": list(tokens), "tags": list(tags), "_line": start})
+            sentence: Row = {"tokens": list(tokens), "_line": start}
+            if tags:
+                sentence["tags"] = list(found)
+            sentences.append(sentence)
         tokens.clear()
-        tags.clear()
+        found.clear()
         problem = None
 
     prev = 0
@@ -787,14 +909,14 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
         last = no
         width = width or len(parts)
         reason = column = ""
-        if len(parts) < 2 or len(parts) != width:
+        if len(parts) < (2 if tags else 1) or len(parts) != width:
             reason = (
-                f"expected {max(width, 2)} whitespace-separated columns (token ... tag), "
-                f"found {len(parts)}"
+                f"expected {max(width, 2 if tags else 1)} whitespace-separated columns "
+                f"({'token ... tag' if tags else 'the token first'}), found {len(parts)}"
             )
         elif not parts[0]:
             reason = "the token is empty"
-        else:
+        elif tags:
             tag = parts[params.conll_tag_column]
             if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
                 column = f"column {params.conll_tag_column}"
@@ -805,7 +927,7 @@ def read_conll(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             problem = problem or (no, column, reason, text)
             continue
         tokens.append(parts[0])
-        tags.append(parts[params.conll_tag_column])
+        found.append(parts[params.conll_tag_column] if tags else "")
     after = [b.line for b in bad.rows if b.file == str(path) and b.line > prev]
     if after and (tokens or problem):  # the file's last line(s) undecodable
         problem = problem or (after[0], "", "not valid UTF-8", "")

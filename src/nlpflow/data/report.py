@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,9 @@ HIST_BINS = 20
 
 
 def _text(row: dict[str, Any], data: PreparedData) -> str:
-    parts = [" ".join(row[f]) if data.task == "token" else row[f] for f in data.text_fields]
+    parts = [
+        " ".join(map(str, v)) if isinstance(v := row[f], list) else str(v) for f in data.text_fields
+    ]
     return " / ".join(parts)
 
 
@@ -179,11 +180,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _example_group(row: dict[str, Any], data: PreparedData) -> str:
-    """The label of a sequence example; the most frequent entity type of a token example."""
-    if data.task == "sequence":
-        return str(row[data.label_field])
-    types = Counter(t[2:] for t in row[data.label_field] if t != "O")
-    return types.most_common(1)[0][0] if types else "O"
+    """The group a train example is shown under in the data card (the task family's)."""
+    return data.family.example_group(row, data.label_field)
 
 
 def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: str) -> str:

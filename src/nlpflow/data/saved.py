@@ -50,6 +50,9 @@ class DataMeta:
     source_tag_scheme: str | None = None
     max_length: int | None = None  # tokenized only
     truncation: str | None = None  # tokenized only: tokenizer.truncation as applied
+    # Sequence tasks: data.cleaning as the texts were cleaned (nlpflow.params.CleaningParams
+    # fields), so that prediction cleans new texts the same way; None for token tasks.
+    cleaning: dict[str, Any] | None = None
 
     @property
     def num_labels(self) -> int:
@@ -64,20 +67,23 @@ class DataMeta:
         return replace(self, max_length=max_length, truncation=truncation)
 
 
-def write_meta(directory: str | Path, meta: DataMeta) -> None:
-    """The one writer of ``meta.json`` (atomic)."""
+def write_meta(directory: str | Path, meta: DataMeta, name: str = META_FILE) -> None:
+    """The one writer of ``meta.json`` (and of a model's ``nlpflow.json``), atomic."""
     from nlpflow.io import write_json
 
-    write_json(Path(directory) / META_FILE, meta.to_json())
+    write_json(Path(directory) / name, meta.to_json())
 
 
-def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
-    """The one reader of ``meta.json`` of processed (``tokenized=False``) or tokenized data;
+def read_meta(
+    directory: str | Path, tokenized: bool = False, name: str = META_FILE, stage: str = ""
+) -> DataMeta:
+    """The one reader of ``meta.json`` of processed (``tokenized=False``) or tokenized data
+    (and of a trained model's copy, ``name`` ``nlpflow.json``, written by ``stage`` train);
     a missing or malformed file, or a tokenized meta without ``max_length``/``truncation``,
     is a UserError naming the file and the stage to rerun."""
-    stage = "tokenize" if tokenized else "preprocess"
+    stage = stage or ("tokenize" if tokenized else "preprocess")
     rerun = f"rerun the {stage} stage (dvc repro {stage})"
-    path = Path(directory) / META_FILE
+    path = Path(directory) / name
     if not path.is_file():
         missing = path if Path(directory).is_dir() else Path(directory)
         raise UserError(f"{missing} not found; run the {stage} stage first (dvc repro {stage})")
@@ -118,6 +124,9 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
             raise UserError(f"{path}: '{key}' must be a string (got {value!r}); {rerun}")
         return value
 
+    cleaning = raw.get("cleaning")
+    if cleaning is not None and not isinstance(cleaning, dict):
+        raise UserError(f"{path}: 'cleaning' must be an object (got {cleaning!r}); {rerun}")
     meta = DataMeta(
         text_fields=text_fields,
         label_names=label_names,
@@ -128,6 +137,7 @@ def read_meta(directory: str | Path, tokenized: bool = False) -> DataMeta:
         source_tag_scheme=optional_str("source_tag_scheme"),
         max_length=max_length if tokenized else None,
         truncation=truncation if tokenized else None,
+        cleaning=cleaning,
     )
     if not 1 <= len(meta.text_fields) <= 2:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")

@@ -131,6 +131,8 @@ def _threshold_scores(
 def _load(
     processed_dir: str | Path, tokenized_dir: str | Path, splits: Sequence[str]
 ) -> tuple[DataMeta, Any, Any]:
+    from nlpflow.families.evaluate import eval_family
+
     processed, meta = read_processed(processed_dir, ["train", *splits], with_metadata=True)
     tokenized, _ = read_tokenized(tokenized_dir, list(splits))
     names = class_label_names(processed, "train", processed_dir)
@@ -139,12 +141,12 @@ def _load(
             f"{processed_dir}: meta.json label_names {meta.label_names} differ from the "
             f"'{LABEL_COLUMN}' column's names {names}; rerun the preprocess stage"
         )
-    from nlpflow.families.evaluate import eval_family
-
-    one_row = eval_family(meta.task).one_row_per_example
     for split in splits:
         if len(processed[split]) == 0:
             raise UserError(f"{processed_dir}/{split} is empty: nothing to evaluate")
+        # One tokenized row per example, unless the family encodes an example in several
+        # (QA windows over a long context) and joins them itself.
+        one_row = eval_family(meta.task).one_row_per_example
         if one_row and len(tokenized[split]) != len(processed[split]):
             raise UserError(
                 f"{tokenized_dir}/{split} does not line up with {processed_dir}/{split} "

@@ -17,6 +17,7 @@ retrain the model)::
     families/model.py     ModelFamily, model_family(task)               every stage with a model
     families/train.py     TrainFamily, train_family(task)               probe, lr_range, train
     families/evaluate.py  EvalFamily, eval_family(task), *Job, *Result  evaluate, error_analysis
+    families/predict.py   PredictFamily, predict_family(task)           `nlpflow predict`
     families/<name>/{data,model,train,evaluate}.py   one family's four sides
 
 A family's module of one side imports nothing of another side's stages (``data.py`` no
@@ -31,8 +32,10 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
 
 - ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
   text_fields, label_field)}``: generated data, seeded, no download.
-- ``normalise(raw, label_field, note)``: fix raw rows in place before splitting (token:
-  IOB1 -> IOB2); returns extra ``meta.json`` fields.
+- ``normalise(raw, label_field, origin, bad)``: check and fix raw rows in place before
+  splitting (``raw``: rows per part, ``"all"`` or a split; ``origin[part]``: its file;
+  token: IOB1 -> IOB2; regression: labels parsed as numbers, a bad one reported with
+  ``bad.report(path, "line", line, column, reason)``); returns extra ``meta.json`` fields.
 - ``strata(rows, label_field)`` -> one stratum string per row (``""``: random split).
 - ``clean(rows, text_fields, label_field, cleaning)`` -> ``(rows, counts)`` or None (no
   cleaning: token tasks keep word lists aligned).
@@ -41,7 +44,8 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
   names (id i = ``label_names[i]``), or for a family without classes the names of the
   model's outputs (regression: one). Validates labels: a UserError naming
   ``origin[split]`` (the file), the row (``row["_line"]``) and the value.
-- ``warnings(names, splits, label_field)`` -> sentences for the console and data card.
+- ``warnings(names, splits, label_field)`` -> sentences for the console and data card;
+  ``example_group(row, label_field)``: the data card's heading of a train example.
 - ``text_feature()``, ``label_feature(label_names)``, ``label_values(rows, label_field,
   label_names)``: the processed columns (``datasets`` features and values).
 - ``tokenized_label_feature(processed_feature)``: the tokenized ``labels`` feature.
@@ -108,9 +112,19 @@ Evaluation side (:class:`~nlpflow.families.evaluate.EvalFamily`), called by
   ``ci`` (bootstrap intervals at ``evaluate.confidence_level``) and ``baselines`` (each
   with ``margin``), as ``metrics/evaluate.json`` holds them.
 - ``write_plots(evaluation, directory)``: plot data and PNGs (published atomically).
-- ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console.
-- ``one_row_per_example``: whether ``data/tokenized`` lines up row for row with
-  ``data/processed`` (checked by the evaluate stage; QA lines its windows up itself).
+- ``summary_keys``, ``higher_is_better``, ``summary_line(split, metrics)``: the console;
+  ``one_row_per_example``: data/tokenized lines up row for row with data/processed
+  (checked before ``evaluate``; False for QA windows).
 - ``load_predictions(path, meta)`` and ``error_analysis(ErrorAnalysisJob)`` ->
   ``ErrorAnalysisResult(report markdown, metrics, summary line)``.
+
+Prediction side (:class:`~nlpflow.families.predict.PredictFamily`), called by
+``nlpflow predict`` (:mod:`nlpflow.predict`; defaults: sequence classification):
+
+- ``inputs(row, loaded)`` -> a raw row of the new file as model inputs (one value per text
+  field, cleaned as in training), or a ``Reject`` (field and reason: the row is listed in
+  the rejects file, never dropped silently);
+- ``predict(items, loaded)`` -> per row the keys of ``output_keys`` (sequence:
+  ``prediction``, ``score``, ``top_k``; token: a tag and score per word) and whether the
+  input was truncated; ``notes()`` -> console sentences.
 """

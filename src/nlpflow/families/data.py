@@ -142,6 +142,10 @@ class DataFamily:
         ``token_type_ids``."""
         return None
 
+    def example_group(self, row: Row, label_field: str) -> str:
+        """The heading a train example is shown under in the data card (its label)."""
+        return str(row[label_field])
+
     def text_feature(self) -> Any:
         """The ``datasets`` feature of a processed text field."""
         from datasets import Value
@@ -180,7 +184,11 @@ class DataFamily:
         """Encode one Arrow batch: ``columns`` (one Python list per text field), ``labels``
         (the processed ``label`` column of the batch). Returns the :class:`Encoded` inputs
         and the tokenized ``labels`` column (an Arrow array, or a list of per-token label
-        lists). ``where``/``first``: the split and first row number, for error messages."""
+        lists). ``where``/``first``: the split and first row number, for error messages.
+
+        Today tokenize's per-row figures (untruncated length, unknown tokens) assume one
+        encoded row per input row; a family that encodes an example as several rows (QA
+        windows) must extend them (``data/tokenize.py::_arrow_encoder``)."""
         return encoder.encode(columns, where=where, first_row=first), labels
 
 

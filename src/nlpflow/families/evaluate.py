@@ -71,8 +71,9 @@ class EvalFamily:
     summary_keys: ClassVar[tuple[str, ...]] = ()
     # Whether a higher main metric is better (summary_keys[0]).
     higher_is_better: ClassVar[bool] = True
-    # Whether data/tokenized holds one row per processed row (QA: several windows each,
-    # lined up by the family itself).
+    # Whether data/tokenized has one row per processed example, in the same order (checked
+    # before evaluate); False for a family that encodes an example as several rows (QA
+    # windows) and maps them back itself.
     one_row_per_example: ClassVar[bool] = True
 
     def evaluate(self, job: EvaluateJob) -> Evaluation:

@@ -249,9 +249,7 @@ class RegressionEval(EvalFamily):
         if weakest is not None:
             family, value = weakest
             stats = slices[family][value]
-            summary += (
-                f"; weakest slice {family}={value} (rmse {stats['rmse']:.4f}, n={stats['n']})"
-            )
+            summary += f"; weakest slice {family}={_slice_name(value, stats)} (rmse {stats['rmse']:.4f}, n={stats['n']})"
         return ErrorAnalysisResult(report, metrics, summary)
 
 
@@ -283,17 +281,19 @@ def _length_slices(
 
 
 def _range_slices(y: FloatArray, p: FloatArray) -> dict[str, Any]:
-    """Quartiles of the true target: where in its range the model errs."""
+    """Quartiles of the true target, ``q1``..``q4`` (keys without dots or spaces: DVC
+    flattens them into column names), each with its ``low`` and ``high`` bound: where in
+    its range the model errs."""
     edges = np.unique(np.quantile(y, np.linspace(0, 1, RANGE_SLICES + 1)))
+    if len(edges) == 1:
+        edges = np.repeat(edges, 2)
     out = {}
     for i in range(len(edges) - 1):
         last = i == len(edges) - 2
         mask = (y >= edges[i]) & ((y <= edges[i + 1]) if last else (y < edges[i + 1]))
         if mask.any():
-            name = f"{edges[i]:.4g} to {edges[i + 1]:.4g}"
-            out[name] = _slice_stats(y[mask], p[mask])
-    if len(edges) == 1 and len(y):
-        out[f"{edges[0]:.4g}"] = _slice_stats(y, p)
+            stats = _slice_stats(y[mask], p[mask])
+            out[f"q{i + 1}"] = {**stats, "low": float(edges[i]), "high": float(edges[i + 1])}
     return out
 
 
@@ -414,7 +414,13 @@ def _report(
         lines += table(
             ["slice", "n", "rmse", "mae", "bias (mean residual)"],
             [
-                [name, s["n"], _fmt(s["rmse"]), _fmt(s["mae"]), _fmt(s["bias"], signed=True)]
+                [
+                    _slice_name(name, s),
+                    s["n"],
+                    _fmt(s["rmse"]),
+                    _fmt(s["mae"]),
+                    _fmt(s["bias"], signed=True),
+                ]
                 for name, s in values.items()
             ],
             align="lrrrr",
@@ -423,7 +429,8 @@ def _report(
     if weakest is not None:
         family, name = weakest
         lines.append(
-            f"Weakest slice (largest RMSE, n >= {MIN_SLICE}): {family} = {name} "
+            f"Weakest slice (largest RMSE, n >= {MIN_SLICE}): {family} = "
+            f"{_slice_name(name, slices[family][name])} "
             f"(rmse {slices[family][name]['rmse']:.4f}, n = {slices[family][name]['n']})."
         )
         lines.append("")
@@ -439,6 +446,13 @@ def _report(
         png = Path(job.plots) / f"slices_{split}.png"
         lines += [f"![RMSE by slice]({relative(png, job.report)})", ""]
     return "\n".join(lines)
+
+
+def _slice_name(name: str, stats: dict[str, Any]) -> str:
+    """``q2 (-0.15 to 0.12)`` for a target-range slice; other slices by their name."""
+    if "low" in stats:
+        return f"{name} ({stats['low']:.4g} to {stats['high']:.4g})"
+    return name
 
 
 def _fmt(value: Any, signed: bool = False) -> str:

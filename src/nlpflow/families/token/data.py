@@ -97,6 +97,11 @@ class TokenData(DataFamily):
                 )
         return out
 
+    def example_group(self, row: Row, label_field: str) -> str:
+        """The most frequent entity type of the sentence (``O``: none)."""
+        types = Counter(t[2:] for t in row[label_field] if t != "O")
+        return types.most_common(1)[0][0] if types else "O"
+
     def text_feature(self) -> Any:
         from datasets import Sequence as Seq
         from datasets import Value
