@@ -42,6 +42,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = root / "params.yaml"
     params.write_text(dump_params(tiny_params(**QA)))
     run_stages(root, params)
+    from stages import model_card
+
+    model_card.main(["--params", str(params), "--model", str(root / "models" / "best"),
+                     "--evaluate", str(root / "evaluate.json"), "--error-analysis",
+                     str(root / "error_analysis.json"), "--data-card", str(root / "data.json"),
+                     "--out", str(root / "card.md")])  # fmt: skip
     return root
 
 
@@ -113,3 +119,15 @@ def test_reports(run: Path) -> None:
         assert heading in report, heading
     errors = _json(run / "error_analysis.json")["test"]
     assert errors["f1"] == pytest.approx(_json(run / "evaluate.json")["test"]["f1"], abs=2e-6)
+
+
+def test_the_model_card_holds_the_qa_metrics_and_usage(run: Path) -> None:
+    import yaml
+
+    text = (run / "card.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["pipeline_tag"] == "question-answering"
+    results = meta["model-index"][0]["results"][0]
+    f1 = next(m["value"] for m in results["metrics"] if m["type"] == "f1")
+    assert f1 == pytest.approx(_json(run / "evaluate.json")["test"]["f1"], abs=1e-4)
+    assert 'pipeline("question-answering"' in text and "Weakest slice" in text

@@ -231,15 +231,20 @@ class QaEval(EvalFamily):
             [r["answers"] for r in records], [r["prediction"] for r in records]
         )
         overall = squad_metrics(scores)
-        slices = {
+        lists = {
             "question_word": slice_scores(records, "question_word"),
             "answer_length": slice_scores(records, "answer_length"),
         }
+        # {slicing: {value: n, exact, f1, errors}}, as the other families write slices.
+        slices = {
+            by: {s["slice"]: {k: v for k, v in s.items() if k != "slice"} for s in group}
+            for by, group in lists.items()
+        }
         metrics: dict[str, Any] = {"n": len(records), **overall, "slices": slices}
-        candidates = [s for group in slices.values() for s in group if s["n"] >= 5]
+        candidates = [s for group in lists.values() for s in group if s["n"] >= 5]
         weakest = min(candidates, key=lambda s: (s["f1"], s["slice"]), default=None)
         if weakest is not None:
-            family = next(k for k, v in slices.items() if weakest in v)
+            family = next(k for k, v in lists.items() if weakest in v)
             metrics["weakest_slice"] = {"family": family, "value": weakest["slice"]}
         lost = (job.evaluate or {}).get("answers_lost_to_windowing")
         windowing = None if lost is None else {
