@@ -114,6 +114,7 @@ def test_reports(run: Path) -> None:
     assert abs(shares[0] - shares[1]) < 0.05  # stratified by answerable / unanswerable
     assert "## Questions and answers" in (run / "data.md").read_text()
     assert (run / "plots-evaluate" / "scores_test.png").is_file()
+    assert (run / "plots-errors" / "slices_test.png").is_file()
     report = (run / "errors.md").read_text()
     for heading in ("## Answers by question word", "## Baselines", "worst answers"):
         assert heading in report, heading

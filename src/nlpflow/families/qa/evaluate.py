@@ -246,6 +246,11 @@ class QaEval(EvalFamily):
         if weakest is not None:
             family = next(k for k, v in lists.items() if weakest in v)
             metrics["weakest_slice"] = {"family": family, "value": weakest["slice"]}
+        if job.plots:
+            from nlpflow.io import atomic_dir
+
+            with atomic_dir(job.plots) as tmp:
+                _save_slices_png(tmp / f"slices_{job.split}.png", slices, job.split)
         lost = (job.evaluate or {}).get("answers_lost_to_windowing")
         windowing = None if lost is None else {
             "answers_lost_to_windowing": lost, "questions": len(records)
@@ -277,3 +282,18 @@ class QaEval(EvalFamily):
                 f"; weakest slice {weakest['slice']} (F1 {weakest['f1']:.4f}, n={weakest['n']})"
             )
         return ErrorAnalysisResult("\n".join(lines) + "\n", metrics, summary)
+
+
+def _save_slices_png(path: Path, slices: dict[str, dict[str, Any]], split: str) -> None:
+    """F1 by question word and by gold answer length, one bar chart each."""
+    from nlpflow.evaluation.plots import _figure, _save_png
+
+    families = [f for f in slices if slices[f]]
+    fig = _figure(5 * max(1, len(families)), 3.6)
+    axes = fig.subplots(1, max(1, len(families)), squeeze=False)[0]
+    for ax, family in zip(axes, families, strict=False):
+        names = list(slices[family])
+        ax.barh(range(len(names)), [slices[family][n]["f1"] for n in names])
+        ax.set_yticks(range(len(names)), names, parse_math=False)
+        ax.set(title=f"F1 by {family.replace('_', ' ')} ({split})", xlabel="F1", xlim=(0, 1))
+    _save_png(fig, path)
