@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from nlpflow.contracts import TokenizeInputs
@@ -96,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
-    write_saved(args.out, tokenized, meta.tokenized(max_length, tok_params.truncation))
+    out_meta = meta.tokenized(max_length, tok_params.truncation)
+    if own is not None:  # windows: prediction splits new contexts with the same stride
+        out_meta = dataclasses.replace(out_meta, stride=tok_params.stride)
+    write_saved(args.out, tokenized, out_meta)
     write_json(args.metrics, report)
     write_text(args.report, sample)
     if pad_added is not None:

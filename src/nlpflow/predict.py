@@ -81,7 +81,7 @@ def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
         data_family(meta.task).encoder_mode,
         takes_segments(tokenizer, model.config),
     )
-    return LoadedModel(meta, model, pad_id, encoder, batch_size)
+    return LoadedModel(meta, model, pad_id, encoder, batch_size, tokenizer)
 
 
 def usable(loaded: LoadedModel, items: Sequence[Item]) -> tuple[list[Item], list[Reject]]:

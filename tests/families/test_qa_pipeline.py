@@ -29,8 +29,8 @@ QA = {
     "probe": {"max_batch_size": 32, "max_candidates": 8},
     "train": {"epochs": 10, "effective_batch_size": 32, "lr": 0.003, "warmup_ratio": 0.05,
               "early_stopping": {"metric": "loss", "mode": "min", "patience": 0}},
-    "evaluate": {"bootstrap_resamples": 200, "baselines": ["no_answer", "sentence_overlap"],
-                 "n_best": 10, "max_answer_length": 8},
+    # n_best 20 and max_answer_length 30 (the defaults): what nlpflow predict uses.
+    "evaluate": {"bootstrap_resamples": 200, "baselines": ["no_answer", "sentence_overlap"]},
     "error_analysis": {"length_buckets": "auto", "behaviour": {"invariance": [],
                        "directional": [], "templates": ""}},
 }  # fmt: skip
@@ -132,3 +132,27 @@ def test_the_model_card_holds_the_qa_metrics_and_usage(run: Path) -> None:
     f1 = next(m["value"] for m in results["metrics"] if m["type"] == "f1")
     assert f1 == pytest.approx(_json(run / "evaluate.json")["test"]["f1"], abs=1e-4)
     assert 'pipeline("question-answering"' in text and "Weakest slice" in text
+
+
+def test_predict_answers_a_new_file_as_evaluate_did_and_lists_bad_rows(
+    run: Path, tmp_path: Path
+) -> None:
+    from nlpflow.predict import predict_file, rejects_path
+
+    lines = (run / "predictions" / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+    rows = [{"question": r["question"], "context": r["context"]} for r in records]
+    rows.insert(3, {"question": "who keeps the box ?"})  # no context
+    rows.insert(5, {"question": "  ", "context": "anna keeps the box ."})
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    threshold = _json(run / "evaluate.json")["threshold"]["used"]
+    summary = predict_file(run / "models" / "best", source, out, threshold=threshold,
+                           log=lambda _: None)  # fmt: skip
+    got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert summary.predicted == len(records) == len(got)
+    assert [g["prediction"] for g in got] == [r["prediction"] for r in records]
+    assert [g["start"] for g in got] == [r["start"] for r in records]
+    rejects = [json.loads(line) for line in rejects_path(out).read_text().splitlines()]
+    assert [(r["row"], r["field"]) for r in rejects] == [(4, "context"), (6, "question")]

@@ -68,6 +68,7 @@ class LoadedModel:
     pad_id: int
     encoder: Encoder
     batch_size: int
+    tokenizer: Any = None  # the fast tokenizer (a family that encodes itself: QA windows)
 
 
 def text_value(value: Any, name: str) -> str | Reject:
@@ -175,11 +176,14 @@ def predict_family(
     task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
 ) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.qa.predict import QaPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.token.predict import TokenPredict
 
-    known: list[type[PredictFamily]] = [SequencePredict, TokenPredict, RegressionPredict]
+    known: list[type[PredictFamily]] = [
+        SequencePredict, TokenPredict, RegressionPredict, QaPredict,
+    ]  # fmt: skip
     for cls in known:
         if cls.name == task:
             return cls(top_k, threshold, positive)

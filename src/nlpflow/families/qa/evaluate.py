@@ -7,7 +7,6 @@ per question, and the error report (:mod:`~nlpflow.families.qa.report`)."""
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -72,41 +71,9 @@ def _windows(tokenized: Any, n_rows: int, where: str) -> list[Window]:
 
 
 def _logits(job: EvaluateJob, windows: list[Window]) -> tuple[list[Any], list[Any]]:
-    """Start and end logits ``(T_f,)`` float64 of every window, batched by length."""
-    import torch
+    from nlpflow.families.qa.postprocess import window_logits
 
-    model = job.model
-    use_types = "token_type_ids" in inspect.signature(model.forward).parameters
-    device = next(model.parameters()).device
-    order = np.argsort([len(w.input_ids) for w in windows], kind="stable")
-    starts: list[Any] = [None] * len(windows)
-    ends: list[Any] = [None] * len(windows)
-    size = job.params.batch_size
-    with torch.inference_mode():
-        for b in range(0, len(order), size):
-            idx = order[b : b + size]
-            width = max(len(windows[i].input_ids) for i in idx)
-
-            def pad(values: list[int], fill: int, width: int = width) -> list[int]:
-                return values + [fill] * (width - len(values))
-
-            batch = {
-                "input_ids": torch.tensor([pad(windows[i].input_ids, job.pad_id) for i in idx]),
-                "attention_mask": torch.tensor(
-                    [pad([1] * len(windows[i].input_ids), 0) for i in idx]
-                ),
-            }
-            if use_types and windows[idx[0]].token_type_ids:
-                batch["token_type_ids"] = torch.tensor(
-                    [pad(windows[i].token_type_ids, 0) for i in idx]
-                )
-            out = model(**{k: v.to(device) for k, v in batch.items()})
-            s = out.start_logits.double().cpu().numpy()
-            e = out.end_logits.double().cpu().numpy()
-            for j, i in enumerate(idx):
-                n = len(windows[i].input_ids)
-                starts[i], ends[i] = s[j, :n], e[j, :n]
-    return starts, ends
+    return window_logits(job.model, windows, job.params.batch_size, job.pad_id)
 
 
 def _lost(rows: list[dict[str, Any]], windows: list[Window]) -> int:

@@ -189,3 +189,44 @@ def apply_threshold(answers: Sequence[Answer], null_threshold: float) -> list[An
             share = _softmax_share(a.best.score, scores)
             out.append(replace(a, text=a.best.text, start=a.best.start, probability=share))
     return out
+
+
+def window_logits(
+    model: Any, windows: Sequence[Window], batch_size: int, pad_id: int
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    """Start and end logits ``(T_f,)`` float64 of every window (a QA model in eval mode),
+    in batches of windows of similar length (padding after each window's tokens)."""
+    import inspect
+
+    import torch
+
+    use_types = "token_type_ids" in inspect.signature(model.forward).parameters
+    device = next(model.parameters()).device
+    order = np.argsort([len(w.input_ids) for w in windows], kind="stable")
+    starts: list[FloatArray] = [np.zeros(0)] * len(windows)
+    ends: list[FloatArray] = [np.zeros(0)] * len(windows)
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            width = max(len(windows[i].input_ids) for i in idx)
+
+            def pad(values: list[int], fill: int, width: int = width) -> list[int]:
+                return values + [fill] * (width - len(values))
+
+            batch = {
+                "input_ids": torch.tensor([pad(windows[i].input_ids, pad_id) for i in idx]),
+                "attention_mask": torch.tensor(
+                    [pad([1] * len(windows[i].input_ids), 0) for i in idx]
+                ),
+            }
+            if use_types and windows[idx[0]].token_type_ids:
+                batch["token_type_ids"] = torch.tensor(
+                    [pad(windows[i].token_type_ids, 0) for i in idx]
+                )
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+            s = out.start_logits.double().cpu().numpy()
+            e = out.end_logits.double().cpu().numpy()
+            for j, i in enumerate(idx):
+                n = len(windows[i].input_ids)
+                starts[i], ends[i] = s[j, :n], e[j, :n]
+    return starts, ends
