@@ -449,7 +449,9 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=None,
         help="binary tasks: predict the positive label where its probability is >= this (as "
-        "evaluate.threshold; the model card names the threshold evaluate used). Default: arg-max",
+        "evaluate.threshold; the model card names the threshold evaluate used). Default: arg-max. "
+        "QA: answer nothing where the no-answer score beats the best span's by more than this "
+        "(metrics/evaluate.json threshold.used; default 0)",
     )
     parser.add_argument(
         "--positive", default="", help="with --threshold: the positive label (default: the second)"
