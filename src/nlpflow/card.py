@@ -327,7 +327,13 @@ def _usage(inputs: CardInputs) -> list[str]:
             "Long contexts are split into windows as in training (the pipeline's `max_seq_len`"
             " and `doc_stride`). The evaluation answered nothing when the no-answer score beat"
             f" the best span's by more than {_num(threshold)} (tuned on validation); the"
-            " pipeline's `handle_impossible_answer` compares them without that margin.",
+            " pipeline's `handle_impossible_answer` compares them without that margin;"
+            " `nlpflow predict` applies it:",
+            "",
+            "```bash",
+            f"nlpflow predict --model models/best --threshold {_num(threshold)} new.jsonl "
+            "answers.jsonl",
+            "```",
             "",
         ]
     if task == "regression":  # the pipeline returns the model's standardised output as is

@@ -132,6 +132,8 @@ def test_the_model_card_holds_the_qa_metrics_and_usage(run: Path) -> None:
     f1 = next(m["value"] for m in results["metrics"] if m["type"] == "f1")
     assert f1 == pytest.approx(_json(run / "evaluate.json")["test"]["f1"], abs=1e-4)
     assert 'pipeline("question-answering"' in text and "Weakest slice" in text
+    used = _json(run / "evaluate.json")["threshold"]["used"]
+    assert f"nlpflow predict --model models/best --threshold {used:g}" in text
 
 
 def test_predict_answers_a_new_file_as_evaluate_did_and_lists_bad_rows(
