@@ -46,6 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
     dataset, meta = read_processed(args.data, list(SPLITS))
     family = data_family(meta.task)
+    own = family.tokenize(dataset, meta, params)
+    if own is not None:  # a family with examples of its own shape (text-to-text)
+        with atomic_dir(args.tokenizer_out) as tmp:
+            own.tokenizer.save_pretrained(str(tmp))
+        write_saved(args.out, own.data, own.meta)
+        write_json(args.metrics, own.report)
+        write_text(args.report, own.sample)
+        for note in own.notes:
+            print(f"tokenize: {note}")
+        for line in own.report["warnings"]:
+            print(f"warning: tokenize: {line}", file=sys.stderr)
+        print(f"{own.summary} -> {args.out}")
+        return
     task: str = family.encoder_mode  # how the Encoder reads a row: texts, or pre-split words
     text_fields: list[str] = meta.text_fields
     config = None
@@ -73,9 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit)
     else:
         max_length = min(tok_params.max_length, limit)
-    own = family.tokenize(dataset, tokenizer, max_length, tok_params, args.data, segments)
-    if own is not None:  # a family with its own rows (QA: windows of each question)
-        tokenized, figures, sample = own
+    windows = family.encode_splits(dataset, tokenizer, max_length, tok_params, args.data, segments)
+    if windows is not None:  # a family with its own rows (QA: windows of each question)
+        tokenized, figures, sample = windows
         report = {"vocab_size": len(tokenizer), "max_length": max_length, **figures}
     else:
         encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
@@ -90,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "pad_token_added": pad_added is not None,
         "prefix_space_added": prefix_added,
     }
-    if own is None:
+    if windows is None:
         sample = tokenization_sample(
             dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
         )
@@ -98,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
     out_meta = meta.tokenized(max_length, tok_params.truncation)
-    if own is not None:  # windows: prediction splits new contexts with the same stride
+    if windows is not None:  # prediction splits new contexts with the same stride
         out_meta = dataclasses.replace(out_meta, stride=tok_params.stride)
     write_saved(args.out, tokenized, out_meta)
     write_json(args.metrics, report)

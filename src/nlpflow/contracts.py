@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
+from nlpflow.families.text2text.params import Text2TextModelParams
 from nlpflow.params import (
     DataParams,
     ErrorAnalysisParams,
@@ -51,11 +52,13 @@ class ModelName(Subset):
 
 @dataclass(frozen=True)
 class TokenizeModel(Subset):
-    """The model keys the tokenize stage reads: where a pretrained tokenizer comes from."""
+    """The model keys the tokenize stage reads: where a pretrained tokenizer comes from, and
+    for a text-to-text task how prompts and targets are encoded."""
 
     SECTION: ClassVar[type] = ModelParams
     name_or_path: str
     trust_remote_code: bool
+    text2text: Text2TextModelParams
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,13 @@ class ProbeModel(Subset):
     intermediate_size: int
     freeze_embeddings: bool
     trust_remote_code: bool
+    # Text-to-text: which architecture (encoder-decoder or decoder-only) is built.
+    text2text: Text2TextModelParams
 
     def with_dropout(self, dropout: float | None) -> ModelParams:
         """The full model section of this shape with ``dropout``, for ``build_model``."""
-        return ModelParams(**dataclasses.asdict(self), dropout=dropout)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return ModelParams(**fields, dropout=dropout)
 
 
 @dataclass(frozen=True)

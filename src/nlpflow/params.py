@@ -21,6 +21,11 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from nlpflow.errors import UserError
+from nlpflow.families.text2text.params import (
+    GenerationParams,
+    Text2TextDataParams,
+    Text2TextModelParams,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -188,6 +193,7 @@ class DataParams:
     entities: EntitiesParams = field(default_factory=EntitiesParams)
     regression: RegressionParams = field(default_factory=RegressionParams)
     qa: QaParams = field(default_factory=QaParams)
+    text2text: Text2TextDataParams = field(default_factory=Text2TextDataParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
@@ -279,6 +285,8 @@ class ModelParams:
     # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
     freeze_embeddings: bool = False
     trust_remote_code: bool = False
+    # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
+    text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
 
     def validate(self, path: str) -> None:
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
@@ -495,6 +503,8 @@ class EvaluateParams:
     # longest answer in tokens.
     n_best: int = 20
     max_answer_length: int = 30
+    # Text-to-text tasks: how outputs are generated (greedy, beams, seeded sampling).
+    generation: GenerationParams = field(default_factory=GenerationParams)
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")

@@ -103,9 +103,9 @@ def _carve_validation(
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
     if params.task != "auto":  # a family with its own file format (QA: SQuAD JSON)
-        own = data_family(params.task).read_file(path)
-        if own is not None:
-            return own
+        rows = data_family(params.task).read_file(path, params, bad)
+        if rows is not None:
+            return rows
     if detect_format(path, params.format) == "conll":
         return read_conll(path, params, bad)
     return read_rows(path, params, bad)

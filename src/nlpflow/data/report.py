@@ -72,7 +72,7 @@ def describe(data: PreparedData) -> dict[str, Any]:
         elif not classes:
             del report["splits"][split]["labels"]
             report["splits"][split]["target"] = _target_stats(
-                [float(r[data.label_field]) for r in rows]
+                data.family.target_numbers(rows, data.label_field)
             )
         if data.cleaning.get(split):
             report["splits"][split]["cleaning"] = data.cleaning[split]
@@ -125,7 +125,7 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         ]
         write_json(out_dir / "labels.json", labels)
     elif "target" in report["splits"]["train"]:
-        targets = {s: [float(r[data.label_field]) for r in data.splits[s]] for s in SPLITS}
+        targets = {s: data.family.target_numbers(data.splits[s], data.label_field) for s in SPLITS}
         edges = np.histogram_bin_edges(np.concatenate(list(targets.values())), bins=HIST_BINS)
         counts = {s: np.histogram(targets[s], bins=edges)[0] for s in SPLITS}
         write_json(
@@ -188,12 +188,7 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     """``reports/data.md``: the first look at the data, without a notebook."""
     classes = data.family.has_classes
     kind = f"{data.task} classification" if classes else data.task
-    if classes:
-        labels = f"{len(data.label_names)} labels"
-    elif "target" in report["splits"]["train"]:
-        labels = "a numeric target"
-    else:
-        labels = "labels described below"
+    labels = f"{len(data.label_names)} labels" if classes else data.family.target_description
     lines = [
         "# Data card",
         "",
@@ -234,7 +229,7 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
         lines += ["", *data.family.card_lines(report)]
     else:
         keys = ["mean", "std", "min", "p5", "p50", "p95", "max"]
-        lines += ["", f"## Target (`{data.label_field}`)", ""]
+        lines += ["", f"## Target (`{data.label_field}`): {data.family.target_description}", ""]
         lines += _table(
             ["split", *keys],
             [[s, *(f"{report['splits'][s]['target'][k]:.4g}" for k in keys)] for s in SPLITS],
@@ -253,10 +248,12 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
         train = data.splits["train"]
         picks = sorted(
             rng.sample(train, min(3 * EXAMPLES_PER_LABEL, len(train))),
-            key=lambda r: float(r[data.label_field]),
+            key=lambda r: data.family.target_numbers([r], data.label_field)[0],
         )
         lines += ["", "## Examples (train, random, by target)", ""]
-        lines += [f"- {float(r[data.label_field]):.4g}: {_text(r, data)[:200]}" for r in picks]
+        lines += [
+            f"- {data.family.example_line(r, _text(r, data), data.label_field)}" for r in picks
+        ]
         lines.append("")
     return "\n".join(lines)
 

@@ -406,13 +406,15 @@ def evaluate_model(
 
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
     model, pad_id = load_classifier(model_dir, meta.label_names, meta.task)
-    evaluation = eval_family(meta.task).evaluate(
+    family = eval_family(meta.task)
+    evaluation = family.evaluate(
         EvaluateJob(
             model, pad_id, Path(model_dir), meta, processed, tokenized, params, seed,
             tuple(splits), Path(processed_dir), Path(tokenized_dir),
         )
     )  # fmt: skip
-    if latency and "validation" in splits:  # validation: a study may use it as an objective
+    if latency and "validation" in splits and family.measures_latency:
+        # validation: a study may use it as an objective
         from nlpflow.evaluation.latency import measure_latency
 
         evaluation.latency = measure_latency(

@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
 
+    from nlpflow.contracts import TokenizeInputs
     from nlpflow.data.files import BadRows
+    from nlpflow.data.saved import DataMeta
     from nlpflow.modeling.encoder import Encoded, Encoder
     from nlpflow.params import CleaningParams, DataParams
 
@@ -40,6 +44,22 @@ class Builtin:
     label_field: str
 
 
+@dataclass
+class TokenizedData:
+    """The tokenize stage's outputs when a family tokenizes on its own
+    (:meth:`DataFamily.tokenize`): the tokenizer to save, the tokenized splits and their
+    meta, ``metrics/tokenize.json`` (with ``warnings``), the readable sample, console notes
+    and the one-line summary."""
+
+    tokenizer: Any
+    data: Any
+    meta: DataMeta
+    report: dict[str, Any]
+    sample: str
+    notes: list[str]
+    summary: str
+
+
 class DataFamily:
     """Preprocess and tokenize hooks. The defaults are sequence classification's (one label
     string per row); a family overrides what differs. ``name`` is ``DataMeta.task``."""
@@ -51,12 +71,21 @@ class DataFamily:
     # Whether the data card's label distribution, imbalance ratio and per-class examples
     # apply (classes); a regression target has none of them.
     has_classes: ClassVar[bool] = True
+    # Without classes, how the data card describes the target: its numbers are
+    # target_numbers() (the value itself for a numeric target).
+    target_description: ClassVar[str] = "a numeric target"
 
     # ------------------------------------------------------------------ preprocess
 
     def builtins(self) -> dict[str, Builtin]:
         """``{"builtin:<name>": Builtin}``: this family's generated data sets."""
         return {}
+
+    def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row] | None:
+        """Rows of one data file read by this family's own rules, or None for the shared
+        reader (CSV/TSV/JSONL/Parquet rows with a label string, CoNLL). Asked only when
+        ``data.task`` names the family."""
+        return None
 
     def normalise(
         self,
@@ -85,6 +114,15 @@ class DataFamily:
         from nlpflow.data.clean import clean_rows
 
         return clean_rows(rows, text_fields, label_field, params)
+
+    def target_numbers(self, rows: Sequence[Row], label_field: str) -> list[float]:
+        """The number the data card describes per row when there are no classes: the label
+        as a number (regression); a family with text targets gives e.g. their length."""
+        return [float(r[label_field]) for r in rows]
+
+    def example_line(self, row: Row, text: str, label_field: str) -> str:
+        """One example of the data card when there are no classes (``text``: its input)."""
+        return f"{float(row[label_field]):.4g}: {text[:200]}"
 
     def labels_of(self, rows: Sequence[Row], label_field: str) -> list[str]:
         """Every label string of ``rows`` (a label per row; a tag per word in token tasks):
@@ -120,12 +158,7 @@ class DataFamily:
         """Markdown of the data card from :meth:`split_figures` (``report["splits"]``)."""
         return []
 
-    def read_file(self, path: Path) -> list[Row] | None:
-        """Rows of one data file in this family's own format (``data.task`` names the
-        family), each with its place in ``row["_line"]``; None: the usual readers apply."""
-        return None
-
-    def tokenize(
+    def encode_splits(
         self,
         dataset: Any,
         tokenizer: Any,
@@ -134,7 +167,7 @@ class DataFamily:
         where: str,
         segments: bool,
     ) -> tuple[Any, dict[str, Any], str] | None:
-        """The whole tokenize stage's encoding for a family whose tokenized rows are not
+        """The tokenize stage's encoding, after the shared tokenizer and max_length, for a family whose tokenized rows are not
         one per processed row (QA: several windows per question): ``(DatasetDict,
         {"splits": figures per split, "warnings": [...]} for metrics/tokenize.json,
         markdown sample)``; None: the per-row encoder applies. ``params``: the tokenizer
@@ -164,6 +197,14 @@ class DataFamily:
         return [index[r[label_field]] for r in rows]
 
     # ------------------------------------------------------------------ tokenize
+
+    def tokenize(
+        self, dataset: Any, meta: DataMeta, params: TokenizeInputs
+    ) -> TokenizedData | None:
+        """The whole tokenize stage for a family whose examples the shared
+        :class:`~nlpflow.modeling.encoder.Encoder` does not encode (text-to-text: a prompt
+        and a target), or None for the shared path. ``dataset``: the processed splits."""
+        return None
 
     def tokenized_label_feature(self, processed: Any) -> Any:
         """The ``datasets`` feature of the tokenized ``labels`` column, from the processed
@@ -197,9 +238,12 @@ def data_family(task: str) -> DataFamily:
     from nlpflow.families.qa.data import QaData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
+    from nlpflow.families.text2text.data import Text2TextData
     from nlpflow.families.token.data import TokenData
 
-    known: list[type[DataFamily]] = [SequenceData, TokenData, RegressionData, QaData]
+    known: list[type[DataFamily]] = [
+        SequenceData, TokenData, RegressionData, QaData, Text2TextData,
+    ]  # fmt: skip
     return _pick(task, known)()
 
 

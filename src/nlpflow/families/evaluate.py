@@ -71,6 +71,9 @@ class EvalFamily:
     summary_keys: ClassVar[tuple[str, ...]] = ()
     # Whether a higher main metric is better (summary_keys[0]).
     higher_is_better: ClassVar[bool] = True
+    # Whether evaluate --latency times the model's forward pass on validation inputs (a
+    # classifier's cost); a generating family leaves metrics/latency.json empty.
+    measures_latency: ClassVar[bool] = True
     # Whether data/tokenized has one row per processed example, in the same order (checked
     # before evaluate); False for a family that encodes an example as several rows (QA
     # windows) and maps them back itself.
@@ -124,12 +127,23 @@ def eval_family(task: str) -> EvalFamily:
     from nlpflow.families.qa.evaluate import QaEval
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
+    from nlpflow.families.text2text.evaluate import Text2TextEval
     from nlpflow.families.token.evaluate import TokenEval
 
-    known: list[type[EvalFamily]] = [SequenceEval, TokenEval, RegressionEval, QaEval]
+    known: list[type[EvalFamily]] = [
+        SequenceEval, TokenEval, RegressionEval, QaEval, Text2TextEval,
+    ]  # fmt: skip
     for cls in known:
         if cls.name == task:
             return cls()
+    from nlpflow.families.names import TASKS
+
+    if task in TASKS:  # a family whose stages stop before this one
+        raise UserError(
+            f"the {task} task has no evaluation side in the pipeline yet (only its earlier "
+            f"stages run; its library is nlpflow.families.{task}); this stage handles "
+            f"{[c.name for c in known]}"
+        )
     raise UserError(
         f"unknown task '{task}' in the data's meta.json; known: {[c.name for c in known]}"
     )

@@ -23,6 +23,13 @@ class ModelFamily:
 
     name: ClassVar[str] = ""
 
+    def build(self, params: Any, tokenizer: Any, max_length: int) -> Any | None:
+        """The model built whole by the family (its own architectures, as text-to-text's
+        encoder-decoder and decoder-only models), or None for the shared build: the Auto
+        class or a BERT with the head of :meth:`config_kwargs`. ``params``: the ``model``
+        section (or the probe's subset of it)."""
+        return None
+
     def auto_class(self) -> Any:
         """The ``transformers`` Auto class that loads a pretrained encoder with this head
         (``AutoModelForSequenceClassification``...)."""
@@ -89,12 +96,23 @@ def model_family(task: str) -> ModelFamily:
     from nlpflow.families.qa.model import QaModel
     from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
+    from nlpflow.families.text2text.model import Text2TextModel
     from nlpflow.families.token.model import TokenModel
 
-    known: list[type[ModelFamily]] = [SequenceModel, TokenModel, RegressionModel, QaModel]
+    known: list[type[ModelFamily]] = [
+        SequenceModel, TokenModel, RegressionModel, QaModel, Text2TextModel,
+    ]  # fmt: skip
     for cls in known:
         if cls.name == task:
             return cls()
+    from nlpflow.families.names import TASKS
+
+    if task in TASKS:  # a family whose stages stop before this one
+        raise UserError(
+            f"the {task} task has no model side in the pipeline yet (only its earlier "
+            f"stages run; its library is nlpflow.families.{task}); this stage handles "
+            f"{[c.name for c in known]}"
+        )
     raise UserError(
         f"unknown task '{task}' in the data's meta.json; known: {[c.name for c in known]}"
     )

@@ -12,6 +12,7 @@ TASKS: tuple[str, ...] = (
     "token",  # one tag per word (BIO entities)
     "regression",  # one number per text or text pair
     "qa",  # extractive question answering: a span of the context, or no answer
+    "text2text",  # a target text generated from an input text
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).
 CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")

@@ -179,10 +179,11 @@ def predict_family(
     from nlpflow.families.qa.predict import QaPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
+    from nlpflow.families.text2text.predict import Text2TextPredict
     from nlpflow.families.token.predict import TokenPredict
 
     known: list[type[PredictFamily]] = [
-        SequencePredict, TokenPredict, RegressionPredict, QaPredict,
+        SequencePredict, TokenPredict, RegressionPredict, QaPredict, Text2TextPredict,
     ]  # fmt: skip
     for cls in known:
         if cls.name == task:

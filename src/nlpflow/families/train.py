@@ -117,6 +117,11 @@ class TrainFamily:
 
         return evaluate(model, split, batch_size, device, criterion, dist, label_names, precision)
 
+    def probe_model(self, model: Any) -> None:
+        """Called once with the probe's model before :meth:`probe_batch` (a family whose
+        batch depends on the architecture, as an encoder-decoder's decoder inputs, reads it
+        here)."""
+
     def probe_criterion(self) -> Criterion:
         """The loss the probe's step computes on :meth:`probe_batch` (no class weights)."""
         from nlpflow.training.loss import Criterion
@@ -154,12 +159,23 @@ def train_family(task: str) -> TrainFamily:
     from nlpflow.families.qa.train import QaTrain
     from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
+    from nlpflow.families.text2text.train import Text2TextTrain
     from nlpflow.families.token.train import TokenTrain
 
-    known: list[type[TrainFamily]] = [SequenceTrain, TokenTrain, RegressionTrain, QaTrain]
+    known: list[type[TrainFamily]] = [
+        SequenceTrain, TokenTrain, RegressionTrain, QaTrain, Text2TextTrain,
+    ]  # fmt: skip
     for cls in known:
         if cls.name == task:
             return cls()
+    from nlpflow.families.names import TASKS
+
+    if task in TASKS:  # a family whose stages stop before this one
+        raise UserError(
+            f"the {task} task has no training side in the pipeline yet (only its earlier "
+            f"stages run; its library is nlpflow.families.{task}); this stage handles "
+            f"{[c.name for c in known]}"
+        )
     raise UserError(
         f"unknown task '{task}' in the data's meta.json; known: {[c.name for c in known]}"
     )

@@ -51,6 +51,11 @@ def build_model(
     from nlpflow.families.model import model_family
 
     family = model_family(task)
+    own = family.build(params, tokenizer, max_length)
+    if own is not None:
+        if params.freeze_embeddings:
+            freeze_embeddings(own)
+        return own
     head = family.config_kwargs(label_names)
     if not params.name_or_path:
         model: PreTrainedModel = family.from_scratch(params, tokenizer, head, max_length)

@@ -468,6 +468,12 @@ def save_pretrained(
         with atomic_dir(path) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            # A generating model (text2text) also writes generation_config.json. Its ids
+            # (padding, end, decoder start) are in config.json too, from which transformers
+            # rebuilds it on loading; generation itself follows evaluate.generation. Left
+            # here, it would be a file dvc.yaml does not track, outliving the model it
+            # belonged to.
+            (Path(tmp) / "generation_config.json").unlink(missing_ok=True)
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()

@@ -566,6 +566,7 @@ def _measure(
     shape = params.model.with_dropout(PROBE_DROPOUT)
     model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
     family = train_family(info.task)
+    family.probe_model(model)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
     tp = params.train
     runner = StepRunner(

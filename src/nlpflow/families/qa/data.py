@@ -39,11 +39,12 @@ def _generate(params: Any, seed: int) -> list[Row]:
 class QaData(DataFamily):
     name: ClassVar[str] = "qa"
     has_classes: ClassVar[bool] = False
+    target_description: ClassVar[str] = "answers, spans of the context (below)"
 
     def builtins(self) -> dict[str, Builtin]:
         return {"builtin:qa": Builtin(_generate, TEXT_FIELDS, LABEL_FIELD)}
 
-    def read_file(self, path: Path) -> list[Row] | None:
+    def read_file(self, path: Path, params: Any, bad: BadRows) -> list[Row] | None:
         from nlpflow.families.qa.readers import read_qa_file
 
         rows = read_qa_file(path)
@@ -146,7 +147,7 @@ class QaData(DataFamily):
 
         return Seq(Value("int32"), length=2)
 
-    def tokenize(
+    def encode_splits(
         self,
         dataset: Any,
         tokenizer: Any,

@@ -1,0 +1,145 @@
+"""text2text through every stage, in process: preprocess, tokenize, probe, lr_range, train
+(teacher forcing), evaluate (generation) and error_analysis, for both model kinds on a tiny
+model and a small built-in data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datasets import load_from_disk
+from transformers import AutoConfig, AutoTokenizer
+
+from stages import error_analysis, evaluate, lr_range, preprocess, probe, tokenize, train
+from tests.conftest import dump_params, tiny_params
+
+T2T = {"source": "builtin:text2text", "text_fields": ["input"], "label_field": "target"}
+
+
+def _params(root: Path, kind: str, **extra: Any) -> Path:
+    params = tiny_params(
+        data={**T2T, "text2text": {"size": 120}},
+        tokenizer={"vocab_size": 300},
+        model={"text2text": {"kind": kind, "max_input_length": 4, "max_target_length": 5}},
+        train={"epochs": 2, "early_stopping": {"metric": "loss", "mode": "min"}},
+        evaluate={"bootstrap_resamples": 100},
+        **extra,
+    )
+    path = root / "params.yaml"
+    path.write_text(dump_params(params))
+    return path
+
+
+def _run(root: Path, params: Path) -> None:
+    a = ["--params", str(params)]
+    preprocess.main([*a, "--out", str(root / "processed"), "--metrics",
+                     str(root / "preprocess.json"), "--plots", str(root / "plots-data"),
+                     "--report", str(root / "data.md")])  # fmt: skip
+    tokenize.main([*a, "--data", str(root / "processed"), "--out", str(root / "tokenized"),
+                   "--tokenizer-out", str(root / "tokenizer"), "--metrics",
+                   str(root / "tokenize.json"), "--report", str(root / "tokenization.md")])  # fmt: skip
+    common = ["--data", str(root / "tokenized"), "--tokenizer", str(root / "tokenizer")]
+    probe.main([*a, *common, "--out", str(root / "probe.json"), "--plot",
+                str(root / "probe-plot.json"), "--plan", str(root / "plan.json")])  # fmt: skip
+    lr_range.main([*a, *common, "--probe", str(root / "plan.json"), "--metrics",
+                   str(root / "lr_range.json"), "--plot", str(root / "lr.tsv"), "--image",
+                   str(root / "lr.png")])  # fmt: skip
+    train.main([*a, *common, "--probe", str(root / "plan.json"), "--models",
+                str(root / "models"), "--checkpoints", str(root / "checkpoints"), "--metrics",
+                str(root / "train.json"), "--plots", str(root / "plots-train")])  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal"])
+def test_every_stage(kind: str, tmp_path: Path) -> None:
+    params = _params(tmp_path, kind)
+    _run(tmp_path, params)
+
+    # tokenize: what training reads, with the template's tail never cut
+    ds = load_from_disk(str(tmp_path / "tokenized"))
+    meta = json.loads((tmp_path / "tokenized" / "meta.json").read_text())
+    assert meta["task"] == "text2text" and meta["max_length"] == 4
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tokenizer")
+    row = ds["train"][0]
+    if kind == "causal":
+        cut = row["prompt_length"]
+        prompt, target = row["input_ids"][:cut], row["input_ids"][cut:]
+        counted = [t for t in row["labels"] if t != -100]
+        assert counted == target  # the shifted labels score exactly the target tokens
+        assert row["labels"][cut - 1] == target[0] and row["labels"][-1] == -100
+        assert tok.convert_ids_to_tokens(prompt)[-1] == "="
+    else:
+        prompt, target = row["input_ids"], row["labels"]
+        assert row["decoder_input_ids"] == [tok.pad_token_id, *target[:-1]]
+        assert tok.convert_ids_to_tokens(prompt)[-2:] == ["=", "[EOS]"]
+    assert tok.convert_ids_to_tokens(target)[-1] == "[EOS]" and len(target) <= 5
+    report = json.loads((tmp_path / "tokenize.json").read_text())
+    train_stats = report["splits"]["train"]
+    assert train_stats["n"] == len(ds["train"])
+    # sort/spell + up to 6 letters or 4 digits: inputs of 5-7 tokens are cut to 4
+    assert 0 < train_stats["inputs_truncated"] <= train_stats["n"]
+    assert train_stats["input_tokens"]["max"] == 7.0
+    assert any("max_input_length (4 tokens)" in w for w in report["warnings"])
+    assert "prompt," in (tmp_path / "tokenization.md").read_text()
+
+    # probe, lr_range and train ran on this architecture; the saved model is of the kind
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["batch_size"] >= 1
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert metrics["epochs_run"] == 2
+    config = AutoConfig.from_pretrained(tmp_path / "models" / "best")
+    assert config.is_encoder_decoder == (kind == "seq2seq")
+    epochs = (tmp_path / "plots-train" / "epochs.tsv").read_text().splitlines()
+    header = epochs[0].split("\t")
+    assert "val_accuracy" in header
+    first, last = (
+        dict(zip(header, line.split("\t"), strict=True)) for line in epochs[1 :: len(epochs) - 2]
+    )
+    assert float(last["val_loss"]) < float(first["train_loss"])
+
+    # evaluate: generation, metrics with intervals beside the baselines, predictions
+    a = ["--params", str(params)]
+    evaluate.main([*a, "--model", str(tmp_path / "models" / "best"), "--processed",
+                   str(tmp_path / "processed"), "--tokenized", str(tmp_path / "tokenized"),
+                   "--predictions", str(tmp_path / "pred"), "--metrics",
+                   str(tmp_path / "evaluate.json"), "--plots", str(tmp_path / "plots-eval"),
+                   "--latency", str(tmp_path / "latency.json")])  # fmt: skip
+    result = json.loads((tmp_path / "evaluate.json").read_text())
+    test = result["test"]
+    assert test["n"] == len(ds["test"])
+    for key in ("exact_match", "token_f1", "rouge1", "rougeL", "bleu", "chrf", "perplexity"):
+        assert key in test and key in test["ci"]
+    assert (
+        test["ci"]["exact_match"]["low"] <= test["exact_match"] <= test["ci"]["exact_match"]["high"]
+    )
+    assert test["perplexity"] > 1.0
+    assert set(test["baselines"]) == {"copy_input", "most_common_target"}
+    assert test["baselines"]["copy_input"]["exact_match"] == 0.0  # an input never is its target
+    assert set(test["failures"]) == {"empty", "repetition", "truncated", "copied_input"}
+    lines = (tmp_path / "pred" / "test.jsonl").read_text().splitlines()
+    first_row = json.loads(lines[0])
+    assert {"id", "input", "label", "prediction", "failures", "kind"} <= set(first_row)
+    assert json.loads((tmp_path / "latency.json").read_text()) == {}
+
+    error_analysis.main([*a, "--predictions", str(tmp_path / "pred"), "--processed",
+                         str(tmp_path / "processed"), "--evaluate-metrics",
+                         str(tmp_path / "evaluate.json"), "--report", str(tmp_path / "errors.md"),
+                         "--metrics", str(tmp_path / "errors.json"), "--plots",
+                         str(tmp_path / "plots-errors")])  # fmt: skip
+    report = (tmp_path / "errors.md").read_text()
+    assert report.startswith(f"# Generation errors (test, {test['n']} examples)")
+    assert "## Worst generations" in report and "## Failure kinds" in report
+    slices = json.loads((tmp_path / "plots-errors" / "slices_test.json").read_text())
+    assert sum(s["n"] for s in slices) == test["n"]
+    # nlpflow predict on the test inputs writes what evaluate generated
+    from nlpflow.predict import predict_file
+
+    rows = [json.loads(line) for line in lines]
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps({"input": r["input"]}) + "\n" for r in rows))
+    predict_file(tmp_path / "models" / "best", source, tmp_path / "out.jsonl", log=lambda _: None)
+    predicted = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["prediction"] for p in predicted] == [r["prediction"] for r in rows]
+    errors = json.loads((tmp_path / "errors.json").read_text())["test"]
+    assert errors["wrong"] == round(test["n"] * (1 - test["exact_match"]))
