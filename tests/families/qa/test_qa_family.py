@@ -101,7 +101,7 @@ def test_windows_become_tokenized_rows_with_their_positions() -> None:
     }
     tok = train_tokenizer([context, "where is it what missing nothing here"], vocab_size=120)
     dataset = DatasetDict({"train": Dataset.from_dict(rows)})
-    out = QaData().tokenize(dataset, tok, 24, TokenizerParams(stride=4), "mem", True)
+    out = QaData().encode_splits(dataset, tok, 24, TokenizerParams(stride=4), "mem", True)
     assert out is not None
     tokenized, figures, sample = out
     train = tokenized["train"]
