@@ -13,7 +13,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*/par
 
 
 def test_there_are_examples() -> None:
-    assert {p.parent.name for p in EXAMPLES} >= {"entities", "regression"}
+    assert {p.parent.name for p in EXAMPLES} >= {"entities", "multilabel", "regression"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
@@ -31,3 +31,33 @@ def test_example_params_are_complete_and_documented(path: Path) -> None:
 
     # The metric early stopping watches is one the family measures.
     train_family(family.name).check_monitor(params.train.early_stopping.metric, ["B-X", "O"])
+
+
+PARAMS_FILES = [EXAMPLES[0].parents[2] / "params.yaml", *EXAMPLES]
+
+
+@pytest.mark.parametrize(
+    "path", PARAMS_FILES, ids=lambda p: "root" if p == PARAMS_FILES[0] else p.parent.name
+)
+def test_params_file_holds_every_key_dvc_yaml_names(path: Path) -> None:
+    """`dvc repro` stops at a stage whose params key the file lacks (DVC reads the file, not
+    the schema's defaults): the root params.yaml and every example must name them all."""
+    import yaml
+
+    from nlpflow.params import read_yaml
+
+    values = read_yaml(path.read_text())
+    stages = yaml.safe_load((EXAMPLES[0].parents[2] / "dvc.yaml").read_text())["stages"]
+    missing = set()
+    for name, stage in stages.items():
+        for entry in stage.get("params", []):
+            keys = entry if isinstance(entry, str) else None
+            if keys is None:
+                continue
+            node: object = values
+            for part in keys.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.add(f"{name}: {keys}")
+                    break
+                node = node[part]
+    assert not missing, f"{path}: {sorted(missing)}"

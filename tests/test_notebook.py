@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import copy_project, run
 
 pytestmark = pytest.mark.slow
 
@@ -139,25 +139,35 @@ def test_the_notebook_executes_every_section_and_shows_the_metrics_files_numbers
 
 
 def test_the_notebook_of_an_experiment_compares_it_with_main(
-    reproduced: Path, tmp_path: Path
+    reproduced_template: tuple[Path, str], tmp_path: Path
 ) -> None:
-    # The workspace saved as a DVC experiment (nothing reruns): read by name, from git.
-    run(["dvc", "exp", "save", "-n", "nb-snapshot"], reproduced)
-    out = tmp_path / "snapshot.ipynb"
-    run(["nlpflow", "notebook", "nb-snapshot", "--compare", "main", "--out", str(out)], reproduced)
+    # An experiment whose test numbers differ from main's (a lower decision threshold: only
+    # evaluate and error_analysis rerun), in a private copy of the reproduced project.
+    project = copy_project(reproduced_template[0], tmp_path)
+    run(["dvc", "exp", "run", "-n", "nb-low-threshold", "-S", "evaluate.threshold=0.02"], project)
+    out = tmp_path / "experiment.ipynb"
+    run(
+        ["nlpflow", "notebook", "nb-low-threshold", "--compare", "main", "--out", str(out)], project
+    )
     nb = json.loads(out.read_text())
     setup = _text(nb["cells"][1]["source"])
     sha = re.search(r"REV = '([0-9a-f]{40})'", setup).group(1)  # type: ignore[union-attr]
-    assert "LABEL = 'nb-snapshot'" in setup
-    assert "dvc exp apply nb-snapshot" in _text(nb["cells"][4]["source"])
+    assert "LABEL = 'nb-low-threshold'" in setup
+    assert "dvc exp apply nb-low-threshold" in _text(nb["cells"][4]["source"])
     found = sections(nb)
     comparison = "\n".join(found["Interpretation"])
-    assert "McNemar" in comparison and "nb-snapshot vs main" in comparison
-    # The numbers are the experiment's, as its commit holds them.
-    evaluate = json.loads(run(["git", "show", f"{sha}:metrics/evaluate.json"], reproduced).stdout)
+    assert "McNemar" in comparison and "nb-low-threshold vs main" in comparison
+
+    # The numbers are the experiment's, as its commit holds them, not main's.
+    def test_scores(rev: str) -> dict[str, Any]:
+        shown = run(["git", "show", f"{rev}:metrics/evaluate.json"], project).stdout
+        return json.loads(shown)["test"]  # type: ignore[no-any-return]
+
+    experiment, main = test_scores(sha), test_scores("main")
+    assert f4(experiment["accuracy"]) != f4(main["accuracy"]), "the experiment must differ"
     rows = table(next(t for t in found["Evaluation"] if t.startswith("**test**")))
-    assert rows["accuracy"][0] == f4(evaluate["test"]["accuracy"])
-    assert rows["f1_macro"][0] == f4(evaluate["test"]["f1_macro"])
+    assert rows["accuracy"][0] == f4(experiment["accuracy"])
+    assert rows["f1_macro"][0] == f4(experiment["f1_macro"])
 
 
 def test_the_notebook_stops_with_one_line_when_the_pipeline_has_not_run(project: Path) -> None:

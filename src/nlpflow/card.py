@@ -33,6 +33,7 @@ PIPELINE_TAGS = {
 TASK_NAMES = {
     "sequence": "Text Classification", "token": "Token Classification",
     "regression": "Text Regression", "qa": "Extractive Question Answering",
+    "multilabel": "Multi-label Text Classification",
 }  # fmt: skip
 # The headline metrics, first the one compared with the baselines (as evaluate prints them).
 MAIN_METRICS = {
@@ -40,6 +41,14 @@ MAIN_METRICS = {
     "token": ("f1", "precision", "recall", "token_accuracy"),
     "regression": ("rmse", "mae", "r2", "pearson", "spearman"),
     "qa": ("f1", "exact", "HasAns_f1", "NoAns_f1"),
+    "multilabel": (
+        "f1_micro",
+        "f1_macro",
+        "f1_weighted",
+        "subset_accuracy",
+        "hamming_loss",
+        "lrap",
+    ),
 }
 NOT_METRICS = {"n", "classes_missing"}
 MIN_SLICE_SIZE = 5  # as the error analysis: smaller slices are not called the weakest
@@ -366,6 +375,9 @@ def _decision_flags(inputs: CardInputs) -> str:
     """Binary tasks: the ``nlpflow predict`` options that decide as evaluate did (its
     threshold, fixed or tuned on validation, and the positive label), so the predictions
     follow the rule the card's metrics were measured with."""
+    scoped = inputs.evaluate.get("thresholds")  # multi-label: one threshold for every label
+    if isinstance(scoped, dict) and isinstance(scoped.get("threshold"), int | float):
+        return f" --threshold {scoped['threshold']}"
     threshold = inputs.evaluate.get("threshold")
     if not isinstance(threshold, dict) or not isinstance(threshold.get("used"), int | float):
         return ""

@@ -136,6 +136,40 @@ class QaParams:
 
 
 @dataclass
+class MultilabelParams:
+    """Multi-label tasks: the built-in task (letter strings tagged with their properties) and
+    how label lists are written in files."""
+
+    size: int = 2000
+    min_length: int = 4  # letters per built-in text
+    max_length: int = 8
+    # CSV/TSV: the character between labels in a cell ("a,b"); JSONL/Parquet hold lists.
+    delimiter: str = ","
+    # An example with no label: allow (none of the labels applies) or fail.
+    empty: Literal["allow", "fail"] = "allow"
+    # The labels allowed ([] = any): a label outside the list is refused on reading. The
+    # label names (the model's outputs) are those the data have.
+    labels: list[str] = field(default_factory=list)
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(self.min_length >= 3, f"{path}.min_length", "must be at least 3")
+        _check(
+            self.max_length >= self.min_length,
+            f"{path}.max_length",
+            f"must be >= min_length ({self.min_length})",
+        )
+        _check(
+            len(self.delimiter) == 1 and self.delimiter not in ('"', "\n", "\r", " "),
+            f"{path}.delimiter",
+            "must be one character, not a quote, a space or a line break",
+        )
+        dupes = sorted({n for n in self.labels if self.labels.count(n) > 1})
+        _check(not dupes, f"{path}.labels", f"names {dupes} more than once")
+        _check(all(n.strip() for n in self.labels), f"{path}.labels", "holds an empty name")
+
+
+@dataclass
 class CleaningParams:
     """Optional text cleaning; every change is counted in the data report."""
 
@@ -194,6 +228,7 @@ class DataParams:
     regression: RegressionParams = field(default_factory=RegressionParams)
     qa: QaParams = field(default_factory=QaParams)
     text2text: Text2TextDataParams = field(default_factory=Text2TextDataParams)
+    multilabel: MultilabelParams = field(default_factory=MultilabelParams)
 
     def validate(self, path: str) -> None:
         _check(1 <= len(self.text_fields) <= 2, f"{path}.text_fields", "must name 1 or 2 columns")
@@ -325,6 +360,7 @@ class ProbeParams:
 EARLY_STOPPING_METRICS = (
     *("loss", "accuracy", "f1_macro", "entity_f1"),
     *("mse", "rmse", "mae", "r2", "pearson", "spearman"),  # regression
+    *("f1_micro", "subset_accuracy"),  # multilabel
 )
 
 
@@ -333,7 +369,7 @@ class EarlyStoppingParams:
     """Stopping on the validation metric; NaN or infinite loss always stops at once."""
 
     # loss, accuracy, f1_macro, entity_f1 (token tasks); regression: rmse, mse, mae (mode
-    # min), r2, pearson, spearman (mode max)
+    # min), r2, pearson, spearman (mode max); multilabel: f1_micro, subset_accuracy (max)
     metric: str = "f1_macro"
     mode: Literal["max", "min"] = "max"
     patience: int = 3  # evaluations without improvement; 0 = never stop for that
@@ -462,11 +498,13 @@ class TfidfBaselineParams:
 
 # Each task uses those that fit it: majority, stratified and tfidf_logreg (sequence),
 # majority and word_majority (token), mean and tfidf_ridge (regression), no_answer and
-# sentence_overlap (extractive QA).
+# sentence_overlap (extractive QA), label_frequency, most_frequent_set and tfidf_logreg
+# (multilabel).
 EVALUATE_BASELINES = (
     *("majority", "stratified", "tfidf_logreg", "word_majority"),
     *("mean", "tfidf_ridge"),
     *("no_answer", "sentence_overlap"),
+    *("label_frequency", "most_frequent_set"),
 )
 
 
@@ -480,17 +518,22 @@ class EvaluateParams:
     # that maximises the positive class's F1 on validation is applied instead. Both reported.
     threshold: float = 0.5
     tune_threshold: bool = False
+    # Multi-label tasks, with tune_threshold: one threshold for every label (maximising
+    # micro-F1 on validation) or one per label (each label's F1).
+    threshold_scope: Literal["global", "per_label"] = "global"
     # Binary tasks: "" = the second label name (sorted order). true/false are accepted for the
     # labels yes/no: `dvc exp run -S` rewrites params.yaml without quotes, and YAML 1.1 reads
     # an unquoted yes as true.
     positive_label: str = ""
     calibration_bins: int = 10
-    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority.
+    # Sequence tasks use majority, stratified, tfidf_logreg; token tasks majority, word_majority;
+    # multi-label tasks label_frequency, most_frequent_set, tfidf_logreg.
     baselines: list[str] = field(
         default_factory=lambda: [
             *("majority", "stratified", "tfidf_logreg", "word_majority"),
             *("mean", "tfidf_ridge"),
             *("no_answer", "sentence_overlap"),
+            *("label_frequency", "most_frequent_set"),
         ]
     )
     tfidf: TfidfBaselineParams = field(default_factory=TfidfBaselineParams)

@@ -3,6 +3,7 @@ healthy curve fires none."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from typing import Any
@@ -104,6 +105,59 @@ def test_a_converged_noisy_loss_is_not_oscillating() -> None:
     # Near 0 with the odd hard batch: big swings relative to the level, small in absolute.
     steps = [0.7 * math.exp(-t / 30) + (0.05 if t % 7 == 0 else 0.0) for t in range(STEPS)]
     assert "oscillating" not in [f.rule for f in diagnose(steps, HEALTHY_EVALS)]
+
+
+def few_wrong_batches(seed: int = 0, steps: int = 800, batch: int = 64) -> list[float]:
+    """Batch means of per-example losses: a falling share of examples the model still gets
+    wrong (losses exponential, mean 2 nats), the rest near 0. Shaped like the default run's
+    curve: its second half levels at ~0.09 and swings by ~0.08, as that run did (0.101, 0.084)."""
+    rng = random.Random(seed)
+    out = []
+    for t in range(steps):
+        wrong = 0.3 * math.exp(-t / (steps / 8)) + 0.045
+        losses = [rng.expovariate(0.5) if rng.random() < wrong else 0.002 for _ in range(batch)]
+        out.append(sum(losses) / batch)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_sampling_noise_of_a_low_loss_is_not_oscillating(seed: int) -> None:
+    # The default run's finding before the rule was calibrated: swings of ~0.8x a low loss,
+    # ~0.12x the initial loss, from which few examples of a batch are still wrong.
+    steps = few_wrong_batches(seed)
+    half = steps[len(steps) // 2 :]
+    swing = sum(abs(b - a) for a, b in itertools.pairwise(half)) / (len(half) - 1)
+    assert swing > 0.5 * sum(half) / len(half)  # large against the level: the old rule fired
+    assert "oscillating" not in [f.rule for f in diagnose(steps, HEALTHY_EVALS)]
+
+
+def test_swings_of_a_loss_held_high_are_oscillating() -> None:
+    # A loss held around 0.45 that jumps by +-0.25 from batch to batch (a learning rate too
+    # high): swings of ~0.25, a third of the initial loss, still found.
+    rng = random.Random(1)
+    steps = [0.7 - 0.25 * min(1.0, t / 50) + rng.choice((-0.25, 0.25)) for t in range(STEPS)]
+    (finding,) = [f for f in diagnose(steps, HEALTHY_EVALS) if f.rule == "oscillating"]
+    assert 0.2 < finding.details["mean_swing"] < 0.3
+
+
+# The default run's last eight evaluations (epochs 18-25): validation loss flat around 0.10
+# with one low evaluation at epoch 23, training loss still falling.
+DEFAULT_RUN_TAIL = evals(
+    [0.1074, 0.0975, 0.0839, 0.0712, 0.0622, 0.0503, 0.0458, 0.0367],
+    [0.1562, 0.1100, 0.1008, 0.1050, 0.1077, 0.0929, 0.1044, 0.1031],
+)
+
+
+def test_a_flat_validation_loss_with_one_low_evaluation_is_not_overfitting() -> None:
+    assert "overfitting" not in [f.rule for f in diagnose(healthy_steps(), DEFAULT_RUN_TAIL)]
+
+
+def test_a_validation_loss_rising_from_the_same_minimum_is_overfitting() -> None:
+    rows = [dict(r) for r in DEFAULT_RUN_TAIL]
+    for r, v in zip(rows[-2:], (0.1150, 0.1250), strict=True):
+        r["val_loss"] = v
+    (finding,) = [f for f in diagnose(healthy_steps(), rows) if f.rule == "overfitting"]
+    assert finding.details["best_val_loss_epoch"] == 6 and finding.details["from_epoch"] == 7
 
 
 def test_the_overfit_check_mutes_collapse_and_overfitting() -> None:

@@ -121,6 +121,24 @@ def test_the_same_seed_gives_the_same_curve(tiny_data: tuple[Path, Path]) -> Non
     assert a.losses == b.losses
 
 
+def test_its_steps_are_the_train_stages_steps(tiny_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """The range test builds the train stage's run and takes its steps: at the same rate its
+    first two losses (on the initial weights, then after one update at min_lr) are the
+    training loop's, bit for bit."""
+    from nlpflow.training.loop import train
+    from tests.training.tiny import tiny_params
+
+    data, tok = tiny_data
+    params = with_range(min_lr=3e-3, max_lr=1.0, steps=10)
+    curve = run_range_test(params, data, tok, PLAN, log=lambda _: None)
+    trained = train(
+        tiny_params(lr=3e-3, schedule="constant", warmup_ratio=0.0, max_steps=2, epochs=1),
+        data, tok, PLAN, tmp_path / "models", tmp_path / "checkpoints", log=lambda _: None,
+    )  # fmt: skip
+    assert [row["loss"] for row in trained.steps] == curve.losses[:2]
+    assert curve.lrs[:2] == [pytest.approx(3e-3), pytest.approx(3e-3 * (1 / 3e-3) ** (1 / 9))]
+
+
 def test_steepest_and_minimum_rules_on_a_known_curve() -> None:
     """A loss flat at 1, falling linearly in log10(lr) from 1e-3 to 1e-1, then rising."""
     lrs = [lr_at(i, 61, 1e-5, 10.0) for i in range(61)]  # 10 points per decade

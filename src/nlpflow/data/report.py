@@ -325,6 +325,10 @@ def _examples_by_label(data: PreparedData, seed: int) -> list[str]:
     rng = random.Random(f"card-{seed}")
     by_label: dict[str, list[dict[str, Any]]] = {}
     for r in data.splits["train"]:
+        if data.task == "multilabel":  # an example stands under each of its labels
+            for group in r[data.label_field] or ["(no label)"]:
+                by_label.setdefault(group, []).append(r)
+            continue
         by_label.setdefault(_example_group(r, data), []).append(r)
     for label in sorted(by_label):
         picks = rng.sample(by_label[label], min(EXAMPLES_PER_LABEL, len(by_label[label])))

@@ -16,6 +16,10 @@ A regression task (numeric labels) is compared on MSE, RMSE, MAE, R², Pearson a
 with the same paired bootstrap (of the squared errors' mean and the rest; for the errors a
 negative B - A is better), a sign test in McNemar's place (per example: is B closer to the
 truth than A, or farther), and in place of the flips the examples whose absolute error grew.
+
+A multi-label task (a list of labels and a score per label) is compared on micro/macro/weighted
+F1, Hamming loss (a negative B - A is better), subset accuracy and LRAP; McNemar's test and the
+flips count an example right when its predicted label set is exactly the true one.
 An extractive QA task is compared on EM and F1 (overall, HasAns, NoAns) from the records'
 per-question scores, McNemar's test on exact matches, the questions A got exactly right and
 B does not.
@@ -147,6 +151,16 @@ def _gold(row: dict[str, Any]) -> Any:
     return row["answers"] if "answers" in row and "label" not in row else row["label"]
 
 
+def is_multilabel(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the records are a multi-label task's (a label list, one score per label; a
+    token task's records hold a list of per-word scores instead)."""
+    return (
+        bool(rows)
+        and isinstance(rows[0].get("label"), list)
+        and isinstance(rows[0].get("probabilities"), dict)
+    )
+
+
 def label_names_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The label order, from the first record's probabilities (written in label-id order).
 
@@ -187,7 +201,11 @@ def pair_up(a: Side, b: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]
                 f"example '{ra['id']}' has label {_gold(ra)!r} in {a.name} but "
                 f"{_gold(rb)!r} in {b.name}: the test sets differ"
             )
-    if is_regression(a.rows) != is_regression(rows_b) or is_qa(a.rows) != is_qa(rows_b):
+    if (
+        is_regression(a.rows) != is_regression(rows_b)
+        or is_multilabel(a.rows) != is_multilabel(rows_b)
+        or is_qa(a.rows) != is_qa(rows_b)
+    ):
         raise UserError(f"{a.name} and {b.name} are not the same kind of task")
     if is_qa(a.rows):
         return list(a.rows), rows_b
@@ -288,6 +306,8 @@ def compare(
     if is_regression(rows_a):
         return _compare_regression(a, b, rows_a, rows_b, resamples, seed, level)
     names = label_names_of(rows_a)
+    if is_multilabel(rows_a):
+        return _compare_multilabel(a, b, rows_a, rows_b, names, resamples, seed, level)
     task = "token" if isinstance(rows_a[0]["label"], list) else "sequence"
     metric_fns: list[BatchMetrics] = []
     if task == "token":
@@ -323,6 +343,45 @@ def compare(
         ).items()
         if k in result.metrics
     }
+    right_a = [is_correct(r) for r in rows_a]
+    right_b = [is_correct(r) for r in rows_b]
+    result.regressions = [
+        (ra, rb)
+        for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
+        if x and not y
+    ]
+    result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
+    result.mcnemar = mcnemar(len(result.regressions), result.fixes)
+    return result
+
+
+def _compare_multilabel(
+    a: Side,
+    b: Side,
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+    names: list[str],
+    resamples: int,
+    seed: int,
+    level: float,
+) -> Comparison:
+    """Multi-label: paired bootstrap of the main metrics, McNemar on exact label sets."""
+    from nlpflow.families.multilabel.metrics import LOWER_IS_BETTER, MAIN, batch_metrics
+    from nlpflow.families.multilabel.predictions import records_to_arrays
+
+    fns = []
+    for side, rows in ((a, rows_a), (b, rows_b)):
+        y, pred, scores = records_to_arrays(rows, names, side.source)
+        fns.append(batch_metrics(y, pred, scores))
+    n = len(rows_a)
+    result = Comparison(a, b, "multilabel", n, level=level, resamples=resamples)
+    point_a, point_b = fns[0](np.ones((1, n))), fns[1](np.ones((1, n)))
+    for k in MAIN:
+        va, vb = float(point_a[k][0]), float(point_b[k][0])
+        result.metrics[k] = {"a": va, "b": vb, "diff": vb - va}
+    result.intervals = paired_differences(
+        fns[0], fns[1], n, resamples, seed, level, tuple(LOWER_IS_BETTER)
+    )
     right_a = [is_correct(r) for r in rows_a]
     right_b = [is_correct(r) for r in rows_b]
     result.regressions = [
@@ -435,22 +494,28 @@ def _inputs(row: dict[str, Any]) -> str:
     )
 
 
+def _truth(row: dict[str, Any]) -> str:
+    if "answers" in row and "label" not in row:  # extractive QA: every gold answer
+        return " | ".join(dict.fromkeys(row["answers"])) or "(no answer)"
+    if isinstance(row["label"], list):
+        if isinstance(row.get("probabilities"), dict):  # a multi-label set
+            return ", ".join(row["label"]) or "(no label)"
+        return "(tags)"
+    return str(row["label"])
+
+
 def _prob(row: dict[str, Any]) -> str:
     if "answers" in row and "label" not in row:  # extractive QA
         return f"{row['prediction'] or '(no answer)'} (F1 {float(row['f1']):.2f})"
     if _numeric(row["label"]) and _numeric(row["prediction"]):
         error = float(row["prediction"]) - float(row["label"])
         return f"{float(row['prediction']):.4g} (error {error:+.4g})"
+    if isinstance(row["label"], list) and isinstance(row.get("probabilities"), dict):
+        return ", ".join(row["prediction"]) or "(no label)"  # a multi-label set
     if isinstance(row["label"], list):
         wrong = sum(t != p for t, p in zip(row["label"], row["prediction"], strict=True))
         return f"{wrong} wrong words"
     return f"{row['prediction']} ({float(row['probabilities'][row['prediction']]):.3f})"
-
-
-def _gold_text(row: dict[str, Any]) -> str:
-    if "answers" in row and "label" not in row:  # extractive QA: every gold answer
-        return " | ".join(dict.fromkeys(row["answers"])) or "(no answer)"
-    return "(tags)" if isinstance(row["label"], list) else str(row["label"])
 
 
 def render(c: Comparison, max_flips: int = 20) -> str:
@@ -511,7 +576,7 @@ def render(c: Comparison, max_flips: int = 20) -> str:
             f"{c.fixes} flipped the other way."
         )
         rows = [
-            [ra["id"], _inputs(ra), _gold_text(ra), _prob(ra), _prob(rb)]
+            [ra["id"], _inputs(ra), _truth(ra), _prob(ra), _prob(rb)]
             for ra, rb in c.regressions[:max_flips]
         ]  # fmt: skip
         out += ["", *table(["id", "inputs", "true", "A", "B"], rows, limit=80)]

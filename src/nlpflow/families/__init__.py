@@ -32,6 +32,8 @@ Data side (:class:`~nlpflow.families.data.DataFamily`), called by ``data/prepare
 
 - ``builtins()`` -> ``{"builtin:<name>": Builtin(generate(data_params, seed) -> rows,
   text_fields, label_field)}``: generated data, seeded, no download.
+- ``read_file(path, params, bad)`` -> the rows of one data file when ``data.task`` names
+  the family, or None (the default) for the shared reader (a label string per row; CoNLL).
 - ``normalise(raw, label_field, origin, bad)``: check and fix raw rows in place before
   splitting (``raw``: rows per part, ``"all"`` or a split; ``origin[part]``: its file;
   token: IOB1 -> IOB2; regression: labels parsed as numbers, a bad one reported with

@@ -235,6 +235,7 @@ class DataFamily:
 
 def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
+    from nlpflow.families.multilabel.data import MultilabelData
     from nlpflow.families.qa.data import QaData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
@@ -242,7 +243,7 @@ def data_family(task: str) -> DataFamily:
     from nlpflow.families.token.data import TokenData
 
     known: list[type[DataFamily]] = [
-        SequenceData, TokenData, RegressionData, QaData, Text2TextData,
+        SequenceData, TokenData, RegressionData, QaData, Text2TextData, MultilabelData,
     ]  # fmt: skip
     return _pick(task, known)()
 

@@ -124,6 +124,7 @@ class EvalFamily:
 
 def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.evaluate import MultilabelEval
     from nlpflow.families.qa.evaluate import QaEval
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
@@ -131,7 +132,7 @@ def eval_family(task: str) -> EvalFamily:
     from nlpflow.families.token.evaluate import TokenEval
 
     known: list[type[EvalFamily]] = [
-        SequenceEval, TokenEval, RegressionEval, QaEval, Text2TextEval,
+        SequenceEval, TokenEval, RegressionEval, QaEval, Text2TextEval, MultilabelEval,
     ]  # fmt: skip
     for cls in known:
         if cls.name == task:

@@ -93,6 +93,7 @@ class ModelFamily:
 
 def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.model import MultilabelModel
     from nlpflow.families.qa.model import QaModel
     from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
@@ -100,7 +101,7 @@ def model_family(task: str) -> ModelFamily:
     from nlpflow.families.token.model import TokenModel
 
     known: list[type[ModelFamily]] = [
-        SequenceModel, TokenModel, RegressionModel, QaModel, Text2TextModel,
+        SequenceModel, TokenModel, RegressionModel, QaModel, Text2TextModel, MultilabelModel,
     ]  # fmt: skip
     for cls in known:
         if cls.name == task:

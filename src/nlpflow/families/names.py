@@ -13,6 +13,7 @@ TASKS: tuple[str, ...] = (
     "regression",  # one number per text or text pair
     "qa",  # extractive question answering: a span of the context, or no answer
     "text2text",  # a target text generated from an input text
+    "multilabel",  # a list of labels per text (sigmoid outputs, BCE)
 )
 # Tasks whose meta.json label_names are classes (at least 2 of them).
-CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")
+CLASSIFICATION_TASKS: tuple[str, ...] = ("sequence", "token")  # multilabel: one label may do

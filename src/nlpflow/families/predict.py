@@ -176,6 +176,7 @@ def predict_family(
     task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
 ) -> PredictFamily:
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.predict import MultilabelPredict
     from nlpflow.families.qa.predict import QaPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
@@ -183,7 +184,7 @@ def predict_family(
     from nlpflow.families.token.predict import TokenPredict
 
     known: list[type[PredictFamily]] = [
-        SequencePredict, TokenPredict, RegressionPredict, QaPredict, Text2TextPredict,
+        SequencePredict, TokenPredict, RegressionPredict, QaPredict, Text2TextPredict, MultilabelPredict,
     ]  # fmt: skip
     for cls in known:
         if cls.name == task:

@@ -156,6 +156,7 @@ class TrainFamily:
 
 def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
+    from nlpflow.families.multilabel.train import MultilabelTrain
     from nlpflow.families.qa.train import QaTrain
     from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
@@ -163,7 +164,7 @@ def train_family(task: str) -> TrainFamily:
     from nlpflow.families.token.train import TokenTrain
 
     known: list[type[TrainFamily]] = [
-        SequenceTrain, TokenTrain, RegressionTrain, QaTrain, Text2TextTrain,
+        SequenceTrain, TokenTrain, RegressionTrain, QaTrain, Text2TextTrain, MultilabelTrain,
     ]  # fmt: skip
     for cls in known:
         if cls.name == task:

@@ -185,7 +185,8 @@ def run_range_test(
     epochs: the test sets the rate itself).
     The effective batch is the probe's plan (batch size x accumulation steps). One process.
 
-    Raises UserError for a split without rows.
+    Raises UserError for data the train stage could not use either (an empty split, no
+    validation split: see :func:`nlpflow.training.setup.load_splits`).
     """
     from nlpflow.training.device import resolve_device, torch_threads
 
@@ -201,46 +202,40 @@ def _run(
     device: Any,
     log: Callable[[str], None],
 ) -> RangeResult:
+    import dataclasses
+
     import torch
 
-    from nlpflow.families.train import train_family
-    from nlpflow.modeling.build import build_model
-    from nlpflow.modeling.tokenizers import load_tokenizer
-    from nlpflow.seeding import seed_everything
-    from nlpflow.training.data import data_info, load_tokenized, max_sequence_length
-    from nlpflow.training.device import autocast, resolve_precision
-    from nlpflow.training.optim import build_optimizer
-    from nlpflow.training.sampling import epoch_steps, micro_batches
+    from nlpflow.contracts import TrainInputs
+    from nlpflow.params import TrainParams
+    from nlpflow.training.distributed import Distributed
+    from nlpflow.training.sampling import epoch_steps
+    from nlpflow.training.setup import build_run
+    from nlpflow.training.step import TrainStep
 
     started = time.perf_counter()
     tp, rp = params.train, params.lr_range
-    seed_everything(params.seed)
-    data = load_tokenized(data_dir)
-    info = data_info(data, data_dir)
-    family = train_family(info.task)
-    tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_set = family.padded_split(data["train"], pad_id)
-    if len(train_set) == 0:
-        raise UserError(f"{data_dir}: the train split has no rows to run the range test on")
-    model = build_model(
-        params.model, tokenizer, info.label_names, max_sequence_length(data), info.task
+    # The train stage's own run (seed, initial weights, data, precision, loss, optimizer) and
+    # step (micro-batches, clipping, no step on a non-finite loss or gradient norm), with the
+    # rate held at min_lr by a constant schedule; the test's schedule then raises it.
+    train = TrainParams(
+        **{f.name: getattr(tp, f.name) for f in dataclasses.fields(tp)},
+        lr=rp.min_lr, schedule="constant", warmup_ratio=0.0, warmup_steps=0,
+    )  # fmt: skip
+    one = Distributed()
+    run = build_run(TrainInputs(params.seed, params.model, train), data_dir, tokenizer_dir, plan,
+                    device, one)  # fmt: skip
+    run.model.train()
+    ratio = rp.max_lr / rp.min_lr
+    run.scheduler = torch.optim.lr_scheduler.LambdaLR(
+        run.optimizer, lambda i: lr_at(min(i, rp.steps - 1), rp.steps, 1.0, ratio)
     )
-    model.to(device)
-    model.train()
-    precision, note = resolve_precision(plan.precision or tp.precision, device)  # as train
-    scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
-    criterion = family.criterion(tp, info.label_names, train_set, overfit=False)
-    family.prepare_model(model, criterion)
-    criterion = criterion.to(device)
-    optimizer = build_optimizer(model, rp.min_lr, tp.weight_decay, tp.optimizer, tp.momentum)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    effective = plan.batch_size * plan.accumulation_steps
-    shuffle = torch.Generator().manual_seed(params.seed)  # the train stage's first epoch order
+    step = TrainStep.of(run, plan.batch_size, tp.max_grad_norm, device, one)
     log(
         f"lr_range: {rp.steps} steps, lr {rp.min_lr:g} -> {rp.max_lr:g} (exponential), "
-        f"batch {plan.batch_size} x {plan.accumulation_steps} = {effective}, {tp.optimizer}, "
-        f"{device.type} {note}; stops when the smoothed loss exceeds {rp.divergence:g}x its best"
+        f"batch {plan.batch_size} x {plan.accumulation_steps} = {run.effective}, {tp.optimizer}, "
+        f"{device.type} {run.precision_note}; stops when the smoothed loss exceeds "
+        f"{rp.divergence:g}x its best"
     )
 
     lrs: list[float] = []
@@ -251,46 +246,26 @@ def _run(
     queue: list[torch.Tensor] = []
     for i in range(rp.steps):
         if not queue:  # as many epochs as the steps need, each in a fresh order
-            queue = epoch_steps(train_set.lengths, effective, shuffle, tp.batching)
-        chunk = queue.pop(0)
-        lr = lr_at(i, rp.steps, rp.min_lr, rp.max_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        denominator = criterion.denominator(train_set.targets(chunk))
-        step_loss = torch.zeros((), device=device, dtype=torch.float64)
-        for micro in micro_batches(chunk, plan.batch_size, train_set.lengths):
-            batch = train_set.batch(micro, device)
-            labels = batch.pop("labels")
-            with autocast(device, precision):
-                output = model(**batch)
-            loss = criterion.sum(output, labels) / denominator
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            step_loss += loss.detach().double()
-        value = float(step_loss)
-        if not math.isfinite(value):
+            queue = epoch_steps(run.train_set.lengths, run.effective, run.shuffle, tp.batching)
+        stepped = step(queue.pop(0))
+        if not stepped.taken:
             stop_reason = "non_finite_loss"
-            log(f"lr_range: non-finite loss at step {i + 1} (lr {lr:.3g}): stopped")
+            log(
+                f"lr_range: non-finite loss or gradient norm at step {i + 1} (lr "
+                f"{stepped.lr:.3g}, loss {stepped.loss:.4g}, gradient norm {stepped.grad_norm:.4g}): "
+                "stopped, the step not taken"
+            )
             break
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if tp.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, tp.max_grad_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        current = smoother(value)
-        lrs.append(lr)
-        losses.append(value)
+        current = smoother(stepped.loss)
+        lrs.append(stepped.lr)
+        losses.append(stepped.loss)
         smoothed.append(current)
         best = min(best, current)
         if i + 1 >= MIN_POINTS // 2 and current > rp.divergence * best:
             stop_reason = "diverged"
             log(
                 f"lr_range: the smoothed loss {current:.4g} exceeds {rp.divergence:g}x its best "
-                f"{best:.4g} at step {i + 1} (lr {lr:.3g}): stopped"
+                f"{best:.4g} at step {i + 1} (lr {stepped.lr:.3g}): stopped"
             )
             break
 
