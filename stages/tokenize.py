@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from nlpflow.contracts import TokenizeInputs
@@ -85,11 +86,16 @@ def main(argv: list[str] | None = None) -> None:
         max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit, family)
     else:
         max_length = min(tok_params.max_length, limit)
-    encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
-    tokenized, stats = tokenize_with_stats(
-        dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
-    )
-    report = describe_tokens(stats, tokenizer, max_length)
+    windows = family.encode_splits(dataset, tokenizer, max_length, tok_params, args.data, segments)
+    if windows is not None:  # a family with its own rows (QA: windows of each question)
+        tokenized, figures, sample = windows
+        report = {"vocab_size": len(tokenizer), "max_length": max_length, **figures}
+    else:
+        encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
+        tokenized, stats = tokenize_with_stats(
+            dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
+        )
+        report = describe_tokens(stats, tokenizer, max_length)
     # What this model family needed, found from its model and tokenizer (not assumed).
     report["model"] = {
         "position_limit": limit,
@@ -97,13 +103,17 @@ def main(argv: list[str] | None = None) -> None:
         "pad_token_added": pad_added is not None,
         "prefix_space_added": prefix_added,
     }
-    sample = tokenization_sample(
-        dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
-    )
+    if windows is None:
+        sample = tokenization_sample(
+            dataset, tokenized, tokenizer, text_fields, task=task, warnings=report["warnings"]
+        )
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
-    write_saved(args.out, tokenized, meta.tokenized(max_length, tok_params.truncation))
+    out_meta = meta.tokenized(max_length, tok_params.truncation)
+    if windows is not None:  # prediction splits new contexts with the same stride
+        out_meta = dataclasses.replace(out_meta, stride=tok_params.stride)
+    write_saved(args.out, tokenized, out_meta)
     write_json(args.metrics, report)
     write_text(args.report, sample)
     if pad_added is not None:

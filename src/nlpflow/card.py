@@ -28,18 +28,19 @@ from nlpflow.markdown import table
 # Regression models load as text-classification pipelines too (one output, no softmax).
 PIPELINE_TAGS = {
     "sequence": "text-classification", "token": "token-classification",
-    "choice": "multiple-choice",
+    "choice": "multiple-choice", "qa": "question-answering",
 }  # fmt: skip
 TASK_NAMES = {
     "sequence": "Text Classification", "token": "Token Classification",
-    "regression": "Text Regression", "multilabel": "Multi-label Text Classification",
-    "choice": "Multiple Choice",
+    "regression": "Text Regression", "qa": "Extractive Question Answering",
+    "multilabel": "Multi-label Text Classification", "choice": "Multiple Choice",
 }  # fmt: skip
 # The headline metrics, first the one compared with the baselines (as evaluate prints them).
 MAIN_METRICS = {
     "sequence": ("accuracy", "f1_macro", "balanced_accuracy", "mcc", "roc_auc", "pr_auc"),
     "token": ("f1", "precision", "recall", "token_accuracy"),
     "regression": ("rmse", "mae", "r2", "pearson", "spearman"),
+    "qa": ("f1", "exact", "HasAns_f1", "NoAns_f1"),
     "multilabel": (
         "f1_micro",
         "f1_macro",
@@ -249,7 +250,8 @@ def _data(inputs: CardInputs) -> list[str]:
 def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]] | None:
     """``(slicing, value, metric, stats)`` of the test split's weakest slice of at least
     :data:`MIN_SLICE_SIZE` examples (else of any size): the least accurate, or for a family
-    without accuracy (regression) the largest RMSE; ties go to the larger slice."""
+    without accuracy the lowest F1 (QA) or the largest RMSE (regression); ties go to the
+    larger slice."""
     slices = (error_analysis.get(SPLIT) or {}).get("slices") or {}
     found = [
         (family, value, stats)
@@ -257,7 +259,7 @@ def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, str, dict[s
         for value, stats in values.items()
         if isinstance(stats, dict)
     ]
-    for metric, sign in (("accuracy", 1.0), ("rmse", -1.0)):
+    for metric, sign in (("accuracy", 1.0), ("f1", 1.0), ("rmse", -1.0)):
         scored = [c for c in found if isinstance(c[2].get(metric), int | float)]
         if scored:
             big = [c for c in scored if c[2].get("n", 0) >= MIN_SLICE_SIZE] or scored
@@ -336,6 +338,30 @@ def _usage(inputs: CardInputs) -> list[str]:
             "```",
             "",
         ]
+    if task == "qa":  # a no-answer threshold is nlpflow's own (metrics/evaluate.json)
+        threshold = (inputs.evaluate.get("threshold") or {}).get("used")
+        return [
+            "## How to use",
+            "",
+            "```python",
+            "from transformers import pipeline",
+            "",
+            f'model = pipeline("{pipeline_tag}", model="models/best")',
+            'model(question="...", context="...", handle_impossible_answer=True)',
+            "```",
+            "",
+            "Long contexts are split into windows as in training (the pipeline's `max_seq_len`"
+            " and `doc_stride`). The evaluation answered nothing when the no-answer score beat"
+            f" the best span's by more than {_num(threshold)} (tuned on validation); the"
+            " pipeline's `handle_impossible_answer` compares them without that margin;"
+            " `nlpflow predict` applies it:",
+            "",
+            "```bash",
+            f"nlpflow predict --model models/best --threshold {_num(threshold)} new.jsonl "
+            "answers.jsonl",
+            "```",
+            "",
+        ]
     if task == "regression":  # the pipeline returns the model's standardised output as is
         call[-1] = call[-1].replace("model(", "out = model(", 1)
         call += [
@@ -406,11 +432,13 @@ def render_card(inputs: CardInputs) -> str:
         what = f"one {unit} per pair of texts"
     if task == "choice":
         what = f"the right one of {len(meta.label_names)} options per context; labels: positions"
+    if task == "qa":
+        what = "a span of the context per question, or no answer"
     body: list[str] = [
         f"# {metadata(inputs)['model-index'][0]['name']}",
         "",
         f"A {TASK_NAMES.get(task, task).lower()} model ({what}) trained and evaluated by the "
-        f"nlpflow DVC pipeline. {'Labels' if unit == 'label' else 'Target'}: {labels}"
+        f"nlpflow DVC pipeline. {'Labels' if unit == 'label' else 'Outputs' if task == 'qa' else 'Target'}: {labels}"
         f"{' ...' if len(meta.label_names) > 20 else ''}. Inputs are cut to "
         f"{meta.max_length} tokens ({meta.truncation}).",
         "",

@@ -116,6 +116,27 @@ class RegressionParams:
 
 
 @dataclass
+class QaParams:
+    """The built-in extractive QA task (``builtin:qa``): short contexts of facts and one
+    question each (see nlpflow.families.qa.builtin)."""
+
+    size: int = 2000  # questions, one per context
+    min_facts: int = 4  # sentences of a context (4 to 8)
+    max_facts: int = 6
+    unanswerable: float = 0.3  # share of questions the context cannot answer (0: SQuAD v1)
+
+    def validate(self, path: str) -> None:
+        _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
+        _check(4 <= self.min_facts <= 8, f"{path}.min_facts", "must be in [4, 8]")
+        _check(
+            self.min_facts <= self.max_facts <= 8,
+            f"{path}.max_facts",
+            f"must be in [min_facts ({self.min_facts}), 8]",
+        )
+        _check(0 <= self.unanswerable < 1, f"{path}.unanswerable", "must be in [0, 1)")
+
+
+@dataclass
 class MultilabelParams:
     """Multi-label tasks: the built-in task (letter strings tagged with their properties) and
     how label lists are written in files."""
@@ -206,6 +227,7 @@ class DataParams:
     anagram: AnagramParams = field(default_factory=AnagramParams)
     entities: EntitiesParams = field(default_factory=EntitiesParams)
     regression: RegressionParams = field(default_factory=RegressionParams)
+    qa: QaParams = field(default_factory=QaParams)
     text2text: Text2TextDataParams = field(default_factory=Text2TextDataParams)
     multilabel: MultilabelParams = field(default_factory=MultilabelParams)
     # Multiple choice: where a file's options are, the label base, the built-in task.
@@ -267,9 +289,15 @@ class TokenizerParams:
     auto_percentile: float = 99.0
     truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
     num_proc: int = 1  # processes for datasets.map; worth it for large data sets only
+    # Extractive QA: tokens two windows of one context share (a context longer than fits
+    # beside its question in max_length is split into overlapping windows).
+    stride: int = 16
 
     def validate(self, path: str) -> None:
         _check(self.vocab_size >= 16, f"{path}.vocab_size", "must be at least 16")
+        # Below max_length too: checked where windows are made (a qa task's tokenize), since
+        # other tasks never read it.
+        _check(self.stride >= 0, f"{path}.stride", "must be >= 0")
         if self.max_length != "auto":
             _check(self.max_length >= 4, f"{path}.max_length", "must be at least 4 or 'auto'")
         _check(0 < self.auto_percentile <= 100, f"{path}.auto_percentile", "must be in (0, 100]")
@@ -472,11 +500,13 @@ class TfidfBaselineParams:
 
 
 # Each task uses those that fit it: majority, stratified and tfidf_logreg (sequence),
-# majority and word_majority (token), mean and tfidf_ridge (regression),
-# label_frequency, most_frequent_set and tfidf_logreg (multilabel).
+# majority and word_majority (token), mean and tfidf_ridge (regression), no_answer and
+# sentence_overlap (extractive QA), label_frequency, most_frequent_set and tfidf_logreg
+# (multilabel).
 EVALUATE_BASELINES = (
     *("majority", "stratified", "tfidf_logreg", "word_majority"),
     *("mean", "tfidf_ridge"),
+    *("no_answer", "sentence_overlap"),
     *("label_frequency", "most_frequent_set"),
     *("position", "longest", "overlap"),  # multiple choice
 )
@@ -507,6 +537,7 @@ class EvaluateParams:
         default_factory=lambda: [
             *("majority", "stratified", "tfidf_logreg", "word_majority"),
             *("mean", "tfidf_ridge"),
+            *("no_answer", "sentence_overlap"),
             *("label_frequency", "most_frequent_set"),
             *("position", "longest", "overlap"),
         ]
@@ -517,11 +548,17 @@ class EvaluateParams:
     entity_scheme: Literal["auto", "IOB1", "IOB2"] = "auto"  # strict mode's scheme
     # Validation inputs timed for metrics/latency.json (evaluate --latency); 0 = not measured.
     latency_examples: int = 64
+    # Extractive QA: the best starts and ends per window whose spans are considered, and the
+    # longest answer in tokens.
+    n_best: int = 20
+    max_answer_length: int = 30
     # Text-to-text tasks: how outputs are generated (greedy, beams, seeded sampling).
     generation: GenerationParams = field(default_factory=GenerationParams)
 
     def validate(self, path: str) -> None:
         _check(self.batch_size >= 1, f"{path}.batch_size", "must be >= 1")
+        _check(self.n_best >= 1, f"{path}.n_best", "must be >= 1")
+        _check(self.max_answer_length >= 1, f"{path}.max_answer_length", "must be >= 1")
         _check(self.latency_examples >= 0, f"{path}.latency_examples", "must be >= 0")
         _check(self.bootstrap_resamples >= 0, f"{path}.bootstrap_resamples", "must be >= 0")
         _check(0 < self.confidence_level < 1, f"{path}.confidence_level", "must be in (0, 1)")

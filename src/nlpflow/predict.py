@@ -81,7 +81,7 @@ def load_model(model_dir: str | Path, batch_size: int) -> LoadedModel:
         data_family(meta.task).encoder_mode,
         takes_segments(tokenizer, model.config),
     )
-    return LoadedModel(meta, model, pad_id, encoder, batch_size)
+    return LoadedModel(meta, model, pad_id, encoder, batch_size, tokenizer)
 
 
 def usable(
@@ -453,7 +453,9 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=None,
         help="binary tasks: predict the positive label where its probability is >= this (as "
-        "evaluate.threshold; the model card names the threshold evaluate used). Default: arg-max",
+        "evaluate.threshold; the model card names the threshold evaluate used). Default: arg-max. "
+        "QA: answer nothing where the no-answer score beats the best span's by more than this "
+        "(metrics/evaluate.json threshold.used; default 0)",
     )
     parser.add_argument(
         "--positive", default="", help="with --threshold: the positive label (default: the second)"

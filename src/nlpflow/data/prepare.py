@@ -102,7 +102,7 @@ def _carve_validation(
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
-    if params.task != "auto":
+    if params.task != "auto":  # a family with its own file format (QA: SQuAD JSON)
         rows = data_family(params.task).read_file(path, params, bad)
         if rows is not None:
             return rows
@@ -139,7 +139,7 @@ def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> di
                 r[params.label_field] = [feature[0].int2str(t) for t in r[params.label_field]]
         for i, r in enumerate(rows, start=1):
             r["_line"] = i
-            if not isinstance(r[params.label_field], list):
+            if not isinstance(r[params.label_field], list | dict):  # dict: QA answers
                 r[params.label_field] = str(r[params.label_field])
         return rows
 

@@ -65,7 +65,11 @@ def describe(data: PreparedData) -> dict[str, Any]:
             "chars": _percentiles([len(t) for t in texts]),
             "words": _percentiles([len(t.split()) for t in texts]),
         }
-        if not classes:
+        extra = data.family.split_figures(rows, data.label_field)
+        if extra is not None:  # the family's own figures (QA: questions, answers)
+            del report["splits"][split]["labels"]
+            report["splits"][split].update(extra)
+        elif not classes:
             del report["splits"][split]["labels"]
             report["splits"][split]["target"] = _target_stats(
                 data.family.target_numbers(rows, data.label_field)
@@ -120,7 +124,7 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
             for name in data.label_names
         ]
         write_json(out_dir / "labels.json", labels)
-    else:
+    elif "target" in report["splits"]["train"]:
         targets = {s: data.family.target_numbers(data.splits[s], data.label_field) for s in SPLITS}
         edges = np.histogram_bin_edges(np.concatenate(list(targets.values())), bins=HIST_BINS)
         counts = {s: np.histogram(targets[s], bins=edges)[0] for s in SPLITS}
@@ -154,11 +158,14 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         # label names come from the file: "$" in one must not be read as mathtext
         axes[1].set_yticks(y, data.label_names, parse_math=False)
         axes[1].set(title="Label distribution", xlabel="share of split")
-    else:
+    elif "target" in report["splits"]["train"]:
         for s in SPLITS:
             axes[1].hist(targets[s], bins=edges, density=True, histtype="step", label=s)
         axes[1].set(title=f"Target ({data.label_field})", xlabel="value", ylabel="density")
-    axes[1].legend()
+    else:  # a family's own figures (QA): in the data card's tables, no second plot
+        axes[1].set_axis_off()
+    if axes[1].has_data():
+        axes[1].legend()
     fig.tight_layout()
     for name in ("lengths.png",):
         with atomic_file(out_dir / name, "wb") as fh:
@@ -218,6 +225,8 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     )
     if classes:
         lines += _label_section(data, report)
+    elif "target" not in report["splits"]["train"]:
+        lines += ["", *data.family.card_lines(report)]
     else:
         keys = ["mean", "std", "min", "p5", "p50", "p95", "max"]
         lines += ["", f"## Target (`{data.label_field}`): {data.family.target_description}", ""]
@@ -234,7 +243,7 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     lines += _cleaning_and_checks(data, report)
     if classes:
         lines += _examples_by_label(data, seed)
-    else:
+    elif "target" in report["splits"]["train"]:
         rng = random.Random(f"card-{seed}")
         train = data.splits["train"]
         picks = sorted(

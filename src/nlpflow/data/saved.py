@@ -53,6 +53,9 @@ class DataMeta:
     # Sequence tasks: data.cleaning as the texts were cleaned (nlpflow.params.CleaningParams
     # fields), so that prediction cleans new texts the same way; None for token tasks.
     cleaning: dict[str, Any] | None = None
+    # Extractive QA, tokenized only: the tokens two windows of one context share
+    # (tokenizer.stride), so that prediction windows new contexts as training did.
+    stride: int | None = None
 
     @property
     def num_labels(self) -> int:
@@ -127,6 +130,9 @@ def read_meta(
     cleaning = raw.get("cleaning")
     if cleaning is not None and not isinstance(cleaning, dict):
         raise UserError(f"{path}: 'cleaning' must be an object (got {cleaning!r}); {rerun}")
+    stride = raw.get("stride")
+    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, int)):
+        raise UserError(f"{path}: 'stride' must be an integer (got {stride!r}); {rerun}")
     meta = DataMeta(
         text_fields=text_fields,
         label_names=label_names,
@@ -138,6 +144,7 @@ def read_meta(
         max_length=max_length if tokenized else None,
         truncation=truncation if tokenized else None,
         cleaning=cleaning,
+        stride=stride if tokenized else None,
     )
     if not 1 <= len(meta.text_fields) <= 2:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")

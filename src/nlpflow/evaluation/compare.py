@@ -20,6 +20,9 @@ truth than A, or farther), and in place of the flips the examples whose absolute
 A multi-label task (a list of labels and a score per label) is compared on micro/macro/weighted
 F1, Hamming loss (a negative B - A is better), subset accuracy and LRAP; McNemar's test and the
 flips count an example right when its predicted label set is exactly the true one.
+An extractive QA task is compared on EM and F1 (overall, HasAns, NoAns) from the records'
+per-question scores, McNemar's test on exact matches, the questions A got exactly right and
+B does not.
 """
 
 from __future__ import annotations
@@ -72,7 +75,9 @@ def _parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise UserError(f"{where}, line {lineno}: not valid JSON ({err.msg})") from None
         keys = ["id", "label", "prediction"]
-        if not (isinstance(row, dict) and _numeric(row.get("label"))):
+        if isinstance(row, dict) and "answers" in row and "label" not in row:
+            keys = ["id", "answers", "prediction", "exact", "f1"]  # extractive QA
+        elif not (isinstance(row, dict) and _numeric(row.get("label"))):
             keys.append("probabilities")  # classification; regression rows have none
         missing = [k for k in keys if not isinstance(row, dict) or k not in row]
         if missing:
@@ -133,7 +138,17 @@ def _numeric(value: Any) -> bool:
 
 def is_regression(rows: Sequence[dict[str, Any]]) -> bool:
     """Whether the records are a regression task's (a number as label and prediction)."""
-    return bool(rows) and _numeric(rows[0]["label"]) and _numeric(rows[0]["prediction"])
+    return bool(rows) and _numeric(rows[0].get("label")) and _numeric(rows[0]["prediction"])
+
+
+def is_qa(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the records are an extractive QA task's (gold ``answers``, per-question
+    ``exact`` and ``f1``)."""
+    return bool(rows) and "answers" in rows[0] and "label" not in rows[0]
+
+
+def _gold(row: dict[str, Any]) -> Any:
+    return row["answers"] if "answers" in row and "label" not in row else row["label"]
 
 
 def is_multilabel(rows: Sequence[dict[str, Any]]) -> bool:
@@ -141,7 +156,7 @@ def is_multilabel(rows: Sequence[dict[str, Any]]) -> bool:
     token task's records hold a list of per-word scores instead)."""
     return (
         bool(rows)
-        and isinstance(rows[0]["label"], list)
+        and isinstance(rows[0].get("label"), list)
         and isinstance(rows[0].get("probabilities"), dict)
     )
 
@@ -181,15 +196,19 @@ def pair_up(a: Side, b: Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         )
     rows_b = [by_b[i] for i in ids_a]
     for ra, rb in zip(a.rows, rows_b, strict=True):
-        if ra["label"] != rb["label"]:
+        if _gold(ra) != _gold(rb):
             raise UserError(
-                f"example '{ra['id']}' has label {ra['label']!r} in {a.name} but "
-                f"{rb['label']!r} in {b.name}: the test sets differ"
+                f"example '{ra['id']}' has label {_gold(ra)!r} in {a.name} but "
+                f"{_gold(rb)!r} in {b.name}: the test sets differ"
             )
-    if is_regression(a.rows) != is_regression(rows_b) or is_multilabel(a.rows) != is_multilabel(
-        rows_b
+    if (
+        is_regression(a.rows) != is_regression(rows_b)
+        or is_multilabel(a.rows) != is_multilabel(rows_b)
+        or is_qa(a.rows) != is_qa(rows_b)
     ):
         raise UserError(f"{a.name} and {b.name} are not the same kind of task")
+    if is_qa(a.rows):
+        return list(a.rows), rows_b
     if not is_regression(a.rows) and label_names_of(a.rows) != label_names_of(rows_b):
         raise UserError(f"{a.name} and {b.name} have different label sets")
     return list(a.rows), rows_b
@@ -282,6 +301,8 @@ def compare(
     entities as the evaluate stage does with ``evaluate.entity_mode`` (and, strict, its
     scheme): the same settings give the same entity F1 as metrics/evaluate.json."""
     rows_a, rows_b = pair_up(a, b)
+    if is_qa(rows_a):
+        return _compare_qa(a, b, rows_a, rows_b, resamples, seed, level)
     if is_regression(rows_a):
         return _compare_regression(a, b, rows_a, rows_b, resamples, seed, level)
     names = label_names_of(rows_a)
@@ -412,10 +433,60 @@ def _compare_regression(
     return result
 
 
+def _compare_qa(
+    a: Side,
+    b: Side,
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+    resamples: int,
+    seed: int,
+    level: float,
+) -> Comparison:
+    """Extractive QA: paired bootstrap (questions resampled) of EM and F1 overall, HasAns
+    and NoAns from the records' per-question scores; McNemar's test on exact matches; the
+    questions exactly right in A and not in B."""
+    from nlpflow.families.qa.metrics import MAIN, QuestionScores, batch_metrics
+
+    has = np.asarray([len(r["answers"]) > 0 for r in rows_a], dtype=bool)
+
+    def scores(rows: list[dict[str, Any]]) -> QuestionScores:
+        return QuestionScores(
+            exact=np.asarray([float(r["exact"]) for r in rows], dtype=np.float64),
+            f1=np.asarray([float(r["f1"]) for r in rows], dtype=np.float64),
+            has_answer=has,
+        )
+
+    fa, fb = batch_metrics(scores(rows_a)), batch_metrics(scores(rows_b))
+    n = len(rows_a)
+    result = Comparison(a, b, "qa", n, level=level, resamples=resamples)
+    point_a, point_b = fa(np.ones((1, n))), fb(np.ones((1, n)))
+    for k in MAIN:
+        va, vb = float(point_a[k][0]), float(point_b[k][0])
+        if not (math.isnan(va) or math.isnan(vb)):
+            result.metrics[k] = {"a": va, "b": vb, "diff": vb - va}
+    result.intervals = {
+        k: v
+        for k, v in paired_differences(fa, fb, n, resamples, seed, level).items()
+        if k in result.metrics
+    }
+    right_a = [float(r["exact"]) == 1.0 for r in rows_a]
+    right_b = [float(r["exact"]) == 1.0 for r in rows_b]
+    result.regressions = [
+        (ra, rb)
+        for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
+        if x and not y
+    ]
+    result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
+    result.mcnemar = mcnemar(len(result.regressions), result.fixes)
+    return result
+
+
 # --------------------------------------------------------------------------- output
 
 
 def _inputs(row: dict[str, Any]) -> str:
+    if "answers" in row and "question" in row:  # extractive QA: the question
+        return str(row["question"])
     skip = {"id", "label", "prediction", "confidence", "probabilities", "truncated", "empty_words",
             "residual"}  # fmt: skip
     return " / ".join(
@@ -424,6 +495,8 @@ def _inputs(row: dict[str, Any]) -> str:
 
 
 def _truth(row: dict[str, Any]) -> str:
+    if "answers" in row and "label" not in row:  # extractive QA: every gold answer
+        return " | ".join(dict.fromkeys(row["answers"])) or "(no answer)"
     if isinstance(row["label"], list):
         if isinstance(row.get("probabilities"), dict):  # a multi-label set
             return ", ".join(row["label"]) or "(no label)"
@@ -432,6 +505,8 @@ def _truth(row: dict[str, Any]) -> str:
 
 
 def _prob(row: dict[str, Any]) -> str:
+    if "answers" in row and "label" not in row:  # extractive QA
+        return f"{row['prediction'] or '(no answer)'} (F1 {float(row['f1']):.2f})"
     if _numeric(row["label"]) and _numeric(row["prediction"]):
         error = float(row["prediction"]) - float(row["label"])
         return f"{float(row['prediction']):.4g} (error {error:+.4g})"
@@ -448,7 +523,7 @@ def render(c: Comparison, max_flips: int = 20) -> str:
     out = [f"# {c.b.name} vs {c.a.name}", ""]
     out.append(f"- A (reference): `{c.a.source}`")
     out.append(f"- B (candidate): `{c.b.source}`")
-    unit = "sentences" if c.task == "token" else "examples"
+    unit = {"token": "sentences", "qa": "questions"}.get(c.task, "examples")
     out.append(f"- {c.n} test {unit}, paired by id; {c.resamples} paired bootstrap resamples")
     out.append("")
     rows = []
@@ -501,8 +576,7 @@ def render(c: Comparison, max_flips: int = 20) -> str:
             f"{c.fixes} flipped the other way."
         )
         rows = [
-            [ra["id"], _inputs(ra), _truth(ra),
-             _prob(ra), _prob(rb)]
+            [ra["id"], _inputs(ra), _truth(ra), _prob(ra), _prob(rb)]
             for ra, rb in c.regressions[:max_flips]
         ]  # fmt: skip
         out += ["", *table(["id", "inputs", "true", "A", "B"], rows, limit=80)]

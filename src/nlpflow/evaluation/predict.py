@@ -126,7 +126,11 @@ def forward_batches(
                 assert token_type_ids is not None
                 types = [list(token_type_ids[i]) for i in idx]
                 batch["token_type_ids"] = torch.tensor(_pad(types, 0), device=device)
-            logits = model(**batch).logits
+            output = model(**batch)
+            if hasattr(output, "logits"):
+                logits = output.logits
+            else:  # a QA head: start and end logits per token, (B, T, 2)
+                logits = torch.stack([output.start_logits, output.end_logits], dim=-1)
             # Softmax in float64 so the probabilities of an example sum to 1 within 1e-12.
             if not softmax:
                 yield idx, logits.double().cpu().numpy()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.errors import UserError
@@ -153,6 +154,32 @@ class DataFamily:
         """Problems that do not stop the stage, one sentence each (console and data card)."""
         return []
 
+    def split_figures(self, rows: Sequence[Row], label_field: str) -> dict[str, Any] | None:
+        """The family's own figures of one split for ``metrics/preprocess.json`` in place of
+        label counts or a target's distribution (None: those apply)."""
+        return None
+
+    def card_lines(self, report: dict[str, Any]) -> list[str]:
+        """Markdown of the data card from :meth:`split_figures` (``report["splits"]``)."""
+        return []
+
+    def encode_splits(
+        self,
+        dataset: Any,
+        tokenizer: Any,
+        max_length: int,
+        params: Any,
+        where: str,
+        segments: bool,
+    ) -> tuple[Any, dict[str, Any], str] | None:
+        """The tokenize stage's encoding, after the shared tokenizer and max_length, for a family whose tokenized rows are not
+        one per processed row (QA: several windows per question): ``(DatasetDict,
+        {"splits": figures per split, "warnings": [...]} for metrics/tokenize.json,
+        markdown sample)``; None: the per-row encoder applies. ``params``: the tokenizer
+        params; ``where``: the processed data's path; ``segments``: whether the model takes
+        ``token_type_ids``."""
+        return None
+
     def example_group(self, row: Row, label_field: str) -> str:
         """The heading a train example is shown under in the data card (its label)."""
         return str(row[label_field])
@@ -236,6 +263,7 @@ def data_family(task: str) -> DataFamily:
     """The data side of the family ``task`` (``DataMeta.task`` or ``data.task``)."""
     from nlpflow.families.choice.data import ChoiceData
     from nlpflow.families.multilabel.data import MultilabelData
+    from nlpflow.families.qa.data import QaData
     from nlpflow.families.regression.data import RegressionData
     from nlpflow.families.sequence.data import SequenceData
     from nlpflow.families.text2text.data import Text2TextData
@@ -245,6 +273,7 @@ def data_family(task: str) -> DataFamily:
         SequenceData,
         TokenData,
         RegressionData,
+        QaData,
         Text2TextData,
         MultilabelData,
         ChoiceData,

@@ -126,6 +126,7 @@ def eval_family(task: str) -> EvalFamily:
     """The evaluation side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.evaluate import ChoiceEval
     from nlpflow.families.multilabel.evaluate import MultilabelEval
+    from nlpflow.families.qa.evaluate import QaEval
     from nlpflow.families.regression.evaluate import RegressionEval
     from nlpflow.families.sequence.evaluate import SequenceEval
     from nlpflow.families.text2text.evaluate import Text2TextEval
@@ -135,6 +136,7 @@ def eval_family(task: str) -> EvalFamily:
         SequenceEval,
         TokenEval,
         RegressionEval,
+        QaEval,
         Text2TextEval,
         MultilabelEval,
         ChoiceEval,

@@ -95,6 +95,7 @@ def model_family(task: str) -> ModelFamily:
     """The model side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.model import ChoiceModel
     from nlpflow.families.multilabel.model import MultilabelModel
+    from nlpflow.families.qa.model import QaModel
     from nlpflow.families.regression.model import RegressionModel
     from nlpflow.families.sequence.model import SequenceModel
     from nlpflow.families.text2text.model import Text2TextModel
@@ -104,6 +105,7 @@ def model_family(task: str) -> ModelFamily:
         SequenceModel,
         TokenModel,
         RegressionModel,
+        QaModel,
         Text2TextModel,
         MultilabelModel,
         ChoiceModel,

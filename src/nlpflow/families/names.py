@@ -11,6 +11,7 @@ TASKS: tuple[str, ...] = (
     "sequence",  # one label per text or text pair (nlpflow's first task)
     "token",  # one tag per word (BIO entities)
     "regression",  # one number per text or text pair
+    "qa",  # extractive question answering: a span of the context, or no answer
     "text2text",  # a target text generated from an input text
     "multilabel",  # a list of labels per text (sigmoid outputs, BCE)
     "choice",  # a context and N options, one right (label: its index)

@@ -68,6 +68,7 @@ class LoadedModel:
     pad_id: int
     encoder: Encoder
     batch_size: int
+    tokenizer: Any = None  # the fast tokenizer (a family that encodes itself: QA windows)
 
 
 def text_value(value: Any, name: str) -> str | Reject:
@@ -188,6 +189,7 @@ def predict_family(
     """The prediction side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.predict import ChoicePredict
     from nlpflow.families.multilabel.predict import MultilabelPredict
+    from nlpflow.families.qa.predict import QaPredict
     from nlpflow.families.regression.predict import RegressionPredict
     from nlpflow.families.sequence.predict import SequencePredict
     from nlpflow.families.text2text.predict import Text2TextPredict
@@ -197,6 +199,7 @@ def predict_family(
         SequencePredict,
         TokenPredict,
         RegressionPredict,
+        QaPredict,
         Text2TextPredict,
         MultilabelPredict,
         ChoicePredict,

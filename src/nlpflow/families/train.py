@@ -158,6 +158,7 @@ def train_family(task: str) -> TrainFamily:
     """The training side of the family ``task`` (``DataMeta.task``)."""
     from nlpflow.families.choice.train import ChoiceTrain
     from nlpflow.families.multilabel.train import MultilabelTrain
+    from nlpflow.families.qa.train import QaTrain
     from nlpflow.families.regression.train import RegressionTrain
     from nlpflow.families.sequence.train import SequenceTrain
     from nlpflow.families.text2text.train import Text2TextTrain
@@ -167,6 +168,7 @@ def train_family(task: str) -> TrainFamily:
         SequenceTrain,
         TokenTrain,
         RegressionTrain,
+        QaTrain,
         Text2TextTrain,
         MultilabelTrain,
         ChoiceTrain,
