@@ -22,19 +22,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = PreprocessInputs.from_params(load_params(args.params))
-    from nlpflow.data.prepare import load_splits, to_dataset_dict
+    from nlpflow.data.prepare import load_splits, write_processed
     from nlpflow.data.report import describe, write_report
-    from nlpflow.data.saved import DataMeta, write_saved
     from nlpflow.logs import quiet_libraries
 
-    quiet_libraries()
-    # Everything is computed before anything is written: a bad input leaves old outputs alone.
+    quiet_libraries(transformers=False)  # preprocess does not use it
+    # Every check runs before anything is written: a bad input leaves old outputs alone.
+    # The rows wait on disk between the passes (data.prepare), so memory stays flat.
     data = load_splits(params.data, params.seed)
     report = describe(data)
-    dataset = to_dataset_dict(data)
     # The cleaning goes with the data (if the family cleans its texts): predict repeats it.
     cleaning = asdict(params.data.cleaning) if data.cleaning else None
-    write_saved(args.out, dataset, DataMeta(**data.meta(), cleaning=cleaning))
+    write_processed(args.out, data, cleaning)
     write_json(args.metrics, report)
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Iterator
 
 from nlpflow.contracts import TokenizeInputs
 from nlpflow.errors import exit_on_user_error
@@ -28,10 +29,11 @@ def main(argv: list[str] | None = None) -> None:
 
     params = TokenizeInputs.from_params(load_params(args.params))
     tok_params = params.tokenizer
-    from nlpflow.data.saved import read_processed, write_saved
+    from nlpflow.data.saved import in_memory, read_processed, write_saved, write_saved_tables
     from nlpflow.data.tokenize import (
         auto_max_length,
         describe_tokens,
+        encode_splits,
         tokenization_sample,
         tokenize_with_stats,
         training_texts,
@@ -81,19 +83,52 @@ def main(argv: list[str] | None = None) -> None:
         )
         limit = BUILT_MODEL_LIMIT
     segments = takes_segments(tokenizer, config)
+    known_full = None  # untruncated lengths already measured
     if tok_params.max_length == "auto":
         probe = Encoder(tokenizer, text_fields, limit, "longest_first", task, segments)
-        max_length = auto_max_length(dataset, probe, tok_params.auto_percentile, limit, family)
+        max_length, train_full = auto_max_length(
+            dataset, probe, tok_params.auto_percentile, limit, family
+        )
+        if len(train_full) == len(dataset["train"]):  # one sequence a row
+            known_full = {"train": train_full}
     else:
         max_length = min(tok_params.max_length, limit)
     windows = family.encode_splits(dataset, tokenizer, max_length, tok_params, args.data, segments)
+    out_meta = meta.tokenized(max_length, tok_params.truncation)
     if windows is not None:  # a family with its own rows (QA: windows of each question)
         tokenized, figures, sample = windows
         report = {"vocab_size": len(tokenizer), "max_length": max_length, **figures}
-    else:
+        # prediction splits new contexts with the same stride
+        out_meta = dataclasses.replace(out_meta, stride=tok_params.stride)
+        write_saved(args.out, tokenized, out_meta)
+    elif tok_params.num_proc > 1:
         encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
         tokenized, stats = tokenize_with_stats(
-            dataset, encoder, tokenizer, tok_params.num_proc, source=args.data, family=family
+            dataset, encoder, tokenizer, tok_params.num_proc, args.data, family, known_full
+        )
+        write_saved(args.out, tokenized, out_meta)
+        report = describe_tokens(stats, tokenizer, max_length)
+    else:
+        # batch by batch from data/processed to data/tokenized (published when complete)
+        encoder = Encoder(tokenizer, text_fields, max_length, tok_params.truncation, task, segments)
+        features, streams, split_stats = encode_splits(
+            dataset, encoder, tokenizer, args.data, known_full, family
+        )
+        first: list = []  # train's first batch, for the sample (reading the output back
+        # through a memory map would make a part of it resident)
+
+        def keep_first(tables: Iterator) -> Iterator:
+            for table in tables:
+                if not first:
+                    first.append(table)
+                yield table
+
+        features_of, train = streams["train"]
+        streams["train"] = (features_of, keep_first(train))
+        write_saved_tables(args.out, streams, out_meta)
+        stats = {split: s.figures(max_length) for split, s in split_stats.items()}
+        tokenized = in_memory(
+            {"train": first[0] if first else features.arrow_schema.empty_table()}, features
         )
         report = describe_tokens(stats, tokenizer, max_length)
     # What this model family needed, found from its model and tokenizer (not assumed).
@@ -110,10 +145,6 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_dir(args.tokenizer_out) as tmp:
         tokenizer.save_pretrained(str(tmp))
-    out_meta = meta.tokenized(max_length, tok_params.truncation)
-    if windows is not None:  # prediction splits new contexts with the same stride
-        out_meta = dataclasses.replace(out_meta, stride=tok_params.stride)
-    write_saved(args.out, tokenized, out_meta)
     write_json(args.metrics, report)
     write_text(args.report, sample)
     if pad_added is not None:

@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datasets import load_from_disk
@@ -132,6 +133,29 @@ def test_auto_max_length_is_a_train_percentile(
     report = json.loads(paths["metrics"].read_text())
     assert report["max_length"] == report["splits"]["train"]["length_p50"]
     assert max(tok["train"]["length"]) == report["max_length"]
+    assert 0.2 < report["splits"]["train"]["truncated_fraction"] < 0.6
+
+
+def test_auto_max_length_encodes_train_untruncated_once(
+    tmp_path: Path, write_params: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nlpflow.modeling.encoder import Encoder
+
+    untruncated: list[tuple[str, int]] = []
+    lengths = Encoder.lengths
+
+    def counted(self: Encoder, columns: Any, where: str = "", first_row: int = 0) -> Any:
+        untruncated.append((where, len(columns[0])))
+        return lengths(self, columns, where, first_row)
+
+    monkeypatch.setattr(Encoder, "lengths", counted)
+    paths = _prepare(
+        tmp_path, write_params(tokenizer={"max_length": "auto", "auto_percentile": 50})
+    )
+    train_rows = len(load_from_disk(str(paths["processed"]))["train"])
+    # once for the percentile; the train figures reuse those lengths
+    assert sum(n for where, n in untruncated if where.endswith("train")) == train_rows
+    report = json.loads(paths["metrics"].read_text())
     assert 0.2 < report["splits"]["train"]["truncated_fraction"] < 0.6
 
 

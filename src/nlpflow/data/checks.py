@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nlpflow.data.clean import normalise_for_match
 from nlpflow.data.files import Row
 from nlpflow.errors import UserError
 from nlpflow.params import SPLITS
@@ -37,58 +36,92 @@ class Leakage:
         }
 
 
-def _key(row: Row, text_fields: list[str]) -> str:
-    # Token-task rows hold a list of words; compare them as one text.
+def key_text(row: Row, text_fields: list[str]) -> str:
+    """The text fields of a row joined by ``\\x1f`` (a list of words joined by spaces first)."""
     return "\x1f".join(
         " ".join(row[f]) if isinstance(row[f], list) else row[f] for f in text_fields
     )
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _digests(rows: list[Row], text_fields: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, 128-bit digests of its text as is and normalised, two ``(n,)`` ``S16`` arrays:
-    16 bytes a row instead of Python sets of whole strings, each text normalised once."""
-    exact = np.empty(len(rows), dtype="S16")
-    loose = np.empty(len(rows), dtype="S16")
-    for i, row in enumerate(rows):
-        key = _key(row, text_fields)
-        exact[i] = _digest(key)
-        loose[i] = _digest(normalise_for_match(key))
-    return exact, loose
+def isin_digests(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.isin`` for ``S16`` digests: candidates by their first 64 bits (an integer
+    comparison, fast), confirmed on all 128."""
+    ha = a.view(np.uint64).reshape(-1, 2)[:, 0]
+    hb = np.sort(b.view(np.uint64).reshape(-1, 2)[:, 0])
+    if not len(hb):
+        return np.zeros(len(a), dtype=bool)
+    at = np.minimum(np.searchsorted(hb, ha), len(hb) - 1)
+    out = hb[at] == ha
+    candidates = np.flatnonzero(out)
+    if len(candidates):
+        full = b.view(np.uint64).reshape(-1, 2)[:, 0]
+        known = set(b[np.isin(full, ha[candidates])].tolist())
+        out[candidates] = [d in known for d in a[candidates].tolist()]
+    return out
 
 
 def find_leakage(
     splits: dict[str, list[Row]], text_fields: list[str], policy: str
 ) -> tuple[dict[str, list[Row]], Leakage]:
+    """:func:`find_leakage_digests` for rows in memory: the splits (rows dropped as
+    ``policy`` says) and what was found."""
+    import pyarrow as pa
+
+    from nlpflow.data.columns import digests, match_keys
+
+    exact, loose = {}, {}
+    for split in SPLITS:
+        keys = pa.array([key_text(r, text_fields) for r in splits[split]], pa.string())
+        exact[split], loose[split] = digests(keys), digests(match_keys(keys))
+
+    def example(split: str, idx: list[int]) -> list[tuple[str, str]]:
+        rows = [splits[split][i] for i in idx]
+        return [
+            (str(r.get("id", r.get("_line"))), key_text(r, text_fields).replace("\x1f", " / "))
+            for r in rows
+        ]
+
+    drop, leak = find_leakage_digests(
+        {s: len(splits[s]) for s in SPLITS},
+        lambda kind, split: (exact if kind == "exact" else loose)[split],
+        example,
+        policy,
+    )
+    if policy == "drop":
+        splits = {
+            s: [r for r, d in zip(rows, drop[s], strict=True) if not d]
+            for s, rows in splits.items()
+        }
+    return splits, leak
+
+
+def find_leakage_digests(
+    rows: dict[str, int],
+    digests: Callable[[str, str], np.ndarray],
+    example: Callable[[str, list[int]], list[tuple[str, str]]],
+    policy: str,
+) -> tuple[dict[str, np.ndarray], Leakage]:
     """Count exact and normalised duplicates across splits; apply warn, drop or fail.
 
-    A text counts as ``exact`` when identical after cleaning, ``normalised`` when identical
-    only once case, punctuation and spacing are ignored. Texts are compared by 128-bit
-    BLAKE2b digests (a false match is about as likely as 2**-128 per pair).
+    ``rows``: the number of rows per split; ``digests(kind, split)``: ``(n,)`` ``S16`` digests of each row's text as is
+    (``"exact"``) or normalised (``"loose"``), :func:`nlpflow.data.columns.digests`; asked
+    for two splits at a time, so that streamed data holds no more than those in memory.
+    ``example(split, rows)`` gives the
+    (id, text) of rows for the report. A text counts as ``exact`` when identical after
+    cleaning, ``normalised`` when identical only once case, punctuation and spacing are
+    ignored. Returns per split a ``(n,)`` bool mask of the rows to drop (all False unless
+    ``policy`` is drop).
     """
     leak = Leakage()
-    exact: dict[str, np.ndarray] = {}
-    loose: dict[str, np.ndarray] = {}
-    for s in SPLITS:
-        exact[s], loose[s] = _digests(splits[s], text_fields)
-    drop: dict[str, set[int]] = {s: set() for s in SPLITS}
+    drop = {s: np.zeros(rows[s], dtype=bool) for s in SPLITS}
     for later, earlier in PAIRS:
-        in_exact = np.isin(exact[later], exact[earlier])
-        in_loose = np.isin(loose[later], loose[earlier]) & ~in_exact
+        in_exact = isin_digests(digests("exact", later), digests("exact", earlier))
+        in_loose = isin_digests(digests("loose", later), digests("loose", earlier)) & ~in_exact
         found = np.flatnonzero(in_exact | in_loose)
-        drop[later].update(found.tolist())
-        for i in found[: max(0, EXAMPLES_KEPT - len(leak.examples))].tolist():
-            row = splits[later][i]
-            leak.examples.append(
-                {
-                    "splits": f"{earlier}/{later}",
-                    "id": str(row.get("id", row.get("_line"))),
-                    "text": _key(row, text_fields).replace("\x1f", " / ")[:160],
-                }
-            )
+        drop[later][found] = True
+        shown = found[: max(0, EXAMPLES_KEPT - len(leak.examples))].tolist()
+        for row_id, text in example(later, shown):
+            leak.examples.append({"splits": f"{earlier}/{later}", "id": row_id, "text": text[:160]})
         leak.counts[f"{earlier}/{later}"] = {
             "exact": int(in_exact.sum()),
             "normalised": int(in_loose.sum()),
@@ -106,8 +139,7 @@ def find_leakage(
         )
     if policy == "drop":
         for split in SPLITS:
-            leak.dropped[split] = len(drop[split])
-        splits = {
-            s: [r for i, r in enumerate(rows) if i not in drop[s]] for s, rows in splits.items()
-        }
-    return splits, leak
+            leak.dropped[split] = int(drop[split].sum())
+    else:
+        drop = {s: np.zeros_like(m) for s, m in drop.items()}
+    return drop, leak

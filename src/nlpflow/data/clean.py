@@ -17,30 +17,52 @@ SPACES = re.compile(r"\s+")
 NOT_WORD_OR_SPACE = re.compile(r"[^\w\s]")
 
 
-def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
-    """Apply the enabled steps in a fixed order; count each step that changed the text."""
+# The cleaning steps in the order they run; bit i of a row's step mask is STEPS[i].
+STEPS = (
+    "unicode",
+    "urls_replaced",
+    "users_replaced",
+    "whitespace",
+    "lowercased",
+    "truncated",
+)
+
+
+def clean_steps(text: str, params: CleaningParams) -> tuple[str, int]:
+    """The cleaned text and a bit mask of the steps (``STEPS``) that changed it."""
     form: Literal["NFC", "NFKC"] = "NFC" if params.unicode == "NFC" else "NFKC"
-    steps: list[tuple[str, bool, Callable[[str], str]]] = [
-        ("unicode", params.unicode != "none", lambda t: unicodedata.normalize(form, t)),
-        ("urls_replaced", params.replace_urls, lambda t: URL.sub("<url>", t)),
-        ("users_replaced", params.replace_users, lambda t: USER.sub("@user", t)),
-        ("whitespace", params.whitespace, lambda t: SPACES.sub(" ", t).strip()),
-        ("lowercased", params.lowercase, str.lower),
-        ("truncated", params.max_chars > 0, lambda t: t[: params.max_chars]),
+    steps: list[tuple[bool, Callable[[str], str]]] = [
+        (params.unicode != "none", lambda t: unicodedata.normalize(form, t)),
+        (params.replace_urls, lambda t: URL.sub("<url>", t)),
+        (params.replace_users, lambda t: USER.sub("@user", t)),
+        (params.whitespace, lambda t: SPACES.sub(" ", t).strip()),
+        (params.lowercase, str.lower),
+        (params.max_chars > 0, lambda t: t[: params.max_chars]),
     ]
-    for name, enabled, step in steps:
+    bits = 0
+    for i, (enabled, step) in enumerate(steps):
         if enabled:
             new = step(text)
             if new != text:
-                counts[name] += 1
+                bits |= 1 << i
                 text = new
+    return text, bits
+
+
+def clean_text(text: str, params: CleaningParams, counts: Counter[str]) -> str:
+    """Apply the enabled steps in a fixed order; count each step that changed the text."""
+    text, bits = clean_steps(text, params)
+    for i, name in enumerate(STEPS):
+        if bits & (1 << i):
+            counts[name] += 1
     return text
 
 
 def clean_rows(
     rows: list[Row], text_fields: list[str], label_field: str, params: CleaningParams
 ) -> tuple[list[Row], dict[str, int]]:
-    """Cleaned rows of one split and the counts of what changed."""
+    """Cleaned rows of one split and the counts of what changed (rows in memory; streamed
+    sequence data does the same column-wise: nlpflow.data.prepare)."""
     counts: Counter[str] = Counter()
     out: list[Row] = []
     seen: set[tuple[str, ...]] = set()

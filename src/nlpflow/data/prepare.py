@@ -5,15 +5,30 @@ What differs between tasks (``sequence``: one or two text fields and a label per
 :class:`~nlpflow.families.data.DataFamily`: built-in sources, label reading and checks,
 stratification, cleaning, the processed columns' features. Class names are mapped to ids in
 a stable (sorted) order that the model config's ``id2label`` keeps.
+
+Sequence classification (the family whose hooks are the defaults) streams: each part of the
+source is read once in Arrow batches (a CSV/TSV file through ``pyarrow.csv`` when the strict
+Python reader would read it alike, :mod:`nlpflow.data.fastcsv`), cleaned and hashed column by
+column (:mod:`nlpflow.data.columns`, exactly as the per-text functions), and kept on disk
+between the passes (:mod:`nlpflow.data.stream`), so memory stays flat as rows grow. The other
+families hold their rows in memory and go through their hooks row by row.
 """
 
 from __future__ import annotations
 
+import random
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nlpflow.data.checks import Leakage, find_leakage
+import numpy as np
+
+from nlpflow.data import columns, fastcsv
+from nlpflow.data.checks import Leakage, find_leakage, find_leakage_digests, key_text
 from nlpflow.data.files import (
     SPLIT_NAMES,
     BadRows,
@@ -24,24 +39,64 @@ from nlpflow.data.files import (
     read_rows,
     split_files,
 )
-from nlpflow.data.split import stratified_split
+from nlpflow.data.split import label_names_from, stratified_split, stratified_split_codes
+from nlpflow.data.stream import (
+    Codes,
+    EmptyLabel,
+    Part,
+    PartBuilder,
+    first_occurrences,
+    label_counts,
+    rows_table,
+    step_counts,
+)
 from nlpflow.errors import UserError
 from nlpflow.families.data import DataFamily, builtin_names, builtin_source, data_family
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
-    from datasets import DatasetDict
+    import pyarrow as pa
+    from datasets import DatasetDict, Features
 
 BUILTIN = "builtin:"
 HUB = "hub:"
+EXAMPLES_PER_LABEL = 3
+
+
+@dataclass
+class SplitRows:
+    """The rows of one streamed split: sorted row indices into a part kept on disk."""
+
+    part: Part
+    rows: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batches(self) -> Iterator[pa.Table]:
+        return self.part.batches(self.rows)
+
+
+@dataclass
+class SplitFigures:
+    """What the data report says about one split: label counts (label names order), and
+    per row the characters and words of its texts joined by `` / ``."""
+
+    labels: dict[str, int]
+    chars: np.ndarray
+    words: np.ndarray
 
 
 @dataclass
 class PreparedData:
-    """Rows per split with label names as strings; everything a data report needs."""
+    """The three splits with label names as strings; everything a data report needs.
+
+    ``splits``: per split the rows in memory (a list of dicts), or, streamed (sequence
+    classification), :class:`SplitRows` on disk with their ``figures``, ``vocabulary_size``
+    and card ``examples`` computed on the way."""
 
     task: str  # the family's name: "sequence", "token", ... (DataMeta.task)
-    splits: dict[str, list[Row]]
+    splits: dict[str, Any]  # list[Row] or SplitRows
     text_fields: list[str]
     label_field: str
     label_names: list[str]
@@ -56,6 +111,15 @@ class PreparedData:
     # Extra meta.json fields from the family (token tasks: the tag scheme the source was
     # written in, "IOB1" files being converted to IOB2 on reading).
     meta_extra: dict[str, Any] = field(default_factory=dict)
+    # streamed data only (None: computed from the rows in memory)
+    figures: dict[str, SplitFigures] | None = None
+    vocabulary: int | None = None  # distinct lowercased words of train
+    examples: dict[str, list[Row]] | None = None  # data card rows per label, picked (seeded)
+    workdir: Any = None  # removes the parts' directory (a weakref.finalize)
+
+    @property
+    def streamed(self) -> bool:
+        return self.figures is not None
 
     @property
     def family(self) -> DataFamily:
@@ -79,6 +143,58 @@ class PreparedData:
         """The label(s) of a row: one for sequence tasks, one per word for token tasks."""
         return self.family.labels_of([row], self.label_field)
 
+    def text(self, row: Row) -> str:
+        """The row's text fields joined by `` / `` (a list of words joined by spaces)."""
+        parts = [
+            " ".join(map(str, v)) if isinstance(v := row[f], list) else str(v)
+            for f in self.text_fields
+        ]
+        return " / ".join(parts)
+
+    def label_counts(self, split: str) -> dict[str, int]:
+        """How often each label name occurs in ``split`` (every word's tag for token tasks)."""
+        if self.figures is not None:
+            return dict(self.figures[split].labels)
+        counts = dict.fromkeys(self.label_names, 0)
+        for r in self.splits[split]:
+            for label in self.labels_of(r):
+                counts[label] += 1
+        return counts
+
+    def text_lengths(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``split``, the characters and words of :meth:`text`."""
+        if self.figures is not None:
+            return self.figures[split].chars, self.figures[split].words
+        texts = [self.text(r) for r in self.splits[split]]
+        chars = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        words = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
+        return chars, words
+
+    def vocabulary_size(self) -> int:
+        """Distinct lowercased words of train."""
+        if self.vocabulary is not None:
+            return self.vocabulary
+        return len({w.lower() for r in self.splits["train"] for w in self.text(r).split()})
+
+    def examples_by_label(self, seed: int) -> dict[str, list[Row]]:
+        """The data card's examples: per group (the label; a token example's most frequent
+        entity type), in sorted order, up to EXAMPLES_PER_LABEL train rows picked at random
+        (``card-<seed>``)."""
+        if self.examples is not None:
+            return self.examples
+        rng = random.Random(f"card-{seed}")
+        by_label: dict[str, list[Row]] = {}
+        for r in self.splits["train"]:
+            if self.task == "multilabel":  # an example stands under each of its labels
+                for group in r[self.label_field] or ["(no label)"]:
+                    by_label.setdefault(group, []).append(r)
+                continue
+            by_label.setdefault(self.family.example_group(r, self.label_field), []).append(r)
+        return {
+            label: rng.sample(by_label[label], min(EXAMPLES_PER_LABEL, len(by_label[label])))
+            for label in sorted(by_label)
+        }
+
 
 # --------------------------------------------------------------------------- reading
 
@@ -101,17 +217,34 @@ def _carve_validation(
     return [rows[i] for i in idx["train"]], [rows[i] for i in idx["validation"]]
 
 
-def _read_file(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+@dataclass
+class FastFile:
+    """A CSV/TSV file to stream (:mod:`nlpflow.data.fastcsv`), read by the Python reader
+    instead when it needs it (or when the task is not sequence classification)."""
+
+    path: Path
+
+
+Raw = list[Row] | FastFile
+
+
+def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
     if params.task != "auto":  # a family with its own file format (QA: SQuAD JSON)
         rows = data_family(params.task).read_file(path, params, bad)
         if rows is not None:
             return rows
     if detect_format(path, params.format) == "conll":
         return read_conll(path, params, bad)
+    if params.task in ("auto", "sequence") and fastcsv.eligible(path, params):
+        return FastFile(path)
     return read_rows(path, params, bad)
 
 
-def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, list[Row]]:
+def _rows(raw: Raw, params: DataParams, bad: BadRows) -> list[Row]:
+    return read_rows(raw.path, params, bad) if isinstance(raw, FastFile) else raw
+
+
+def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, Raw]:
     """Rows from a ``datasets`` Dataset or DatasetDict (save_to_disk directory or hub)."""
     from datasets import ClassLabel, Dataset, Sequence
 
@@ -145,7 +278,7 @@ def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> di
 
     if isinstance(obj, Dataset):
         return {"all": rows_of(obj)}
-    out: dict[str, list[Row]] = {}
+    out: dict[str, Raw] = {}
     for split in SPLITS:
         # the split names a directory of files may use (val, dev, ...), unless hub_splits says
         for candidate in (params.hub_splits.get(split), *SPLIT_NAMES[split]):
@@ -157,38 +290,38 @@ def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> di
     return out
 
 
-def _read_source(params: DataParams, seed: int, bad: BadRows) -> tuple[dict[str, list[Row]], str]:
-    """Raw rows per split (or under "all" when the source is one unsplit collection)."""
+def _read_source(
+    params: DataParams, seed: int, bad: BadRows, found: dict[str, Path]
+) -> tuple[dict[str, Raw], str]:
+    """Raw rows per split (or under "all" when the source is one unsplit collection);
+    ``found`` gets the files of a directory source (listed once)."""
     if params.files:
         return {s: _read_file(Path(p), params, bad) for s, p in params.files.items()}, "files"
-    return _read_one_source(params, seed, bad), params.source
+    return _read_one_source(params, seed, bad, found), params.source
 
 
-def _split_origin(params: DataParams) -> dict[str, str]:
+def _split_origin(params: DataParams, found: dict[str, Path]) -> dict[str, str]:
     """What an error about a split names: its file, or the one source all splits come from."""
     if params.files:
         train = params.files["train"]
         return {s: params.files.get(s, train) for s in SPLITS}
-    if not params.source.startswith((BUILTIN, HUB)) and Path(params.source).is_dir():
-        try:
-            found = split_files(Path(params.source))
-        except UserError:
-            found = {}
-        if found:
-            return {s: str(found.get(s, found["train"])) for s in SPLITS}
+    if found:
+        return {s: str(found.get(s, found["train"])) for s in SPLITS}
     return dict.fromkeys(SPLITS, params.source)
 
 
-def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, list[Row]]:
+def _read_one_source(
+    params: DataParams, seed: int, bad: BadRows, found: dict[str, Path]
+) -> dict[str, Raw]:
     source = params.source
     if source.startswith(BUILTIN):
-        found = builtin_source(source)
-        if found is None:
+        builtin = builtin_source(source)
+        if builtin is None:
             raise UserError(
                 f"params.yaml: data.source '{source}' is unknown; use "
                 f"{' or '.join(builtin_names())}"
             )
-        return {"all": found[1].generate(params, seed)}
+        return {"all": builtin[1].generate(params, seed)}
     if source.startswith(HUB):
         from datasets import load_dataset
 
@@ -208,8 +341,8 @@ def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, l
             from datasets import load_from_disk
 
             return _from_datasets(load_from_disk(str(path)), params, source, bad)
-        files = split_files(path)
-        return {s: _read_file(p, params, bad) for s, p in files.items()}
+        found.update(split_files(path))
+        return {s: _read_file(p, params, bad) for s, p in found.items()}
     if path.exists():
         return {"all": _read_file(path, params, bad)}
     raise UserError(
@@ -218,7 +351,7 @@ def _read_one_source(params: DataParams, seed: int, bad: BadRows) -> dict[str, l
     )
 
 
-def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
+def _fields(params: DataParams, raw: Raw) -> tuple[str, list[str], str]:
     """The task (a family's name) and the text and label fields of the rows read.
 
     A built-in source fixes all three; otherwise ``data.task`` names the family, or with
@@ -239,7 +372,7 @@ def _fields(params: DataParams, rows: list[Row]) -> tuple[str, list[str], str]:
                 f"or {fam.name}, not {params.task}"
             )
         return fam.name, *fam.fields(params)
-    first = rows[0] if rows else {}
+    first = raw[0] if isinstance(raw, list) and raw else {}
     if set(first) == {"tokens", "tags", "_line"}:  # CoNLL: the columns have no names
         return "token", ["tokens"], "tags"
     if params.task != "auto":
@@ -253,11 +386,13 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
 
     Raises UserError (naming the file or source) when the data cannot be used.
     """
+    from nlpflow.families.sequence.data import SequenceData
+
     bad = BadRows(params.on_bad_rows)
-    raw, source = _read_source(params, seed, bad)
-    origin = _split_origin(params)
-    first_rows = next(iter(raw.values()))
-    task, text_fields, label_field = _fields(params, first_rows)
+    found: dict[str, Path] = {}
+    raw_parts, source = _read_source(params, seed, bad, found)
+    origin = _split_origin(params, found)
+    task, text_fields, label_field = _fields(params, next(iter(raw_parts.values())))
     clash = [f for f in text_fields if f in ("id", "label")]
     if clash:
         raise UserError(
@@ -265,6 +400,16 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             "itself (id, label); rename that column in the file and in data.text_fields"
         )
     fam = data_family(task)
+    if type(fam) is SequenceData:  # the column-wise equivalents of its hooks, streamed
+        workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
+        try:
+            data = _streamed(params, seed, raw_parts, source, origin, task, bad, workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        data.workdir = weakref.finalize(data, shutil.rmtree, workdir, True)
+        return data
+    raw = {part: _rows(r, params, bad) for part, r in raw_parts.items()}
     parts = {part: source if part == "all" else origin[part] for part in raw}
     meta_extra = fam.normalise(raw, label_field, parts, bad)
     if "all" in raw:
@@ -310,8 +455,265 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     )
 
 
+# --------------------------------------------------------------------------- streamed
+
+
+def _class_warnings(
+    names: list[str], rows: dict[str, int], counts: dict[str, dict[str, int]]
+) -> list[str]:
+    """SequenceData.warnings from label counts: classes validation or test lack."""
+    out = []
+    for split in ("validation", "test"):
+        present = {n for n, c in counts[split].items() if c}
+        absent = [n for n in names if n not in present]
+        if len(present) == 1:
+            out.append(
+                f"the {split} split has only one class ({sorted(present)[0]!r}, "
+                f"{rows[split]} rows): ROC-AUC, PR-AUC and MCC are undefined and "
+                "accuracy says nothing there; add data or change data.splits"
+            )
+        elif absent:
+            out.append(
+                f"the {split} split has no example of {absent}: their recall and F1 are "
+                "undefined there; add data or change data.splits"
+            )
+    return out
+
+
+def _first_pass(raw: Raw, builder: PartBuilder, params: DataParams, bad: BadRows) -> Part:
+    """Read one part into ``builder``: a streamed file, or Python rows as one table. A file
+    the stream cannot take is read again by the Python reader (which names its problems)."""
+    if isinstance(raw, FastFile):
+        try:
+            for table in fastcsv.read_batches(raw.path, params):
+                builder.add(table)
+            return builder.finish()
+        except (fastcsv.NotFast, EmptyLabel):
+            builder.reset()
+            raw = read_rows(raw.path, params, bad)
+    table, present = rows_table(raw, builder.task, builder.text_fields, builder.label_field)
+    builder.add(table, present)
+    return builder.finish()
+
+
+def _assign_splits(
+    parts: dict[str, Part], labels: Codes, params: DataParams, seed: int, source: str
+) -> dict[str, SplitRows]:
+    """Rows per split: stratified by label from one collection, or as the files give them
+    (validation carved from train when there is no validation file)."""
+    if "all" in parts:
+        part = parts["all"]
+        fractions = {s: params.splits[s] for s in SPLITS}
+        idx = stratified_split_codes(part.label_codes, labels.names, fractions, seed)
+        return {s: SplitRows(part, idx[s]) for s in SPLITS}
+    if "test" not in parts:
+        raise UserError(f"{source}: no test split found; add a test file or set data.files.test")
+    out = {s: SplitRows(p, np.arange(p.n, dtype=np.int64)) for s, p in parts.items()}
+    if "validation" not in parts:
+        part = parts["train"]
+        share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
+        fractions = {"train": 1 - share, "validation": share}
+        idx = stratified_split_codes(part.label_codes, labels.names, fractions, seed)
+        out["train"] = SplitRows(part, idx["train"])
+        out["validation"] = SplitRows(part, idx["validation"])
+    return out
+
+
+def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str, dict[str, int]]:
+    """Drop empty texts and duplicates (texts and label) within each split, as
+    ``data.cleaning`` says (``clean_rows``); the counts of what each step changed or dropped."""
+    cleaning: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        part, rows = splits[split].part, splits[split].rows
+        counts = step_counts(part, rows)
+        keep = np.ones(len(rows), dtype=bool)
+        if params.cleaning.drop_empty:
+            blank = part.blank[rows]
+            if blank.any():
+                counts["empty_dropped"] = int(blank.sum())
+            keep &= ~blank
+        if params.cleaning.drop_duplicates:
+            kept = np.flatnonzero(keep)
+            first = first_occurrences(part, rows[kept])
+            if not first.all():
+                counts["duplicates_dropped"] = int((~first).sum())
+            keep[kept[~first]] = False
+        splits[split] = SplitRows(part, rows[keep])
+        cleaning[split] = dict(sorted(counts.items()))
+    return cleaning
+
+
+def _pick_examples(train: SplitRows, names: list[str], seed: int) -> dict[str, list[Row]]:
+    """:meth:`PreparedData.examples_by_label` of streamed train rows (the same picks)."""
+    rng = random.Random(f"card-{seed}")
+    of_row = train.part.label_codes[train.rows]
+    out = {}
+    for code in sorted(np.unique(of_row).tolist(), key=lambda c: names[c]):
+        members = np.flatnonzero(of_row == code)
+        picks = rng.sample(range(len(members)), min(EXAMPLES_PER_LABEL, len(members)))
+        out[names[code]] = train.part.rows([int(train.rows[members[p]]) for p in picks])
+    return out
+
+
+def _streamed(
+    params: DataParams,
+    seed: int,
+    raw: dict[str, Raw],
+    source: str,
+    origin: dict[str, str],
+    task: str,
+    bad: BadRows,
+    workdir: Path,
+) -> PreparedData:
+    """:func:`load_splits` for sequence classification, streamed (see the module doc)."""
+    text_fields, label_field = _fields(params, next(iter(raw.values())))[1:]
+    labels = Codes()
+    parts = {}
+    for name, part_raw in raw.items():
+        builder = PartBuilder(
+            workdir, name, task, text_fields, label_field, params.cleaning, labels
+        )
+        parts[name] = _first_pass(part_raw, builder, params, bad)
+    del raw
+    splits = _assign_splits(parts, labels, params, seed, source)
+    cleaning = _clean_splits(splits, params)
+
+    def examples(split: str, idx: list[int]) -> list[tuple[str, str]]:
+        chosen = splits[split]
+        rows = chosen.part.rows([int(chosen.rows[i]) for i in idx])
+        return [
+            (str(r.get("id", r.get("_line"))), key_text(r, text_fields).replace("\x1f", " / "))
+            for r in rows
+        ]
+
+    def digests(kind: str, split: str) -> np.ndarray:
+        chosen = splits[split]
+        return (chosen.part.exact if kind == "exact" else chosen.part.loose)[chosen.rows]
+
+    sizes = {s: len(splits[s]) for s in SPLITS}
+    drop, leakage = find_leakage_digests(sizes, digests, examples, params.leakage)
+    for split in SPLITS:
+        splits[split] = SplitRows(splits[split].part, splits[split].rows[~drop[split]])
+        if not len(splits[split]):
+            raise UserError(
+                f"{origin[split]}: the {split} split is empty; add data or change data.splits"
+            )
+    n_codes = len(labels.names)
+    counts = {
+        s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
+        for s, sr in splits.items()
+    }
+    present = {s: [n for n, c in counts[s].items() if c] for s in SPLITS}
+    names = label_names_from(
+        present["train"], {s: present[s] for s in ("validation", "test")}, origin
+    )
+    warnings = _class_warnings(names, {s: len(splits[s]) for s in SPLITS}, counts)
+    train = splits["train"]
+    reserved = {"id", "_line", label_field, *text_fields}
+    keys = [
+        k
+        for k in train.part.columns
+        if k not in reserved
+        and (k not in train.part.present or train.part.present[k][train.rows].any())
+    ]
+    figures = {
+        s: SplitFigures(
+            {n: counts[s].get(n, 0) for n in names}, sr.part.chars[sr.rows], sr.part.words[sr.rows]
+        )
+        for s, sr in splits.items()
+    }
+    vocabulary: set[str] = set()
+    for table in train.batches():
+        texts = [table.column(f).combine_chunks() for f in text_fields]
+        vocabulary |= columns.lower_words(columns.joined(texts, " / "))
+    return PreparedData(
+        task,
+        splits,
+        text_fields,
+        label_field,
+        names,
+        sorted(keys),
+        source,
+        cleaning,
+        leakage,
+        bad,
+        warnings,
+        {},
+        figures,
+        len(vocabulary),
+        _pick_examples(train, labels.names, seed),
+    )
+
+
+def _features(data: PreparedData) -> Features:
+    """The processed splits' features: ``id``, the text field(s), ``label`` (the family's
+    feature) and metadata columns (strings)."""
+    from datasets import Features, Value
+
+    fam = data.family
+    return Features(
+        {
+            "id": Value("string"),
+            **{f: fam.text_feature() for f in data.text_fields},
+            "label": fam.label_feature(data.label_names),
+            **{m: Value("string") for m in data.metadata_fields},
+        }
+    )
+
+
+def processed_tables(data: PreparedData, split: str) -> Iterator[pa.Table]:
+    """The processed rows of a streamed ``split`` in Arrow batches: ``id`` (the source's,
+    else ``<split>-<line>``), the text field(s), ``label`` as ids, metadata as strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = pa.array(data.label_names, pa.string())
+    done = 0
+    for table in data.splits[split].batches():
+        n = table.num_rows
+        line = table.column("_line").combine_chunks()
+        place = pa.array(np.arange(done, done + n, dtype=np.int64))
+        generated = pc.binary_join_element_wise(
+            pa.scalar(f"{split}-"), pc.cast(pc.coalesce(line, place), pa.string()), ""
+        )
+        ids = (
+            pc.coalesce(table.column("id"), generated) if "id" in table.column_names else generated
+        )
+        label = table.column(data.label_field).combine_chunks()
+        cols: dict[str, Any] = {"id": ids}
+        for f in data.text_fields:
+            cols[f] = table.column(f)
+        cols["label"] = pc.cast(pc.index_in(label, value_set=names), pa.int64())
+        for m in data.metadata_fields:
+            cols[m] = (
+                pc.cast(table.column(m), pa.string())
+                if m in table.column_names
+                else pa.nulls(n, pa.string())
+            )
+        done += n
+        yield pa.table(cols)
+
+
+def write_processed(
+    out: str | Path, data: PreparedData, cleaning: dict[str, Any] | None = None
+) -> None:
+    """``data/processed``: streamed data written split by split from the rows on disk (memory
+    stays flat); rows in memory through :func:`to_dataset_dict`. ``cleaning``: the
+    ``data.cleaning`` params the texts were cleaned with (meta.json keeps them for predict)."""
+    from nlpflow.data.saved import DataMeta, write_saved, write_saved_tables
+
+    meta = DataMeta(**data.meta(), cleaning=cleaning)
+    if not data.streamed:
+        write_saved(out, to_dataset_dict(data), meta)
+        return
+    features = _features(data)
+    write_saved_tables(out, {s: (features, processed_tables(data, s)) for s in SPLITS}, meta)
+
+
 def to_dataset_dict(data: PreparedData) -> DatasetDict:
     """Arrow datasets: ``id``, the text field(s), ``label`` (ClassLabel) and metadata columns."""
+    if data.streamed:
+        return _streamed_dataset_dict(data)
     import pyarrow as pa
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -348,4 +750,20 @@ def to_dataset_dict(data: PreparedData) -> DatasetDict:
             for c, v in columns.items()
         }
         out[split] = Dataset.from_dict(arrays, features=features)
+    return DatasetDict(out)
+
+
+def _streamed_dataset_dict(data: PreparedData) -> DatasetDict:
+    """Streamed processed splits in memory (tests, small data)."""
+    import pyarrow as pa
+    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets.table import InMemoryTable
+
+    features = _features(data)
+    out = {}
+    for split in SPLITS:
+        tables = list(processed_tables(data, split))
+        table = pa.concat_tables(tables) if tables else features.arrow_schema.empty_table()
+        table = InMemoryTable(table.cast(features.arrow_schema))
+        out[split] = Dataset(table, info=DatasetInfo(features=features))
     return DatasetDict(out)

@@ -19,14 +19,11 @@ HIST_BINS = 20
 
 
 def _text(row: dict[str, Any], data: PreparedData) -> str:
-    parts = [
-        " ".join(map(str, v)) if isinstance(v := row[f], list) else str(v) for f in data.text_fields
-    ]
-    return " / ".join(parts)
+    return data.text(row)
 
 
-def _percentiles(values: list[int]) -> dict[str, int]:
-    arr = np.asarray(values or [0])
+def _percentiles(values: np.ndarray) -> dict[str, int]:
+    arr = np.asarray(values if len(values) else [0])
     out = {f"p{p}": int(np.percentile(arr, p)) for p in PERCENTILES}
     out["max"] = int(arr.max())
     return out
@@ -54,16 +51,12 @@ def describe(data: PreparedData) -> dict[str, Any]:
     }
     for split in SPLITS:
         rows = data.splits[split]
-        counts = dict.fromkeys(data.label_names, 0)
-        for r in rows:
-            for label in data.labels_of(r):
-                counts[label] += 1
-        texts = [_text(r, data) for r in rows]
+        chars, words = data.text_lengths(split)
         report["splits"][split] = {
             "rows": len(rows),
-            "labels": counts,
-            "chars": _percentiles([len(t) for t in texts]),
-            "words": _percentiles([len(t.split()) for t in texts]),
+            "labels": data.label_counts(split) if classes else {},
+            "chars": _percentiles(chars),
+            "words": _percentiles(words),
         }
         extra = data.family.split_figures(rows, data.label_field)
         if extra is not None:  # the family's own figures (QA: questions, answers)
@@ -81,8 +74,7 @@ def describe(data: PreparedData) -> dict[str, Any]:
         report["imbalance_ratio"] = round(max(train_counts) / min(train_counts), 3)
     else:
         report["imbalance_ratio"] = None
-    vocab = {w.lower() for r in data.splits["train"] for w in _text(r, data).split()}
-    report["vocabulary_size"] = len(vocab)
+    report["vocabulary_size"] = data.vocabulary_size()
     report["leakage"] = data.leakage.as_dict()
     report["skipped_rows"] = len(data.bad_rows.rows)
     report["warnings"] = list(data.warnings)
@@ -93,8 +85,8 @@ def describe(data: PreparedData) -> dict[str, Any]:
 
 
 def _histograms(data: PreparedData) -> tuple[list[dict[str, Any]], np.ndarray]:
-    lengths = {s: [len(_text(r, data).split()) for r in data.splits[s]] for s in SPLITS}
-    top = max(max(v) for v in lengths.values())
+    lengths = {s: data.text_lengths(s)[1] for s in SPLITS}
+    top = max(int(v.max()) for v in lengths.values())
     edges = np.unique(np.linspace(0, top + 1, HIST_BINS + 1).astype(int))
     rows = []
     counts = {s: np.histogram(lengths[s], bins=edges)[0] for s in SPLITS}
@@ -177,11 +169,6 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     from nlpflow.markdown import table
 
     return table(header, rows, limit=None)
-
-
-def _example_group(row: dict[str, Any], data: PreparedData) -> str:
-    """The group a train example is shown under in the data card (the task family's)."""
-    return data.family.example_group(row, data.label_field)
 
 
 def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: str) -> str:
@@ -322,16 +309,7 @@ def _cleaning_and_checks(data: PreparedData, report: dict[str, Any]) -> list[str
 
 def _examples_by_label(data: PreparedData, seed: int) -> list[str]:
     lines = ["", "## Examples (train, random per label)", ""]
-    rng = random.Random(f"card-{seed}")
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for r in data.splits["train"]:
-        if data.task == "multilabel":  # an example stands under each of its labels
-            for group in r[data.label_field] or ["(no label)"]:
-                by_label.setdefault(group, []).append(r)
-            continue
-        by_label.setdefault(_example_group(r, data), []).append(r)
-    for label in sorted(by_label):
-        picks = rng.sample(by_label[label], min(EXAMPLES_PER_LABEL, len(by_label[label])))
+    for label, picks in data.examples_by_label(seed).items():
         lines += [f"**{label}**", ""]
         for r in picks:
             text = _text(r, data)

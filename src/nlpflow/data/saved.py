@@ -12,6 +12,7 @@ token tasks a list per example aligned to sub-tokens, ``-100`` where ignored), a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from nlpflow.errors import UserError
 
 if TYPE_CHECKING:
-    from datasets import DatasetDict
+    import pyarrow as pa
+    from datasets import Dataset, DatasetDict, Features
 
 LABEL_COLUMN = "label"
 # The aligned label of special tokens and non-first sub-tokens in data/tokenized (token tasks):
@@ -165,6 +167,127 @@ def write_saved(out: str | Path, data: DatasetDict, meta: DataMeta) -> None:
     with atomic_dir(out) as tmp:
         data.save_to_disk(str(tmp))
         write_meta(tmp, meta)
+
+
+def write_saved_tables(
+    out: str | Path,
+    splits: Mapping[str, tuple[Features, Iterable[pa.Table]]],
+    meta: DataMeta,
+    fingerprint: str = "",
+) -> None:
+    """:func:`write_saved` for splits given as streams of Arrow tables: each split is written
+    batch by batch (datasets' ``ArrowWriter``) in the layout ``save_to_disk`` writes, so
+    memory stays flat however many rows there are. Published atomically with ``meta.json``."""
+    from nlpflow.io import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        for name, (features, tables) in splits.items():
+            write_split(Path(tmp) / name, features, tables, fingerprint)
+        (Path(tmp) / "dataset_dict.json").write_text(
+            json.dumps({"splits": list(splits)}), encoding="utf-8"
+        )
+        write_meta(tmp, meta)
+
+
+DATA_FILE = "data-00000-of-00001.arrow"
+
+
+def write_split(
+    directory: Path, features: Features, tables: Iterable[pa.Table], fingerprint: str = ""
+) -> int:
+    """One split in ``save_to_disk``'s layout (one shard, ``state.json``,
+    ``dataset_info.json``) from a stream of tables; the number of rows. The fingerprint is
+    the shard's content hash (xxh64), as stable as the data."""
+    import pyarrow as pa
+    import xxhash
+    from datasets import DatasetInfo
+    from datasets.arrow_writer import ArrowWriter
+    from datasets.utils.py_utils import asdict as datasets_asdict
+
+    directory.mkdir(parents=True)
+    path = directory / DATA_FILE
+    with ArrowWriter(features=features, path=str(path)) as writer:
+        for table in tables:
+            writer.write_table(table)
+        rows, _ = writer.finalize()
+    pa.default_memory_pool().release_unused()  # the batches' buffers, back to the system
+    digest = xxhash.xxh64(fingerprint.encode())
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            digest.update(chunk)
+    # the info save_to_disk writes, without opening the file (reading a stream of many
+    # batches through a memory map makes a quarter of its size resident)
+    info_of = DatasetInfo(features=features)
+    state: dict[str, Any] = {
+        "_data_files": [{"filename": DATA_FILE}],
+        "_fingerprint": digest.hexdigest(),
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    (directory / "state.json").write_text(
+        json.dumps(state, indent=2, sort_keys=True), encoding="utf-8"
+    )
+    info = datasets_asdict(info_of)
+    (directory / "dataset_info.json").write_text(
+        json.dumps({k: info[k] for k in sorted(info)}, indent=2), encoding="utf-8"
+    )
+    return int(rows)
+
+
+def in_memory(tables: Mapping[str, pa.Table], features: Features) -> DatasetDict:
+    """A DatasetDict of Arrow tables in memory, typed by ``features`` (no cast pass)."""
+    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets.table import InMemoryTable
+
+    return DatasetDict(
+        {
+            name: Dataset(
+                InMemoryTable(table.cast(features.arrow_schema)),
+                info=DatasetInfo(features=features),
+            )
+            for name, table in tables.items()
+        }
+    )
+
+
+def split_batches(
+    dataset: Dataset, batch_size: int, columns: list[str] | None = None
+) -> Iterator[pa.Table]:
+    """A split's rows as Arrow tables of about ``batch_size`` rows, in order, read from its
+    Arrow files with plain reads (not memory-mapped, so pages read do not stay in the
+    process's resident memory); a dataset not backed by whole files is iterated as usual."""
+    import pyarrow as pa
+    from datasets.table import MemoryMappedTable
+
+    table = dataset.data
+    plain = (
+        isinstance(table, MemoryMappedTable)
+        and not table.replays
+        and dataset._indices is None
+        and Path(table.path).is_file()
+    )
+    if not plain:
+        view = dataset.select_columns(columns) if columns else dataset
+        yield from view.with_format("arrow").iter(batch_size=batch_size)
+        return
+    files = [table.path]
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for name in files:
+        with pa.OSFile(name) as fh:
+            for batch in pa.ipc.open_stream(fh):
+                if columns:
+                    batch = batch.select(columns)
+                pending.append(batch)
+                held += batch.num_rows
+                if held >= batch_size:
+                    yield pa.Table.from_batches(pending)
+                    pending, held = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def read_processed(

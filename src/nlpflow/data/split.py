@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from array import array
 from collections.abc import Sequence
+
+import numpy as np
 
 from nlpflow.errors import UserError
 
@@ -16,24 +18,39 @@ def stratified_split(
 
     Rounding leftovers go to the first split (train), so no row is lost.
     """
+    names = sorted(set(labels))
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
+    out = stratified_split_codes(codes, names, fractions, seed)
+    return {name: idx.tolist() for name, idx in out.items()}
+
+
+def stratified_split_codes(
+    codes: np.ndarray, names: Sequence[str], fractions: dict[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """:func:`stratified_split` of rows whose label is ``names[codes[i]]``: sorted ``int64``
+    row indices per split, the same rows for the same labels and seed."""
     rng = random.Random(f"split-{seed}")
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_label[label].append(i)
-    names = list(fractions)
-    out: dict[str, list[int]] = {name: [] for name in names}
-    for label in sorted(by_label):
-        idx = by_label[label]
+    splits = list(fractions)
+    out: dict[str, list[np.ndarray]] = {name: [] for name in splits}
+    for code in sorted(range(len(names)), key=lambda c: names[c]):
+        # a typed array: 8 bytes a row instead of a list of int objects; random.shuffle
+        # draws the same numbers whatever the sequence type
+        idx = array("q", np.flatnonzero(codes == code).astype(np.int64).tobytes())
+        if not idx:
+            continue
         rng.shuffle(idx)
-        counts = {name: int(len(idx) * fractions[name]) for name in names[1:]}
-        counts[names[0]] = len(idx) - sum(counts.values())
+        counts = {name: int(len(idx) * fractions[name]) for name in splits[1:]}
+        counts[splits[0]] = len(idx) - sum(counts.values())
         start = 0
-        for name in names:
-            out[name].extend(idx[start : start + counts[name]])
+        for name in splits:
+            out[name].append(np.frombuffer(idx[start : start + counts[name]], dtype=np.int64))
             start += counts[name]
-    for name in names:
-        out[name].sort()  # stable, readable order; shuffling happens at training time
-    return out
+    # stable, readable order; shuffling happens at training time
+    return {
+        name: np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        for name, parts in out.items()
+    }
 
 
 def label_names_from(

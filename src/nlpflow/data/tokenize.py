@@ -34,9 +34,11 @@ def training_texts(
     dataset: DatasetDict, text_fields: list[str], batch: int = BATCH
 ) -> Iterator[str]:
     """Train-split texts only: a tokenizer must never see validation or test."""
-    for chunk in dataset["train"].select_columns(text_fields).iter(batch_size=batch):
+    from nlpflow.data.saved import split_batches
+
+    for chunk in split_batches(dataset["train"], batch, text_fields):
         for field in text_fields:
-            for value in chunk[field]:
+            for value in chunk.column(field).to_pylist():
                 yield " ".join(value) if isinstance(value, list) else value
 
 
@@ -52,11 +54,19 @@ def _list_array(rows: list[list[int]], dtype: Any) -> pa.Array:
 
 
 def _full_lengths(
-    encoder: Encoder, columns: list[list[Any]], lengths: np.ndarray, where: str, first: int
+    encoder: Encoder,
+    columns: list[list[Any]],
+    lengths: np.ndarray,
+    where: str,
+    first: int,
+    known: np.ndarray | None = None,
 ) -> np.ndarray:
     """Untruncated lengths, ``(n,)`` int32. Truncation cuts a row to exactly ``max_length``
     tokens, so a row shorter than that was not cut: only rows at ``max_length`` are encoded
-    again without truncation (the second encode was half of the stage's time)."""
+    again without truncation (the second encode was half of the stage's time), unless
+    ``known`` (the untruncated lengths of these rows, from ``max_length: auto``) gives them."""
+    if known is not None:
+        return np.asarray(known, dtype=np.int32)
     full = lengths.copy()
     at_limit = np.flatnonzero(lengths >= encoder.max_length)
     if len(at_limit):
@@ -87,7 +97,9 @@ def _arrow_encoder(
 
     specials = np.asarray(sorted(set(special_ids)), dtype=np.int64)
 
-    def encode(batch: pa.Table, indices: list[int], where: str) -> pa.Table:
+    def encode(
+        batch: pa.Table, indices: list[int], where: str, known: np.ndarray | None = None
+    ) -> pa.Table:
         columns = [batch.column(f).to_pylist() for f in encoder.text_fields]
         labels = batch.column("label")
         first = int(indices[0]) if len(indices) else 0
@@ -115,7 +127,9 @@ def _arrow_encoder(
         else:
             out["labels"] = label_column
         out["length"] = pa.array(lengths)
-        out["full_length"] = pa.array(_full_lengths(encoder, columns, lengths, where, first))
+        if known is not None:
+            known = known[np.asarray(indices, dtype=np.int64)]
+        out["full_length"] = pa.array(_full_lengths(encoder, columns, lengths, where, first, known))
         out["unknown"] = pa.array(unknown.astype(np.int32))
         out["special_only"] = pa.array(content == 0)
         if encoder.task == "token":  # words: pre-split input
@@ -130,6 +144,93 @@ def _arrow_encoder(
     return encode
 
 
+def _features(encoder: Encoder, family: DataFamily, processed_label: Any) -> Any:
+    """The tokenized columns' features; the family types ``labels`` from the processed
+    ``label`` feature (a UserError when data/processed is not what it writes)."""
+    from datasets import Features, Sequence, Value
+
+    label_feature = family.tokenized_label_feature(processed_label)
+    inputs = family.input_features(encoder.segments) or {
+        "input_ids": Sequence(Value("int32")),
+        **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
+    }
+    return Features({**inputs, "labels": label_feature, "length": Value("int32")})
+
+
+STAT_FEATURES = {
+    "full_length": "int32",
+    "unknown": "int32",
+    "special_only": "bool",
+    "empty_words": "int32",
+    "truncated_words": "int32",
+    "tokens": "int32",
+}
+
+
+class SplitStats:
+    """The figures of :func:`split_figures`, summed batch by batch (the untruncated lengths
+    kept: 4 bytes a row)."""
+
+    def __init__(self) -> None:
+        self.full: list[np.ndarray] = []
+        self.sums = dict.fromkeys(
+            ("tokens", "unknown", "special_only", "empty_words", "truncated_words"), 0
+        )
+
+    def add(self, table: pa.Table) -> None:
+        import pyarrow.compute as pc
+
+        self.full.append(table.column("full_length").to_numpy().astype(np.int64))
+        for key in self.sums:
+            column = table.column(key)
+            if key == "special_only":
+                column = pc.cast(column, "int64")
+            self.sums[key] += int(pc.sum(column).as_py() or 0)
+
+    def figures(self, max_length: int) -> dict[str, Any]:
+        full = np.concatenate(self.full) if self.full else np.zeros(0, dtype=np.int64)
+        return _figures(full, self.sums, max_length)
+
+
+def encode_splits(
+    dataset: DatasetDict,
+    encoder: Encoder,
+    tokenizer: PreTrainedTokenizerBase,
+    source: str = "",
+    known_full: dict[str, np.ndarray] | None = None,
+    family: DataFamily | None = None,
+) -> tuple[Any, dict[str, tuple[Any, Iterator[pa.Table]]], dict[str, SplitStats]]:
+    """Encode every split batch by batch, as streams: per split (features, tables of model
+    inputs) and the :class:`SplitStats` each stream fills as it is read. The rows are read
+    from the splits' Arrow files with plain reads (:func:`nlpflow.data.saved.split_batches`),
+    so memory stays flat. ``known_full``: untruncated lengths per split, when known.
+    ``family``: the task's data family (default: the one of ``encoder.task``), which encodes
+    each batch and types the ``labels`` column."""
+    from nlpflow.data.saved import split_batches
+    from nlpflow.families.data import data_family
+
+    family = family or data_family(encoder.task)
+    features = _features(encoder, family, dataset["train"].features["label"])
+    encode = _arrow_encoder(
+        encoder, list(tokenizer.all_special_ids), tokenizer.unk_token_id, family
+    )
+    wanted = [*encoder.text_fields, "label"]
+    stats = {split: SplitStats() for split in dataset}
+
+    def stream(split: str) -> Iterator[pa.Table]:
+        where = f"{source}/{split}" if source else split
+        known = (known_full or {}).get(split)
+        done = 0
+        for batch in split_batches(dataset[split], BATCH, wanted):
+            indices = list(range(done, done + batch.num_rows))
+            out = encode(batch, indices, where, known)
+            done += batch.num_rows
+            stats[split].add(out)
+            yield out.drop_columns(list(STAT_COLUMNS))
+
+    return features, {split: (features, stream(split)) for split in dataset}, stats
+
+
 def tokenize_with_stats(
     dataset: DatasetDict,
     encoder: Encoder,
@@ -137,40 +238,54 @@ def tokenize_with_stats(
     num_proc: int | None = None,
     source: str = "",
     family: DataFamily | None = None,
+    known_full: dict[str, np.ndarray] | None = None,
 ) -> tuple[DatasetDict, dict[str, dict[str, Any]]]:
-    """Encode every split with ``encoder``: ``input_ids`` (and ``token_type_ids``),
-    ``labels``, ``length`` per example, unpadded; and per split the figures of
-    :func:`split_figures` (one encoding pass; the untruncated lengths in the same batch).
-
-    ``family``: the task's data family (default: the one of ``encoder.task``), which encodes
-    each batch and types the ``labels`` column.
+    """Encode every split with ``encoder`` into memory: ``input_ids`` (and
+    ``token_type_ids``), ``labels``, ``length`` per example, unpadded; and per split the
+    figures of :func:`split_figures` (one encoding pass; the untruncated lengths in the same
+    batch). ``num_proc`` > 1 encodes with ``datasets.map`` in that many processes. The stage
+    streams to disk instead (:func:`encode_splits`). ``family``: the task's data family
+    (default: the one of ``encoder.task``), which encodes each batch and types ``labels``.
 
     Raises UserError when a row cannot be truncated as asked (``only_second`` with a first
     text longer than ``max_length``), naming ``source``/split and the row.
     """
-    from datasets import Features, Sequence, Value
+    import pyarrow as pa
+    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets.table import InMemoryTable
 
     from nlpflow.families.data import data_family
 
     family = family or data_family(encoder.task)
-    label_feature = family.tokenized_label_feature(dataset["train"].features["label"])
-    inputs = family.input_features(encoder.segments) or {
-        "input_ids": Sequence(Value("int32")),
-        **({"token_type_ids": Sequence(Value("int8"))} if encoder.segments else {}),
-    }
-    features = Features(
-        {
-            **inputs,
-            "labels": label_feature,
-            "length": Value("int32"),
-            "full_length": Value("int32"),
-            "unknown": Value("int32"),
-            "special_only": Value("bool"),
-            "empty_words": Value("int32"),
-            "truncated_words": Value("int32"),
-            "tokens": Value("int32"),
-        }
+    if num_proc and num_proc > 1:
+        return _map_with_stats(dataset, encoder, tokenizer, num_proc, source, known_full, family)
+    features, streams, stats = encode_splits(
+        dataset, encoder, tokenizer, source, known_full, family
     )
+    out = {}
+    for split, (_, tables) in streams.items():
+        parts = list(tables)
+        table = pa.concat_tables(parts) if parts else features.arrow_schema.empty_table()
+        table = InMemoryTable(table.cast(features.arrow_schema))
+        out[split] = Dataset(table, info=DatasetInfo(features=features))
+    figures = {split: s.figures(encoder.max_length) for split, s in stats.items()}
+    return DatasetDict(out), figures
+
+
+def _map_with_stats(
+    dataset: DatasetDict,
+    encoder: Encoder,
+    tokenizer: PreTrainedTokenizerBase,
+    num_proc: int,
+    source: str,
+    known_full: dict[str, np.ndarray] | None,
+    family: DataFamily,
+) -> tuple[DatasetDict, dict[str, dict[str, Any]]]:
+    """:func:`tokenize_with_stats` through ``datasets.map`` with ``num_proc`` processes."""
+    from datasets import DatasetDict, Features, Value
+
+    base = _features(encoder, family, dataset["train"].features["label"])
+    features = Features({**base, **{k: Value(v) for k, v in STAT_FEATURES.items()}})
     encode = _arrow_encoder(
         encoder, list(tokenizer.all_special_ids), tokenizer.unk_token_id, family
     )
@@ -184,16 +299,17 @@ def tokenize_with_stats(
                 batched=True,
                 batch_size=BATCH,
                 with_indices=True,
-                fn_kwargs={"where": f"{source}/{split}" if source else split},
-                num_proc=num_proc if num_proc and num_proc > 1 else None,
+                fn_kwargs={
+                    "where": f"{source}/{split}" if source else split,
+                    "known": (known_full or {}).get(split),
+                },
+                num_proc=num_proc,
                 remove_columns=columns,
                 features=features,
                 desc=f"tokenize {split}",
             )
             .with_format(None)
         )
-    from datasets import DatasetDict
-
     encoded = DatasetDict(out)
     stats = {split: split_figures(data, encoder.max_length) for split, data in encoded.items()}
     return encoded.remove_columns(list(STAT_COLUMNS)), stats
@@ -206,19 +322,26 @@ def split_figures(data: Any, max_length: int) -> dict[str, Any]:
 
     table = data.select_columns(list(STAT_COLUMNS)).with_format("arrow")[:]
     full = table.column("full_length").to_numpy().astype(np.int64)
-    n_tokens = int(pc.sum(table.column("tokens")).as_py() or 0)
-    n_unk = int(pc.sum(table.column("unknown")).as_py() or 0)
+    sums = {}
+    for key in ("tokens", "unknown", "special_only", "empty_words", "truncated_words"):
+        column = table.column(key)
+        if key == "special_only":
+            column = pc.cast(column, "int64")
+        sums[key] = int(pc.sum(column).as_py() or 0)
+    return _figures(full, sums, max_length)
+
+
+def _figures(full: np.ndarray, sums: dict[str, int], max_length: int) -> dict[str, Any]:
     n = len(full)
-    empty = int(pc.sum(table.column("empty_words")).as_py() or 0)
-    special_only = int(pc.sum(pc.cast(table.column("special_only"), "int64")).as_py() or 0)
+    special_only = sums["special_only"]
     return {
         "examples": n,
         "truncated_fraction": round(float(np.mean(full > max_length)) if n else 0.0, 4),
-        "unknown_token_rate": round(n_unk / max(1, n_tokens), 5),
+        "unknown_token_rate": round(sums["unknown"] / max(1, sums["tokens"]), 5),
         "special_only_fraction": round(special_only / n if n else 0.0, 5),
         "special_only_examples": special_only,
-        "empty_words": empty,
-        "truncated_words": int(pc.sum(table.column("truncated_words")).as_py() or 0),
+        "empty_words": sums["empty_words"],
+        "truncated_words": sums["truncated_words"],
         "length_p50": int(np.percentile(full, 50)) if n else 0,
         "length_p95": int(np.percentile(full, 95)) if n else 0,
         "length_p99": int(np.percentile(full, 99)) if n else 0,
@@ -248,18 +371,22 @@ def auto_max_length(
     percentile: float,
     model_limit: int,
     family: DataFamily | None = None,
-) -> int:
+) -> tuple[int, np.ndarray]:
     """The ``percentile`` of train token lengths (untruncated; of each encoded sequence, N
-    per row for multiple choice), capped by the model's limit."""
+    per row for multiple choice), capped by the model's limit; and those lengths, ``(m,)``
+    int64 (one a row: the train split's figures reuse them instead of encoding its longest
+    rows untruncated a second time)."""
+    from nlpflow.data.saved import split_batches
     from nlpflow.families.data import data_family
 
     family = family or data_family(encoder.task)
     lengths = [
-        family.lengths(encoder, [chunk[f] for f in encoder.text_fields], "train")
-        for chunk in dataset["train"].select_columns(encoder.text_fields).iter(batch_size=BATCH)
+        family.lengths(encoder, [chunk.column(f).to_pylist() for f in encoder.text_fields], "train")
+        for chunk in split_batches(dataset["train"], BATCH, encoder.text_fields)
     ]
-    flat = np.concatenate(lengths) if lengths else np.zeros(1, dtype=np.int64)
-    return int(min(model_limit, max(4, np.ceil(np.percentile(flat, percentile)))))
+    full = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    flat = full if len(full) else np.zeros(1, dtype=np.int64)
+    return int(min(model_limit, max(4, np.ceil(np.percentile(flat, percentile))))), full
 
 
 def describe_tokens(

@@ -183,9 +183,12 @@ class Encoder:
     ) -> list[Encoding]:
         if self.task == "token":
             return backend.encode_batch([list(w) for w in columns[0]], is_pretokenized=True)
+        # Sequence inputs need no character offsets: encode_batch_fast skips them (the same
+        # ids and segments, about a fifth less time).
+        encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
         if len(columns) == 2:
-            return backend.encode_batch(list(zip(columns[0], columns[1], strict=True)))
-        return backend.encode_batch(list(columns[0]))
+            return encode(list(zip(columns[0], columns[1], strict=True)))
+        return encode(list(columns[0]))
 
     # ----------------------------------------------------------------------- public
 

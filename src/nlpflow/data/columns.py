@@ -1,0 +1,302 @@
+"""Text operations on whole Arrow columns that give exactly what the per-text Python
+functions give (:func:`nlpflow.data.clean.clean_text`, ``normalise_for_match``,
+``str.split``, ``str.lower``).
+
+Rows of printable ASCII and ASCII whitespace (``\\t \\n \\v \\f \\r`` and space) go through
+pyarrow compute: on them Python's definitions (``re``'s ``\\w`` and ``\\s``, NFKC,
+``str.isspace``) and the ASCII ones agree. Every other row goes through the Python function
+itself, so a result never depends on which path a row took; English text is almost all
+ASCII, other languages take the Python path at Python's speed.
+
+Texts are compared by 128-bit digests (two 64-bit SipHash keys of pandas' ``hash_array``):
+a false match is about as likely as 2**-128 per pair.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nlpflow.data.clean import clean_steps, normalise_for_match
+from nlpflow.params import CleaningParams
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# printable ASCII and the ASCII whitespace that Python's str.isspace also counts
+SIMPLE = r"^[\x20-\x7e\t\n\x0b\x0c\r]*$"
+ASCII_SPACE = "\t\n\x0b\x0c\r "
+SPACE_RUN = r"[\t\n\x0b\x0c\r ]+"
+NON_SPACE_RUN = r"[^\t\n\x0b\x0c\r ]+"
+URL_ASCII = r"(?i)(?:https?://|www\.)[^\t\n\x0b\x0c\r ]+"
+NOT_WORD_OR_SPACE_ASCII = r"[^A-Za-z0-9_\t\n\x0b\x0c\r ]"
+# hash_array keys: 16 characters each; two give a 128-bit digest
+HASH_KEYS = ("nlpflow-digest-1", "nlpflow-digest-2")
+
+
+def _np_bool(arr: Any) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _table(true_bytes: Sequence[int]) -> np.ndarray:
+    out = np.zeros(256, dtype=bool)
+    out[list(true_bytes)] = True
+    return out
+
+
+# bytes a simple row cannot hold: control characters but \t \n \v \f \r, DEL, non-ASCII
+WORD_OR_SPACE_BYTE = _table(
+    [*b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ ", *range(9, 14)]
+)
+LOWER_BYTE = np.arange(256, dtype=np.uint8)
+LOWER_BYTE[65:91] += 32
+
+
+def _buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets ``(n + 1,)`` (from 0) and UTF-8 bytes of a string array without nulls."""
+    import pyarrow as pa
+
+    kind = np.int64 if pa.types.is_large_string(column.type) else np.int32
+    bufs = column.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=kind)[column.offset : column.offset + len(column) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    data = data[int(offsets[0]) : int(offsets[-1])]
+    return (offsets - offsets[0]).astype(np.int64), data
+
+
+def _per_row(offsets: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """How many ``flags`` (one per byte) fall in each row."""
+    total = np.zeros(len(flags) + 1, dtype=np.int64)
+    np.cumsum(flags, out=total[1:])
+    return total[offsets[1:]] - total[offsets[:-1]]
+
+
+def _from_buffers(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.StringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)
+    )
+
+
+def simple_rows(*columns: pa.Array) -> np.ndarray:
+    """``(n,)`` bool: every given column of the row is printable ASCII / ASCII whitespace."""
+    out = np.ones(len(columns[0]), dtype=bool)
+    for col in columns:
+        offsets, data = _buffers(col)
+        bad = data >= 127
+        low = data < 32
+        if low.any():
+            bad |= low & ((data < 9) | (data > 13))
+        if bad.any():
+            out &= _per_row(offsets, bad) == 0
+    return out
+
+
+def spaced_rows(column: pa.Array) -> np.ndarray:
+    """``(n,)`` bool: the text is not single-spaced (it holds \\t \\n \\v \\f \\r, two spaces
+    in a row, or starts or ends with a space). Meaningful for simple rows."""
+    offsets, data = _buffers(column)
+    out = np.zeros(len(column), dtype=bool)
+    if not len(data):
+        return out
+    other = (data >= 9) & (data <= 13)
+    if other.any():
+        out |= _per_row(offsets, other) > 0
+    space = data == 32
+    double = np.zeros(len(data), dtype=bool)
+    double[:-1] = space[:-1] & space[1:]  # at the first of the two
+    if double.any():
+        inner = np.maximum(offsets[1:] - 1, offsets[:-1])  # a pair must start before the end
+        total = np.zeros(len(data) + 1, dtype=np.int64)
+        np.cumsum(double, out=total[1:])
+        out |= (total[inner] - total[offsets[:-1]]) > 0
+    filled = offsets[1:] > offsets[:-1]
+    last = np.maximum(offsets[1:] - 1, 0)
+    first = np.minimum(offsets[:-1], len(data) - 1)
+    out |= filled & (space[first] | space[last])
+    return out
+
+
+def _patch(column: pa.Array, rows: np.ndarray, values: Any) -> pa.Array:
+    """``column`` with ``rows`` (indices) replaced by ``values`` (a list or an array)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(rows):
+        return column
+    mask = np.zeros(len(column), dtype=bool)
+    mask[rows] = True
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, type=column.type)
+    return pc.replace_with_mask(column, pa.array(mask), values)
+
+
+def _collapse_spaces(column: pa.Array, rows: np.ndarray) -> pa.Array:
+    """``SPACES.sub(" ", t).strip()`` on ``rows`` of a column of simple rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(rows):
+        return column
+    subset = column.take(pa.array(rows))
+    fixed = pc.utf8_trim(pc.replace_substring_regex(subset, SPACE_RUN, " "), " ")
+    return _patch(column, rows, fixed)
+
+
+def clean_column(
+    column: pa.Array, params: CleaningParams, simple: np.ndarray | None = None
+) -> tuple[pa.Array, np.ndarray]:
+    """Cleaned texts and, per row, a ``uint8`` bit mask of the steps that changed the text
+    (bit ``i`` for ``clean.STEPS[i]``), as :func:`clean_steps` gives them one by one."""
+    import pyarrow.compute as pc
+
+    bits = np.zeros(len(column), dtype=np.uint8)
+    simple = simple_rows(column) if simple is None else simple.copy()
+    if params.replace_users:  # the @user rule needs a look-behind: the Python path
+        simple &= ~_np_bool(pc.match_substring(column, "@"))
+    out = column
+
+    def whitespace(a: pa.Array) -> pa.Array:
+        return _collapse_spaces(a, np.flatnonzero(spaced_rows(a)))
+
+    vectorised: list[tuple[int, bool, Callable[[Any], Any]]] = [
+        (1, params.replace_urls, lambda a: pc.replace_substring_regex(a, URL_ASCII, "<url>")),
+        (3, params.whitespace, whitespace),
+        (4, params.lowercase, pc.ascii_lower),
+        (5, params.max_chars > 0, lambda a: pc.utf8_slice_codeunits(a, 0, params.max_chars)),
+    ]
+    # (unicode normalisation and @user replacement change no simple row)
+    for bit, enabled, step in vectorised:
+        if enabled:
+            new = step(out)
+            bits |= _np_bool(pc.not_equal(new, out)).astype(np.uint8) << bit
+            out = new
+    other = np.flatnonzero(~simple)
+    if len(other):
+        texts = column.take(other).to_pylist()
+        cleaned = []
+        for i, text in zip(other.tolist(), texts, strict=True):
+            text, steps = clean_steps(text, params)
+            cleaned.append(text)
+            bits[i] = steps
+        out = _patch(out, other, cleaned)
+    return out, bits
+
+
+def blank_rows(column: pa.Array, simple: np.ndarray | None = None) -> np.ndarray:
+    """``(n,)`` bool: ``not text.strip()``. ``simple``: :func:`simple_rows` when known (a
+    row marked not simple is only slower)."""
+    import pyarrow.compute as pc
+
+    simple = simple_rows(column) if simple is None else simple
+    out = _np_bool(pc.equal(pc.utf8_length(pc.utf8_trim(column, ASCII_SPACE)), 0))
+    for i in np.flatnonzero(~simple).tolist():
+        out[i] = not column[i].as_py().strip()
+    return out
+
+
+def joined(columns: Sequence[pa.Array], sep: str) -> pa.Array:
+    """Per row, the text fields joined by ``sep``; a list-of-words field is first joined by
+    spaces (token tasks), as ``" ".join(words)``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = [pc.binary_join(c, " ") if pa.types.is_list(c.type) else c for c in columns]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, sep)
+
+
+def digests(column: pa.Array) -> np.ndarray:
+    """``(n,)`` ``S16``: a 128-bit digest of each text's UTF-8 bytes."""
+    from pandas.util import hash_array
+
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    out = np.empty((len(values), 2), dtype=np.uint64)
+    for j, key in enumerate(HASH_KEYS):
+        out[:, j] = hash_array(values, hash_key=key, categorize=False)
+    return out.view("S16").reshape(-1)
+
+
+def match_keys(exact_keys: pa.Array, simple: np.ndarray | None = None) -> pa.Array:
+    """``normalise_for_match`` of every key (texts joined by ``\\x1f``)."""
+    import pyarrow.compute as pc
+
+    # \x1f (the field separator) is whitespace to Python: normalise_for_match turns it into
+    # a space like any other run, so the simple path may join the fields by a space.
+    spaced = pc.replace_substring(exact_keys, "\x1f", " ")
+    simple = simple_rows(spaced) if simple is None else simple
+    offsets, data = _buffers(spaced)
+    # lowercase, then drop what is neither a word character nor a space (bytes: ASCII)
+    data = np.take(LOWER_BYTE, data)
+    keep = np.take(WORD_OR_SPACE_BYTE, data)
+    kept = np.zeros(len(data) + 1, dtype=np.int64)
+    np.cumsum(keep, out=kept[1:])
+    out = _from_buffers(kept[offsets], data[keep])
+    out = _collapse_spaces(out, np.flatnonzero(spaced_rows(out) & simple))
+    other = np.flatnonzero(~simple)
+    if len(other):
+        texts = exact_keys.take(other).to_pylist()
+        out = _patch(out, other, [normalise_for_match(t) for t in texts])
+    return out
+
+
+def lengths(text: pa.Array, simple: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``len(text)`` and ``len(text.split())``, two ``(n,)`` int64 arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chars = np.asarray(pc.utf8_length(text).to_numpy(zero_copy_only=False), dtype=np.int64)
+    offsets, data = _buffers(text)
+    # single-spaced text: spaces + 1 words
+    words = _per_row(offsets, data == 32) + (offsets[1:] > offsets[:-1])
+    simple = simple_rows(text) if simple is None else simple
+    uneven = np.flatnonzero(spaced_rows(text) & simple)
+    if len(uneven):
+        counted = pc.count_substring_regex(text.take(pa.array(uneven)), NON_SPACE_RUN)
+        words[uneven] = np.asarray(counted.to_numpy(zero_copy_only=False), dtype=np.int64)
+    for i in np.flatnonzero(~simple).tolist():
+        words[i] = len(text[i].as_py().split())
+    return chars, words
+
+
+def lower_words(text: pa.Array) -> set[str]:
+    """``{w.lower() for t in text for w in t.split()}``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    simple = simple_rows(text)
+    spaced = spaced_rows(text)
+    words: set[str] = set()
+    even = text.filter(pa.array(simple & ~spaced))
+    if len(even):
+        flat = pc.list_flatten(pc.split_pattern(pc.ascii_lower(even), " "))
+        words.update(pc.unique(flat).to_pylist())
+    uneven = text.filter(pa.array(simple & spaced))
+    if len(uneven):
+        flat = pc.list_flatten(pc.ascii_split_whitespace(pc.ascii_lower(uneven)))
+        words.update(pc.unique(flat).to_pylist())
+    words.discard("")
+    for t in text.filter(pa.array(~simple)).to_pylist():
+        words.update(w.lower() for w in t.split())
+    return words
+
+
+def pa_mask(mask: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    return pa.array(mask, type=pa.bool_())
+
+
+def step_counts(bits: np.ndarray, names: Sequence[str]) -> Counter[str]:
+    """How many texts each step changed, from the bit masks of :func:`clean_column`."""
+    counts: Counter[str] = Counter()
+    for i, name in enumerate(names):
+        n = int(np.count_nonzero(bits & (1 << i)))
+        if n:
+            counts[name] = n
+    return counts

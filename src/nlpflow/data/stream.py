@@ -1,0 +1,340 @@
+"""Rows kept on disk between the passes of preprocess, so that memory stays flat as rows grow.
+
+Each raw part of the source (all rows, or the file of one split) is read once in Arrow
+batches: labels stripped, texts cleaned, and each row described by a few numbers (label
+code, step bits, two 128-bit digests, lengths: about 60 bytes a row) kept in NumPy arrays,
+while the cleaned batch goes to a temporary Arrow IPC file. Splitting, dropping and the
+leakage checks then work on the arrays alone; the processed splits are written by reading
+the temporary file back batch by batch (plain reads, not memory-mapped: pages read do not
+stay in the process's resident memory).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nlpflow.data import columns
+from nlpflow.data.clean import STEPS
+from nlpflow.data.files import Row
+from nlpflow.params import CleaningParams
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+LINE = "_line"
+ID = "id"
+
+
+class EmptyLabel(Exception):
+    """A label that is empty once stripped (the Python reader reports where)."""
+
+
+class Codes:
+    """Strings numbered in order of first appearance (labels, tags, example groups)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def code(self, name: str) -> int:
+        if name not in self._index:
+            self._index[name] = len(self.names)
+            self.names.append(name)
+        return self._index[name]
+
+    def codes(self, names: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.code(n) for n in names), dtype=np.int32, count=len(names))
+
+
+@dataclass
+class Part:
+    """One raw part after the first pass: its temporary file and per-row arrays."""
+
+    name: str
+    path: Path
+    starts: list[int]  # first row of each record batch
+    n: int
+    columns: list[str]
+    label_codes: np.ndarray  # (n,) int32 label of each row (codes of a shared Codes)
+    bits: list[np.ndarray]  # per text field, (n,) uint8 cleaning step bits
+    blank: np.ndarray  # (n,) bool: a text field is empty after cleaning
+    exact: np.ndarray  # (n,) S16 digest of the texts joined by \x1f
+    loose: np.ndarray  # (n,) S16 digest of normalise_for_match of the same
+    first_len: np.ndarray | None  # (n,) int32 length of the first of two text fields
+    chars: np.ndarray  # (n,) int32 characters of the texts joined by " / "
+    words: np.ndarray  # (n,) int32 words of the same
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (n,) bool
+
+    def batches(self, rows: np.ndarray | None = None) -> Iterator[pa.Table]:
+        """The part's rows (``rows``: sorted row indices; None: all) as tables, in order."""
+        import pyarrow as pa
+
+        with pa.OSFile(str(self.path)) as fh:
+            reader = pa.ipc.open_file(fh)
+            for b, start in enumerate(self.starts):
+                end = self.starts[b + 1] if b + 1 < len(self.starts) else self.n
+                if rows is None:
+                    yield pa.Table.from_batches([reader.get_batch(b)])
+                    continue
+                lo, hi = np.searchsorted(rows, [start, end])
+                if hi > lo:
+                    batch = pa.Table.from_batches([reader.get_batch(b)])
+                    yield batch.take(pa.array(rows[lo:hi] - start))
+
+    def rows(self, indices: Sequence[int]) -> list[Row]:
+        """Single rows as dicts (``_line``, ``id`` when the source had one), for examples."""
+        import pyarrow as pa
+
+        out = []
+        with pa.OSFile(str(self.path)) as fh:
+            reader = pa.ipc.open_file(fh)
+            for i in indices:
+                b = int(np.searchsorted(self.starts, i, side="right")) - 1
+                row = reader.get_batch(b).slice(i - self.starts[b], 1).to_pylist()[0]
+                out.append({k: v for k, v in row.items() if k != ID or v is not None})
+        return out
+
+
+class PartBuilder:
+    """The first pass over one part: :meth:`add` each batch, then :meth:`finish`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        task: str,
+        text_fields: list[str],
+        label_field: str,
+        cleaning: CleaningParams | None,
+        labels: Codes,
+    ) -> None:
+        self.path = directory / f"{name}.arrow"
+        self.name, self.task = name, task
+        self.text_fields, self.label_field = text_fields, label_field
+        self.cleaning = cleaning
+        self.labels = labels
+        self.n = 0
+        self.starts: list[int] = []
+        # per-row arrays, appended batch by batch to files beside the part (a list of small
+        # arrays in memory would fragment the heap: twice their size resident at the end)
+        self.arrays: dict[str, tuple[Any, np.dtype]] = {}
+        self.present: dict[str, list[np.ndarray]] = {}
+        self._sink: Any = None
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def _keep(self, key: str, value: np.ndarray) -> None:
+        if key not in self.arrays:
+            self.arrays[key] = (open(self._array_path(key), "wb"), value.dtype)  # noqa: SIM115
+        self.arrays[key][0].write(np.ascontiguousarray(value).tobytes())
+
+    def _array_path(self, key: str) -> Path:
+        return self.path.with_name(f"{self.path.stem}.{key}.bin")
+
+    def _labels(self, table: pa.Table) -> pa.Table:
+        """Labels stripped (as the Python reader does), coded; the column replaced."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = table.column(self.label_field).combine_chunks()
+        encoded = pc.dictionary_encode(col)
+        stripped = [str(v).strip() for v in encoded.dictionary.to_pylist()]
+        if any(not s for s in stripped):
+            raise EmptyLabel
+        codes = self.labels.codes(stripped)
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+        row_codes = codes[indices] if len(codes) else np.zeros(0, dtype=np.int32)
+        self._keep("label_codes", row_codes)
+        i = table.column_names.index(self.label_field)
+        return table.set_column(
+            i, self.label_field, pa.array(stripped, pa.string()).take(encoded.indices)
+        )
+
+    def add(self, table: pa.Table, present: dict[str, np.ndarray] | None = None) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = table.num_rows
+        if not n:
+            return
+        table = self._labels(table)
+        texts = []
+        blank = np.zeros(n, dtype=bool)
+        simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
+        for k, f in enumerate(self.text_fields):
+            col = table.column(f).combine_chunks()
+            simple &= columns.simple_rows(col)
+            if self.cleaning is not None:
+                col, bits = columns.clean_column(col, self.cleaning, simple)
+                table = table.set_column(table.column_names.index(f), f, col)
+                self._keep(f"bits{k}", bits)
+                blank |= columns.blank_rows(col, simple)
+            texts.append(col)
+        self._keep("blank", blank)
+        key = columns.joined(texts, "\x1f")
+        self._keep("exact", columns.digests(key))
+        self._keep("loose", columns.digests(columns.match_keys(key, simple)))
+        if len(texts) > 1:  # one field: the same digest is the same length
+            first_len = pc.utf8_length(texts[0])
+            self._keep("first_len", np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32))
+        chars, words = columns.lengths(columns.joined(texts, " / "), simple)
+        self._keep("chars", chars.astype(np.int32))
+        self._keep("words", words.astype(np.int32))
+        for key_name, mask in (present or {}).items():
+            self.present.setdefault(key_name, []).append(mask)
+        batch = table.combine_chunks().to_batches()
+        if self._writer is None:
+            self._schema = table.schema
+            self._sink = pa.OSFile(str(self.path), "wb")
+            self._writer = pa.ipc.new_file(self._sink, table.schema)
+        elif table.schema != self._schema:
+            batch = table.cast(self._schema).combine_chunks().to_batches()
+        for b in batch:
+            self.starts.append(self.n)
+            self._writer.write_batch(b)
+            self.n += b.num_rows
+
+    def reset(self) -> None:
+        """Forget what was added (the part is read again another way)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+        self.n = 0
+        self.starts = []
+        for key in list(self.arrays):
+            self._array_path(key).unlink(missing_ok=True)
+        self.arrays = {}
+        self.present = {}
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = None
+        for fh, _ in self.arrays.values():
+            fh.close()
+
+    def finish(self) -> Part:
+        import pyarrow as pa
+
+        self.close()
+        pa.default_memory_pool().release_unused()  # the batches' buffers, back to the system
+
+        def cat(key: str, dtype: Any) -> np.ndarray:
+            if key not in self.arrays:
+                return np.zeros(0, dtype)
+            stored = self.arrays.pop(key)[1]
+            path = self._array_path(key)
+            out = np.fromfile(path, dtype=stored).astype(dtype, copy=False)
+            path.unlink()
+            return out
+
+        label_codes = cat("label_codes", np.int32)
+
+        fields = range(len(self.text_fields))
+        bits = [cat(f"bits{k}", np.uint8) for k in fields] if self.cleaning else []
+        schema_names: list[str] = []
+        if self.n:
+            import pyarrow as pa
+
+            with pa.OSFile(str(self.path)) as fh:
+                schema_names = list(pa.ipc.open_file(fh).schema.names)
+        return Part(
+            self.name,
+            self.path,
+            self.starts,
+            self.n,
+            schema_names,
+            label_codes,
+            bits,
+            cat("blank", bool),
+            cat("exact", "S16"),
+            cat("loose", "S16"),
+            cat("first_len", np.int32) if len(self.text_fields) > 1 else None,
+            cat("chars", np.int32),
+            cat("words", np.int32),
+            {k: np.concatenate(v) for k, v in self.present.items()},
+        )
+
+
+def entity_group(tags: list[str]) -> str:
+    """The most frequent entity type of a token example (the data card groups by it)."""
+    types = Counter(t[2:] for t in tags if t != "O")
+    return types.most_common(1)[0][0] if types else "O"
+
+
+def rows_table(
+    rows: list[Row], task: str, text_fields: list[str], label_field: str
+) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """Python rows (from the readers that hold them) as one table like the streaming reader's,
+    with metadata values as strings; and per metadata key, which rows have it."""
+    import pyarrow as pa
+
+    text_type = pa.string()
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    cols: dict[str, pa.Array] = {}
+    for f in text_fields:
+        cols[f] = pa.array([r[f] for r in rows], text_type)
+    cols[label_field] = pa.array([r[label_field] for r in rows], text_type)
+    cols[LINE] = pa.array([r.get(LINE) for r in rows], pa.int64())
+    if ID in keys:
+        cols[ID] = pa.array([str(r[ID]) if ID in r else None for r in rows], pa.string())
+    present = {}
+    for k in keys:
+        if k in cols:
+            continue
+        cols[k] = pa.array([None if r.get(k) is None else str(r[k]) for r in rows], pa.string())
+        present[k] = np.fromiter((k in r for r in rows), dtype=bool, count=len(rows))
+    return pa.table(cols), present
+
+
+def step_counts(part: Part, rows: np.ndarray) -> Counter[str]:
+    """Texts each cleaning step changed among ``rows`` of ``part`` (all text fields)."""
+    counts: Counter[str] = Counter()
+    for bits in part.bits:
+        counts.update(columns.step_counts(bits[rows], STEPS))
+    return counts
+
+
+def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool per row of ``rows`` (sorted): the first with its texts and label.
+
+    Candidates share the first 64 bits of their digest (one integer sort, about 25 bytes a
+    row); only those are compared on the whole key: the 128-bit digest, the label and, with
+    two text fields, the first one's length (two pairs joined alike differ there)."""
+    out = np.ones(len(rows), dtype=bool)
+    if len(rows) < 2:
+        return out
+    halves = part.exact.view(np.uint64).reshape(-1, 2)
+    hi = halves[rows, 0]
+    order = np.argsort(hi, kind="stable")
+    ordered = hi[order]
+    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+    del hi, ordered
+    if not len(repeated):
+        return out
+    candidates = np.unique(np.concatenate([order[repeated], order[repeated + 1]]))
+    seen: set[tuple[Any, ...]] = set()
+    for i in candidates.tolist():  # in row order: the first of a key stays
+        r = int(rows[i])
+        key = (
+            part.exact[r],
+            int(part.label_codes[r]),
+            -1 if part.first_len is None else int(part.first_len[r]),
+        )
+        if key in seen:
+            out[i] = False
+        seen.add(key)
+    return out
+
+
+def label_counts(part: Part, rows: np.ndarray, n_codes: int) -> np.ndarray:
+    """``(n_codes,)`` int64: how often each label code occurs in ``rows`` (sorted)."""
+    return np.bincount(part.label_codes[rows], minlength=n_codes)

@@ -1,0 +1,187 @@
+"""Preprocess in Arrow batches: the streamed CSV reader and the column-wise text operations
+give exactly what the strict Python reader and the per-text functions give."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from nlpflow.data import columns, fastcsv, prepare
+from nlpflow.data.clean import clean_steps, normalise_for_match
+from nlpflow.data.files import BadRows, read_rows
+from nlpflow.data.prepare import load_splits, to_dataset_dict
+from nlpflow.data.report import data_card, describe
+from nlpflow.errors import UserError
+from nlpflow.params import CleaningParams, DataParams
+
+PIECES = [
+    *"abcXYZ019_ .,!-@/:\t\n\r\x0b\x0c\x1c\x1f\"'",
+    "www.",
+    "http://",
+    "https://x.",
+    "é",
+    "\u00a0",
+    "ﬁ",
+    "İ",
+    "\u2028",
+    "K",
+    "ſ",
+    "\x85",
+    "@bob",
+    "ß",
+    "  ",
+]
+
+
+def _texts(n: int, pieces: list[str], seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("ascii_only", [False, True])
+def test_column_operations_equal_the_python_functions(ascii_only: bool) -> None:
+    pieces = [p for p in PIECES if p.isascii()] if ascii_only else PIECES
+    texts = _texts(3000, pieces, seed=int(ascii_only))
+    # a sliced array (offset buffers) behaves as a fresh one
+    arr = pa.array(["pad"] * 3 + texts).slice(3)
+    for params in (
+        CleaningParams(),
+        CleaningParams(
+            unicode="none",
+            lowercase=True,
+            replace_urls=True,
+            replace_users=True,
+            max_chars=5,
+        ),
+        CleaningParams(whitespace=False, unicode="NFC", replace_urls=True),
+    ):
+        cleaned, bits = columns.clean_column(arr, params)
+        expected = [clean_steps(t, params) for t in texts]
+        assert cleaned.to_pylist() == [text for text, _ in expected]
+        assert bits.tolist() == [steps for _, steps in expected]
+    assert columns.blank_rows(arr).tolist() == [not t.strip() for t in texts]
+    pairs = columns.joined([arr, pa.array(texts[::-1])], "\x1f")
+    assert columns.match_keys(pairs).to_pylist() == [
+        normalise_for_match(a + "\x1f" + b) for a, b in zip(texts, texts[::-1], strict=True)
+    ]
+    chars, words = columns.lengths(arr)
+    assert chars.tolist() == [len(t) for t in texts]
+    assert words.tolist() == [len(t.split()) for t in texts]
+    assert columns.lower_words(arr) == {w.lower() for t in texts for w in t.split()}
+    digests = columns.digests(arr)
+    assert len(set(digests.tolist())) == len(set(texts))
+
+
+def _params(source: Path, **kw: Any) -> DataParams:
+    base: dict[str, Any] = {
+        "source": str(source),
+        "text_fields": ["text", "title"],
+        "label_field": "label",
+        "leakage": "drop",
+    }
+    base.update(kw)
+    return DataParams(**base)
+
+
+def _write(path: Path, rows: list[list[str]], lineterminator: str = "\r\n") -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator=lineterminator)
+        writer.writerow(["text", "title", "label", "id", "note"])
+        writer.writerows(rows)
+
+
+def _rows(n: int) -> list[list[str]]:
+    rng = random.Random(3)
+    words = ['say "hi"', "a,b", "Plain", "é", "  spaced ", "URL www.x.org", 'ab"c', "dup"]
+    return [
+        [
+            " ".join(rng.choice(words) for _ in range(rng.randint(0, 4))),
+            rng.choice(words),
+            rng.choice([" pos", "neg ", "neu"]),
+            f"r{i}" if i % 3 else "",
+            rng.choice(["", "n1"]),
+        ]
+        for i in range(n)
+    ]
+
+
+def _outputs(params: DataParams, seed: int = 5) -> tuple[Any, ...]:
+    data = load_splits(params, seed)
+    report = describe(data)
+    card = data_card(data, report, seed, "plots")
+    dataset = to_dataset_dict(data)
+    return report, card, {s: dataset[s].to_list() for s in dataset}, data.meta()
+
+
+@pytest.mark.parametrize("lineterminator", ["\r\n", "\n"])
+def test_streamed_csv_gives_what_the_python_reader_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lineterminator: str
+) -> None:
+    path = tmp_path / "news.csv"
+    rows = _rows(600)
+    _write(path, rows, lineterminator)
+    with open(path, "ab") as fh:  # a blank line and a last line without a line end
+        fh.write(lineterminator.encode() + b"last one,t,pos,,")
+    params = _params(path)
+    assert sum(t.num_rows for t in fastcsv.read_batches(path, params)) == len(rows) + 1
+    streamed = _outputs(params)
+    monkeypatch.setattr(fastcsv, "eligible", lambda *a: False)
+    assert _outputs(params) == streamed
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'"abc"def,t,pos,,\n', "text after a closing quote"),
+        (b"a\rb,t,pos,,\n", "a lone carriage return"),
+        (b'"two\nlines",t,pos,,\n', "a field across lines"),
+        (b"a,t,,,\n", "an empty label"),
+        (b"a,t,pos\n", "too few columns"),
+    ],
+)
+def test_files_the_stream_cannot_take_go_to_the_python_reader(
+    tmp_path: Path, body: bytes, why: str
+) -> None:
+    path = tmp_path / "a.csv"
+    good = b"".join(f"text {i},t{i},{'pos' if i % 2 else 'neg'},,\n".encode() for i in range(40))
+    path.write_bytes(b"text,title,label,id,note\n" + good + body + good.replace(b"text", b"more"))
+    params = _params(path)
+    if why != "an empty label":  # (the label is checked after reading)
+        with pytest.raises(fastcsv.NotFast):
+            for _ in fastcsv.read_batches(path, params):
+                pass
+    try:
+        expected: Any = read_rows(path, params, BadRows("fail"))
+    except UserError as err:
+        expected = str(err)
+    if isinstance(expected, str):
+        with pytest.raises(UserError) as raised:
+            load_splits(params, 0)
+        assert str(raised.value) == expected, why
+    else:
+        data = load_splits(params, 0)
+        assert sum(len(s) for s in data.splits.values()) <= len(expected), why
+
+
+def test_a_directory_source_is_listed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for split, n in (("train", 40), ("test", 6)):
+        _write(
+            tmp_path / f"{split}.csv",
+            [[f"{split} {i}", "t", "ab"[i % 2], "", ""] for i in range(n)],
+        )
+    calls = []
+    listing = prepare.split_files
+
+    def counted(directory: Path) -> dict[str, Path]:
+        calls.append(directory)
+        return listing(directory)
+
+    monkeypatch.setattr(prepare, "split_files", counted)
+    data = load_splits(_params(tmp_path), seed=0)
+    assert len(calls) == 1
+    assert len(data.splits["test"]) == 6
