@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,53 @@ def _join_fields(columns: Sequence[Sequence[str]]) -> list[list[str]]:
     return [[str(v) for v in col] for col in columns]
 
 
+@dataclass
+class TfidfFeatures:
+    """One TF-IDF vectorizer per text field, their features hstacked: the features of every
+    TF-IDF baseline (classification, regression, multi-label).
+
+    One vectorizer per field keeps a pair task's two sides apart (a word in the question is not
+    the same feature as that word in the passage). Single characters count as words (the
+    built-in anagram task spells words letter by letter).
+    """
+
+    vectorizers: list[Any]  # fitted sklearn TfidfVectorizer, one per field
+
+    @classmethod
+    def fit(
+        cls, train_columns: Sequence[Sequence[str]], settings: TfidfSettings
+    ) -> tuple[TfidfFeatures, Any] | None:
+        """The fitted features and the train split's ``(n, d)`` sparse float64 matrix; None
+        when a field's train text has no usable token (an empty vocabulary)."""
+        from scipy import sparse
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizers, parts = [], []
+        for column in _join_fields(train_columns):
+            vec = TfidfVectorizer(
+                analyzer=settings.analyzer,
+                ngram_range=(1, settings.ngram_max),
+                max_features=settings.max_features,
+                token_pattern=r"(?u)\b\w+\b",
+                sublinear_tf=True,
+                dtype=np.float64,
+            )
+            try:
+                parts.append(vec.fit_transform(column))
+            except ValueError:  # empty vocabulary
+                return None
+            vectorizers.append(vec)
+        return cls(vectorizers), sparse.hstack(parts).tocsr()
+
+    def transform(self, columns: Sequence[Sequence[str]]) -> Any:
+        """``(n, d)`` sparse float64 features of one split (one sequence of texts per field)."""
+        from scipy import sparse
+
+        return sparse.hstack(
+            [v.transform(c) for v, c in zip(self.vectorizers, _join_fields(columns), strict=True)]
+        ).tocsr()
+
+
 def tfidf_logreg_probabilities(
     train_columns: Sequence[Sequence[str]],
     train_labels: Sequence[int] | IntArray,
@@ -87,38 +135,20 @@ def tfidf_logreg_probabilities(
     settings: TfidfSettings,
     seed: int,
 ) -> dict[str, FloatArray]:
-    """TF-IDF per text field (hstacked) and a logistic regression; probabilities per split.
-
-    One vectorizer per field keeps a pair task's two sides apart (a word in the question is not
-    the same feature as that word in the passage). Single characters count as words (the
-    built-in anagram task spells words letter by letter). Returns ``{}`` when the train text has
-    no usable token or one class only: the report then says the baseline could not be fitted.
+    """TF-IDF per text field (:class:`TfidfFeatures`) and a logistic regression; ``(n, K)``
+    probabilities per split. Returns ``{}`` when the train text has no usable token or one
+    class only: the report then says the baseline could not be fitted.
     """
-    from scipy import sparse
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     labels = np.asarray(train_labels, dtype=np.int64)
     if len(np.unique(labels)) < 2:
         return {}
-    vectorizers = []
-    train_parts = []
-    for column in _join_fields(train_columns):
-        vec = TfidfVectorizer(
-            analyzer=settings.analyzer,
-            ngram_range=(1, settings.ngram_max),
-            max_features=settings.max_features,
-            token_pattern=r"(?u)\b\w+\b",
-            sublinear_tf=True,
-            dtype=np.float64,
-        )
-        try:
-            train_parts.append(vec.fit_transform(column))
-        except ValueError:  # empty vocabulary
-            return {}
-        vectorizers.append(vec)
-    x_train = sparse.hstack(train_parts).tocsr()
+    fitted = TfidfFeatures.fit(train_columns, settings)
+    if fitted is None:
+        return {}
+    features, x_train = fitted
     clf = LogisticRegression(C=settings.c, max_iter=2000, random_state=seed)
     with warnings.catch_warnings():
         # A baseline that stops a few iterations short is still the baseline; its warning
@@ -127,9 +157,7 @@ def tfidf_logreg_probabilities(
         clf.fit(x_train, labels)
     out: dict[str, FloatArray] = {}
     for split, columns in eval_columns.items():
-        x = sparse.hstack(
-            [v.transform(c) for v, c in zip(vectorizers, _join_fields(columns), strict=True)]
-        ).tocsr()
+        x = features.transform(columns)
         probs = np.zeros((x.shape[0], num_labels), dtype=np.float64)
         probs[:, clf.classes_] = clf.predict_proba(x)
         out[split] = probs
@@ -174,35 +202,18 @@ def tfidf_ridge_predictions(
     eval_columns: dict[str, Sequence[Sequence[str]]],
     settings: TfidfSettings,
 ) -> dict[str, FloatArray]:
-    """TF-IDF per text field (hstacked, as :func:`tfidf_logreg_probabilities`) and a ridge
-    regression (``alpha = 1 / settings.c``); ``(n,)`` predictions per split in the target's
-    units. ``{}`` when the train text has no usable token."""
-    from scipy import sparse
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    """TF-IDF per text field (:class:`TfidfFeatures`) and a ridge regression
+    (``alpha = 1 / settings.c``); ``(n,)`` predictions per split in the target's units. ``{}``
+    when the train text has no usable token."""
     from sklearn.linear_model import Ridge
 
-    vectorizers = []
-    train_parts = []
-    for column in _join_fields(train_columns):
-        vec = TfidfVectorizer(
-            analyzer=settings.analyzer,
-            ngram_range=(1, settings.ngram_max),
-            max_features=settings.max_features,
-            token_pattern=r"(?u)\b\w+\b",
-            sublinear_tf=True,
-            dtype=np.float64,
-        )
-        try:
-            train_parts.append(vec.fit_transform(column))
-        except ValueError:  # empty vocabulary
-            return {}
-        vectorizers.append(vec)
+    fitted = TfidfFeatures.fit(train_columns, settings)
+    if fitted is None:
+        return {}
+    features, x_train = fitted
     model = Ridge(alpha=1.0 / settings.c)
-    model.fit(sparse.hstack(train_parts).tocsr(), np.asarray(train_targets, dtype=np.float64))
-    out: dict[str, FloatArray] = {}
-    for split, columns in eval_columns.items():
-        x = sparse.hstack(
-            [v.transform(c) for v, c in zip(vectorizers, _join_fields(columns), strict=True)]
-        ).tocsr()
-        out[split] = np.asarray(model.predict(x), dtype=np.float64)
-    return out
+    model.fit(x_train, np.asarray(train_targets, dtype=np.float64))
+    return {
+        split: np.asarray(model.predict(features.transform(columns)), dtype=np.float64)
+        for split, columns in eval_columns.items()
+    }

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nlpflow.errors import UserError
-from nlpflow.evaluation.baselines import TfidfSettings
+from nlpflow.evaluation.baselines import TfidfFeatures, TfidfSettings
 from nlpflow.evaluation.metrics import FloatArray
 
 MULTILABEL_BASELINES = ("label_frequency", "most_frequent_set", "tfidf_logreg")
@@ -77,29 +77,15 @@ def tfidf_logreg_scores(
     that every train example has, or none has, gets that constant (1 or 0) as its score:
     there is nothing to fit. Returns ``{}`` when the train text has no usable token.
     """
-    from scipy import sparse
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
     y = _train(train)
-    vectorizers, parts = [], []
-    for column in train_columns:
-        vec = TfidfVectorizer(
-            analyzer=settings.analyzer,
-            ngram_range=(1, settings.ngram_max),
-            max_features=settings.max_features,
-            token_pattern=r"(?u)\b\w+\b",
-            sublinear_tf=True,
-            dtype=np.float64,
-        )
-        try:
-            parts.append(vec.fit_transform([str(t) for t in column]))
-        except ValueError:  # empty vocabulary
-            return {}
-        vectorizers.append(vec)
-    x_train = sparse.hstack(parts).tocsr()
+    fitted = TfidfFeatures.fit(train_columns, settings)
+    if fitted is None:
+        return {}
+    features, x_train = fitted
     varied = np.flatnonzero((y.min(axis=0) == 0) & (y.max(axis=0) == 1))
     clf = None
     if varied.size:
@@ -113,9 +99,7 @@ def tfidf_logreg_scores(
             clf.fit(x_train, y[:, varied])
     out: dict[str, FloatArray] = {}
     for split, columns in eval_columns.items():
-        x = sparse.hstack(
-            [v.transform([str(t) for t in c]) for v, c in zip(vectorizers, columns, strict=True)]
-        ).tocsr()
+        x = features.transform(columns)
         scores = np.tile(y[0].astype(np.float64), (x.shape[0], 1))  # constant labels
         if clf is not None:
             probs = np.asarray(clf.predict_proba(x), dtype=np.float64)
