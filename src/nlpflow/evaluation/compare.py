@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,8 +343,20 @@ def compare(
         ).items()
         if k in result.metrics
     }
-    right_a = [is_correct(r) for r in rows_a]
-    right_b = [is_correct(r) for r in rows_b]
+    _paired_outcomes(result, rows_a, rows_b, is_correct)
+    return result
+
+
+def _paired_outcomes(
+    result: Comparison,
+    rows_a: list[dict[str, Any]],
+    rows_b: list[dict[str, Any]],
+    correct: Callable[[dict[str, Any]], bool],
+) -> None:
+    """Sets ``result``'s regressions (right in A, wrong in B: the row pairs), fixes (wrong in
+    A, right in B: a count) and McNemar's test on the two, by ``correct`` of each record."""
+    right_a = [correct(r) for r in rows_a]
+    right_b = [correct(r) for r in rows_b]
     result.regressions = [
         (ra, rb)
         for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
@@ -352,7 +364,6 @@ def compare(
     ]
     result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
     result.mcnemar = mcnemar(len(result.regressions), result.fixes)
-    return result
 
 
 def _compare_multilabel(
@@ -382,15 +393,7 @@ def _compare_multilabel(
     result.intervals = paired_differences(
         fns[0], fns[1], n, resamples, seed, level, tuple(LOWER_IS_BETTER)
     )
-    right_a = [is_correct(r) for r in rows_a]
-    right_b = [is_correct(r) for r in rows_b]
-    result.regressions = [
-        (ra, rb)
-        for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
-        if x and not y
-    ]
-    result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
-    result.mcnemar = mcnemar(len(result.regressions), result.fixes)
+    _paired_outcomes(result, rows_a, rows_b, is_correct)
     return result
 
 
@@ -469,15 +472,7 @@ def _compare_qa(
         for k, v in paired_differences(fa, fb, n, resamples, seed, level).items()
         if k in result.metrics
     }
-    right_a = [float(r["exact"]) == 1.0 for r in rows_a]
-    right_b = [float(r["exact"]) == 1.0 for r in rows_b]
-    result.regressions = [
-        (ra, rb)
-        for ra, rb, x, y in zip(rows_a, rows_b, right_a, right_b, strict=True)
-        if x and not y
-    ]
-    result.fixes = sum((not x) and y for x, y in zip(right_a, right_b, strict=True))
-    result.mcnemar = mcnemar(len(result.regressions), result.fixes)
+    _paired_outcomes(result, rows_a, rows_b, lambda r: float(r["exact"]) == 1.0)
     return result
 
 
