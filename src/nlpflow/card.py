@@ -119,9 +119,12 @@ def metadata(inputs: CardInputs) -> dict[str, Any]:
     dataset = _dataset_name(source)
     metrics = test_metrics(inputs.evaluate, task)
     n = inputs.evaluate[SPLIT].get("n")
+    lora = _lora(inputs.params)
+    base = {"base_model": inputs.params["model"]["name_or_path"]} if lora is not None else {}
     return {
         "license": "unknown",
         "library_name": "transformers",
+        **base,
         "tags": ["nlpflow", "dvc", pipeline_tag, f"{task}-task"],
         "pipeline_tag": pipeline_tag,
         "datasets": [dataset],
@@ -403,12 +406,33 @@ def _decision_flags(inputs: CardInputs) -> str:
     return flags + (f" --positive {positive}" if positive else "")
 
 
+def _lora(params: dict[str, Any]) -> dict[str, Any] | None:
+    """``model.lora`` of the params when LoRA was on, else None."""
+    lora = params.get("model", {}).get("lora") or {}
+    return lora if lora.get("enabled") else None
+
+
 def _params(params: dict[str, Any]) -> list[str]:
     import yaml
 
+    lora = _lora(params)
+    adapted: list[str] = []
+    if lora is not None:
+        modules = lora.get("target_modules")
+        where = "this directory holds the base with the adapter merged in" + (
+            "" if lora.get("merge") else "; the adapter alone is in `models/adapter`"
+        )
+        adapted = [
+            f"LoRA (peft) on the base model `{params['model'].get('name_or_path')}`: rank "
+            f"{lora.get('rank')}, alpha {lora.get('alpha')}, dropout {lora.get('dropout')}, "
+            f"target modules {modules if modules != 'auto' else 'auto (peft choice for the architecture)'}"
+            f"; only the adapters trained (counts in `metrics/train.json`); {where}.",
+            "",
+        ]
     return [
         "## Training procedure",
         "",
+        *adapted,
         "Trained by the nlpflow pipeline (`dvc repro`) with these params (`params.yaml`):",
         "",
         "```yaml",

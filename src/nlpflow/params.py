@@ -305,6 +305,42 @@ class TokenizerParams:
 
 
 @dataclass
+class LoraParams:
+    """LoRA (``peft``): the pretrained weights stay frozen and low-rank adapters are trained
+    beside the attention projections ``target_modules``; the update is ``alpha / rank * B A``.
+
+    ``target_modules: auto`` takes peft's own choice for the architecture (GPT-2 ``c_attn``,
+    T5 ``q``/``v``, BERT ``query``/``value``, Llama ``q_proj``/``v_proj``). ``models/best`` is
+    always the whole model with the adapter merged in; with ``merge: false`` the adapter
+    alone is also saved in ``models/adapter`` (base + adapter loads from there).
+    """
+
+    enabled: bool = False
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: str | list[str] = "auto"
+    merge: bool = False
+
+    def validate(self, path: str) -> None:
+        _check(self.rank >= 1, f"{path}.rank", "must be >= 1")
+        _check(self.alpha > 0, f"{path}.alpha", "must be > 0")
+        _check(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)")
+        if isinstance(self.target_modules, str):
+            _check(
+                self.target_modules == "auto",
+                f"{path}.target_modules",
+                "must be auto or a list of module names (e.g. [c_attn] or [q, v])",
+            )
+        else:
+            _check(
+                bool(self.target_modules) and all(self.target_modules),
+                f"{path}.target_modules",
+                "must name at least one module (or be auto)",
+            )
+
+
+@dataclass
 class ModelParams:
     """A pretrained model (local directory or hub id) or a small BERT-like model from config.
 
@@ -325,8 +361,16 @@ class ModelParams:
     trust_remote_code: bool = False
     # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
     text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
+    # Parameter-efficient fine-tuning of a pretrained model (model.name_or_path).
+    lora: LoraParams = field(default_factory=LoraParams)
 
     def validate(self, path: str) -> None:
+        _check(
+            not self.lora.enabled or bool(self.name_or_path),
+            f"{path}.lora.enabled",
+            "needs a pretrained model to adapt: set model.name_or_path (a local directory or "
+            "hub id), or lora.enabled: false to train the model built from the sizes here",
+        )
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
             _check(getattr(self, key) >= 1, f"{path}.{key}", "must be >= 1")
         _check(
