@@ -203,18 +203,20 @@ def describe(run: Run, params: TrainInputs, plan: BatchPlan, dist: Distributed) 
     tp = params.train
     n_params = sum(p.numel() for p in run.model.parameters())
     n_trainable = sum(p.numel() for p in run.trainable)
-    share = f", {n_trainable / n_params:.2%}" if n_params and n_trainable < n_params else ""
+    share = f"{n_trainable / n_params:.2%} = " if n_params and n_trainable < n_params else ""
     lora = getattr(run.model.config, "nlpflow_lora", None)
+    adapted = ""
     if lora is not None:
-        share += (
-            f": LoRA rank {lora['rank']} alpha {lora['alpha']:g} on "
+        adapted = (
+            f", LoRA rank {lora['rank']} alpha {lora['alpha']} on "
             f"{'/'.join(lora['target_modules'])} of {lora['base_model']}"
         )
     warm = warmup_steps(run.total_steps, tp.warmup_ratio, tp.warmup_steps)
     lines = [
         f"train: {run.task} task, {len(run.label_names)} labels; "
         f"{len(run.train_set)} examples, {len(run.val_set)} validation; {n_params:,} parameters "
-        f"({n_trainable:,} trained{share}) on {run.model.device.type} x {dist.world} process(es), "
+        f"({share}{n_trainable:,} trained){adapted} on {run.model.device.type} x "
+        f"{dist.world} process(es), "
         f"{torch.get_num_threads()} thread(s), {run.precision_note}; batch {plan.batch_size} x "
         f"{micro_batches_per_process(plan, dist)} micro-batches"
         f"{f' x {dist.world} processes' if dist.active else ''} = {run.effective}, "
