@@ -47,7 +47,7 @@ def test_the_saved_adapter_loads_as_base_plus_adapter(tmp_path: Path) -> None:
 
     model, tok, _ = _lora_model(tmp_path)
     with torch.no_grad():  # as if trained: adapters and head away from their start
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.requires_grad:
                 param.add_(torch.randn_like(param) * 0.5)
     model.eval()
