@@ -186,6 +186,22 @@ def test_lora_trains_only_the_adapters_and_its_saved_forms_agree(
     assert generate(best, tok, prompts, gen) == expected_out
     assert generate(loaded, tok, prompts, gen) == expected_out
 
+    # nlpflow predict on the adapter directory (with the nlpflow.json the stage writes)
+    # generates what it does on models/best.
+    from nlpflow.data.saved import read_meta
+    from nlpflow.modelinfo import write_model_info
+    from nlpflow.predict import predict_file
+
+    meta = read_meta(data / "tokenized", tokenized=True)
+    source = tmp_path / "new.jsonl"
+    source.write_text("".join(json.dumps({"input": x}) + "\n" for x in ["sort c b a", "spell 4 2"]))
+    outputs = []
+    for directory in (adapter_dir, tmp_path / "models" / "best"):
+        write_model_info(directory, meta)
+        predict_file(directory, source, tmp_path / "out.jsonl", log=lambda _: None)
+        outputs.append((tmp_path / "out.jsonl").read_text())
+    assert outputs[0] == outputs[1] and outputs[0].count("prediction") == 2
+
 
 def _prompt_lengths(batch: dict[str, torch.Tensor], kind: str) -> list[int]:
     if kind == "seq2seq":
