@@ -211,18 +211,25 @@ def _prompt_lengths(batch: dict[str, torch.Tensor], kind: str) -> list[int]:
     return (first_scored + 1).tolist()
 
 
-@pytest.mark.parametrize("crash_at", [4, 9])
+@pytest.mark.parametrize(("crash_at", "lora"), [(4, False), (9, False), (9, True)])
 def test_interrupted_and_resumed_equals_uninterrupted(
-    data: Path, tmp_path: Path, crash_at: int
+    data: Path, tmp_path: Path, crash_at: int, lora: bool
 ) -> None:
-    """A generation model killed after a checkpoint (mid-epoch, and in the second epoch)
-    resumes to the uninterrupted run's weights, history and metrics, bit for bit."""
+    """A generation model killed after a checkpoint (mid-epoch, and in the second epoch;
+    fine-tuned whole or with LoRA) resumes to the uninterrupted run's weights, history and
+    metrics, bit for bit."""
 
     class Interrupted(Exception):
         pass
 
     torch.set_num_threads(1)
-    params = _params(_kind(data))
+    model: dict[str, Any] = {}
+    if lora:
+        model = {
+            "name_or_path": str(_save_base(data, tmp_path / "base")),
+            "lora": {"enabled": True},
+        }
+    params = _params(_kind(data), **model)
     params["train"]["checkpoint_every_steps"] = 1
     full = _train(data, tmp_path / "full", params)
 
@@ -239,6 +246,10 @@ def test_interrupted_and_resumed_equals_uninterrupted(
         b = load_file(str(tmp_path / "cut/models" / name / "model.safetensors"))
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), name
+    if lora:
+        a = load_file(str(tmp_path / "full/models/adapter/adapter_model.safetensors"))
+        b = load_file(str(tmp_path / "cut/models/adapter/adapter_model.safetensors"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.steps == full.steps and resumed.epochs == full.epochs
     strip = lambda s: {k: v for k, v in s.items() if k not in TIMINGS}  # noqa: E731
     assert strip(resumed.summary) == strip(full.summary)
