@@ -157,7 +157,7 @@ def lora_record(model: Any, lora: LoraParams, base: str) -> dict[str, Any]:
         "alpha": lora.alpha,
         "dropout": lora.dropout,
         "target_modules": sorted(config.target_modules),
-        "merged": lora.merge,
+        "adapter_saved": not lora.merge,  # in models/adapter; models/best is merged always
     }
 
 
