@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ def main() -> None:
     from nlpflow.params import parse_params, read_yaml
     from nlpflow.training.loop import train
     from nlpflow.training.probe import BatchPlan
+
+    sys.path.insert(0, str(ROOT))  # the stages package lives beside src/, not installed
     from stages import evaluate, preprocess, tokenize
 
     raw = read_yaml((ROOT / "examples/text2text-causal/params.yaml").read_text())
