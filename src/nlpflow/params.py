@@ -364,6 +364,7 @@ EARLY_STOPPING_METRICS = (
     *("loss", "accuracy", "f1_macro", "entity_f1"),
     *("mse", "rmse", "mae", "r2", "pearson", "spearman"),  # regression
     *("f1_micro", "subset_accuracy"),  # multilabel
+    "exact_match",  # text2text, with train.generation_sample
 )
 
 
@@ -432,8 +433,12 @@ class TrainParams:
     overfit_batches: int = 0  # N > 0: train on N fixed batches, regularisation off
     tensorboard: bool = False  # TensorBoard event files too (needs the tensorboard package)
     early_stopping: EarlyStoppingParams = field(default_factory=EarlyStoppingParams)
+    # Text-to-text: validation rows (the first N) generated greedily at each evaluation, for
+    # val_exact_match (early stopping, the pruner, the epoch curves); 0 = none.
+    generation_sample: int = 0
 
     def validate(self, path: str) -> None:
+        _check(self.generation_sample >= 0, f"{path}.generation_sample", "must be >= 0")
         _check(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
         _check(self.max_steps >= 0, f"{path}.max_steps", "must be >= 0 (0 = epochs decide)")
         _check(self.lr > 0, f"{path}.lr", f"must be > 0 (got {self.lr:g})")
@@ -726,6 +731,7 @@ PRUNER_DIRECTIONS = {
     "f1_macro": "maximize",
     "accuracy": "maximize",
     "loss": "minimize",
+    "exact_match": "maximize",  # text2text, with train.generation_sample
     # regression
     "rmse": "minimize",
     "mae": "minimize",

@@ -68,6 +68,10 @@ class TrainFamily:
         checkpoint): e.g. store in ``model.config`` what prediction needs to undo (a
         regression target's standardisation)."""
 
+    def configure(self, train: Any, tokenizer: Any) -> None:
+        """Called once per run before :meth:`check_monitor`, with the train params and the
+        run's tokenizer (text2text: the validation rows it generates for exact match)."""
+
     def metric_names(self, label_names: Sequence[str]) -> tuple[str, ...]:
         """The validation metrics :meth:`validate` returns (without ``val_``), ``loss``
         first: what ``train.early_stopping.metric`` and the pruner may name."""

@@ -23,8 +23,16 @@ def _params(root: Path, kind: str, **extra: Any) -> Path:
         data={**T2T, "text2text": {"size": 120}},
         tokenizer={"vocab_size": 300},
         model={"text2text": {"kind": kind, "max_input_length": 4, "max_target_length": 5}},
-        train={"epochs": 2, "early_stopping": {"metric": "loss", "mode": "min"}},
-        evaluate={"bootstrap_resamples": 100},
+        # exact match of 8 greedy validation generations at each epoch, early stopping on it
+        train={
+            "epochs": 4,
+            "generation_sample": 8,
+            "early_stopping": {"metric": "exact_match", "mode": "max", "patience": 1},
+        },
+        evaluate={
+            "bootstrap_resamples": 100,
+            "generation": {"prompted": {"few_shot": 2, "max_rows": 10, "seed": 3}},
+        },
         **extra,
     )
     path = root / "params.yaml"
