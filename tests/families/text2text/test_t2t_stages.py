@@ -95,16 +95,21 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["batch_size"] >= 1
     metrics = json.loads((tmp_path / "train.json").read_text())
-    assert metrics["epochs_run"] == 2
+    # stopped by exact match on the validation sample (flat at epoch 2, patience 1) while the
+    # loss still fell: a loss or accuracy monitor would have gone on
+    assert metrics["monitor"]["metric"] == "exact_match"
+    assert metrics["stop_reason"] == "early_stopping" and metrics["epochs_run"] == 2
     config = AutoConfig.from_pretrained(tmp_path / "models" / "best")
     assert config.is_encoder_decoder == (kind == "seq2seq")
     epochs = (tmp_path / "plots-train" / "epochs.tsv").read_text().splitlines()
     header = epochs[0].split("\t")
-    assert "val_accuracy" in header
+    assert "val_accuracy" in header and "val_exact_match" in header
     first, last = (
         dict(zip(header, line.split("\t"), strict=True)) for line in epochs[1 :: len(epochs) - 2]
     )
     assert float(last["val_loss"]) < float(first["train_loss"])
+    assert float(last["val_loss"]) < float(first["val_loss"])
+    assert float(last["val_exact_match"]) <= float(first["val_exact_match"])
 
     # evaluate: generation, metrics with intervals beside the baselines, predictions
     a = ["--params", str(params)]
@@ -122,7 +127,21 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
         test["ci"]["exact_match"]["low"] <= test["exact_match"] <= test["ci"]["exact_match"]["high"]
     )
     assert test["perplexity"] > 1.0
-    assert set(test["baselines"]) == {"copy_input", "most_common_target"}
+    assert set(test["baselines"]) == {"copy_input", "most_common_target", "zero_shot", "few_shot"}
+    # the base model prompted through the template on the first 10 rows, few-shot with 2
+    # train examples; compared with the fine-tuned model on those same rows
+    for name, shots in (("zero_shot", 0), ("few_shot", 2)):
+        entry = test["baselines"][name]
+        assert entry["n"] == 10 and entry["shots"] == shots and entry["shots_seed"] == 3
+        assert entry["base_model"].startswith("untrained")
+        assert set(test["paired"][name]) >= {"exact_match", "token_f1"}
+    # train's exact match on the validation sample is evaluate's on the same rows (the best
+    # epoch's model is models/best)
+    val_rows = [
+        json.loads(x) for x in (tmp_path / "pred" / "validation.jsonl").read_text().splitlines()
+    ]
+    hits = [" ".join(r["prediction"].split()) == " ".join(r["label"].split()) for r in val_rows[:8]]
+    assert sum(hits) / 8 == pytest.approx(metrics["best"]["val_exact_match"])
     assert test["baselines"]["copy_input"]["exact_match"] == 0.0  # an input never is its target
     assert set(test["failures"]) == {"empty", "repetition", "truncated", "copied_input"}
     lines = (tmp_path / "pred" / "test.jsonl").read_text().splitlines()
@@ -138,6 +157,7 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     report = (tmp_path / "errors.md").read_text()
     assert report.startswith(f"# Generation errors (test, {test['n']} examples)")
     assert "## Worst generations" in report and "## Failure kinds" in report
+    assert "zero_shot" in report and "untrained" in report
     slices = json.loads((tmp_path / "plots-errors" / "slices_test.json").read_text())
     assert sum(s["n"] for s in slices) == test["n"]
     # nlpflow predict on the test inputs writes what evaluate generated

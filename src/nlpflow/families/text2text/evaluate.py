@@ -279,6 +279,17 @@ class Text2TextEval(EvalFamily):
             results.append(SplitEvaluation(split, empty, np.zeros((0, 0)), empty, rows, metrics))
         return Evaluation(job.meta, results)
 
+    def summary_line(self, split: str, m: dict[str, Any]) -> str:
+        """The shared line, plus a label task's accuracy and unparseable share."""
+        line = super().summary_line(split, m)
+        labels = m.get("labels")
+        if labels and "accuracy" in labels:
+            line += (
+                f" labels: accuracy={labels['accuracy']:.4f} "
+                f"unparseable={labels['unparseable_share']:.4f}"
+            )
+        return line
+
     def write_plots(self, evaluation: Evaluation, directory: Path) -> None:
         """``lengths.json``: per split, output against target length in words (counts)."""
         from collections import Counter
