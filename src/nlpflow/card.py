@@ -179,6 +179,9 @@ def _evaluation(inputs: CardInputs) -> list[str]:
         shown = f"[{_num(interval['low'])}, {_num(interval['high'])}]" if interval else ""
         rows.append([k, _num(block[k]), shown, *[_num(baselines[b].get(k)) for b in names]])
     lines += table(header, rows, "l" + "r" * (len(header) - 1))
+    subset = [f"{b} on {baselines[b]['rows']}" for b in names if "rows" in baselines[b]]
+    if subset:  # text2text's prompted base model runs on the first rows only
+        lines += ["", "Rows of the split scored: " + "; ".join(subset) + "."]
     if others:
         lines += ["", "Other test metrics: " + ", ".join(f"{k} {_num(block[k])}" for k in others)]
     threshold = inputs.evaluate.get("threshold")
