@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 from datasets import load_from_disk
-from transformers import AutoConfig, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+)
 
 from stages import error_analysis, evaluate, lr_range, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
@@ -135,6 +140,26 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
         assert entry["n"] == 10 and entry["shots"] == shots and entry["shots_seed"] == 3
         assert entry["base_model"].startswith("untrained")
         assert set(test["paired"][name]) >= {"exact_match", "token_f1"}
+    # the untrained base model is, bit for bit, the model the train stage starts from
+    import torch
+
+    from nlpflow.contracts import TrainInputs
+    from nlpflow.families.text2text.evaluate import base_model
+    from nlpflow.params import load_params
+    from nlpflow.training.distributed import Distributed
+    from nlpflow.training.probe import BatchPlan
+    from nlpflow.training.setup import build_run
+
+    inputs = TrainInputs.from_params(load_params(params))
+    run = build_run(
+        inputs, tmp_path / "tokenized", tmp_path / "tokenizer",
+        BatchPlan.read(str(tmp_path / "plan.json"), inputs.train.effective_batch_size),
+        torch.device("cpu"), Distributed(),
+    )  # fmt: skip
+    fine = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    base, _ = base_model(fine.from_pretrained(tmp_path / "models" / "best"), tok, None, inputs.seed)
+    start = run.model.state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in base.state_dict().items())
     # train's exact match on the validation sample is evaluate's on the same rows (the best
     # epoch's model is models/best)
     val_rows = [
