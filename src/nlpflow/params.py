@@ -794,9 +794,9 @@ class TunePrunerParams:
 
     kind: Literal["median", "hyperband", "none"] = "median"
     # The per-epoch validation metric the train stage reports (val_<metric> in epochs.tsv).
-    metric: Literal["f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman"] = (
-        "f1_macro"
-    )
+    metric: Literal[
+        "f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman", "exact_match"
+    ] = "f1_macro"
     startup_trials: int = 3  # median: finished trials before any pruning
     warmup_epochs: int = 1  # median: epochs every trial runs before it can be pruned
     min_epochs: int = 1  # hyperband: the smallest budget of a bracket

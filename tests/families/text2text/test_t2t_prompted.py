@@ -157,3 +157,31 @@ def test_classification_source_becomes_a_label_task() -> None:
             0,
         )
     assert "label_task needs a classification source" in str(err.value)
+
+
+def test_pruner_follows_exact_match() -> None:
+    """``tune.pruner.metric: exact_match`` is accepted (a metric to maximise) and the train
+    loop's pruning check reports the validation's exact_match, not the monitored loss."""
+    from nlpflow.params import parse_params
+    from nlpflow.training.distributed import Distributed
+    from nlpflow.training.validation import PruningCheck
+
+    tune = parse_params(
+        {"tune": {"pruner": {"metric": "exact_match"}, "objectives": [
+            {"metric": "metrics/evaluate.json:validation.exact_match", "direction": "maximize"}]}}
+    ).tune  # fmt: skip
+    assert tune.pruner.metric == "exact_match"
+
+    class Trial:  # what the loop needs of a tuning trial (validation.Pruning)
+        def __init__(self) -> None:
+            self.metric, self.detail = "exact_match", ""
+            self.reported: list[tuple[int, float]] = []
+
+        def report(self, epoch: int, value: float, ask: bool = True) -> bool:
+            self.reported.append((epoch, value))
+            return False
+
+    trial = Trial()
+    check = PruningCheck(trial, Distributed())
+    assert check(1, {"loss": 0.7, "accuracy": 0.5, "exact_match": 0.25}, 0.7, True) is None
+    assert trial.reported == [(1, 0.25)]
