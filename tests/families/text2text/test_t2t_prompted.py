@@ -185,3 +185,33 @@ def test_pruner_follows_exact_match() -> None:
     check = PruningCheck(trial, Distributed())
     assert check(1, {"loss": 0.7, "accuracy": 0.5, "exact_match": 0.25}, 0.7, True) is None
     assert trial.reported == [(1, 0.25)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_base_model_of_a_pretrained_model_is_it_before_fine_tuning(
+    kind: str, tmp_path: Any
+) -> None:
+    """With model.name_or_path the base model is that directory's model, loaded as the
+    fine-tuned model's kind, not the fine-tuned weights."""
+    import torch
+
+    from nlpflow.contracts import EvaluateModel
+    from nlpflow.families.text2text.encoding import prepare_tokenizer
+    from nlpflow.families.text2text.evaluate import base_model
+    from nlpflow.modeling.tokenizers import load_tokenizer
+    from tests.families.text2text.test_t2t_pretrained import _save
+
+    path = _save(kind, tmp_path)
+    tok = load_tokenizer(path)
+    prepare_tokenizer(tok, kind)
+    t2t = Text2TextModelParams(kind=kind)  # type: ignore[arg-type]
+    fine = build_text2text_model(ModelParams(name_or_path=str(path)), t2t, tok)
+    saved = {k: v.clone() for k, v in fine.state_dict().items()}
+    with torch.no_grad():  # "fine-tuning"
+        for p in fine.parameters():
+            p.add_(0.1)
+    base, what = base_model(fine, tok, EvaluateModel(str(path), False), 0)
+    assert what == f"pretrained {path}, before fine-tuning"
+    assert base.config.is_encoder_decoder == (kind == "seq2seq")
+    assert all(torch.equal(v, saved[k]) for k, v in base.state_dict().items())
+    assert not base.training
