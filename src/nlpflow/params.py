@@ -242,6 +242,12 @@ class DataParams:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         _check(self.task in tasks, f"{path}.task", f"must be one of {tasks}{hint}")
         _check(
+            not self.text2text.label_task or self.task == "text2text",
+            f"{path}.text2text.label_task",
+            f"runs a classification source as generation and needs {path}.task: text2text "
+            f"(it is {self.task})",
+        )
+        _check(
             self.label_field not in self.text_fields,
             f"{path}.label_field",
             "must differ from the text fields",

@@ -145,6 +145,14 @@ def test_classification_source_becomes_a_label_task() -> None:
     assert row["input"] == f"{first['first']} | {first['second']}"
     assert row["target"] == first["label"]
 
+    from nlpflow.params import ParamsError, parse_params
+
+    with pytest.raises(ParamsError) as bad:
+        parse_params({"data": {"text2text": {"label_task": True}}})
+    assert "data.text2text.label_task" in str(bad.value) and "data.task: text2text" in str(
+        bad.value
+    )
+
     with pytest.raises(UserError) as err:
         load_splits(
             DataParams(
