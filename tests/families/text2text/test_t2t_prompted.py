@@ -104,6 +104,12 @@ def test_validate_adds_exact_match_of_greedy_generations(kind: str) -> None:
         family.check_monitor("exact_match", ["target"])
     assert "train.generation_sample" in str(err.value)
 
+    from nlpflow.families.train import train_family
+
+    with pytest.raises(UserError) as other:
+        train_family("sequence").configure(TrainParams(generation_sample=8), tok)
+    assert "train.generation_sample applies to text2text" in str(other.value)
+
     family.configure(TrainParams(generation_sample=8), tok)
     family.check_monitor("exact_match", ["target"])
     assert family.metric_names(["target"]) == ("loss", "accuracy", "exact_match")
