@@ -182,6 +182,9 @@ def _evaluation(inputs: CardInputs) -> list[str]:
         shown = f"[{_num(interval['low'])}, {_num(interval['high'])}]" if interval else ""
         rows.append([k, _num(block[k]), shown, *[_num(baselines[b].get(k)) for b in names]])
     lines += table(header, rows, "l" + "r" * (len(header) - 1))
+    subset = [f"{b} on {baselines[b]['rows']}" for b in names if "rows" in baselines[b]]
+    if subset:  # text2text's prompted base model runs on the first rows only
+        lines += ["", "Rows of the split scored: " + "; ".join(subset) + "."]
     if others:
         lines += ["", "Other test metrics: " + ", ".join(f"{k} {_num(block[k])}" for k in others)]
     threshold = inputs.evaluate.get("threshold")
@@ -254,15 +257,30 @@ def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, str, dict[s
     """``(slicing, value, metric, stats)`` of the test split's weakest slice of at least
     :data:`MIN_SLICE_SIZE` examples (else of any size): the least accurate, or for a family
     without accuracy the lowest F1 (QA) or the largest RMSE (regression); ties go to the
-    larger slice."""
+    larger slice; text2text's slices (a list per slicing, each naming its range) by exact
+    match."""
     slices = (error_analysis.get(SPLIT) or {}).get("slices") or {}
+
+    def named(values: Any) -> list[tuple[str, Any]]:
+        if isinstance(values, dict):
+            return list(values.items())
+        if not isinstance(values, list):
+            return []
+        # [{"input_words": "3-4", "n": ..., "exact_match": ...}, ...]: named by the first text
+        return [
+            (next((v for v in s.values() if isinstance(v, str)), str(i)), s)
+            for i, s in enumerate(values)
+            if isinstance(s, dict)
+        ]
+
     found = [
         (family, value, stats)
         for family, values in slices.items()
-        for value, stats in values.items()
+        for value, stats in named(values)
         if isinstance(stats, dict)
     ]
-    for metric, sign in (("accuracy", 1.0), ("f1", 1.0), ("rmse", -1.0)):
+    metrics = (("accuracy", 1.0), ("f1", 1.0), ("rmse", -1.0), ("exact_match", 1.0))
+    for metric, sign in metrics:
         scored = [c for c in found if isinstance(c[2].get(metric), int | float)]
         if scored:
             big = [c for c in scored if c[2].get("n", 0) >= MIN_SLICE_SIZE] or scored

@@ -242,6 +242,12 @@ class DataParams:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         _check(self.task in tasks, f"{path}.task", f"must be one of {tasks}{hint}")
         _check(
+            not self.text2text.label_task or self.task == "text2text",
+            f"{path}.text2text.label_task",
+            f"runs a classification source as generation and needs {path}.task: text2text "
+            f"(it is {self.task})",
+        )
+        _check(
             self.label_field not in self.text_fields,
             f"{path}.label_field",
             "must differ from the text fields",
@@ -408,6 +414,7 @@ EARLY_STOPPING_METRICS = (
     *("loss", "accuracy", "f1_macro", "entity_f1"),
     *("mse", "rmse", "mae", "r2", "pearson", "spearman"),  # regression
     *("f1_micro", "subset_accuracy"),  # multilabel
+    "exact_match",  # text2text, with train.generation_sample
 )
 
 
@@ -476,8 +483,12 @@ class TrainParams:
     overfit_batches: int = 0  # N > 0: train on N fixed batches, regularisation off
     tensorboard: bool = False  # TensorBoard event files too (needs the tensorboard package)
     early_stopping: EarlyStoppingParams = field(default_factory=EarlyStoppingParams)
+    # Text-to-text: validation rows (the first N) generated greedily at each evaluation, for
+    # val_exact_match (early stopping, the pruner, the epoch curves); 0 = none.
+    generation_sample: int = 0
 
     def validate(self, path: str) -> None:
+        _check(self.generation_sample >= 0, f"{path}.generation_sample", "must be >= 0")
         _check(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
         _check(self.max_steps >= 0, f"{path}.max_steps", "must be >= 0 (0 = epochs decide)")
         _check(self.lr > 0, f"{path}.lr", f"must be > 0 (got {self.lr:g})")
@@ -770,6 +781,7 @@ PRUNER_DIRECTIONS = {
     "f1_macro": "maximize",
     "accuracy": "maximize",
     "loss": "minimize",
+    "exact_match": "maximize",  # text2text, with train.generation_sample
     # regression
     "rmse": "minimize",
     "mae": "minimize",
@@ -832,9 +844,9 @@ class TunePrunerParams:
 
     kind: Literal["median", "hyperband", "none"] = "median"
     # The per-epoch validation metric the train stage reports (val_<metric> in epochs.tsv).
-    metric: Literal["f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman"] = (
-        "f1_macro"
-    )
+    metric: Literal[
+        "f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman", "exact_match"
+    ] = "f1_macro"
     startup_trials: int = 3  # median: finished trials before any pruning
     warmup_epochs: int = 1  # median: epochs every trial runs before it can be pruned
     min_epochs: int = 1  # hyperband: the smallest budget of a bracket

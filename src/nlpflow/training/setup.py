@@ -174,8 +174,9 @@ def load_splits(
         raise UserError(f"{data_dir} has no 'validation' split to evaluate and stop early on")
     info = data_info(data, data_dir)
     family = train_family(info.task)
-    family.check_monitor(tp.early_stopping.metric, info.label_names)
     tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
+    family.configure(tp, tokenizer)
+    family.check_monitor(tp.early_stopping.metric, info.label_names)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_set = family.padded_split(data["train"], pad_id)
     val_set = train_set if overfit else family.padded_split(data["validation"], pad_id)
