@@ -421,6 +421,7 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     raw_parts, source = _read_source(read_as, seed, bad, found)
     origin = _split_origin(params, found)
     task, text_fields, label_field = _fields(read_as, next(iter(raw_parts.values())))
+    source_fields = list(text_fields)  # the label task joins these into its input
     if label_task:  # a classification source, its label written out as the target
         raw_parts, task, text_fields, label_field = _as_label_task(
             raw_parts, task, text_fields, label_field, read_as, bad, source
@@ -475,6 +476,7 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             origin,
             unseen_allowed=False,
         )
+        meta_extra["label_task_fields"] = source_fields
     warnings = fam.warnings(names, splits, label_field)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
