@@ -202,6 +202,23 @@ def test_lora_trains_only_the_adapters_and_its_saved_forms_agree(
         outputs.append((tmp_path / "out.jsonl").read_text())
     assert outputs[0] == outputs[1] and outputs[0].count("prediction") == 2
 
+    # The probe and the range test build the model as train does: what a LoRA step holds
+    # (gradients and optimizer state of the adapters only) and the rate the adapters take.
+    from nlpflow.contracts import LrRangeInputs, ProbeInputs
+    from nlpflow.training.lr_range import run_range_test
+    from nlpflow.training.probe import run_probe
+
+    short = parse_params({**params, "lr_range": {**params["lr_range"], "steps": 10}})
+    probed = run_probe(
+        ProbeInputs.from_params(short), data / "tokenized", data / "tokenizer", lambda _: None
+    )
+    assert probed.parameters == counts and probed.to_json()["parameters"] == counts
+    ranged = run_range_test(
+        LrRangeInputs.from_params(short), data / "tokenized", data / "tokenizer", PLAN,
+        log=lambda _: None,
+    )  # fmt: skip
+    assert ranged.summary()["parameters"] == counts
+
 
 def _prompt_lengths(batch: dict[str, torch.Tensor], kind: str) -> list[int]:
     if kind == "seq2seq":
