@@ -364,6 +364,9 @@ class ModelParams:
     dropout: float | None = 0.1
     # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
     freeze_embeddings: bool = False
+    # Standard deviation of the initial weights of a model built from the config (BERT's
+    # `initializer_range`; ignored for a pretrained model, whose weights are loaded).
+    initializer_range: float = 0.02
     trust_remote_code: bool = False
     # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
     text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
@@ -388,6 +391,11 @@ class ModelParams:
             self.dropout is None or 0 <= self.dropout < 1,
             f"{path}.dropout",
             "must be in [0, 1) (or null: the pretrained model's own)",
+        )
+        _check(
+            0 < self.initializer_range <= 1,
+            f"{path}.initializer_range",
+            "must be in (0, 1] (BERT's default is 0.02)",
         )
 
 
