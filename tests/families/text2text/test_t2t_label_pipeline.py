@@ -108,8 +108,14 @@ def test_label_task_through_generation(tmp_path: Path) -> None:
     fam = predict_family("text2text")
     for x in picked:
         assert fam.inputs(source[x["id"]], loaded) == [x["input"]]
-    predict_file(r / "models" / "best", new, r / "new-out.jsonl", log=lambda _: None)
+    said: list[str] = []
+    predict_file(r / "models" / "best", new, r / "new-out.jsonl", log=said.append)
     out = [json.loads(x) for x in (r / "new-out.jsonl").read_text().splitlines()]
+    how = Counter(o["parsed_as"] for o in out)
+    assert (
+        f"predict: outputs read back as labels: exact {how['exact']}, normalised "
+        f"{how['normalised']}, unparseable {how['unparseable']}"
+    ) in said
     assert [o["id"] for o in out] == [x["id"] for x in picked]
     parser = LabelParser(["no", "yes"])
     for o in out:

@@ -16,6 +16,7 @@ as evaluate parses).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,10 @@ class Text2TextPredict(PredictFamily):
     name: ClassVar[str] = "text2text"
     output_keys: ClassVar[tuple[str, ...]] = ("prediction", "generated_tokens", "ended")
     _tokenizer: Any = None
+
+    def __init__(self, top_k: int = 5, threshold: float | None = None, positive: str = "") -> None:
+        super().__init__(top_k, threshold, positive)
+        self.parsed: Counter[str] = Counter()  # a label task's outputs by how they were read
 
     def check(self, loaded: LoadedModel) -> None:
         if self.threshold is not None or self.positive:
@@ -93,4 +98,15 @@ class Text2TextPredict(PredictFamily):
             parser = LabelParser(loaded.meta.target_labels)
             for record in records:
                 record["parsed_label"], record["parsed_as"] = parser.parse(record["prediction"])
+                self.parsed[record["parsed_as"]] += 1
         return records, cut
+
+    def notes(self) -> list[str]:
+        """The base class's notes and, for a label task, how the outputs were read back."""
+        from nlpflow.families.text2text.outputs import EXACT, NORMALISED, UNPARSEABLE
+
+        out = super().notes()
+        if self.parsed:
+            counts = ", ".join(f"{k} {self.parsed[k]}" for k in (EXACT, NORMALISED, UNPARSEABLE))
+            out.append(f"outputs read back as labels: {counts}")
+        return out
