@@ -83,3 +83,30 @@ def test_a_sample_learns_merges_from_its_texts_and_keeps_every_character() -> No
     again = train_tokenizer(texts, "wordpiece", 120, sample=sample_positions(601, 100, seed))
     assert again.get_vocab() == tok.get_vocab()
     assert sample_positions(10, 0, 1) is None and sample_positions(10, 10, 1) is None
+
+
+def test_characters_found_are_those_the_trainer_sees() -> None:
+    """The vectorised pass against the trainer's own view: normalise, pre-tokenize, words."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from nlpflow.modeling.tokenizers import _Characters
+
+    texts = [
+        "ﬁne ＡＢc straße",  # NFKC: a ligature and full-width letters become ASCII
+        "e\u0301t\u00e9 x¨y ΣΑΣ",  # composed; ¨ becomes a space and a combining mark
+        "a\x1fb (re)entry x-ray",  # a control character inside a word; punctuation
+        "Plain ASCII only, Twice.",
+    ]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    chars = _Characters(tok)
+    chars.add(texts[:2])
+    chars.add(texts[2:])
+    words = [
+        w
+        for t in texts
+        for w, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(t))
+    ]
+    assert chars.alphabet() == sorted({c for w in words for c in w})
+    assert chars.continuations("##") == sorted({"##" + c for w in words for c in w[1:]})

@@ -65,6 +65,16 @@ class _Characters:
         self.word = np.zeros(size, dtype=bool)  # joins a word (neither space nor split off)
         self.seen = np.zeros(size, dtype=bool)  # met, and not whitespace (the alphabet)
         self.inner = np.zeros(size, dtype=bool)  # follows a character of its word
+        # What the normaliser makes of each ASCII character alone; None when one becomes
+        # other than one character. NFKC leaves ASCII as it is and lowercasing maps
+        # character by character, so an ASCII text is normalised through this table.
+        self.ascii: np.ndarray | None = np.arange(128, dtype=np.uint32)
+        if tok.normalizer is not None:
+            mapped = [tok.normalizer.normalize_str(chr(c)) for c in range(128)]
+            if all(len(m) == 1 for m in mapped):
+                self.ascii = np.array([ord(m) for m in mapped], dtype=np.uint32)
+            else:
+                self.ascii = None
 
     def _classify(self, codes: np.ndarray) -> None:
         pre = self.tok.pre_tokenizer
@@ -78,18 +88,41 @@ class _Characters:
             self.word[code] = parts == [c + c]
             self.seen[code] = bool(parts)
 
-    def add(self, texts: Sequence[str]) -> None:
-        # a space between texts: every pre-tokenizer here splits there, and NFKC and
-        # lowercasing act on each text alike joined or not (a space composes with nothing)
-        text = " ".join(texts)
-        if self.tok.normalizer is not None:
-            text = self.tok.normalizer.normalize_str(text)
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    def _count(self, codes: np.ndarray) -> None:
+        """Normalised characters, ``(n,)`` code points."""
         new = codes[~self.known[codes]]
         if len(new):
             self._classify(new)
         word = self.word[codes]
         self.inner[codes[1:][word[1:] & word[:-1]]] = True
+
+    def add(self, texts: Sequence[str]) -> None:
+        # a space between texts: every pre-tokenizer here splits there, and NFKC and
+        # lowercasing act on each text alike joined or not (a space composes with nothing)
+        text = " ".join(texts)
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        if self.tok.normalizer is None:
+            self._count(codes)
+            return
+        if self.ascii is None:
+            self._count(self._normalised(text))
+            return
+        wide = codes >= 128
+        if wide.any():
+            # the space-separated pieces holding other characters go through the
+            # normaliser (few in most text); the rest through the table
+            piece = np.cumsum(codes == 32)
+            odd = np.isin(piece, np.unique(piece[wide]))
+            bounds = np.flatnonzero(np.diff(np.concatenate([[0], odd.view(np.int8), [0]])))
+            self._count(
+                self._normalised(" ".join(text[a:b] for a, b in zip(bounds[::2], bounds[1::2])))
+            )
+            codes = np.where(odd, np.uint32(32), codes)
+        self._count(self.ascii[codes])
+
+    def _normalised(self, text: str) -> np.ndarray:
+        out = self.tok.normalizer.normalize_str(text)
+        return np.frombuffer(out.encode("utf-32-le"), dtype=np.uint32)
 
     def alphabet(self) -> list[str]:
         return [chr(c) for c in np.flatnonzero(self.seen).tolist()]
