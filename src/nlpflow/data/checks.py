@@ -44,20 +44,12 @@ def key_text(row: Row, text_fields: list[str]) -> str:
 
 
 def isin_digests(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.isin`` for ``S16`` digests: candidates by their first 64 bits (an integer
-    comparison, fast), confirmed on all 128."""
-    ha = a.view(np.uint64).reshape(-1, 2)[:, 0]
-    hb = np.sort(b.view(np.uint64).reshape(-1, 2)[:, 0])
+    """``np.isin`` for ``uint64`` digests (:func:`nlpflow.data.columns.digests`) by a sorted
+    search: ``(len(a),)`` bool, and one sorted copy of ``b`` in memory."""
+    hb = np.sort(b)
     if not len(hb):
         return np.zeros(len(a), dtype=bool)
-    at = np.minimum(np.searchsorted(hb, ha), len(hb) - 1)
-    out = hb[at] == ha
-    candidates = np.flatnonzero(out)
-    if len(candidates):
-        full = b.view(np.uint64).reshape(-1, 2)[:, 0]
-        known = set(b[np.isin(full, ha[candidates])].tolist())
-        out[candidates] = [d in known for d in a[candidates].tolist()]
-    return out
+    return hb[np.minimum(np.searchsorted(hb, a), len(hb) - 1)] == a
 
 
 def find_leakage(
@@ -103,7 +95,7 @@ def find_leakage_digests(
 ) -> tuple[dict[str, np.ndarray], Leakage]:
     """Count exact and normalised duplicates across splits; apply warn, drop or fail.
 
-    ``rows``: the number of rows per split; ``digests(kind, split)``: ``(n,)`` ``S16`` digests of each row's text as is
+    ``rows``: the number of rows per split; ``digests(kind, split)``: ``(n,)`` ``uint64`` digests of each row's text as is
     (``"exact"``) or normalised (``"loose"``), :func:`nlpflow.data.columns.digests`; asked
     for two splits at a time, so that streamed data holds no more than those in memory.
     ``example(split, rows)`` gives the
