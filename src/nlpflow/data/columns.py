@@ -268,26 +268,27 @@ def lengths(text: pa.Array, simple: np.ndarray | None = None) -> tuple[np.ndarra
     return chars, words
 
 
-def lower_words(text: pa.Array) -> set[str]:
-    """``{w.lower() for t in text for w in t.split()}``."""
+def lower_words(text: pa.Array) -> pa.Array:
+    """``{w.lower() for t in text for w in t.split()}`` as an Arrow string array of the
+    distinct words (any order): no Python string per word for printable-ASCII rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     simple = simple_rows(text)
     spaced = spaced_rows(text)
-    words: set[str] = set()
+    found = []
     even = text.filter(pa.array(simple & ~spaced))
     if len(even):
-        flat = pc.list_flatten(pc.split_pattern(pc.ascii_lower(even), " "))
-        words.update(pc.unique(flat).to_pylist())
+        found.append(pc.unique(pc.list_flatten(pc.split_pattern(pc.ascii_lower(even), " "))))
     uneven = text.filter(pa.array(simple & spaced))
     if len(uneven):
         flat = pc.list_flatten(pc.ascii_split_whitespace(pc.ascii_lower(uneven)))
-        words.update(pc.unique(flat).to_pylist())
-    words.discard("")
-    for t in text.filter(pa.array(~simple)).to_pylist():
-        words.update(w.lower() for w in t.split())
-    return words
+        found.append(pc.unique(flat))
+    other = {w.lower() for t in text.filter(pa.array(~simple)).to_pylist() for w in t.split()}
+    if other:
+        found.append(pa.array(sorted(other), pa.string()))
+    words = pc.unique(pa.concat_arrays(found)) if found else pa.array([], pa.string())
+    return words.filter(pc.not_equal(words, ""))
 
 
 def pa_mask(mask: np.ndarray) -> pa.Array:

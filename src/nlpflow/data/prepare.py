@@ -68,7 +68,7 @@ class SplitRows:
     """The rows of one streamed split: sorted row indices into a part kept on disk."""
 
     part: Part
-    rows: np.ndarray  # (n,) int64
+    rows: np.ndarray  # (n,) int32 (int64 from 2**31 rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -622,10 +622,14 @@ def _streamed(
         )
         for s, sr in splits.items()
     }
-    vocabulary: set[str] = set()
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vocabulary = pa.array([], pa.string())  # distinct lowercased words, kept in Arrow
     for table in train.batches():
         texts = [table.column(f).combine_chunks() for f in text_fields]
-        vocabulary |= columns.lower_words(columns.joined(texts, " / "))
+        found = columns.lower_words(columns.joined(texts, " / "))
+        vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return PreparedData(
         task,
         splits,

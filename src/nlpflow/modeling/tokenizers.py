@@ -114,8 +114,9 @@ class _Characters:
             piece = np.cumsum(codes == 32)
             odd = np.isin(piece, np.unique(piece[wide]))
             bounds = np.flatnonzero(np.diff(np.concatenate([[0], odd.view(np.int8), [0]])))
+            starts, ends = bounds[::2].tolist(), bounds[1::2].tolist()
             self._count(
-                self._normalised(" ".join(text[a:b] for a, b in zip(bounds[::2], bounds[1::2])))
+                self._normalised(" ".join(text[a:b] for a, b in zip(starts, ends, strict=True)))
             )
             codes = np.where(odd, np.uint32(32), codes)
         self._count(self.ascii[codes])

@@ -66,11 +66,19 @@ def train_text2text_tokenizer(
         )
 
     def make_trainer(special: list[str], alphabet: list[str]) -> trainers.Trainer:
-        options = {"vocab_size": vocab_size, "special_tokens": special, "show_progress": False}
         if kind == "wordpiece":
-            return trainers.WordPieceTrainer(**options, initial_alphabet=alphabet)
+            return trainers.WordPieceTrainer(
+                vocab_size=vocab_size,
+                special_tokens=special,
+                initial_alphabet=alphabet,
+                show_progress=False,
+            )
         return trainers.BpeTrainer(
-            **options, initial_alphabet=alphabet, continuing_subword_prefix="##"
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=alphabet,
+            continuing_subword_prefix="##",
+            show_progress=False,
         )
 
     if kind == "wordpiece":
