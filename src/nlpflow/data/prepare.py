@@ -52,6 +52,7 @@ from nlpflow.data.stream import (
 )
 from nlpflow.errors import UserError
 from nlpflow.families.data import DataFamily, builtin_names, builtin_source, data_family
+from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
@@ -575,8 +576,12 @@ def _streamed(
         )
         parts[name] = _first_pass(part_raw, builder, params, bad)
     del raw
+    # between the phases, freed arrays go back to the system, so peaks do not stack
+    return_freed_memory()
     splits = _assign_splits(parts, labels, params, seed, source)
+    return_freed_memory()
     cleaning = _clean_splits(splits, params)
+    return_freed_memory()
 
     def examples(split: str, idx: list[int]) -> list[tuple[str, str]]:
         chosen = splits[split]
@@ -592,6 +597,7 @@ def _streamed(
 
     sizes = {s: len(splits[s]) for s in SPLITS}
     drop, leakage = find_leakage_digests(sizes, digests, examples, params.leakage)
+    return_freed_memory()
     for split in SPLITS:
         splits[split] = SplitRows(splits[split].part, splits[split].rows[~drop[split]])
         if not len(splits[split]):
