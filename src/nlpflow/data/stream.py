@@ -88,6 +88,12 @@ class Part:
                     batch = pa.Table.from_batches([reader.get_batch(b)])
                     yield batch.take(pa.array(rows[lo:hi] - start))
 
+    def forget(self, *names: str) -> None:
+        """Free per-row arrays no longer needed (each becomes empty), so that the next
+        phase's peak does not stack on them."""
+        for name in names:
+            setattr(self, name, getattr(self, name)[:0].copy())
+
     def rows(self, indices: Sequence[int]) -> list[Row]:
         """Single rows as dicts (``_line``, ``id`` when the source had one), for examples."""
         import pyarrow as pa
