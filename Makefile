@@ -29,8 +29,10 @@ $(STAMP): pyproject.toml requirements.lock
 run: setup
 	$(BIN)/dvc repro
 
+# Both cores: two pytest-xdist workers, each test file on one of them, the heaviest files
+# first (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check .

@@ -15,6 +15,12 @@ import yaml
 
 from nlpflow.params import Params, as_dict, parse_params, read_yaml
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each (and in the stages they
+    # start), since oversubscribed threads slow small models many times over.
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The suite's params never come from the checkout's params.yaml (which `dvc exp run -S` and
@@ -194,3 +200,35 @@ def reproduced_project(
 def project(tmp_path: Path) -> Path:
     """A fresh tiny project in a temporary git + DVC repository."""
     return make_project(tmp_path)
+
+
+# The slowest test files (seconds of a serial run, `pytest --durations`), heaviest first:
+# `make test` starts them first so the two workers finish together (longest job first).
+HEAVIEST_FILES = [
+    "tests/tuning/test_tune_pipeline.py",  # ~350 s: real tune studies on the tiny project
+    "tests/pipeline/test_dvc_pipeline.py",  # ~300 s: dvc repro and exp run, bit-identical rerun
+    "tests/tuning/test_tune_dvc.py",  # ~150 s
+    "tests/tuning/test_workers.py",  # ~125 s
+    "tests/test_notebook.py",  # ~80 s
+    "tests/browser/test_plots_render.py",  # ~80 s
+    "tests/pipeline/test_dvc_status.py",  # ~75 s
+]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order and group the tests for pytest-xdist (``make test``: ``-n 2 --dist loadgroup
+    --no-loadscope-reorder``).
+
+    Each test file is one group, so one worker builds a file's module-scoped fixtures (trained
+    tiny models, reproduced projects) once. The heaviest files come first (Python's sort is
+    stable: every file's own order is kept). Without xdist the marks do nothing.
+    """
+    rank = {name: i for i, name in enumerate(HEAVIEST_FILES)}
+
+    def relative(item: pytest.Item) -> str:
+        return item.path.relative_to(ROOT).as_posix()
+
+    items.sort(key=lambda item: rank.get(relative(item), len(rank)))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(relative(item)))
