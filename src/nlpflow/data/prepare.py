@@ -46,6 +46,7 @@ from nlpflow.data.stream import (
     Part,
     PartBuilder,
     first_occurrences,
+    gather,
     label_counts,
     rows_table,
     step_counts,
@@ -529,7 +530,7 @@ def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str,
         counts = step_counts(part, rows)
         keep = np.ones(len(rows), dtype=bool)
         if params.cleaning.drop_empty:
-            blank = part.blank[rows]
+            blank = gather(part.blank, rows)
             if blank.any():
                 counts["empty_dropped"] = int(blank.sum())
             keep &= ~blank
@@ -547,7 +548,7 @@ def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str,
 def _pick_examples(train: SplitRows, names: list[str], seed: int) -> dict[str, list[Row]]:
     """:meth:`PreparedData.examples_by_label` of streamed train rows (the same picks)."""
     rng = random.Random(f"card-{seed}")
-    of_row = train.part.label_codes[train.rows]
+    of_row = gather(train.part.label_codes, train.rows)
     out = {}
     for code in sorted(np.unique(of_row).tolist(), key=lambda c: names[c]):
         members = np.flatnonzero(of_row == code)
@@ -593,7 +594,7 @@ def _streamed(
 
     def digests(kind: str, split: str) -> np.ndarray:
         chosen = splits[split]
-        return (chosen.part.exact if kind == "exact" else chosen.part.loose)[chosen.rows]
+        return gather(chosen.part.exact if kind == "exact" else chosen.part.loose, chosen.rows)
 
     sizes = {s: len(splits[s]) for s in SPLITS}
     drop, leakage = find_leakage_digests(sizes, digests, examples, params.leakage)
@@ -626,7 +627,9 @@ def _streamed(
     ]
     figures = {
         s: SplitFigures(
-            {n: counts[s].get(n, 0) for n in names}, sr.part.chars[sr.rows], sr.part.words[sr.rows]
+            {n: counts[s].get(n, 0) for n in names},
+            gather(sr.part.chars, sr.rows),
+            gather(sr.part.words, sr.rows),
         )
         for s, sr in splits.items()
     }

@@ -32,6 +32,17 @@ ID = "id"
 CHUNK = 1 << 20  # rows a search over per-row arrays takes at a time
 
 
+def gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` a million rows at a time: NumPy indexes through a platform-int copy
+    of ``rows`` (8 bytes a row for int32 ``rows``), which this bounds."""
+    if len(rows) <= CHUNK:
+        return values[rows]
+    out = np.empty(len(rows), dtype=values.dtype)
+    for lo in range(0, len(rows), CHUNK):
+        out[lo : lo + CHUNK] = values[rows[lo : lo + CHUNK]]
+    return out
+
+
 class EmptyLabel(Exception):
     """A label that is empty once stripped (the Python reader reports where)."""
 
@@ -306,7 +317,7 @@ def step_counts(part: Part, rows: np.ndarray) -> Counter[str]:
     """Texts each cleaning step changed among ``rows`` of ``part`` (all text fields)."""
     counts: Counter[str] = Counter()
     for bits in part.bits:
-        counts.update(columns.step_counts(bits[rows], STEPS))
+        counts.update(columns.step_counts(gather(bits, rows), STEPS))
     return counts
 
 
@@ -319,7 +330,7 @@ def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
     out = np.ones(len(rows), dtype=bool)
     if len(rows) < 2:
         return out
-    ordered = part.exact[rows]
+    ordered = gather(part.exact, rows)
     ordered.sort()
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
@@ -346,4 +357,4 @@ def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
 
 def label_counts(part: Part, rows: np.ndarray, n_codes: int) -> np.ndarray:
     """``(n_codes,)`` int64: how often each label code occurs in ``rows`` (sorted)."""
-    return np.bincount(part.label_codes[rows], minlength=n_codes)
+    return np.bincount(gather(part.label_codes, rows), minlength=n_codes)
