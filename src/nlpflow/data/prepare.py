@@ -535,11 +535,11 @@ def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str,
                 counts["empty_dropped"] = int(blank.sum())
             keep &= ~blank
         if params.cleaning.drop_duplicates:
-            kept = np.flatnonzero(keep)
-            first = first_occurrences(part, rows[kept])
+            # boolean masks, not index arrays (8 bytes a row)
+            first = first_occurrences(part, rows if keep.all() else rows[keep])
             if not first.all():
                 counts["duplicates_dropped"] = int((~first).sum())
-            keep[kept[~first]] = False
+            keep[keep] = first
         splits[split] = SplitRows(part, rows[keep])
         cleaning[split] = dict(sorted(counts.items()))
     return cleaning
