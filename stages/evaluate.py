@@ -4,8 +4,9 @@
         --tokenized data/tokenized --predictions data/predictions \
         --metrics metrics/evaluate.json --plots plots/evaluate
 
-Reads params (``nlpflow.contracts.EvaluateInputs``): ``seed`` (bootstrap and the
-stratified baseline) and ``evaluate``.
+Reads params (``nlpflow.contracts.EvaluateInputs``): ``seed`` (bootstrap, the stratified
+baseline, text2text's untrained base model), ``evaluate`` and ``model.name_or_path`` /
+``model.trust_remote_code`` (the pretrained base model text2text prompts).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params.evaluate,
         seed=params.seed,
         latency=args.latency is not None,
+        base_model=params.model,
     )
     write_evaluation(evaluation, args.predictions, args.metrics, args.plots, args.latency)
     family = eval_family(evaluation.meta.task)

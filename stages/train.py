@@ -39,7 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--probe", required=True, help="the probe's batch plan (data/probe/plan.json)"
     )
-    parser.add_argument("--models", required=True, help="where models/best and models/last go")
+    parser.add_argument(
+        "--models",
+        required=True,
+        help="where models/best, models/last and models/adapter (LoRA) go",
+    )
     parser.add_argument(
         "--checkpoints",
         required=True,
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     from nlpflow.logs import quiet_libraries
-    from nlpflow.training.loop import train
+    from nlpflow.training.loop import ADAPTER_DIR, train
     from nlpflow.training.probe import BatchPlan
     from nlpflow.training.tracking import STEP_COLUMNS, write_tsv
 
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = read_meta(args.data, tokenized=True)
     for kind in ("best", "last"):
         write_model_info(Path(args.models) / kind, meta)
+    adapter = Path(args.models) / ADAPTER_DIR
+    if (adapter / "adapter_config.json").is_file():  # model.lora with merge: false
+        write_model_info(adapter, meta)
     check_model_files(Path(args.models) / "best")
     summary = result.summary
     if reporter is not None:

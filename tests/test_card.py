@@ -210,3 +210,23 @@ def test_regression_card_names_the_target_and_the_weakest_slice_by_rmse() -> Non
     assert "Weakest slice: `length` = `short`, rmse 0.4 on 12 examples (overall 0.25)" in text
     assert "| train | 20 | 4 | 9 |" in text and "imbalance ratio" not in text
     assert "None" not in text.split("## Training procedure")[0]
+
+
+def test_text2text_card_reads_list_slices_and_notes_the_prompted_rows() -> None:
+    """text2text's error analysis holds its slices as a list per slicing (by input length),
+    and its prompted baselines ran on the first rows only: the card says so."""
+    meta = DataMeta(["input"], ["target"], task="text2text", label_field="target").tokenized(
+        16, "only_first"
+    )
+    evaluate = {"test": {"n": 40, "exact_match": 0.8, "token_f1": 0.9, "ci": {},
+                         "baselines": {"copy_input": {"exact_match": 0.0},
+                                       "zero_shot": {"exact_match": 0.0, "rows": "the first 20 of 40"}}}}  # fmt: skip
+    errors = {"test": {"n": 40, "wrong": 8, "slices": {"input_length": [
+        {"input_words": "2-3", "n": 25, "exact_match": 0.9, "token_f1": 0.95},
+        {"input_words": "4-7", "n": 15, "exact_match": 0.6, "token_f1": 0.8},
+    ]}}}  # fmt: skip
+    text = card(
+        meta=meta, evaluate=evaluate, error_analysis=errors, data={"source": "builtin:text2text"}
+    )
+    assert "Weakest slice: `input_length` = `4-7`, exact_match 0.6 on 15 examples" in text
+    assert "Rows of the split scored: zero_shot on the first 20 of 40." in text

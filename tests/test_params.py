@@ -46,6 +46,10 @@ def _raw() -> dict:
             "model.hidden_size must be divisible by num_heads",
         ),
         (lambda r: r["data"].update(text_fields=[]), "data.text_fields must name 1 or 2 columns"),
+        (
+            lambda r: r["model"].update(initializer_range=0),
+            "model.initializer_range must be in (0, 1]",
+        ),
     ],
 )
 def test_bad_params_name_the_key(edit, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -119,9 +119,12 @@ def metadata(inputs: CardInputs) -> dict[str, Any]:
     dataset = _dataset_name(source)
     metrics = test_metrics(inputs.evaluate, task)
     n = inputs.evaluate[SPLIT].get("n")
+    lora = _lora(inputs.params)
+    base = {"base_model": inputs.params["model"]["name_or_path"]} if lora is not None else {}
     return {
         "license": "unknown",
         "library_name": "transformers",
+        **base,
         "tags": ["nlpflow", "dvc", pipeline_tag, f"{task}-task"],
         "pipeline_tag": pipeline_tag,
         "datasets": [dataset],
@@ -179,6 +182,9 @@ def _evaluation(inputs: CardInputs) -> list[str]:
         shown = f"[{_num(interval['low'])}, {_num(interval['high'])}]" if interval else ""
         rows.append([k, _num(block[k]), shown, *[_num(baselines[b].get(k)) for b in names]])
     lines += table(header, rows, "l" + "r" * (len(header) - 1))
+    subset = [f"{b} on {baselines[b]['rows']}" for b in names if "rows" in baselines[b]]
+    if subset:  # text2text's prompted base model runs on the first rows only
+        lines += ["", "Rows of the split scored: " + "; ".join(subset) + "."]
     if others:
         lines += ["", "Other test metrics: " + ", ".join(f"{k} {_num(block[k])}" for k in others)]
     threshold = inputs.evaluate.get("threshold")
@@ -251,15 +257,30 @@ def weakest_slice(error_analysis: dict[str, Any]) -> tuple[str, str, str, dict[s
     """``(slicing, value, metric, stats)`` of the test split's weakest slice of at least
     :data:`MIN_SLICE_SIZE` examples (else of any size): the least accurate, or for a family
     without accuracy the lowest F1 (QA) or the largest RMSE (regression); ties go to the
-    larger slice."""
+    larger slice; text2text's slices (a list per slicing, each naming its range) by exact
+    match."""
     slices = (error_analysis.get(SPLIT) or {}).get("slices") or {}
+
+    def named(values: Any) -> list[tuple[str, Any]]:
+        if isinstance(values, dict):
+            return list(values.items())
+        if not isinstance(values, list):
+            return []
+        # [{"input_words": "3-4", "n": ..., "exact_match": ...}, ...]: named by the first text
+        return [
+            (next((v for v in s.values() if isinstance(v, str)), str(i)), s)
+            for i, s in enumerate(values)
+            if isinstance(s, dict)
+        ]
+
     found = [
         (family, value, stats)
         for family, values in slices.items()
-        for value, stats in values.items()
+        for value, stats in named(values)
         if isinstance(stats, dict)
     ]
-    for metric, sign in (("accuracy", 1.0), ("f1", 1.0), ("rmse", -1.0)):
+    metrics = (("accuracy", 1.0), ("f1", 1.0), ("rmse", -1.0), ("exact_match", 1.0))
+    for metric, sign in metrics:
         scored = [c for c in found if isinstance(c[2].get(metric), int | float)]
         if scored:
             big = [c for c in scored if c[2].get("n", 0) >= MIN_SLICE_SIZE] or scored
@@ -403,12 +424,33 @@ def _decision_flags(inputs: CardInputs) -> str:
     return flags + (f" --positive {positive}" if positive else "")
 
 
+def _lora(params: dict[str, Any]) -> dict[str, Any] | None:
+    """``model.lora`` of the params when LoRA was on, else None."""
+    lora = params.get("model", {}).get("lora") or {}
+    return lora if lora.get("enabled") else None
+
+
 def _params(params: dict[str, Any]) -> list[str]:
     import yaml
 
+    lora = _lora(params)
+    adapted: list[str] = []
+    if lora is not None:
+        modules = lora.get("target_modules")
+        where = "this directory holds the base with the adapter merged in" + (
+            "" if lora.get("merge") else "; the adapter alone is in `models/adapter`"
+        )
+        adapted = [
+            f"LoRA (peft) on the base model `{params['model'].get('name_or_path')}`: rank "
+            f"{lora.get('rank')}, alpha {lora.get('alpha')}, dropout {lora.get('dropout')}, "
+            f"target modules {modules if modules != 'auto' else 'auto (peft choice for the architecture)'}"
+            f"; only the adapters trained (counts in `metrics/train.json`); {where}.",
+            "",
+        ]
     return [
         "## Training procedure",
         "",
+        *adapted,
         "Trained by the nlpflow pipeline (`dvc repro`) with these params (`params.yaml`):",
         "",
         "```yaml",

@@ -212,9 +212,20 @@ class LrRangeInputs(StageInputs):
 
 
 @dataclass(frozen=True)
+class EvaluateModel(Subset):
+    """The base model a text-to-text evaluation prompts beside the fine-tuned one: the
+    pretrained model, or (name_or_path empty) the untrained one train started from."""
+
+    SECTION: ClassVar[type] = ModelParams
+    name_or_path: str
+    trust_remote_code: bool
+
+
+@dataclass(frozen=True)
 class EvaluateInputs(StageInputs):
     seed: int
     evaluate: EvaluateParams
+    model: EvaluateModel
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,12 @@ class DataParams:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         _check(self.task in tasks, f"{path}.task", f"must be one of {tasks}{hint}")
         _check(
+            not self.text2text.label_task or self.task == "text2text",
+            f"{path}.text2text.label_task",
+            f"runs a classification source as generation and needs {path}.task: text2text "
+            f"(it is {self.task})",
+        )
+        _check(
             self.label_field not in self.text_fields,
             f"{path}.label_field",
             "must differ from the text fields",
@@ -310,6 +316,42 @@ class TokenizerParams:
 
 
 @dataclass
+class LoraParams:
+    """LoRA (``peft``): the pretrained weights stay frozen and low-rank adapters are trained
+    beside the attention projections ``target_modules``; the update is ``alpha / rank * B A``.
+
+    ``target_modules: auto`` takes peft's own choice for the architecture (GPT-2 ``c_attn``,
+    T5 ``q``/``v``, BERT ``query``/``value``, Llama ``q_proj``/``v_proj``). ``models/best`` is
+    always the whole model with the adapter merged in; with ``merge: false`` the adapter
+    alone is also saved in ``models/adapter`` (base + adapter loads from there).
+    """
+
+    enabled: bool = False
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: str | list[str] = "auto"
+    merge: bool = False
+
+    def validate(self, path: str) -> None:
+        _check(self.rank >= 1, f"{path}.rank", "must be >= 1")
+        _check(self.alpha > 0, f"{path}.alpha", "must be > 0")
+        _check(0 <= self.dropout < 1, f"{path}.dropout", "must be in [0, 1)")
+        if isinstance(self.target_modules, str):
+            _check(
+                self.target_modules == "auto",
+                f"{path}.target_modules",
+                "must be auto or a list of module names (e.g. [c_attn] or [q, v])",
+            )
+        else:
+            _check(
+                bool(self.target_modules) and all(self.target_modules),
+                f"{path}.target_modules",
+                "must name at least one module (or be auto)",
+            )
+
+
+@dataclass
 class ModelParams:
     """A pretrained model (local directory or hub id) or a small BERT-like model from config.
 
@@ -327,11 +369,22 @@ class ModelParams:
     dropout: float | None = 0.1
     # Embeddings (token, position, segment) get no gradient: faster, rarely less accurate.
     freeze_embeddings: bool = False
+    # Standard deviation of the initial weights of a model built from the config (BERT's
+    # `initializer_range`; ignored for a pretrained model, whose weights are loaded).
+    initializer_range: float = 0.02
     trust_remote_code: bool = False
     # Text-to-text tasks: encoder-decoder or decoder-only, the prompt, input/target lengths.
     text2text: Text2TextModelParams = field(default_factory=Text2TextModelParams)
+    # Parameter-efficient fine-tuning of a pretrained model (model.name_or_path).
+    lora: LoraParams = field(default_factory=LoraParams)
 
     def validate(self, path: str) -> None:
+        _check(
+            not self.lora.enabled or bool(self.name_or_path),
+            f"{path}.lora.enabled",
+            "needs a pretrained model to adapt: set model.name_or_path (a local directory or "
+            "hub id), or lora.enabled: false to train the model built from the sizes here",
+        )
         for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
             _check(getattr(self, key) >= 1, f"{path}.{key}", "must be >= 1")
         _check(
@@ -343,6 +396,11 @@ class ModelParams:
             self.dropout is None or 0 <= self.dropout < 1,
             f"{path}.dropout",
             "must be in [0, 1) (or null: the pretrained model's own)",
+        )
+        _check(
+            0 < self.initializer_range <= 1,
+            f"{path}.initializer_range",
+            "must be in (0, 1] (BERT's default is 0.02)",
         )
 
 
@@ -369,6 +427,7 @@ EARLY_STOPPING_METRICS = (
     *("loss", "accuracy", "f1_macro", "entity_f1"),
     *("mse", "rmse", "mae", "r2", "pearson", "spearman"),  # regression
     *("f1_micro", "subset_accuracy"),  # multilabel
+    "exact_match",  # text2text, with train.generation_sample
 )
 
 
@@ -437,8 +496,12 @@ class TrainParams:
     overfit_batches: int = 0  # N > 0: train on N fixed batches, regularisation off
     tensorboard: bool = False  # TensorBoard event files too (needs the tensorboard package)
     early_stopping: EarlyStoppingParams = field(default_factory=EarlyStoppingParams)
+    # Text-to-text: validation rows (the first N) generated greedily at each evaluation, for
+    # val_exact_match (early stopping, the pruner, the epoch curves); 0 = none.
+    generation_sample: int = 0
 
     def validate(self, path: str) -> None:
+        _check(self.generation_sample >= 0, f"{path}.generation_sample", "must be >= 0")
         _check(self.epochs >= 1, f"{path}.epochs", "must be >= 1")
         _check(self.max_steps >= 0, f"{path}.max_steps", "must be >= 0 (0 = epochs decide)")
         _check(self.lr > 0, f"{path}.lr", f"must be > 0 (got {self.lr:g})")
@@ -731,6 +794,7 @@ PRUNER_DIRECTIONS = {
     "f1_macro": "maximize",
     "accuracy": "maximize",
     "loss": "minimize",
+    "exact_match": "maximize",  # text2text, with train.generation_sample
     # regression
     "rmse": "minimize",
     "mae": "minimize",
@@ -793,9 +857,9 @@ class TunePrunerParams:
 
     kind: Literal["median", "hyperband", "none"] = "median"
     # The per-epoch validation metric the train stage reports (val_<metric> in epochs.tsv).
-    metric: Literal["f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman"] = (
-        "f1_macro"
-    )
+    metric: Literal[
+        "f1_macro", "accuracy", "loss", "rmse", "mae", "r2", "pearson", "spearman", "exact_match"
+    ] = "f1_macro"
     startup_trials: int = 3  # median: finished trials before any pruning
     warmup_epochs: int = 1  # median: epochs every trial runs before it can be pruned
     min_epochs: int = 1  # hyperband: the smallest budget of a bracket

@@ -6,7 +6,8 @@
   stages (and two modules no stage imports): that every module is listed where it is
   imported is the gate in test_contracts.py; this shows DVC acting on the lists.
 - A local model directory (model.name_or_path) changed in place: the stages that load the
-  model (tokenize, probe, train) are out of date; unchanged, or changed back, none is.
+  model (tokenize, probe, lr_range, train, and evaluate, which prompts it as text2text's base
+  model) are out of date; unchanged, or changed back, none is.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def test_a_local_model_changed_in_place_reruns_the_stages_that_load_it(
 
     save_tiny_model(model, seed=1)  # new weights, same file names, same params.yaml
     run(["dvc", "repro", "-q", ALWAYS], repo)
-    assert status(repo) == sorted([ALWAYS, "tokenize", "probe", "lr_range", "train"])
+    assert status(repo) == sorted([ALWAYS, "tokenize", "probe", "lr_range", "train", "evaluate"])
 
     save_tiny_model(model, seed=0)  # the original weights back: up to date again
     run(["dvc", "repro", "-q", ALWAYS], repo)

@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {
     "epochs_run",
     "steps",
+    "parameters",
+    "lora",
     "evaluations",
     "best_epoch",
     "best_step",
@@ -111,6 +113,9 @@ def test_train_stage_end_to_end(
 
     summary = json.loads((tmp_path / "metrics/train.json").read_text())
     assert set(summary) == SUMMARY_KEYS
+    counts = summary["parameters"]  # fine-tuned whole: every parameter trains
+    assert counts["trainable"] == counts["total"] > 0 and counts["trainable_share"] == 1.0
+    assert summary["lora"] is None
     # Wall times and speed apart: train.json is identical whenever the same params run again.
     timing = json.loads((tmp_path / "metrics/train_timing.json").read_text())
     assert set(timing) == {"seconds", "train_seconds", "examples_per_second", "resumed_from_step"}

@@ -155,6 +155,27 @@ def test_sgd_with_momentum_uses_the_same_groups(tiny_data: tuple[Path, Path]) ->
     assert opt.param_groups[0]["momentum"] == 0.8
 
 
+def test_initializer_range_sets_the_scale_of_a_model_from_the_config(
+    tiny_data: tuple[Path, Path],
+) -> None:
+    import dataclasses
+
+    _, tok = tiny_data
+    tokenizer = load_tokenizer(tok)
+
+    def weight_std(initializer_range: float) -> float:
+        params = dataclasses.replace(tiny_params().model, initializer_range=initializer_range)
+        torch.manual_seed(0)
+        model = build_model(params, tokenizer, LABELS, 16)
+        assert model.config.initializer_range == initializer_range
+        w = model.bert.encoder.layer[0].attention.self.query.weight
+        return float(w.detach().std())
+
+    # Linear weights are drawn from N(0, initializer_range^2): the sample std tracks it.
+    assert weight_std(0.02) == pytest.approx(0.02, rel=0.2)
+    assert weight_std(0.1) == pytest.approx(0.1, rel=0.2)
+
+
 def test_pretrained_dropout_and_token_head(tmp_path: Path) -> None:
     from transformers import BertConfig, BertModel
 

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -383,6 +383,32 @@ def _fields(params: DataParams, raw: Raw) -> tuple[str, list[str], str]:
     return task, params.text_fields, params.label_field
 
 
+def _as_label_task(
+    raw_parts: dict[str, Raw],
+    task: str,
+    text_fields: list[str],
+    label_field: str,
+    params: DataParams,
+    bad: BadRows,
+    source: str,
+) -> tuple[dict[str, Raw], str, list[str], str]:
+    """``data.text2text.label_task``: the rows of a classification source (read as the
+    sequence task reads them) as text-to-text rows (``input``, ``target``)."""
+    from nlpflow.families.text2text import INPUT_FIELD, TARGET_FIELD
+    from nlpflow.families.text2text.data import label_task_rows
+
+    if task != "sequence":
+        raise UserError(
+            f"params.yaml: data.text2text.label_task needs a classification source (text "
+            f"fields and one label per row); {source} is a {task} task"
+        )
+    converted: dict[str, Raw] = {
+        part: label_task_rows(_rows(raw, params, bad), text_fields, label_field)
+        for part, raw in raw_parts.items()
+    }
+    return converted, "text2text", [INPUT_FIELD], TARGET_FIELD
+
+
 def load_splits(params: DataParams, seed: int) -> PreparedData:
     """Read, split, clean and check ``params.source``; return the three splits.
 
@@ -392,9 +418,15 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
 
     bad = BadRows(params.on_bad_rows)
     found: dict[str, Path] = {}
-    raw_parts, source = _read_source(params, seed, bad, found)
+    label_task = params.task == "text2text" and params.text2text.label_task
+    read_as = replace(params, task="auto") if label_task else params
+    raw_parts, source = _read_source(read_as, seed, bad, found)
     origin = _split_origin(params, found)
-    task, text_fields, label_field = _fields(params, next(iter(raw_parts.values())))
+    task, text_fields, label_field = _fields(read_as, next(iter(raw_parts.values())))
+    if label_task:  # a classification source, its label written out as the target
+        raw_parts, task, text_fields, label_field = _as_label_task(
+            raw_parts, task, text_fields, label_field, read_as, bad, source
+        )
     clash = [f for f in text_fields if f in ("id", "label")]
     if clash:
         raise UserError(
@@ -438,6 +470,13 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
                 f"{origin[split]}: the {split} split is empty; add data or change data.splits"
             )
     names = fam.label_names(splits, label_field, origin)
+    if label_task:  # the classes the outputs are parsed back to; none unseen in train
+        meta_extra["target_labels"] = label_names_from(
+            [r[label_field] for r in splits["train"]],
+            {s: [r[label_field] for r in splits[s]] for s in ("validation", "test")},
+            origin,
+            unseen_allowed=False,
+        )
     warnings = fam.warnings(names, splits, label_field)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)

@@ -58,6 +58,9 @@ class DataMeta:
     # Extractive QA, tokenized only: the tokens two windows of one context share
     # (tokenizer.stride), so that prediction windows new contexts as training did.
     stride: int | None = None
+    # Text-to-text label task (data.text2text.label_task): the class names the targets are,
+    # which evaluate parses generated outputs back to; None for any other data.
+    target_labels: list[str] | None = None
 
     @property
     def num_labels(self) -> int:
@@ -147,6 +150,7 @@ def read_meta(
         truncation=truncation if tokenized else None,
         cleaning=cleaning,
         stride=stride if tokenized else None,
+        target_labels=str_list("target_labels") if raw.get("target_labels") is not None else None,
     )
     if not 1 <= len(meta.text_fields) <= 2:
         raise UserError(f"{path}: 'text_fields' must name 1 or 2 columns")

@@ -399,9 +399,11 @@ def evaluate_model(
     seed: int = 0,
     splits: Sequence[str] = EVAL_SPLITS,
     latency: bool = False,
+    base_model: Any = None,
 ) -> Evaluation:
     """Run the saved model on ``splits`` and score it; nothing is written here. ``latency``:
-    also time it on validation inputs (:attr:`Evaluation.latency`)."""
+    also time it on validation inputs (:attr:`Evaluation.latency`); ``base_model``: the
+    model params' ``name_or_path``/``trust_remote_code`` (EvaluateJob.base_model)."""
     from nlpflow.families.evaluate import EvaluateJob, eval_family
 
     meta, processed, tokenized = _load(processed_dir, tokenized_dir, splits)
@@ -410,7 +412,7 @@ def evaluate_model(
     evaluation = family.evaluate(
         EvaluateJob(
             model, pad_id, Path(model_dir), meta, processed, tokenized, params, seed,
-            tuple(splits), Path(processed_dir), Path(tokenized_dir),
+            tuple(splits), Path(processed_dir), Path(tokenized_dir), base_model,
         )
     )  # fmt: skip
     if latency and "validation" in splits and family.measures_latency:

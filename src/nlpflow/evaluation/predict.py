@@ -45,12 +45,15 @@ def load_classifier(
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()  # no "Loading weights" bars in dvc and CI logs
     auto = family.auto_class()
-    try:
-        model = auto.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"cannot load the model in {model_dir}: {str(err).splitlines()[0]}"
-        ) from None
+    if (model_dir / "adapter_config.json").is_file():  # a LoRA adapter (models/adapter)
+        model = _base_with_adapter(model_dir, auto, config)
+    else:
+        try:
+            model = auto.from_pretrained(str(model_dir))
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f"cannot load the model in {model_dir}: {str(err).splitlines()[0]}"
+            ) from None
     import torch
 
     # A GPU when there is one (the design's "used when present"); inference needs no seed.
@@ -62,6 +65,29 @@ def load_classifier(
         pad_id = getattr(config, "pad_token_id", None)
     # Padded positions are masked out, so any id works when neither names one.
     return model, int(pad_id) if pad_id is not None else 0
+
+
+def _base_with_adapter(model_dir: Path, auto: Any, config: Any) -> Any:
+    """The base model named in ``model_dir``'s config (``nlpflow_lora.base_model``, as
+    params.yaml gave it) with the LoRA adapter of ``model_dir`` merged in; ``config`` (the
+    trained model's: labels, text2text settings) replaces the base's."""
+    from nlpflow.modeling.lora import CONFIG_KEY, load_adapter
+
+    record = getattr(config, CONFIG_KEY, None)
+    if not isinstance(record, dict) or not record.get("base_model"):
+        raise UserError(
+            f"{model_dir}: an adapter without nlpflow's record of its base model "
+            f"(config.json {CONFIG_KEY}); give the directory the train stage wrote"
+        )
+    base_name = str(record["base_model"])
+    try:
+        base = auto.from_pretrained(base_name, config=config)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{model_dir}: cannot load the adapter's base model '{base_name}' (a path is read "
+            f"from the current directory): {str(err).splitlines()[0]}"
+        ) from None
+    return load_adapter(base, model_dir)
 
 
 def _pad(rows: list[list[int]], value: int) -> list[list[int]]:

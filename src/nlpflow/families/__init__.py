@@ -105,6 +105,8 @@ Training side (:class:`~nlpflow.families.train.TrainFamily`), called by
   step divides each micro-batch's sum by the whole step's denominator.
 - ``check_loss(train.loss)``; ``prepare_model(model, criterion)``: once on the fresh model
   (e.g. store a target's standardisation in ``model.config``).
+- ``configure(train, tokenizer)``: once per run, before ``check_monitor`` (text2text reads
+  ``train.generation_sample`` and keeps the tokenizer to decode its validation sample).
 - ``metric_names(label_names)``: validation metrics, ``loss`` first (what early stopping
   may monitor; ``check_monitor`` raises for others); ``eval_columns(label_names)``: the
   columns of ``plots/train/epochs.tsv``.

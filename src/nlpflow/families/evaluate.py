@@ -35,6 +35,9 @@ class EvaluateJob:
     splits: Sequence[str]  # ("validation", "test")
     processed_dir: Path
     tokenized_dir: Path
+    # The model params' name_or_path and trust_remote_code (contracts.EvaluateModel): where
+    # a family finds the base model it prompts beside the fine-tuned one (text2text).
+    base_model: Any = None
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,9 @@ class ModelFamily:
         """The model built from a config when ``model.name_or_path`` is empty: a small BERT
         of ``params``' shape (dropout ``params.dropout``, 0.1 when None), sized to
         ``tokenizer``, with position embeddings for ``max_length`` tokens and the head's
-        config (:meth:`config_kwargs`), of class :meth:`bert_class`. A family whose model is
-        not an encoder (seq2seq, causal LM) overrides this."""
+        config (:meth:`config_kwargs`), of class :meth:`bert_class`, its weights drawn with
+        standard deviation ``params.initializer_range``. A family whose model is not an
+        encoder (seq2seq, causal LM) overrides this."""
         from transformers import BertConfig
 
         dropout = 0.1 if params.dropout is None else params.dropout
@@ -65,6 +66,7 @@ class ModelFamily:
             max_position_embeddings=max(max_length, 8),
             type_vocab_size=2,
             pad_token_id=tokenizer.pad_token_id,
+            initializer_range=params.initializer_range,
             **head,
         )
         return self.bert_class()(config)

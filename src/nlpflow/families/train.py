@@ -68,6 +68,16 @@ class TrainFamily:
         checkpoint): e.g. store in ``model.config`` what prediction needs to undo (a
         regression target's standardisation)."""
 
+    def configure(self, train: Any, tokenizer: Any) -> None:
+        """Called once per run before :meth:`check_monitor`, with the train params and the
+        run's tokenizer (text2text: the validation rows it generates for exact match).
+        Raises UserError for ``train.generation_sample`` on a task that generates nothing."""
+        if getattr(train, "generation_sample", 0):
+            raise UserError(
+                f"params.yaml: train.generation_sample applies to text2text tasks (outputs "
+                f"generated on validation rows); this is a {self.name} task: set it to 0"
+            )
+
     def metric_names(self, label_names: Sequence[str]) -> tuple[str, ...]:
         """The validation metrics :meth:`validate` returns (without ``val_``), ``loss``
         first: what ``train.early_stopping.metric`` and the pruner may name."""

@@ -44,7 +44,9 @@ def build_model(
     With ``params.name_or_path`` empty the model is a small BERT built from ``params`` and
     sized to ``tokenizer``; otherwise the pretrained encoder is loaded and its head is new.
     ``params.dropout`` (when not None) sets every dropout probability of the config;
-    ``params.freeze_embeddings`` turns off gradients of the embedding layer.
+    ``params.freeze_embeddings`` turns off gradients of the embedding layer;
+    ``params.lora.enabled`` wraps the model with LoRA adapters
+    (:func:`nlpflow.modeling.lora.apply_lora`).
     """
     from transformers import AutoConfig
 
@@ -55,7 +57,7 @@ def build_model(
     if own is not None:
         if params.freeze_embeddings:
             freeze_embeddings(own)
-        return own
+        return _with_lora(own, params, task)
     head = family.config_kwargs(label_names)
     if not params.name_or_path:
         model: PreTrainedModel = family.from_scratch(params, tokenizer, head, max_length)
@@ -89,7 +91,20 @@ def build_model(
             ) from None
     if params.freeze_embeddings:
         freeze_embeddings(model)
-    return model
+    return _with_lora(model, params, task)
+
+
+def _with_lora(model: PreTrainedModel, params: ModelParams, task: Task) -> PreTrainedModel:
+    """``model`` with LoRA adapters when ``params.lora.enabled`` (a peft model whose only
+    trainable parameters are the adapters and a classification head), else ``model``."""
+    if not params.lora.enabled:
+        return model
+    from nlpflow.modeling.lora import CONFIG_KEY, apply_lora, lora_record
+
+    adapted = apply_lora(model, params.lora, task)
+    # Saved with the model (config.json): the base and the adapter's settings.
+    setattr(model.config, CONFIG_KEY, lora_record(adapted, params.lora, params.name_or_path))
+    return adapted
 
 
 def freeze_embeddings(model: PreTrainedModel) -> int:

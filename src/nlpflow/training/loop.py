@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from nlpflow.contracts import TrainInputs
-    from nlpflow.params import TrainParams
+    from nlpflow.params import LoraParams, TrainParams
     from nlpflow.training.checkpoint import Checkpointer
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.probe import BatchPlan
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from nlpflow.training.step import StepResult
 
 OVERFIT_NEAR_ZERO = 0.05  # the overfit check passes when the loss on its batches gets below
+ADAPTER_DIR = "adapter"  # models/adapter: the LoRA adapter (empty without one)
 
 __all__ = ["OVERFIT_NEAR_ZERO", "Pruning", "TrainResult", "save_pretrained", "train"]
 
@@ -206,7 +207,7 @@ def _train(
         log(f"{stop.reason.value.replace('_', ' ')}: {stop.detail}")
 
     # ---- the end: models, diagnosis, summary ---------------------------------------------
-    best = _save_models(run, checkpoints, state, models_dir, device, dist)
+    best = _save_models(run, checkpoints, state, models_dir, device, dist, params.model.lora)
     board.close()
     health = _diagnose(run, state, log)
     timings = clock.timings(time.perf_counter() - started)
@@ -333,14 +334,18 @@ def _save_models(
     models_dir: Path,
     device: torch.device,
     dist: Distributed,
+    lora: LoraParams,
 ) -> dict[str, Any] | None:
-    """``models/last``, then ``models/best`` (rank 0); the best evaluation's row, or None
-    when no evaluation had a finite value of the monitored metric (best = last weights)."""
+    """``models/last``, then ``models/best`` (rank 0), whole models (LoRA adapters merged
+    in), and ``models/adapter``: the best model's LoRA adapter with ``model.lora.merge``
+    false, else empty (DVC tracks it either way); the best evaluation's row, or None when
+    no evaluation had a finite value of the monitored metric (best = last weights)."""
     if dist.is_main:
         save_pretrained(run.model, run.tokenizer, models_dir / "last")
     meta = checkpoints.load_best(device)
     if dist.is_main:
         save_pretrained(run.model, run.tokenizer, models_dir / "best")
+        save_adapter_dir(run.model, run.tokenizer, models_dir / ADAPTER_DIR, lora)
     if meta is None:
         return None
     return next((r for r in state.eval_rows if r["step"] == meta["step"]), state.eval_rows[-1])
@@ -380,6 +385,8 @@ def _summary(
     ``train_seconds`` (optimizer steps only), ``examples_per_second`` (rows over those)."""
     import torch
 
+    from nlpflow.modeling.lora import CONFIG_KEY as LORA_KEY
+    from nlpflow.modeling.lora import parameter_counts
     from nlpflow.training.setup import micro_batches_per_process
 
     assert state.stop is not None
@@ -399,6 +406,9 @@ def _summary(
         "best": {k: best_row.get(k) for k in metrics},
         "health": health,
         **timings,
+        # Of the trained model: a LoRA model's total counts the base and the adapters.
+        "parameters": parameter_counts(run.model),
+        "lora": getattr(run.model.config, LORA_KEY, None),
         "padding_efficiency": (
             round(state.real_tokens / state.padded_tokens, 4) if state.padded_tokens else None
         ),
@@ -454,11 +464,33 @@ def overfit_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def save_adapter_dir(
+    model: Any, tokenizer: PreTrainedTokenizerBase, path: str | Path, lora: LoraParams
+) -> None:
+    """``path`` (``models/adapter``), atomically: a LoRA model's adapter (``adapter_config.json``
+    naming the base, ``adapter_model.safetensors``) with the model's config.json (what
+    prediction reads beside the weights) and tokenizer, when ``lora`` is on and not merged;
+    else an empty directory."""
+    from nlpflow.modeling.lora import is_lora, save_adapter
+
+    with atomic_dir(path) as tmp:
+        if lora.enabled and not lora.merge and is_lora(model):
+            save_adapter(model, tmp)
+            model.config.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+
 def save_pretrained(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path
 ) -> None:
-    """``save_pretrained`` of model and tokenizer into ``path``, atomically."""
+    """``save_pretrained`` of model and tokenizer into ``path``, atomically; a LoRA model
+    with its adapters merged into the base weights (a whole transformers model)."""
     from transformers.utils import logging as hf_logging
+
+    from nlpflow.modeling.lora import is_lora, merged_copy
+
+    if is_lora(model):
+        model = merged_copy(model)
 
     # transformers draws its own "Writing model shards" bar; keep logs quiet off a terminal.
     was_enabled = hf_logging.is_progress_bar_enabled()

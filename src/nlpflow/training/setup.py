@@ -174,8 +174,9 @@ def load_splits(
         raise UserError(f"{data_dir} has no 'validation' split to evaluate and stop early on")
     info = data_info(data, data_dir)
     family = train_family(info.task)
-    family.check_monitor(tp.early_stopping.metric, info.label_names)
     tokenizer = load_tokenizer(tokenizer_dir, trust_remote_code=params.model.trust_remote_code)
+    family.configure(tp, tokenizer)
+    family.check_monitor(tp.early_stopping.metric, info.label_names)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_set = family.padded_split(data["train"], pad_id)
     val_set = train_set if overfit else family.padded_split(data["validation"], pad_id)
@@ -203,11 +204,20 @@ def describe(run: Run, params: TrainInputs, plan: BatchPlan, dist: Distributed) 
     tp = params.train
     n_params = sum(p.numel() for p in run.model.parameters())
     n_trainable = sum(p.numel() for p in run.trainable)
+    share = f"{n_trainable / n_params:.2%} = " if n_params and n_trainable < n_params else ""
+    lora = getattr(run.model.config, "nlpflow_lora", None)
+    adapted = ""
+    if lora is not None:
+        adapted = (
+            f", LoRA rank {lora['rank']} alpha {lora['alpha']} on "
+            f"{'/'.join(lora['target_modules'])} of {lora['base_model']}"
+        )
     warm = warmup_steps(run.total_steps, tp.warmup_ratio, tp.warmup_steps)
     lines = [
         f"train: {run.task} task, {len(run.label_names)} labels; "
         f"{len(run.train_set)} examples, {len(run.val_set)} validation; {n_params:,} parameters "
-        f"({n_trainable:,} trained) on {run.model.device.type} x {dist.world} process(es), "
+        f"({share}{n_trainable:,} trained){adapted} on {run.model.device.type} x "
+        f"{dist.world} process(es), "
         f"{torch.get_num_threads()} thread(s), {run.precision_note}; batch {plan.batch_size} x "
         f"{micro_batches_per_process(plan, dist)} micro-batches"
         f"{f' x {dist.world} processes' if dist.active else ''} = {run.effective}, "

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 from datasets import load_from_disk
-from transformers import AutoConfig, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+)
 
 from stages import error_analysis, evaluate, lr_range, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
@@ -23,8 +28,16 @@ def _params(root: Path, kind: str, **extra: Any) -> Path:
         data={**T2T, "text2text": {"size": 120}},
         tokenizer={"vocab_size": 300},
         model={"text2text": {"kind": kind, "max_input_length": 4, "max_target_length": 5}},
-        train={"epochs": 2, "early_stopping": {"metric": "loss", "mode": "min"}},
-        evaluate={"bootstrap_resamples": 100},
+        # exact match of 8 greedy validation generations at each epoch, early stopping on it
+        train={
+            "epochs": 4,
+            "generation_sample": 8,
+            "early_stopping": {"metric": "exact_match", "mode": "max", "patience": 1},
+        },
+        evaluate={
+            "bootstrap_resamples": 100,
+            "generation": {"prompted": {"few_shot": 2, "max_rows": 10, "seed": 3}},
+        },
         **extra,
     )
     path = root / "params.yaml"
@@ -87,16 +100,21 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["batch_size"] >= 1
     metrics = json.loads((tmp_path / "train.json").read_text())
-    assert metrics["epochs_run"] == 2
+    # stopped by exact match on the validation sample (flat at epoch 2, patience 1) while the
+    # loss still fell: a loss or accuracy monitor would have gone on
+    assert metrics["monitor"]["metric"] == "exact_match"
+    assert metrics["stop_reason"] == "early_stopping" and metrics["epochs_run"] == 2
     config = AutoConfig.from_pretrained(tmp_path / "models" / "best")
     assert config.is_encoder_decoder == (kind == "seq2seq")
     epochs = (tmp_path / "plots-train" / "epochs.tsv").read_text().splitlines()
     header = epochs[0].split("\t")
-    assert "val_accuracy" in header
+    assert "val_accuracy" in header and "val_exact_match" in header
     first, last = (
         dict(zip(header, line.split("\t"), strict=True)) for line in epochs[1 :: len(epochs) - 2]
     )
     assert float(last["val_loss"]) < float(first["train_loss"])
+    assert float(last["val_loss"]) < float(first["val_loss"])
+    assert float(last["val_exact_match"]) <= float(first["val_exact_match"])
 
     # evaluate: generation, metrics with intervals beside the baselines, predictions
     a = ["--params", str(params)]
@@ -114,7 +132,41 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
         test["ci"]["exact_match"]["low"] <= test["exact_match"] <= test["ci"]["exact_match"]["high"]
     )
     assert test["perplexity"] > 1.0
-    assert set(test["baselines"]) == {"copy_input", "most_common_target"}
+    assert set(test["baselines"]) == {"copy_input", "most_common_target", "zero_shot", "few_shot"}
+    # the base model prompted through the template on the first 10 rows, few-shot with 2
+    # train examples; compared with the fine-tuned model on those same rows
+    for name, shots in (("zero_shot", 0), ("few_shot", 2)):
+        entry = test["baselines"][name]
+        assert entry["n"] == 10 and entry["shots"] == shots and entry["shots_seed"] == 3
+        assert entry["base_model"].startswith("untrained")
+        assert set(test["paired"][name]) >= {"exact_match", "token_f1"}
+    # the untrained base model is, bit for bit, the model the train stage starts from
+    import torch
+
+    from nlpflow.contracts import TrainInputs
+    from nlpflow.families.text2text.evaluate import base_model
+    from nlpflow.params import load_params
+    from nlpflow.training.distributed import Distributed
+    from nlpflow.training.probe import BatchPlan
+    from nlpflow.training.setup import build_run
+
+    inputs = TrainInputs.from_params(load_params(params))
+    run = build_run(
+        inputs, tmp_path / "tokenized", tmp_path / "tokenizer",
+        BatchPlan.read(str(tmp_path / "plan.json"), inputs.train.effective_batch_size),
+        torch.device("cpu"), Distributed(),
+    )  # fmt: skip
+    fine = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    base, _ = base_model(fine.from_pretrained(tmp_path / "models" / "best"), tok, None, inputs.seed)
+    start = run.model.state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in base.state_dict().items())
+    # train's exact match on the validation sample is evaluate's on the same rows (the best
+    # epoch's model is models/best)
+    val_rows = [
+        json.loads(x) for x in (tmp_path / "pred" / "validation.jsonl").read_text().splitlines()
+    ]
+    hits = [" ".join(r["prediction"].split()) == " ".join(r["label"].split()) for r in val_rows[:8]]
+    assert sum(hits) / 8 == pytest.approx(metrics["best"]["val_exact_match"])
     assert test["baselines"]["copy_input"]["exact_match"] == 0.0  # an input never is its target
     assert set(test["failures"]) == {"empty", "repetition", "truncated", "copied_input"}
     lines = (tmp_path / "pred" / "test.jsonl").read_text().splitlines()
@@ -130,6 +182,7 @@ def test_every_stage(kind: str, tmp_path: Path) -> None:
     report = (tmp_path / "errors.md").read_text()
     assert report.startswith(f"# Generation errors (test, {test['n']} examples)")
     assert "## Worst generations" in report and "## Failure kinds" in report
+    assert "zero_shot" in report and "untrained" in report
     slices = json.loads((tmp_path / "plots-errors" / "slices_test.json").read_text())
     assert sum(s["n"] for s in slices) == test["n"]
     # nlpflow predict on the test inputs writes what evaluate generated

@@ -197,6 +197,26 @@ def generate_text2text(params: Text2TextDataParams, seed: int) -> list[dict[str,
     return rows
 
 
+# --------------------------------------------------------------------------- label task
+
+# Between the text fields of a classification row written as one input.
+LABEL_TASK_JOIN = " | "
+
+
+def label_task_rows(rows: Sequence[Row], text_fields: Sequence[str], label_field: str) -> list[Row]:
+    """Classification rows (text fields and a label string, as the sequence reader or a
+    built-in source gives them) as text-to-text rows: ``input`` the text fields joined by
+    :data:`LABEL_TASK_JOIN` (``"a b c | c a b"``), ``target`` the label name; ``id``,
+    ``_line`` and the metadata columns kept."""
+    out = []
+    for row in rows:
+        new = {k: v for k, v in row.items() if k not in (*text_fields, label_field)}
+        new[INPUT_FIELD] = LABEL_TASK_JOIN.join(str(row[f]) for f in text_fields)
+        new[TARGET_FIELD] = str(row[label_field])
+        out.append(new)
+    return out
+
+
 # --------------------------------------------------------------------------- data side
 
 

@@ -254,6 +254,51 @@ def label_task_metrics(
 
 # --------------------------------------------------------------------------- report
 
+
+def _label_lines(labels: dict[str, Any] | None, level: float) -> list[str]:
+    """The label task's section: outputs parsed back to labels, accuracy and macro-F1 with
+    intervals, the unparseable share, beside each baseline's."""
+    if not labels:
+        return []
+    from nlpflow.markdown import interval, level_label, table
+
+    ci = labels.get("ci", {})
+
+    def shown(key: str) -> str:
+        value = labels.get(key)
+        if value is None:
+            return ""
+        out = f"{value:.4f}"
+        if key in ci:
+            out += f" ({interval(ci[key]['low'], ci[key]['high'])})"
+        return out
+
+    names = list(labels.get("baselines", {}))
+    rows = []
+    for key in ("accuracy", "f1_macro", "unparseable_share"):
+        row = [key, shown(key)]
+        for name in names:
+            v = labels["baselines"][name].get(key)
+            row.append("" if v is None else f"{v:.4f}")
+        rows.append(row)
+    parsed = labels.get("parsed", {})
+    lines = [
+        "## Labels parsed back from the outputs",
+        "",
+        f"Each output read as a label name: exactly {parsed.get('exact', 0)}, after "
+        f"normalising (case, spaces, punctuation) {parsed.get('normalised', 0)}, unparseable "
+        f"{parsed.get('unparseable', 0)} (counted wrong, for no class). Intervals: "
+        f"{level_label(level)}.",
+        "",
+        *table(["metric", "model", *names], rows, "l" + "r" * (1 + len(names))),
+        "",
+    ]
+    examples = labels.get("unparseable_examples", [])
+    if examples:
+        lines += ["Unparseable outputs: " + ", ".join(f"`{e}`" for e in examples[:5]), ""]
+    return lines
+
+
 _SHOWN = ("exact_match", "token_f1", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "perplexity")
 
 
@@ -286,6 +331,18 @@ def error_report(split: str, result: dict[str, Any], level: float) -> str:
         *table(["metric", "model", *names], rows, "l" + "r" * (1 + len(names))),
         "",
     ]
+    for name in names:
+        base = result["baselines"][name]
+        if "base_model" in base:
+            lines.append(
+                f"- {name}: the base model ({base['base_model']}) prompted through the "
+                f"training template with {base['shots']} train example(s) (seed "
+                f"{base['shots_seed']}), on {base['rows']} rows; its margin and paired "
+                "difference compare the fine-tuned model on those same rows."
+            )
+    if any("base_model" in result["baselines"][n] for n in names):
+        lines.append("")
+    lines += _label_lines(result.get("labels"), level)
     paired = result.get("paired", {})
     if paired:
         rows = []

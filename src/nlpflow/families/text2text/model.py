@@ -33,12 +33,13 @@ class Text2TextModel(ModelFamily):
 
 
 class _AutoText2Text:
-    """``from_pretrained`` of the Auto class that fits the saved config's architecture."""
+    """``from_pretrained`` of the Auto class that fits the saved config's architecture (or
+    of ``config`` when given: a LoRA adapter's base loaded with the trained model's config)."""
 
     @staticmethod
     def from_pretrained(path: str, **kwargs: Any) -> Any:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-        config = AutoConfig.from_pretrained(path, **kwargs)
+        config = kwargs.pop("config", None) or AutoConfig.from_pretrained(path, **kwargs)
         auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-        return auto.from_pretrained(path, **kwargs)
+        return auto.from_pretrained(path, config=config, **kwargs)

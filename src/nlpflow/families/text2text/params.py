@@ -36,6 +36,10 @@ class Text2TextDataParams:
     max_letters: int = 6
     alphabet: str = "abcdefghijklmnop"
     max_number: int = 9999
+    # A classification source (builtin:anagram, or a file with data.text_fields and a label
+    # per row) run as generation: the input is the text fields joined by " | ", the target
+    # the label name; evaluate parses outputs back to labels. Needs data.task: text2text.
+    label_task: bool = False
 
     def validate(self, path: str) -> None:
         _check(self.size >= 30, f"{path}.size", "must be at least 30 (enough for three splits)")
@@ -66,6 +70,22 @@ class Text2TextDataParams:
 
 
 @dataclass
+class PromptedParams:
+    """The prompted baselines of evaluate: the base model (before fine-tuning) prompted
+    through the training template, zero-shot and with ``few_shot`` train examples drawn
+    with ``seed``, on the first ``max_rows`` rows of each split."""
+
+    zero_shot: bool = True
+    few_shot: int = 3  # train examples in front of each prompt; 0 = no few-shot baseline
+    seed: int = 0  # which train examples are drawn
+    max_rows: int = 200  # rows of each split prompted (the first ones); 0 = no prompting
+
+    def validate(self, path: str) -> None:
+        _check(self.few_shot >= 0, f"{path}.few_shot", "must be >= 0 (0 = none)")
+        _check(self.max_rows >= 0, f"{path}.max_rows", "must be >= 0 (0 = no prompting)")
+
+
+@dataclass
 class GenerationParams:
     """How outputs are generated: greedy (``num_beams: 1``, no sampling), beam search, or
     sampling with a seed."""
@@ -78,6 +98,8 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int = 0  # sampling only: the same seed gives the same samples
     batch_size: int = 64
+    # evaluate only: the base model prompted beside the fine-tuned one
+    prompted: PromptedParams = field(default_factory=PromptedParams)
 
     def validate(self, path: str) -> None:
         _check(self.max_new_tokens >= 1, f"{path}.max_new_tokens", "must be >= 1")

@@ -38,8 +38,8 @@ class Text2TextPredict(PredictFamily):
         from nlpflow.modeling.tokenizers import load_tokenizer
 
         t2t = Text2TextModelParams(**loaded.model.config.text2text)
-        if self._tokenizer is None:  # the one saved beside the model (its directory)
-            self._tokenizer = load_tokenizer(loaded.model.name_or_path)
+        if self._tokenizer is None:  # the one saved beside the model (in its directory)
+            self._tokenizer = loaded.tokenizer or load_tokenizer(loaded.model.name_or_path)
         tokenizer = self._tokenizer
         encoder = Text2TextEncoder(tokenizer, t2t)
         prompts = [encoder.prompt_ids(it.inputs[0], count=True) for it in items]

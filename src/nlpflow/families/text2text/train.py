@@ -3,7 +3,9 @@
 The tokenized rows are already what the model reads (:func:`~.encoding.training_row`), so
 the loss is the shared token-level cross-entropy (:class:`~nlpflow.training.loss.Criterion`)
 over the counted target positions, and ``accuracy`` is the share of target tokens predicted
-right under teacher forcing (not exact match of generated outputs):
+right under teacher forcing (not exact match of generated outputs; with
+``train.generation_sample`` N, ``exact_match`` of greedy generations on the first N
+validation rows is measured too, :mod:`.validation`):
 
 - decoder-only: the row as a token task's, ``(B, T)`` ids and shifted labels;
 - encoder-decoder: :class:`Seq2SeqSplit`, the prompt ``(B, T_in)`` to the encoder and
@@ -101,6 +103,21 @@ class Seq2SeqSplit(PaddedSplit):
 
 class Text2TextTrain(TrainFamily):
     name: ClassVar[str] = "text2text"
+    _generation_sample: int = 0  # train.generation_sample
+    _tokenizer: Any = None
+
+    def configure(self, train: Any, tokenizer: Any) -> None:
+        self._generation_sample = int(getattr(train, "generation_sample", 0))
+        self._tokenizer = tokenizer
+
+    def check_monitor(self, metric: str, label_names: Sequence[str]) -> None:
+        if metric == "exact_match" and not self._generation_sample:
+            raise UserError(
+                "params.yaml: train.early_stopping.metric exact_match needs generated outputs; "
+                "set train.generation_sample to the validation rows generated at each "
+                "evaluation (e.g. 64)"
+            )
+        super().check_monitor(metric, label_names)
 
     def padded_split(self, split: Dataset, pad_id: int) -> PaddedSplit:
         if "decoder_input_ids" in split.column_names:
@@ -121,10 +138,11 @@ class Text2TextTrain(TrainFamily):
         return Criterion(None, 0.0 if overfit else train.label_smoothing)
 
     def metric_names(self, label_names: Sequence[str]) -> tuple[str, ...]:
-        return METRICS
+        return (*METRICS, "exact_match") if self._generation_sample else METRICS
 
     def eval_columns(self, label_names: Sequence[str]) -> tuple[str, ...]:
-        return ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+        columns = ("epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+        return (*columns, "val_exact_match") if self._generation_sample else columns
 
     def uniform_classes(self, label_names: Sequence[str]) -> int | None:
         return None  # the classes are the vocabulary: no ln(K) check of a label set
@@ -164,9 +182,16 @@ class Text2TextTrain(TrainFamily):
         if dist is not None:
             dist.sum_(sums)
         loss, correct, counted = sums.tolist()
-        if counted == 0:
-            return {"loss": float("nan"), "accuracy": float("nan")}
-        return {"loss": loss / counted, "accuracy": correct / counted}
+        out = {"loss": float("nan"), "accuracy": float("nan")}
+        if counted:
+            out = {"loss": loss / counted, "accuracy": correct / counted}
+        if self._generation_sample:
+            from nlpflow.families.text2text.validation import sample_exact_match
+
+            out["exact_match"] = sample_exact_match(
+                model, self._tokenizer, split, self._generation_sample, device, precision
+            )
+        return out
 
     def probe_batch(
         self, row: torch.Tensor, size: int, num_labels: int, with_token_type_ids: bool
