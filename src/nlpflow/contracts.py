@@ -181,6 +181,7 @@ class PreprocessInputs(StageInputs):
 
 @dataclass(frozen=True)
 class TokenizeInputs(StageInputs):
+    seed: int  # draws tokenizer.train_sample
     tokenizer: TokenizerParams
     model: TokenizeModel
 
