@@ -11,8 +11,9 @@ one CSV (``text,label``). In a temporary directory with a params.yaml pointing a
 
 1. ``python -m stages.preprocess`` (read, clean, split, leakage checks, data card);
 2. ``python -m stages.tokenize`` with the default tokenizer path: a WordPiece tokenizer
-   trained on the train split (``--vocab-size``, lowercase), ``max_length`` ``--max-length``;
-   its time includes training the tokenizer;
+   trained on the train split (``--vocab-size``, lowercase; its merges learned from a
+   sample of ``tokenizer.train_sample`` texts, default 100,000, its alphabet from all),
+   ``max_length`` ``--max-length``; its time includes training the tokenizer;
 
 each in its own process, timed from start to exit (interpreter start and imports included,
 as a user sees them), peak memory = the child's maximum resident set (``wait4``'s
@@ -171,7 +172,8 @@ def main() -> None:
         write_params(work / "params.yaml", csv_path, args.vocab_size, args.max_length)
         print(
             f"data: {args.rows:,} generated AG-News-like rows, {size / MB:.0f} MB CSV; "
-            f"tokenizer: WordPiece trained on train (vocab {args.vocab_size}), max_length "
+            f"tokenizer: WordPiece trained on train (vocab {args.vocab_size}; merges from "
+            "at most 100,000 texts, tokenizer.train_sample's default), max_length "
             f"{args.max_length}; {os.cpu_count()} cores"
         )
         enc_args = [

@@ -42,7 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     from nlpflow.logs import quiet_libraries
     from nlpflow.modeling.build import load_config, pretrained_limit
     from nlpflow.modeling.encoder import Encoder, add_prefix_space, takes_segments
-    from nlpflow.modeling.tokenizers import ensure_pad_token, load_tokenizer, train_tokenizer
+    from nlpflow.modeling.tokenizers import (
+        ensure_pad_token,
+        load_tokenizer,
+        sample_positions,
+        train_tokenizer,
+    )
 
     quiet_libraries()
     # A missing or malformed data/processed is one clear line (exit 2), not a traceback.
@@ -74,12 +79,14 @@ def main(argv: list[str] | None = None) -> None:
             # Byte-level BPE (RoBERTa, GPT-2) reads pre-split words as inside a sentence.
             prefix_added = add_prefix_space(tokenizer)
     else:
+        n_texts = len(dataset["train"]) * len(text_fields)
         tokenizer = train_tokenizer(
             training_texts(dataset, text_fields),
             tok_params.kind,
             tok_params.vocab_size,
             tok_params.lowercase,
             model_max_length=BUILT_MODEL_LIMIT,
+            sample=sample_positions(n_texts, tok_params.train_sample, params.seed),
         )
         limit = BUILT_MODEL_LIMIT
     segments = takes_segments(tokenizer, config)

@@ -230,3 +230,17 @@ def test_text2text_card_reads_list_slices_and_notes_the_prompted_rows() -> None:
     )
     assert "Weakest slice: `input_length` = `4-7`, exact_match 0.6 on 15 examples" in text
     assert "Rows of the split scored: zero_shot on the first 20 of 40." in text
+
+
+def test_a_label_task_card_names_the_classes_and_their_counts() -> None:
+    """A classification source run as generation: the classes written out, counted per split
+    as the data card counts them."""
+    meta = DataMeta(["input"], ["target"], task="text2text", label_field="target",
+                    target_labels=["no", "yes"]).tokenized(16, "only_first")  # fmt: skip
+    data = {"source": "builtin:anagram", "imbalance_ratio": 1.5,
+            "splits": {"train": {"rows": 50, "labels": {"no": 30, "yes": 20},
+                                 "words": {"p50": 3, "max": 5}}}}  # fmt: skip
+    text = card(meta=meta, data=data)
+    assert "target `target`: 2 classes written out (`no`, `yes`)" in text
+    assert "| train | 50 | no 30, yes 20 | 3 | 5 |" in text
+    assert "imbalance ratio (largest / smallest class) 1.5" in text

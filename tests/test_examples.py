@@ -34,6 +34,10 @@ def test_example_params_are_complete_and_documented(path: Path) -> None:
     train = train_family(family.name if params.data.task == "auto" else params.data.task)
     train.configure(params.train, None)
     train.check_monitor(params.train.early_stopping.metric, ["B-X", "O"])
+    # and the metric the tuning pruner follows is one the family reports per epoch
+    from nlpflow.tuning.command import check_pruner_metric
+
+    check_pruner_metric(params, params.tune)
 
 
 PARAMS_FILES = [EXAMPLES[0].parents[2] / "params.yaml", *EXAMPLES]

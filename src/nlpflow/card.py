@@ -206,6 +206,10 @@ def _data(inputs: CardInputs) -> list[str]:
     classes = meta.task in CLASSIFICATION_TASKS
     outputs = ", ".join(f"`{n}`" for n in meta.label_names[:20])
     outputs = f"{len(meta.label_names)} labels: {outputs}" if classes else f"target {outputs}"
+    if meta.target_labels:  # a label task: the classes written out, counted in the data card
+        classes = True
+        names = ", ".join(f"`{n}`" for n in meta.target_labels[:20])
+        outputs = f"target `{meta.label_field or 'target'}`: {len(meta.target_labels)} classes written out ({names})"
     lines += [
         f"Source `{data.get('source')}`; text field(s) {', '.join(f'`{f}`' for f in meta.text_fields)}"
         f"; {outputs}. From the data card (`metrics/preprocess.json`, `reports/data.md`).",

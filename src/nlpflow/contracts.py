@@ -24,6 +24,7 @@ from nlpflow.params import (
     DataParams,
     ErrorAnalysisParams,
     EvaluateParams,
+    LoraParams,
     LrRangeParams,
     ModelParams,
     Params,
@@ -63,7 +64,9 @@ class TokenizeModel(Subset):
 
 @dataclass(frozen=True)
 class ProbeModel(Subset):
-    """The model's shape: what one training step holds in memory (not the dropout rate)."""
+    """The model's shape: what one training step holds in memory (not the dropout rate).
+    ``lora``: with LoRA only the adapters (and a new head) have gradients and optimizer
+    state, so a step holds far less than whole fine-tuning's."""
 
     SECTION: ClassVar[type] = ModelParams
     name_or_path: str
@@ -75,6 +78,7 @@ class ProbeModel(Subset):
     trust_remote_code: bool
     # Text-to-text: which architecture (encoder-decoder or decoder-only) is built.
     text2text: Text2TextModelParams
+    lora: LoraParams
 
     def with_dropout(self, dropout: float | None) -> ModelParams:
         """The full model section of this shape with ``dropout``, for ``build_model``."""
@@ -177,6 +181,7 @@ class PreprocessInputs(StageInputs):
 
 @dataclass(frozen=True)
 class TokenizeInputs(StageInputs):
+    seed: int  # draws tokenizer.train_sample
     tokenizer: TokenizerParams
     model: TokenizeModel
 

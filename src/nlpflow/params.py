@@ -295,6 +295,10 @@ class TokenizerParams:
     auto_percentile: float = 99.0
     truncation: Literal["longest_first", "only_first", "only_second"] = "longest_first"
     num_proc: int = 1  # processes for datasets.map; worth it for large data sets only
+    # A trained tokenizer learns its merges from at most this many train texts, drawn with
+    # `seed` (0: all). Its alphabet still covers every train text. Below the limit nothing
+    # changes; above it, training takes time in proportion to the sample, not the data.
+    train_sample: int = 100_000
     # Extractive QA: tokens two windows of one context share (a context longer than fits
     # beside its question in max_length is split into overlapping windows).
     stride: int = 16
@@ -308,6 +312,7 @@ class TokenizerParams:
             _check(self.max_length >= 4, f"{path}.max_length", "must be at least 4 or 'auto'")
         _check(0 < self.auto_percentile <= 100, f"{path}.auto_percentile", "must be in (0, 100]")
         _check(self.num_proc >= 1, f"{path}.num_proc", "must be >= 1")
+        _check(self.train_sample >= 0, f"{path}.train_sample", "must be >= 0 (0: all)")
 
 
 @dataclass

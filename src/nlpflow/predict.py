@@ -351,7 +351,8 @@ def predict_file(
     predictor = predict_family(meta.task, top_k, threshold, positive)
     predictor.check(loaded)
     reading = reading or {}
-    stream, bad = open_input(input_path, meta.text_fields, reading, chunk_rows)
+    fields = predictor.read_fields(meta)
+    stream, bad = open_input(input_path, fields, reading, chunk_rows)
     summary = PredictSummary(str(input_path), str(output_path), meta.task)
     summary.max_length = loaded.encoder.max_length
     if meta.max_length is not None and summary.max_length < meta.max_length:
@@ -359,11 +360,11 @@ def predict_file(
             f"the model has {summary.max_length} positions (its longest training input), "
             f"fewer than tokenizer.max_length {meta.max_length}: inputs are cut there"
         )
-    reserved = {"row", "truncated", *predictor.output_keys}
-    outputs_keys = list(predictor.output_keys)
+    outputs_keys = list(predictor.output_names(meta))
+    reserved = {"row", "truncated", *outputs_keys}
     columns: dict[str, None] = {}
     if kind != "jsonl":  # a CSV header names every input column: a first pass collects them
-        first, _ = open_input(input_path, meta.text_fields, reading, chunk_rows)
+        first, _ = open_input(input_path, fields, reading, chunk_rows)
         for chunk in first.chunks:
             for number, raw in chunk:
                 columns.update(dict.fromkeys(_record(raw, number, reserved)))
@@ -376,7 +377,7 @@ def predict_file(
         writer: _Writer | None = None
         for chunk in stream.chunks:
             if not checked and chunk:  # a chunk of lines that all failed to parse is empty
-                _check_fields(input_path, chunk, meta.text_fields)
+                _check_fields(input_path, chunk, fields)
                 checked = True
             if writer is None:
                 writer = _Writer(fh, kind, list(columns))

@@ -29,6 +29,7 @@ KEYS = {
     "precision",
     "precision_reason",
     "timings",
+    "parameters",
 }
 
 

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from nlpflow.cli import main
+from nlpflow.errors import UserError
+from nlpflow.params import PRUNER_DIRECTIONS
 from tests.conftest import run, suite_params
 
 
@@ -131,3 +133,50 @@ def test_params_rewritten_by_dvc_are_read_as_dvc_reads_them(
     assert "only_label: yes\n" in written  # unquoted: the case that broke
     err = refused(capsys, "--repo", str(repo), "--report-only")
     assert "no study named 'nlpflow'" in err  # past reading and checking the params
+
+
+def test_a_pruner_metric_the_task_does_not_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pruner follows a metric the train stage writes per epoch, or tune stops at once
+    (a trial would otherwise report another value in its place); per family."""
+    from nlpflow.params import parse_params
+    from nlpflow.tuning.command import check_pruner_metric
+
+    repo = project(tmp_path, pruner={"kind": "median", "metric": "r2"})
+    err = refused(capsys, "--repo", str(repo))
+    assert "tune.pruner.metric r2 is not reported per epoch by a sequence task" in err
+    assert "['loss', 'accuracy', 'f1_macro']" in err
+
+    def check(data: dict[str, Any], metric: str, **train: Any) -> str | None:
+        way = PRUNER_DIRECTIONS[metric]  # the objective moves as the pruner's metric does
+        tune = {"pruner": {"kind": "median", "metric": metric},
+                "objectives": [{"metric": "metrics/evaluate.json:validation.loss",
+                                "direction": way}]}  # fmt: skip
+        params = parse_params({"data": data, "train": train, "tune": tune})
+        try:
+            check_pruner_metric(params, params.tune)
+        except UserError as bad:
+            return str(bad)
+        return None
+
+    regression = {"source": "builtin:regression"}
+    assert check(regression, "rmse") is None and check(regression, "pearson") is None
+    assert "by a regression task (it reports ['loss', 'mse', 'rmse'" in str(
+        check(regression, "f1_macro")
+    )
+    qa = {"source": "builtin:qa"}
+    assert check(qa, "accuracy") is None
+    assert "by a qa task (it reports ['loss', 'accuracy'])" in str(check(qa, "f1_macro"))
+    t2t = {"source": "builtin:text2text"}
+    assert check(t2t, "accuracy") is None
+    assert "needs train.generation_sample" in str(check(t2t, "exact_match"))
+    assert check(t2t, "exact_match", generation_sample=8) is None
+    labels = {"source": "builtin:anagram", "task": "text2text", "text2text": {"label_task": True}}
+    assert "by a text2text task" in str(check(labels, "f1_macro"))
+    for source in ("builtin:entities", "builtin:multilabel", "builtin:choice", "data/x.csv"):
+        assert check({"source": source}, "f1_macro") is None
+    assert "by a sequence or token task" in str(check({"source": "data/x.csv"}, "rmse"))
+    # nothing is pruned: nothing to check
+    params = parse_params({"data": qa, "tune": {"pruner": {"kind": "none", "metric": "r2"}}})
+    check_pruner_metric(params, params.tune)

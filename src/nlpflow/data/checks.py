@@ -43,21 +43,15 @@ def key_text(row: Row, text_fields: list[str]) -> str:
     )
 
 
-def isin_digests(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.isin`` for ``S16`` digests: candidates by their first 64 bits (an integer
-    comparison, fast), confirmed on all 128."""
-    ha = a.view(np.uint64).reshape(-1, 2)[:, 0]
-    hb = np.sort(b.view(np.uint64).reshape(-1, 2)[:, 0])
+def isin_digests(a: np.ndarray, b: np.ndarray, overwrite_b: bool = False) -> np.ndarray:
+    """``np.isin`` for ``uint64`` digests (:func:`nlpflow.data.columns.digests`) by a sorted
+    search: ``(len(a),)`` bool. ``overwrite_b``: sort ``b`` in place (no copy of it)."""
+    hb = b if overwrite_b else np.sort(b)
+    if overwrite_b:
+        hb.sort()
     if not len(hb):
         return np.zeros(len(a), dtype=bool)
-    at = np.minimum(np.searchsorted(hb, ha), len(hb) - 1)
-    out = hb[at] == ha
-    candidates = np.flatnonzero(out)
-    if len(candidates):
-        full = b.view(np.uint64).reshape(-1, 2)[:, 0]
-        known = set(b[np.isin(full, ha[candidates])].tolist())
-        out[candidates] = [d in known for d in a[candidates].tolist()]
-    return out
+    return hb[np.minimum(np.searchsorted(hb, a), len(hb) - 1)] == a
 
 
 def find_leakage(
@@ -83,7 +77,7 @@ def find_leakage(
 
     drop, leak = find_leakage_digests(
         {s: len(splits[s]) for s in SPLITS},
-        lambda kind, split: (exact if kind == "exact" else loose)[split],
+        lambda kind, split: (exact if kind == "exact" else loose)[split].copy(),
         example,
         policy,
     )
@@ -103,9 +97,10 @@ def find_leakage_digests(
 ) -> tuple[dict[str, np.ndarray], Leakage]:
     """Count exact and normalised duplicates across splits; apply warn, drop or fail.
 
-    ``rows``: the number of rows per split; ``digests(kind, split)``: ``(n,)`` ``S16`` digests of each row's text as is
+    ``rows``: the number of rows per split; ``digests(kind, split)``: ``(n,)`` ``uint64`` digests of each row's text as is
     (``"exact"``) or normalised (``"loose"``), :func:`nlpflow.data.columns.digests`; asked
-    for two splits at a time, so that streamed data holds no more than those in memory.
+    for two splits at a time, so that streamed data holds no more than those in memory, and
+    each array given is the caller's no more (the earlier split's is sorted in place).
     ``example(split, rows)`` gives the
     (id, text) of rows for the report. A text counts as ``exact`` when identical after
     cleaning, ``normalised`` when identical only once case, punctuation and spacing are
@@ -115,8 +110,9 @@ def find_leakage_digests(
     leak = Leakage()
     drop = {s: np.zeros(rows[s], dtype=bool) for s in SPLITS}
     for later, earlier in PAIRS:
-        in_exact = isin_digests(digests("exact", later), digests("exact", earlier))
-        in_loose = isin_digests(digests("loose", later), digests("loose", earlier)) & ~in_exact
+        in_exact = isin_digests(digests("exact", later), digests("exact", earlier), True)
+        in_loose = isin_digests(digests("loose", later), digests("loose", earlier), True)
+        in_loose &= ~in_exact
         found = np.flatnonzero(in_exact | in_loose)
         drop[later][found] = True
         shown = found[: max(0, EXAMPLES_KEPT - len(leak.examples))].tolist()

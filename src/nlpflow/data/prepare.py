@@ -46,12 +46,14 @@ from nlpflow.data.stream import (
     Part,
     PartBuilder,
     first_occurrences,
+    gather,
     label_counts,
     rows_table,
     step_counts,
 )
 from nlpflow.errors import UserError
 from nlpflow.families.data import DataFamily, builtin_names, builtin_source, data_family
+from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class SplitRows:
     """The rows of one streamed split: sorted row indices into a part kept on disk."""
 
     part: Part
-    rows: np.ndarray  # (n,) int64
+    rows: np.ndarray  # (n,) int32 (int64 from 2**31 rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -421,6 +423,7 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     raw_parts, source = _read_source(read_as, seed, bad, found)
     origin = _split_origin(params, found)
     task, text_fields, label_field = _fields(read_as, next(iter(raw_parts.values())))
+    source_fields = list(text_fields)  # the label task joins these into its input
     if label_task:  # a classification source, its label written out as the target
         raw_parts, task, text_fields, label_field = _as_label_task(
             raw_parts, task, text_fields, label_field, read_as, bad, source
@@ -475,6 +478,7 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             origin,
             unseen_allowed=False,
         )
+        meta_extra["label_task_fields"] = source_fields
     warnings = fam.warnings(names, splits, label_field)
     reserved = {"id", "_line", label_field, *text_fields}
     metadata = sorted({k for r in splits["train"] for k in r} - reserved)
@@ -567,16 +571,16 @@ def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str,
         counts = step_counts(part, rows)
         keep = np.ones(len(rows), dtype=bool)
         if params.cleaning.drop_empty:
-            blank = part.blank[rows]
+            blank = gather(part.blank, rows)
             if blank.any():
                 counts["empty_dropped"] = int(blank.sum())
             keep &= ~blank
         if params.cleaning.drop_duplicates:
-            kept = np.flatnonzero(keep)
-            first = first_occurrences(part, rows[kept])
+            # boolean masks, not index arrays (8 bytes a row)
+            first = first_occurrences(part, rows if keep.all() else rows[keep])
             if not first.all():
                 counts["duplicates_dropped"] = int((~first).sum())
-            keep[kept[~first]] = False
+            keep[keep] = first
         splits[split] = SplitRows(part, rows[keep])
         cleaning[split] = dict(sorted(counts.items()))
     return cleaning
@@ -585,7 +589,7 @@ def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str,
 def _pick_examples(train: SplitRows, names: list[str], seed: int) -> dict[str, list[Row]]:
     """:meth:`PreparedData.examples_by_label` of streamed train rows (the same picks)."""
     rng = random.Random(f"card-{seed}")
-    of_row = train.part.label_codes[train.rows]
+    of_row = gather(train.part.label_codes, train.rows)
     out = {}
     for code in sorted(np.unique(of_row).tolist(), key=lambda c: names[c]):
         members = np.flatnonzero(of_row == code)
@@ -614,8 +618,12 @@ def _streamed(
         )
         parts[name] = _first_pass(part_raw, builder, params, bad)
     del raw
+    # between the phases, freed arrays go back to the system, so peaks do not stack
+    return_freed_memory()
     splits = _assign_splits(parts, labels, params, seed, source)
+    return_freed_memory()
     cleaning = _clean_splits(splits, params)
+    return_freed_memory()
 
     def examples(split: str, idx: list[int]) -> list[tuple[str, str]]:
         chosen = splits[split]
@@ -627,10 +635,13 @@ def _streamed(
 
     def digests(kind: str, split: str) -> np.ndarray:
         chosen = splits[split]
-        return (chosen.part.exact if kind == "exact" else chosen.part.loose)[chosen.rows]
+        return gather(chosen.part.exact if kind == "exact" else chosen.part.loose, chosen.rows)
 
     sizes = {s: len(splits[s]) for s in SPLITS}
     drop, leakage = find_leakage_digests(sizes, digests, examples, params.leakage)
+    for part in parts.values():  # checked: 18 bytes a row no longer needed
+        part.forget("exact", "loose", "blank")
+        part.bits = []
     for split in SPLITS:
         splits[split] = SplitRows(splits[split].part, splits[split].rows[~drop[split]])
         if not len(splits[split]):
@@ -657,14 +668,23 @@ def _streamed(
     ]
     figures = {
         s: SplitFigures(
-            {n: counts[s].get(n, 0) for n in names}, sr.part.chars[sr.rows], sr.part.words[sr.rows]
+            {n: counts[s].get(n, 0) for n in names},
+            gather(sr.part.chars, sr.rows),
+            gather(sr.part.words, sr.rows),
         )
         for s, sr in splits.items()
     }
-    vocabulary: set[str] = set()
+    for part in parts.values():  # the figures hold them per split now
+        part.forget("chars", "words")
+    return_freed_memory()
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vocabulary = pa.array([], pa.string())  # distinct lowercased words, kept in Arrow
     for table in train.batches():
         texts = [table.column(f).combine_chunks() for f in text_fields]
-        vocabulary |= columns.lower_words(columns.joined(texts, " / "))
+        found = columns.lower_words(columns.joined(texts, " / "))
+        vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return PreparedData(
         task,
         splits,

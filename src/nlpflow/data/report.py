@@ -38,11 +38,33 @@ def _target_stats(values: list[float]) -> dict[str, float]:
     return {k: round(v, 6) for k, v in out.items()}
 
 
+def class_names(data: PreparedData) -> list[str] | None:
+    """The classes the card counts: the family's labels, or, for a classification source run
+    as generation (``data.text2text.label_task``), the classes its targets are; None for a
+    target that is a number or a free text."""
+    if data.family.has_classes:
+        return data.label_names
+    names = data.meta_extra.get("target_labels")
+    return list(names) if names is not None else None
+
+
+def _class_counts(data: PreparedData, split: str, names: list[str]) -> dict[str, int]:
+    """How often each class occurs in ``split``: the family's own count, or a label task's
+    targets counted."""
+    if data.family.has_classes:
+        return data.label_counts(split)
+    counts = dict.fromkeys(names, 0)
+    for r in data.splits[split]:
+        counts[str(r[data.label_field])] += 1
+    return counts
+
+
 def describe(data: PreparedData) -> dict[str, Any]:
     """The figures of ``metrics/preprocess.json``: per split rows, label counts (or a
     numeric target's distribution, ``target``), lengths; imbalance (None without classes),
-    vocabulary, leakage, skipped rows, warnings."""
-    classes = data.family.has_classes
+    vocabulary, leakage, skipped rows, warnings. A label task counts its target classes."""
+    names = class_names(data)
+    classes = names is not None
     report: dict[str, Any] = {
         "source": data.source,
         "task": data.task,
@@ -54,7 +76,7 @@ def describe(data: PreparedData) -> dict[str, Any]:
         chars, words = data.text_lengths(split)
         report["splits"][split] = {
             "rows": len(rows),
-            "labels": data.label_counts(split) if classes else {},
+            "labels": _class_counts(data, split, names) if names is not None else {},
             "chars": _percentiles(chars),
             "words": _percentiles(words),
         }
@@ -108,12 +130,12 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         fh.write("words\t" + "\t".join(SPLITS) + "\n")
         for row in hist:
             fh.write("\t".join(str(row[k]) for k in ("words", *SPLITS)) + "\n")
-    classes = data.family.has_classes
-    if classes:
+    names = class_names(data)
+    if names is not None:
         labels = [
             {"label": name, "split": s, "count": report["splits"][s]["labels"][name]}
             for s in SPLITS
-            for name in data.label_names
+            for name in names
         ]
         write_json(out_dir / "labels.json", labels)
     elif "target" in report["splits"]["train"]:
@@ -141,14 +163,14 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         )
     axes[0].set(title="Input length (words)", xlabel="words", ylabel="share of split")
     axes[0].legend()
-    if classes:
-        y = np.arange(len(data.label_names))
+    if names is not None:
+        y = np.arange(len(names))
         for s, offset in zip(SPLITS, (-0.25, 0, 0.25), strict=True):
             total = max(1, report["splits"][s]["rows"])
-            shares = [report["splits"][s]["labels"][n] / total for n in data.label_names]
+            shares = [report["splits"][s]["labels"][n] / total for n in names]
             axes[1].barh(y + offset, shares, height=0.25, label=s)
         # label names come from the file: "$" in one must not be read as mathtext
-        axes[1].set_yticks(y, data.label_names, parse_math=False)
+        axes[1].set_yticks(y, names, parse_math=False)
         axes[1].set(title="Label distribution", xlabel="share of split")
     elif "target" in report["splits"]["train"]:
         for s in SPLITS:
@@ -173,9 +195,13 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: str) -> str:
     """``reports/data.md``: the first look at the data, without a notebook."""
+    names = class_names(data)
     classes = data.family.has_classes
     kind = f"{data.task} classification" if classes else data.task
     labels = f"{len(data.label_names)} labels" if classes else data.family.target_description
+    if names is not None and not classes:  # a classification source run as generation
+        kind = f"{data.task}, a label task: the class written out as the target"
+        labels = f"{len(names)} classes"
     lines = [
         "# Data card",
         "",
@@ -210,8 +236,8 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     lines += _table(
         ["split", "rows", "words p50", "words p95", "words max", "chars p50", "chars p95"], rows
     )
-    if classes:
-        lines += _label_section(data, report)
+    if names is not None:
+        lines += _label_section(report, names)
     elif "target" not in report["splits"]["train"]:
         lines += ["", *data.family.card_lines(report)]
     else:
@@ -230,6 +256,8 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     lines += _cleaning_and_checks(data, report)
     if classes:
         lines += _examples_by_label(data, seed)
+    elif names is not None:
+        lines += _examples_by_class(data, seed)
     elif "target" in report["splits"]["train"]:
         rng = random.Random(f"card-{seed}")
         train = data.splits["train"]
@@ -245,10 +273,10 @@ def data_card(data: PreparedData, report: dict[str, Any], seed: int, plots_rel: 
     return "\n".join(lines)
 
 
-def _label_section(data: PreparedData, report: dict[str, Any]) -> list[str]:
+def _label_section(report: dict[str, Any], names: list[str]) -> list[str]:
     lines = ["", "## Labels", ""]
     label_rows = []
-    for name in data.label_names:
+    for name in names:
         cells: list[Any] = [name]
         for s in SPLITS:
             n, total = (
@@ -319,6 +347,25 @@ def _examples_by_label(data: PreparedData, seed: int) -> list[str]:
                     for w, t in zip(r["tokens"], r[data.label_field], strict=True)
                 )
             lines.append(f"- {text[:200]}")
+        lines.append("")
+    return lines
+
+
+def _examples_by_class(data: PreparedData, seed: int) -> list[str]:
+    """A label task's examples: up to EXAMPLES_PER_LABEL train inputs per target class,
+    picked at random (``card-<seed>``)."""
+    rng = random.Random(f"card-{seed}")
+    by_class: dict[str, list[dict[str, Any]]] = {}
+    for r in data.splits["train"]:
+        by_class.setdefault(str(r[data.label_field]), []).append(r)
+    lines = ["", "## Examples (train, random per class)", ""]
+    for label in sorted(by_class):
+        rows = by_class[label]
+        lines += [f"**{label}**", ""]
+        lines += [
+            f"- {_text(r, data)[:200]}"
+            for r in rng.sample(rows, min(EXAMPLES_PER_LABEL, len(rows)))
+        ]
         lines.append("")
     return lines
 

@@ -28,15 +28,18 @@ def stratified_split(
 def stratified_split_codes(
     codes: np.ndarray, names: Sequence[str], fractions: dict[str, float], seed: int
 ) -> dict[str, np.ndarray]:
-    """:func:`stratified_split` of rows whose label is ``names[codes[i]]``: sorted ``int64``
-    row indices per split, the same rows for the same labels and seed."""
+    """:func:`stratified_split` of rows whose label is ``names[codes[i]]``: sorted row
+    indices per split (``int32`` below 2**31 rows, 4 bytes a row, else ``int64``), the same
+    rows for the same labels and seed."""
     rng = random.Random(f"split-{seed}")
     splits = list(fractions)
+    small = len(codes) < 2**31
+    dtype, typecode = (np.int32, "i") if small else (np.int64, "q")
     out: dict[str, list[np.ndarray]] = {name: [] for name in splits}
     for code in sorted(range(len(names)), key=lambda c: names[c]):
-        # a typed array: 8 bytes a row instead of a list of int objects; random.shuffle
+        # a typed array: 4 or 8 bytes a row instead of a list of int objects; random.shuffle
         # draws the same numbers whatever the sequence type
-        idx = array("q", np.flatnonzero(codes == code).astype(np.int64).tobytes())
+        idx = array(typecode, np.flatnonzero(codes == code).astype(dtype).tobytes())
         if not idx:
             continue
         rng.shuffle(idx)
@@ -44,13 +47,18 @@ def stratified_split_codes(
         counts[splits[0]] = len(idx) - sum(counts.values())
         start = 0
         for name in splits:
-            out[name].append(np.frombuffer(idx[start : start + counts[name]], dtype=np.int64))
+            out[name].append(np.frombuffer(idx[start : start + counts[name]], dtype=dtype))
             start += counts[name]
+        del idx
     # stable, readable order; shuffling happens at training time
-    return {
-        name: np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-        for name, parts in out.items()
-    }
+    result = {}
+    for name in splits:
+        parts = out.pop(name)
+        rows = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        del parts
+        rows.sort()
+        result[name] = rows
+    return result
 
 
 def label_names_from(

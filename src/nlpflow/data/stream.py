@@ -2,7 +2,7 @@
 
 Each raw part of the source (all rows, or the file of one split) is read once in Arrow
 batches: labels stripped, texts cleaned, and each row described by a few numbers (label
-code, step bits, two 128-bit digests, lengths: about 60 bytes a row) kept in NumPy arrays,
+code, step bits, two 64-bit digests, lengths: about 30 bytes a row) kept in NumPy arrays,
 while the cleaned batch goes to a temporary Arrow IPC file. Splitting, dropping and the
 leakage checks then work on the arrays alone; the processed splits are written by reading
 the temporary file back batch by batch (plain reads, not memory-mapped: pages read do not
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 
 LINE = "_line"
 ID = "id"
+CHUNK = 1 << 20  # rows a search over per-row arrays takes at a time
+
+
+def gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` a million rows at a time: NumPy indexes through a platform-int copy
+    of ``rows`` (8 bytes a row for int32 ``rows``), which this bounds."""
+    if len(rows) <= CHUNK:
+        return values[rows]
+    out = np.empty(len(rows), dtype=values.dtype)
+    for lo in range(0, len(rows), CHUNK):
+        out[lo : lo + CHUNK] = values[rows[lo : lo + CHUNK]]
+    return out
 
 
 class EmptyLabel(Exception):
@@ -64,8 +76,8 @@ class Part:
     label_codes: np.ndarray  # (n,) int32 label of each row (codes of a shared Codes)
     bits: list[np.ndarray]  # per text field, (n,) uint8 cleaning step bits
     blank: np.ndarray  # (n,) bool: a text field is empty after cleaning
-    exact: np.ndarray  # (n,) S16 digest of the texts joined by \x1f
-    loose: np.ndarray  # (n,) S16 digest of normalise_for_match of the same
+    exact: np.ndarray  # (n,) uint64 digest of the texts joined by \x1f
+    loose: np.ndarray  # (n,) uint64 digest of normalise_for_match of the same
     first_len: np.ndarray | None  # (n,) int32 length of the first of two text fields
     chars: np.ndarray  # (n,) int32 characters of the texts joined by " / "
     words: np.ndarray  # (n,) int32 words of the same
@@ -86,6 +98,12 @@ class Part:
                 if hi > lo:
                     batch = pa.Table.from_batches([reader.get_batch(b)])
                     yield batch.take(pa.array(rows[lo:hi] - start))
+
+    def forget(self, *names: str) -> None:
+        """Free per-row arrays no longer needed (each becomes empty), so that the next
+        phase's peak does not stack on them."""
+        for name in names:
+            setattr(self, name, getattr(self, name)[:0].copy())
 
     def rows(self, indices: Sequence[int]) -> list[Row]:
         """Single rows as dicts (``_line``, ``id`` when the source had one), for examples."""
@@ -253,8 +271,8 @@ class PartBuilder:
             label_codes,
             bits,
             cat("blank", bool),
-            cat("exact", "S16"),
-            cat("loose", "S16"),
+            cat("exact", np.uint64),
+            cat("loose", np.uint64),
             cat("first_len", np.int32) if len(self.text_fields) > 1 else None,
             cat("chars", np.int32),
             cat("words", np.int32),
@@ -299,33 +317,35 @@ def step_counts(part: Part, rows: np.ndarray) -> Counter[str]:
     """Texts each cleaning step changed among ``rows`` of ``part`` (all text fields)."""
     counts: Counter[str] = Counter()
     for bits in part.bits:
-        counts.update(columns.step_counts(bits[rows], STEPS))
+        counts.update(columns.step_counts(gather(bits, rows), STEPS))
     return counts
 
 
 def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
     """``(n,)`` bool per row of ``rows`` (sorted): the first with its texts and label.
 
-    Candidates share the first 64 bits of their digest (one integer sort, about 25 bytes a
-    row); only those are compared on the whole key: the 128-bit digest, the label and, with
-    two text fields, the first one's length (two pairs joined alike differ there)."""
+    Candidates share their digest (found by one in-place sort of the digests: 8 bytes a
+    row); only those are compared on the whole key: the digest, the label and, with two
+    text fields, the first one's length (two pairs joined alike differ there)."""
     out = np.ones(len(rows), dtype=bool)
     if len(rows) < 2:
         return out
-    halves = part.exact.view(np.uint64).reshape(-1, 2)
-    hi = halves[rows, 0]
-    order = np.argsort(hi, kind="stable")
-    ordered = hi[order]
-    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
-    del hi, ordered
+    ordered = gather(part.exact, rows)
+    ordered.sort()
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    del ordered
     if not len(repeated):
         return out
-    candidates = np.unique(np.concatenate([order[repeated], order[repeated + 1]]))
-    seen: set[tuple[Any, ...]] = set()
-    for i in candidates.tolist():  # in row order: the first of a key stays
+    found = []
+    for lo in range(0, len(rows), CHUNK):  # a few bytes a row at a time
+        digest = part.exact[rows[lo : lo + CHUNK]]
+        at = np.minimum(np.searchsorted(repeated, digest), len(repeated) - 1)
+        found.append(lo + np.flatnonzero(repeated[at] == digest))
+    seen: set[tuple[int, int, int]] = set()
+    for i in np.concatenate(found).tolist():  # in row order: the first of a key stays
         r = int(rows[i])
         key = (
-            part.exact[r],
+            int(part.exact[r]),
             int(part.label_codes[r]),
             -1 if part.first_len is None else int(part.first_len[r]),
         )
@@ -337,4 +357,4 @@ def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
 
 def label_counts(part: Part, rows: np.ndarray, n_codes: int) -> np.ndarray:
     """``(n_codes,)`` int64: how often each label code occurs in ``rows`` (sorted)."""
-    return np.bincount(part.label_codes[rows], minlength=n_codes)
+    return np.bincount(gather(part.label_codes, rows), minlength=n_codes)

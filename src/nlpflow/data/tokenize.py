@@ -169,7 +169,7 @@ STAT_FEATURES = {
 
 class SplitStats:
     """The figures of :func:`split_figures`, summed batch by batch (the untruncated lengths
-    kept: 4 bytes a row)."""
+    kept: 4 bytes a row, int32)."""
 
     def __init__(self) -> None:
         self.full: list[np.ndarray] = []
@@ -180,7 +180,7 @@ class SplitStats:
     def add(self, table: pa.Table) -> None:
         import pyarrow.compute as pc
 
-        self.full.append(table.column("full_length").to_numpy().astype(np.int64))
+        self.full.append(table.column("full_length").to_numpy().astype(np.int32))
         for key in self.sums:
             column = table.column(key)
             if key == "special_only":

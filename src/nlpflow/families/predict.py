@@ -111,6 +111,16 @@ class PredictFamily:
         if self.positive and self.positive not in names:
             raise UserError(f"--positive '{self.positive}' is not one of the labels {names}")
 
+    def read_fields(self, meta: DataMeta) -> list[str]:
+        """The columns of the input file the model reads (the default: the text fields it
+        was trained on)."""
+        return list(meta.text_fields)
+
+    def output_names(self, meta: DataMeta) -> tuple[str, ...]:
+        """The keys each output record gets for a model with ``meta`` (the default:
+        :attr:`output_keys`)."""
+        return self.output_keys
+
     def inputs(self, row: Row, loaded: LoadedModel) -> list[Any] | Reject:
         """The cleaned text of each text field of ``row``, or a Reject (row number -1:
         the caller fills it in)."""

@@ -158,7 +158,7 @@ def _train(
     progress = Progress(log, run.total_steps, tp.epochs, clock, on_terminal() and dist.is_main)
     validate = Validation(
         run, plan.max_fitting_batch_size, device, dist, stopper, checkpoints,
-        PruningCheck(pruning, dist), board, log, tp.epochs,
+        PruningCheck(pruning, dist, log), board, log, tp.epochs,
     )  # fmt: skip
     train_step = TrainStep.of(run, plan.batch_size, tp.max_grad_norm, device, dist)
 

@@ -207,6 +207,7 @@ def _run(
     import torch
 
     from nlpflow.contracts import TrainInputs
+    from nlpflow.modeling.lora import parameter_counts
     from nlpflow.params import EarlyStoppingParams, TrainParams
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.sampling import epoch_steps
@@ -277,6 +278,8 @@ def _run(
         lrs=lrs, losses=losses, smoothed=smoothed, min_lr=rp.min_lr, max_lr=rp.max_lr,
         steps=rp.steps, stop_reason=stop_reason, rule=rp.suggestion, steepest_lr=steepest,
         minimum_lr=minimum, suggested_lr=suggested, reason=reason,
+        # with model.lora the range is that of the adapters (build_run builds as train does)
+        extra={"parameters": parameter_counts(run.model)},
     )  # fmt: skip
     seconds = time.perf_counter() - started
     if suggested is not None:

@@ -146,6 +146,9 @@ class ProbeResult:
     # Everything read off a timer (threads, precision, batch-size effect, probe seconds):
     # kept apart so the results above stay comparable across reruns.
     timings: dict[str, Any] = field(default_factory=dict)
+    # The probed model's parameters: total, trainable (with ``model.lora``: the adapters and
+    # a new head only), trainable_share (:func:`nlpflow.modeling.lora.parameter_counts`).
+    parameters: dict[str, Any] = field(default_factory=dict)
     reused: bool = False  # taken from the kept measurement of the same inputs
 
     def to_json(self) -> dict[str, Any]:
@@ -460,6 +463,7 @@ def cached_result(
         candidates = [Candidate(**c) for c in raw["candidates"]]
         precision, reason = str(raw["precision"]), str(raw["precision_reason"])
         timings = dict(raw["timings"])
+        parameters = dict(raw.get("parameters", {}))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     max_fit = covered_limit(candidates, cap)
@@ -489,6 +493,7 @@ def cached_result(
         precision=precision,
         precision_reason=reason,
         timings=timings,
+        parameters=parameters,
         reused=True,
     )
 
@@ -548,6 +553,7 @@ def _measure(
 ) -> ProbeResult:
     from nlpflow.families.train import train_family
     from nlpflow.modeling.build import build_model
+    from nlpflow.modeling.lora import parameter_counts
     from nlpflow.seeding import seed_everything
     from nlpflow.training.device import device_name, precision_name, resolve_precision
     from nlpflow.training.memory import memory_budget_mb, release_memory
@@ -564,7 +570,9 @@ def _measure(
     # above 0 keeps its masks for the backward pass): fixed values, so neither is an input.
     seed_everything(PROBE_SEED)
     shape = params.model.with_dropout(PROBE_DROPOUT)
+    # model.lora as train builds it: only the adapters get gradients and optimizer state.
     model = build_model(shape, tokenizer, info.label_names, seq_len, info.task)
+    parameters = parameter_counts(model)
     family = train_family(info.task)
     family.probe_model(model)
     model.to(device)  # type: ignore[arg-type]  # transformers types .to() for dtypes only
@@ -647,6 +655,7 @@ def _measure(
         precision=precision,
         precision_reason=reason,
         timings=timings,
+        parameters=parameters,
     )
     if cache_path is not None:
         write_json(cache_path, {"inputs": inputs, "result": result.to_json()})

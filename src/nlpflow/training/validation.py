@@ -38,6 +38,8 @@ class PruningCheck:
 
     trial: Pruning | None
     dist: Distributed
+    log: Callable[[str], None] | None = None
+    _said: bool = False  # the missing metric is said once per run
 
     def __call__(
         self, evaluation: int, val: dict[str, float], fallback: float, going_on: bool
@@ -48,6 +50,14 @@ class PruningCheck:
         pruned: str | None = None
         if self.dist.is_main and self.trial is not None:
             value = val.get(self.trial.metric, fallback)
+            if self.trial.metric not in val and not self._said and self.log is not None:
+                # `nlpflow tune` refuses such a pruner metric at its start; a trial's own
+                # params (train.generation_sample in the space) can still lack it: said
+                self._said = True
+                self.log(
+                    f"tune: this run does not measure val {self.trial.metric} (the study's "
+                    f"pruner metric); it reports the early-stopping metric in its place"
+                )
             if self.trial.report(evaluation, value, ask=going_on) and going_on:
                 pruned = self.trial.detail or "pruned by tuning"
         if not going_on:

@@ -96,6 +96,46 @@ def _override(args: argparse.Namespace, tune: Any) -> Any:
     return tune
 
 
+def epoch_metrics(params: Any) -> tuple[str, tuple[str, ...]]:
+    """The task of ``params`` (its ``data`` section) and the validation metrics its train
+    stage reports each epoch (``val_<name>`` in ``plots/train/epochs.tsv``): what a pruner
+    can follow. ``data.task: auto`` on files is a sequence or token task, both reporting
+    ``loss``, ``accuracy`` and ``f1_macro``."""
+    from nlpflow.families.data import builtin_source
+    from nlpflow.families.train import train_family
+
+    data = params.data
+    task, shown = data.task, data.task
+    if task == "auto":
+        found = None if data.files else builtin_source(data.source)
+        task = found[0].name if found is not None else "sequence"
+        shown = task if found is not None else "sequence or token"
+    family = train_family(task)
+    family.configure(params.train, None)
+    return shown, family.metric_names([])
+
+
+def check_pruner_metric(params: Any, tune: Any) -> None:
+    """A UserError, before any trial runs, when the pruner would follow a metric the task
+    does not report per epoch (each trial would report another value in its place).
+    Nothing to check when nothing is pruned (``kind: none``, several objectives)."""
+    if tune.pruner.kind == "none" or len(tune.objectives) > 1:
+        return
+    metric = tune.pruner.metric
+    task, names = epoch_metrics(params)
+    if metric in names:
+        return
+    hint = (
+        "; exact_match needs train.generation_sample (validation rows generated per epoch)"
+        if metric == "exact_match" and task == "text2text"
+        else ""
+    )
+    raise UserError(
+        f"params.yaml: tune.pruner.metric {metric} is not reported per epoch by a {task} "
+        f"task (it reports {list(names)}); set tune.pruner.metric to one of those{hint}"
+    )
+
+
 def lr_centred_on_range(tune: Any, metrics: Path) -> Any:
     """``tune`` with ``tune.space['train.lr']`` moved (log scale, same width, grid too) so that
     its geometric middle is the range test's suggested learning rate in ``metrics``."""
@@ -137,6 +177,8 @@ def run(args: argparse.Namespace) -> int:
     # YAML 1.2 as DVC writes it: after `dvc exp apply`, `only_label: yes` is unquoted
     raw = read_yaml(params_path.read_text(encoding="utf-8")) or {}
     tune = _override(args, params.tune)
+    if not (args.report_only or args.apply):
+        check_pruner_metric(params, tune)
     if args.lr_from_range:
         tune = lr_centred_on_range(tune, repo / args.lr_from_range)
     request = TuneRequest(

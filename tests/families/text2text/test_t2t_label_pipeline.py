@@ -8,6 +8,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from nlpflow.errors import UserError
 from stages import error_analysis, evaluate, preprocess, probe, tokenize, train
 from tests.conftest import dump_params, tiny_params
 
@@ -33,6 +36,17 @@ def test_label_task_through_generation(tmp_path: Path) -> None:
                      "--plots", str(r / "plots-data"), "--report", str(r / "data.md")])  # fmt: skip
     meta = json.loads((r / "processed" / "meta.json").read_text())
     assert meta["task"] == "text2text" and meta["target_labels"] == ["no", "yes"]
+    assert meta["label_task_fields"] == ["first", "second"]
+    # the data card counts the target classes, as a classifier's card counts labels
+    from datasets import load_from_disk
+
+    processed = load_from_disk(str(r / "processed"))
+    card = (r / "data.md").read_text()
+    assert "## Labels" in card and "2 classes" in card and "## Target" not in card
+    counts = json.loads((r / "pre.json").read_text())["splits"]
+    for split in ("train", "validation", "test"):
+        assert counts[split]["labels"] == dict(Counter(processed[split]["label"]))
+        assert "target" not in counts[split]
     tokenize.main([*a, "--data", str(r / "processed"), "--out", str(r / "tokenized"),
                    "--tokenizer-out", str(r / "tokenizer"), "--metrics", str(r / "tok.json"),
                    "--report", str(r / "tok.md")])  # fmt: skip
@@ -61,9 +75,7 @@ def test_label_task_through_generation(tmp_path: Path) -> None:
         assert labels["ci"][key]["low"] <= labels[key] <= labels["ci"][key]["high"]
     # the baselines as classifiers: the majority label of train, and the copied input (never
     # a label name: all unparseable)
-    from datasets import load_from_disk
-
-    train_targets = load_from_disk(str(r / "processed"))["train"]["label"]
+    train_targets = processed["train"]["label"]
     majority = min(Counter(train_targets).items(), key=lambda kv: (-kv[1], kv[0]))[0]
     base = labels["baselines"]
     assert base["most_common_target"]["accuracy"] == round(
@@ -80,3 +92,40 @@ def test_label_task_through_generation(tmp_path: Path) -> None:
     report = (r / "errors.md").read_text()
     assert "## Labels parsed back from the outputs" in report
     assert f"unparseable {unparseable}" in report
+
+    # nlpflow predict on the classification file's own fields (first, second): joined as
+    # preprocess joined them, generated, parsed back to a label
+    from nlpflow.families.predict import predict_family
+    from nlpflow.families.text2text.outputs import LabelParser
+    from nlpflow.predict import load_model, predict_file
+
+    picked = list(processed["test"])[:4]  # the pairs as the classification file holds them
+    source = {x["id"]: dict(zip(("first", "second"), x["input"].split(" | "), strict=True))
+              for x in picked}  # fmt: skip
+    new = r / "new.jsonl"
+    new.write_text("".join(json.dumps({"id": i, **pair}) + "\n" for i, pair in source.items()))
+    loaded = load_model(r / "models" / "best", 8)
+    fam = predict_family("text2text")
+    for x in picked:
+        assert fam.inputs(source[x["id"]], loaded) == [x["input"]]
+    said: list[str] = []
+    predict_file(r / "models" / "best", new, r / "new-out.jsonl", log=said.append)
+    out = [json.loads(x) for x in (r / "new-out.jsonl").read_text().splitlines()]
+    how = Counter(o["parsed_as"] for o in out)
+    assert (
+        f"predict: outputs read back as labels: exact {how['exact']}, normalised "
+        f"{how['normalised']}, unparseable {how['unparseable']}"
+    ) in said
+    assert [o["id"] for o in out] == [x["id"] for x in picked]
+    parser = LabelParser(["no", "yes"])
+    for o in out:
+        assert (o["parsed_label"], o["parsed_as"]) == parser.parse(o["prediction"])
+    by_id = {x["id"]: x for x in rows}
+    for o in out:  # greedy: evaluate's first 3 tokens are predict's first 3
+        seen = by_id[o["id"]]
+        assert o["prediction"].startswith(seen["prediction"])
+        if seen["ended"]:
+            assert o["prediction"] == seen["prediction"]
+    with pytest.raises(UserError) as err:
+        predict_file(r / "models" / "best", r / "pred" / "test.jsonl", r / "x.jsonl")
+    assert "['first', 'second']" in str(err.value)

@@ -202,6 +202,27 @@ def test_lora_trains_only_the_adapters_and_its_saved_forms_agree(
         outputs.append((tmp_path / "out.jsonl").read_text())
     assert outputs[0] == outputs[1] and outputs[0].count("prediction") == 2
 
+    # The probe and the range test build the model as train does: what a LoRA step holds
+    # (gradients and optimizer state of the adapters only) and the rate the adapters take.
+    # One kind is enough (both go through build_model); the probe's model is checked at its
+    # seam (its search times thread counts, seconds on a busy machine).
+    if kind != "seq2seq":
+        return
+    from nlpflow.contracts import LrRangeInputs, ProbeInputs
+    from nlpflow.modeling.lora import parameter_counts
+    from nlpflow.training.lr_range import run_range_test
+
+    short = parse_params({**params, "lr_range": {**params["lr_range"], "steps": 10}})
+    probed = build_model(
+        ProbeInputs.from_params(short).model.with_dropout(0.1), tok, [], 16, "text2text"
+    )
+    assert parameter_counts(probed) == counts
+    ranged = run_range_test(
+        LrRangeInputs.from_params(short), data / "tokenized", data / "tokenizer", PLAN,
+        log=lambda _: None,
+    )  # fmt: skip
+    assert ranged.summary()["parameters"] == counts
+
 
 def _prompt_lengths(batch: dict[str, torch.Tensor], kind: str) -> list[int]:
     if kind == "seq2seq":

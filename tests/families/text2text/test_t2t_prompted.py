@@ -196,9 +196,15 @@ def test_pruner_follows_exact_match() -> None:
             return False
 
     trial = Trial()
-    check = PruningCheck(trial, Distributed())
+    said: list[str] = []
+    check = PruningCheck(trial, Distributed(), said.append)
     assert check(1, {"loss": 0.7, "accuracy": 0.5, "exact_match": 0.25}, 0.7, True) is None
-    assert trial.reported == [(1, 0.25)]
+    assert trial.reported == [(1, 0.25)] and said == []
+    # a run without it (train.generation_sample 0 in a trial's params): said once, not silent
+    for epoch in (2, 3):
+        assert check(epoch, {"loss": 0.6, "accuracy": 0.5}, 0.6, True) is None
+    assert trial.reported[1:] == [(2, 0.6), (3, 0.6)]
+    assert len(said) == 1 and "does not measure val exact_match" in said[0]
 
 
 @pytest.mark.parametrize("kind", KINDS)

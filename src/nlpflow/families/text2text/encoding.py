@@ -55,33 +55,44 @@ def train_text2text_tokenizer(
     from tokenizers.processors import TemplateProcessing
     from transformers import PreTrainedTokenizerFast
 
+    from nlpflow.modeling.tokenizers import train_deterministic
+
     specials = list(SPECIAL_TOKENS.values())
     unk = SPECIAL_TOKENS["unk_token"]
-    if kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token=unk))
-        trainer: trainers.Trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=specials, show_progress=False
-        )
-    elif kind == "bpe":
-        tok = Tokenizer(models.BPE(unk_token=unk, continuing_subword_prefix="##"))
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=specials,
-            continuing_subword_prefix="##",
-            show_progress=False,
-        )
-    else:
+    if kind not in ("wordpiece", "bpe"):
         raise UserError(
             f"params.yaml: tokenizer.kind '{kind}' cannot be used for text generation; use "
             "wordpiece or bpe (their pieces decode back into words)"
         )
+
+    def make_trainer(special: list[str], alphabet: list[str]) -> trainers.Trainer:
+        if kind == "wordpiece":
+            return trainers.WordPieceTrainer(
+                vocab_size=vocab_size,
+                special_tokens=special,
+                initial_alphabet=alphabet,
+                show_progress=False,
+            )
+        return trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=special,
+            initial_alphabet=alphabet,
+            continuing_subword_prefix="##",
+            show_progress=False,
+        )
+
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk))
+    else:
+        tok = Tokenizer(models.BPE(unk_token=unk, continuing_subword_prefix="##"))
     norm: list[normalizers.Normalizer] = [normalizers.NFKC()]
     if lowercase:
         norm.append(normalizers.Lowercase())
     tok.normalizer = normalizers.Sequence(norm)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    # the same vocabulary, ids included, in every process (see nlpflow.modeling.tokenizers)
+    tok = train_deterministic(tok, make_trainer, specials, texts, "##")
     eos = SPECIAL_TOKENS["eos_token"]
     tok.post_processor = TemplateProcessing(
         single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tok.token_to_id(eos))]
