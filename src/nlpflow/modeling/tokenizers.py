@@ -205,24 +205,18 @@ def train_tokenizer(
     unk = SPECIAL_TOKENS["unk_token"]
     show = on_terminal()
     prefix: str | None = None
-    if kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token=unk))
-        prefix = "##"  # the WordPiece trainer's continuation prefix
+    if kind in ("wordpiece", "bpe"):
+        if kind == "wordpiece":
+            tok = Tokenizer(models.WordPiece(unk_token=unk))
+            prefix = "##"  # the WordPiece trainer's continuation prefix
+            tok.decoder = decoders.WordPiece()
+            trainer_class: Any = trainers.WordPieceTrainer
+        else:
+            tok = Tokenizer(models.BPE(unk_token=unk))
+            trainer_class = trainers.BpeTrainer
 
         def make_trainer(special: list[str], alphabet: list[str]) -> trainers.Trainer:
-            return trainers.WordPieceTrainer(
-                vocab_size=vocab_size,
-                special_tokens=special,
-                initial_alphabet=alphabet,
-                show_progress=show,
-            )
-
-        tok.decoder = decoders.WordPiece()
-    elif kind == "bpe":
-        tok = Tokenizer(models.BPE(unk_token=unk))
-
-        def make_trainer(special: list[str], alphabet: list[str]) -> trainers.Trainer:
-            return trainers.BpeTrainer(
+            return trainer_class(
                 vocab_size=vocab_size,
                 special_tokens=special,
                 initial_alphabet=alphabet,
