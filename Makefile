@@ -32,7 +32,7 @@ run: setup
 # Both cores: two pytest-xdist workers, each test file on one of them, the heaviest files
 # first (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check .

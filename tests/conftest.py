@@ -215,20 +215,13 @@ HEAVIEST_FILES = [
 ]
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Order and group the tests for pytest-xdist (``make test``: ``-n 2 --dist loadgroup
-    --no-loadscope-reorder``).
-
-    Each test file is one group, so one worker builds a file's module-scoped fixtures (trained
-    tiny models, reproduced projects) once. The heaviest files come first (Python's sort is
-    stable: every file's own order is kept). Without xdist the marks do nothing.
+    """Order the tests for pytest-xdist (``make test``: ``-n 2 --dist loadfile
+    --no-loadscope-reorder``): the heaviest files first (Python's sort is stable: every file's
+    own order is kept). ``loadfile`` keeps each file on one worker, so a file's module-scoped
+    fixtures (trained tiny models, reproduced projects) are built once. (Not ``loadgroup``
+    with ``xdist_group`` marks: pytest 9.2 derives ``nodeid`` from a structured id, so the
+    group suffix xdist 3.8 writes into ``_nodeid`` is lost and every test is its own group.)
     """
     rank = {name: i for i, name in enumerate(HEAVIEST_FILES)}
-
-    def relative(item: pytest.Item) -> str:
-        return item.path.relative_to(ROOT).as_posix()
-
-    items.sort(key=lambda item: rank.get(relative(item), len(rank)))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(relative(item)))
+    items.sort(key=lambda item: rank.get(item.path.relative_to(ROOT).as_posix(), len(rank)))
