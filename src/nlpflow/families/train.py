@@ -8,7 +8,7 @@ evaluation code (an edit there would retrain the model).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from nlpflow.errors import UserError
@@ -20,6 +20,44 @@ if TYPE_CHECKING:
     from nlpflow.training.data import PaddedSplit
     from nlpflow.training.distributed import Distributed
     from nlpflow.training.loss import Criterion
+
+
+def validation_order(split: PaddedSplit, dist: Distributed | None) -> torch.Tensor:
+    """(M,) int64 row indices this process validates: the split sorted by length (stable),
+    every ``world``-th row from ``rank``; the processes' rows together are each row once."""
+    import torch
+
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    return torch.argsort(split.lengths, stable=True)[rank::world]
+
+
+def validation_batches(
+    model: torch.nn.Module,
+    split: PaddedSplit,
+    order: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    precision: torch.dtype | None,
+) -> Iterator[tuple[Any, torch.Tensor]]:
+    """``(model output, labels)`` for each batch of ``order`` (batch_size rows), in eval mode
+    without gradients, the forward under ``precision``'s autocast; the model's train/eval
+    mode is restored afterwards. The validation loop every family's ``validate`` runs."""
+    import torch
+
+    from nlpflow.training.device import autocast
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for index in order.split(batch_size):
+                batch = split.batch(index, device)
+                labels = batch.pop("labels")
+                with autocast(device, precision):
+                    output = model(**batch)
+                yield output, labels
+    finally:
+        model.train(was_training)
 
 
 class TrainFamily:

@@ -134,24 +134,17 @@ class RegressionTrain(TrainFamily):
         """Mean loss (the criterion's, standardised) and METRICS in the target's units."""
         import torch
 
-        from nlpflow.training.device import autocast
+        from nlpflow.families.train import validation_batches, validation_order
 
         assert isinstance(criterion, RegressionCriterion)
-        rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
-        was_training = model.training
-        model.eval()
-        order = torch.argsort(split.lengths, stable=True)[rank::world]
+        order = validation_order(split, dist)
         total = torch.zeros((), dtype=torch.float64, device=device)
         preds: list[torch.Tensor] = []
-        with torch.no_grad():
-            for index in order.split(batch_size):
-                batch = split.batch(index, device)
-                labels = batch.pop("labels")
-                with autocast(device, precision):
-                    output = model(**batch)
-                total += criterion.sum(output, labels).double()
-                preds.append(criterion.restore(output).double().cpu())
-        model.train(was_training)
+        for output, labels in validation_batches(
+            model, split, order, batch_size, device, precision
+        ):
+            total += criterion.sum(output, labels).double()
+            preds.append(criterion.restore(output).double().cpu())
         mine = (order, torch.cat(preds) if preds else torch.zeros(0), float(total.item()))
         parts = dist.gather(mine) if dist is not None else [mine]
         n = len(split)

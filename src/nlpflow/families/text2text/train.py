@@ -162,23 +162,16 @@ class Text2TextTrain(TrainFamily):
         processes."""
         import torch
 
-        from nlpflow.training.device import autocast
+        from nlpflow.families.train import validation_batches, validation_order
 
-        rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
-        was_training = model.training
-        model.eval()
-        order = torch.argsort(split.lengths, stable=True)[rank::world]
+        order = validation_order(split, dist)
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, counted
-        with torch.no_grad():
-            for index in order.split(batch_size):
-                batch = split.batch(index, device)
-                labels = batch.pop("labels")
-                with autocast(device, precision):
-                    output = model(**batch)
-                sums[0] += criterion.sum(output, labels).double()
-                sums[1] += criterion.correct(output, labels).double()
-                sums[2] += (labels != IGNORE).sum().double()
-        model.train(was_training)
+        for output, labels in validation_batches(
+            model, split, order, batch_size, device, precision
+        ):
+            sums[0] += criterion.sum(output, labels).double()
+            sums[1] += criterion.correct(output, labels).double()
+            sums[2] += (labels != IGNORE).sum().double()
         if dist is not None:
             dist.sum_(sums)
         loss, correct, counted = sums.tolist()
