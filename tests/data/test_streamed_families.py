@@ -269,3 +269,22 @@ def test_generated_rows_give_the_same_outputs(
     with monkeypatch.context() as m:
         _in_memory(m)
         assert outcome() == streamed
+
+
+@pytest.mark.parametrize(
+    ("source", "fields"),
+    [
+        ("builtin:regression", {"text_fields": ["first", "second"], "label_field": "score"}),
+        ("builtin:text2text", {"text_fields": ["input"], "label_field": "target"}),
+    ],
+)
+def test_built_in_sources_stream_alike(
+    monkeypatch: pytest.MonkeyPatch, source: str, fields: dict[str, Any]
+) -> None:
+    """Generated rows (two text fields for regression) go through the same passes."""
+    params = DataParams(source=source, **fields)
+    assert load_splits(params, 3).streamed
+    streamed = _load_outputs(params)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert _load_outputs(params) == streamed
