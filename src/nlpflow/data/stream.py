@@ -2,7 +2,8 @@
 
 Each raw part of the source (all rows, or the file of one split) is read once in Arrow
 batches: labels stripped, texts cleaned, and each row described by a few numbers (label
-code, step bits, two 64-bit digests, lengths: about 30 bytes a row) kept in NumPy arrays,
+code, or a :class:`Target` family's number and key; step bits, two 64-bit digests, lengths:
+about 30 to 45 bytes a row) kept in NumPy arrays,
 while the cleaned batch goes to a temporary Arrow IPC file. Splitting, dropping and the
 leakage checks then work on the arrays alone; the processed splits are written by reading
 the temporary file back batch by batch (plain reads, not memory-mapped: pages read do not
