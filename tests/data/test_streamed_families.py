@@ -1,4 +1,4 @@
-"""Regression and text-to-text stream through preprocess: on the same input the streamed path
+"""Regression, text-to-text and multi-label stream through preprocess: on the same input the streamed path
 writes, byte for byte, the processed splits, ``metrics/preprocess.json``, the plot data and
 the data card that the in-memory path writes, and its bad rows read the same."""
 
@@ -61,6 +61,17 @@ def _text2text_rows(n: int, seed: int = 2) -> list[dict[str, Any]]:
     ]
 
 
+def _multilabel_rows(n: int, seed: int = 5, lists: bool = False) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    names = ["sport", "politics", "tech", "arts", "rare"]
+    rows = []
+    for i, t in enumerate(_texts(n, seed)):
+        labels = rng.sample(names[:4], rng.randint(0, 3)) + (["rare"] if i % 97 == 5 else [])
+        cell = ",".join(f" {x}" if rng.random() < 0.2 else x for x in labels)
+        rows.append({"text": t, "topics": labels if lists else cell, "id": f"m{i}"})
+    return rows
+
+
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -74,6 +85,7 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def _in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prepare, "stream_target", lambda task, params: None)
+    monkeypatch.setattr(prepare, "CLASS_STREAMS", ("sequence",))
 
 
 def _stage_outputs(params: Path, out: Path) -> dict[str, bytes]:
@@ -230,7 +242,7 @@ NUMBER = st.one_of(
 )
 @given(
     rows=st.lists(st.tuples(TEXT, NUMBER, TEXT, st.booleans()), min_size=30, max_size=80),
-    task=st.sampled_from(["regression", "text2text"]),
+    task=st.sampled_from(["regression", "text2text", "multilabel"]),
 )
 def test_generated_rows_give_the_same_outputs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -248,6 +260,15 @@ def test_generated_rows_give_the_same_outputs(
             ],
         )
         fields = {"text_fields": ["text"], "label_field": "score"}
+    elif task == "multilabel":  # cells such as "x", "3,B", "1e400,B", ","
+        _write(
+            path,
+            [
+                {"text": t + f" {i}" * u, "topics": n if u else f"{n},B"}
+                for i, (t, n, _, u) in enumerate(rows)
+            ],
+        )
+        fields = {"text_fields": ["text"], "label_field": "topics"}
     else:
         _write(
             path,
@@ -276,6 +297,7 @@ def test_generated_rows_give_the_same_outputs(
     [
         ("builtin:regression", {"text_fields": ["first", "second"], "label_field": "score"}),
         ("builtin:text2text", {"text_fields": ["input"], "label_field": "target"}),
+        ("builtin:multilabel", {"text_fields": ["text"], "label_field": "labels"}),
     ],
 )
 def test_built_in_sources_stream_alike(
@@ -288,3 +310,55 @@ def test_built_in_sources_stream_alike(
     with monkeypatch.context() as m:
         _in_memory(m)
         assert _load_outputs(params) == streamed
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_multilabel_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    suffix: str,
+) -> None:
+    rows = _multilabel_rows(400, lists=suffix == ".jsonl")
+    rows[40]["topics"] = "sport,,tech" if suffix == ".csv" else ["sport", ""]  # skipped
+    path = _write(tmp_path / f"topics{suffix}", rows)
+    data = {
+        "source": str(path),
+        "task": "multilabel",
+        "text_fields": ["text"],
+        "label_field": "topics",
+        "leakage": "drop",
+        "on_bad_rows": "skip",
+    }
+    out = _compare_stage(tmp_path, monkeypatch, write_params, data)
+    report = json.loads(out["preprocess.json"])
+    assert report["skipped_rows"] == 1 and report["leakage"]["total"] > 0
+    assert set(report["splits"]["train"]["labels"]) == {"arts", "politics", "rare", "sport", "tech"}
+
+
+def test_multilabel_files_per_split_and_a_label_train_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_params: Callable[..., Path]
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder / "train.csv", _multilabel_rows(300, seed=6))
+    test = _multilabel_rows(60, seed=7)
+    _write(folder / "test.csv", test)
+    data = {
+        "source": str(folder),
+        "task": "multilabel",
+        "text_fields": ["text"],
+        "label_field": "topics",
+    }
+    _compare_stage(tmp_path, monkeypatch, write_params, data)
+    test[33].update(text="a text of its own", topics="sport,unheard")
+    _write(folder / "test.csv", test)
+    params = DataParams(**data)
+    with pytest.raises(UserError) as streamed:
+        load_splits(params, 0)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        with pytest.raises(UserError) as memory:
+            load_splits(params, 0)
+    assert str(streamed.value) == str(memory.value)
+    assert str(streamed.value).startswith(f"{folder / 'test.csv'}, line 35, column 'topics'")

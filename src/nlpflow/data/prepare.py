@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 BUILTIN = "builtin:"
 HUB = "hub:"
 EXAMPLES_PER_LABEL = 3
+# families with class labels that stream (nlpflow.data.streamed); the others: stream_target
+CLASS_STREAMS = ("sequence", "multilabel")
 
 
 @dataclass
@@ -259,7 +261,9 @@ def stream_target(task: str, params: DataParams) -> Target | None:
 def _streams(params: DataParams) -> bool:
     """Whether ``data.task``'s family streams (sequence classification, or a family with a
     :class:`~nlpflow.data.stream.Target`), so that its CSV/TSV files may be read in batches."""
-    return params.task in ("auto", "sequence") or stream_target(params.task, params) is not None
+    if params.task == "auto" or params.task in CLASS_STREAMS:
+        return True
+    return stream_target(params.task, params) is not None
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
@@ -451,8 +455,6 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
 
     Raises UserError (naming the file or source) when the data cannot be used.
     """
-    from nlpflow.families.sequence.data import SequenceData
-
     bad = BadRows(params.on_bad_rows)
     found: dict[str, Path] = {}
     label_task = params.task == "text2text" and params.text2text.label_task
@@ -473,13 +475,18 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
         )
     fam = data_family(task)
     target = stream_target(task, params)
-    if type(fam) is SequenceData or target is not None:  # its hooks column-wise, streamed
-        from nlpflow.data.streamed import streamed_classes, streamed_target
+    streams = task in CLASS_STREAMS or target is not None
+    if streams:  # the family's hooks column by column, streamed
+        from nlpflow.data.streamed import streamed_classes, streamed_multilabel, streamed_target
 
         fields = (task, text_fields, label_field)
         workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
         try:
-            if target is None:
+            if task == "multilabel":
+                data = streamed_multilabel(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir
+                )
+            elif target is None:
                 data = streamed_classes(
                     params, seed, raw_parts, source, origin, fields, bad, workdir
                 )
@@ -584,7 +591,11 @@ def processed_tables(data: PreparedData, split: str) -> Iterator[pa.Table]:
         cols: dict[str, Any] = {"id": ids}
         for f in data.text_fields:
             cols[f] = table.column(f)
-        if data.family.has_classes:
+        if data.task == "multilabel":
+            from nlpflow.families.multilabel.stream import label_ids
+
+            cols["label"] = label_ids(label, data.label_names)
+        elif data.family.has_classes:
             cols["label"] = pc.cast(pc.index_in(label, value_set=names), pa.int64())
         else:  # a target (a number, a text), written as kept
             cols["label"] = label

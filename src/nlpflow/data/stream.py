@@ -86,6 +86,7 @@ class Part:
     # families with a target instead of classes (:class:`Target`)
     targets: np.ndarray | None = None  # (n,) float64 the number the data card describes
     label_keys: np.ndarray | None = None  # (n,) what duplicates compare (else label_codes)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # a family's own arrays
 
     def batches(self, rows: np.ndarray | None = None) -> Iterator[pa.Table]:
         """The part's rows (``rows``: sorted row indices; None: all) as tables, in order."""
@@ -155,7 +156,8 @@ class PartBuilder:
         self._schema: Any = None
 
     def keep(self, key: str, value: np.ndarray) -> None:
-        """Append one batch's values of the per-row array ``key`` (``Part``'s field)."""
+        """Append one batch's values of the array ``key``: ``Part``'s field of that name,
+        else an entry of ``Part.extra`` (any length per batch, e.g. one value per label)."""
         self._keep(key, value)
 
     def _keep(self, key: str, value: np.ndarray) -> None:
@@ -294,6 +296,7 @@ class PartBuilder:
             cat("label_keys", self.arrays["label_keys"][1])
             if "label_keys" in self.arrays
             else None,
+            {key: cat(key, stored) for key, (_, stored) in list(self.arrays.items())},
         )
 
 

@@ -82,6 +82,7 @@ def _first_pass(
     target: Target | None = None,
     origin: str = "",
     deferred: BadRows | None = None,
+    label_type: Any = None,
 ) -> Part:
     """Read one part into ``builder``: a streamed file, or Python rows as one table. A file
     the stream cannot take is read again by the Python reader (which names its problems).
@@ -101,7 +102,6 @@ def _first_pass(
             raw = _rows(raw, params, bad)
         finally:
             builder.checked = True
-    label_type = None
     if target is not None:
         import pyarrow as pa
 
@@ -381,4 +381,79 @@ def streamed_target(
         {},
         figures,
         _vocabulary(train, text_fields),
+    )
+
+
+def streamed_multilabel(
+    params: DataParams,
+    seed: int,
+    raw: dict[str, Raw],
+    source: str,
+    origin: dict[str, str],
+    fields: tuple[str, list[str], str],
+    bad: BadRows,
+    workdir: Path,
+) -> PreparedData:
+    """:func:`load_splits` for multi-label classification, streamed: label lists kept as
+    codes per row (:mod:`nlpflow.families.multilabel.stream`), the passes as above."""
+    import pyarrow as pa
+
+    from nlpflow.families.multilabel import stream as ml
+    from nlpflow.families.multilabel.data import label_format, label_warnings
+
+    task, text_fields, label_field = fields
+    codes = Codes()
+    hook = ml.LabelLists(label_format(params), codes)
+    order = [*raw, *(s for s in SPLITS if s not in raw)]  # the in-memory splits' order
+    parts = {}
+    for name, part_raw in raw.items():
+        builder = PartBuilder(
+            workdir, name, task, text_fields, label_field, params.cleaning, Codes(), hook
+        )
+        lists = pa.list_(pa.string())
+        parts[name] = _first_pass(part_raw, builder, params, bad, label_type=lists)
+    del raw
+    return_freed_memory()
+    splits = _assign_splits(parts, lambda part: ml.strata(part, codes.names), params, seed, source)
+    return_freed_memory()
+    cleaning = _clean_splits(splits, params)
+    return_freed_memory()
+    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
+    k = len(codes.names)
+    counts = {s: ml.label_counts(sr.part, sr.rows, k) for s, sr in splits.items()}
+    present = {s: {codes.names[c] for c in np.flatnonzero(counts[s]).tolist()} for s in SPLITS}
+    if len({origin.get(s, "") for s in SPLITS}) == 1:
+        names = sorted(set().union(*present.values()))
+    else:
+        names = sorted(present["train"])
+        files = {s: Path(origin.get(s, s)) for s in order}
+        ml.check_known(splits, names, codes.names, files, label_field)
+    if not present["train"]:
+        raise UserError(
+            f"{origin.get('train', '')}: no train example has a label; a multi-label task "
+            "needs labels to learn"
+        )
+    train = splits["train"]
+    lengths = _lengths(splits, parts)
+    index = {n: i for i, n in enumerate(codes.names)}
+    figures = {
+        s: SplitFigures({n: int(counts[s][index[n]]) for n in names}, *lengths[s]) for s in SPLITS
+    }
+    return_freed_memory()
+    return PreparedData(
+        task,
+        splits,
+        text_fields,
+        label_field,
+        names,
+        _metadata(train, text_fields, label_field),
+        source,
+        cleaning,
+        leakage,
+        bad,
+        label_warnings(names, present),
+        {},
+        figures,
+        _vocabulary(train, text_fields),
+        ml.pick_examples(train, codes.names, seed, EXAMPLES_PER_LABEL),
     )
