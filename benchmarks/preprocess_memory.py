@@ -9,7 +9,8 @@ repeated, so that the duplicate and leakage checks find something), and per fami
 
 - ``sequence``: ``text,label`` (4 classes);
 - ``regression``: ``text,score`` (a number, three decimals);
-- ``text2text``: ``input,target`` (the target: the input's first words, sorted).
+- ``text2text``: ``input,target`` (the target: the input's first words, sorted);
+- ``multilabel``: ``text,topics`` (0 to 3 of 8 topics, comma-separated in the cell).
 
 In a temporary directory with a params.yaml pointing at that CSV (splits 0.8/0.1/0.1,
 everything else the defaults), ``python -m stages.preprocess`` runs in its own process:
@@ -39,7 +40,9 @@ FIELDS = {
     "sequence": (["text"], "label"),
     "regression": (["text"], "score"),
     "text2text": (["input"], "target"),
+    "multilabel": (["text"], "topics"),
 }
+TOPICS = ["arts", "business", "health", "politics", "science", "sports", "tech", "travel"]
 
 
 def generate(path: Path, n: int, task: str, seed: int = 0) -> int:
@@ -69,6 +72,8 @@ def generate(path: Path, n: int, task: str, seed: int = 0) -> int:
                 label = rng.choice(LABELS)
             elif task == "regression":
                 label = f"{rng.gauss(3.0, 1.0):.3f}"
+            elif task == "multilabel":
+                label = ",".join(rng.sample(TOPICS, rng.choice([0, 1, 1, 2, 2, 3])))
             else:
                 label = " ".join(sorted(w.strip(",.").lower() for w in words[:6]))
             writer.writerow([text, label])
