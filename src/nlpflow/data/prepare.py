@@ -6,12 +6,12 @@ What differs between tasks (``sequence``: one or two text fields and a label per
 stratification, cleaning, the processed columns' features. Class names are mapped to ids in
 a stable (sorted) order that the model config's ``id2label`` keeps.
 
-Sequence classification, regression and text-to-text stream (:mod:`nlpflow.data.streamed`):
-each part of the source is read once in Arrow batches, cleaned and hashed column by column,
-and kept on disk between the passes, so memory stays flat as rows grow; the outputs are the
-in-memory path's. The other families (token classification, QA, multiple choice,
-multi-label, and a classification source run as text-to-text) hold their rows in memory
-and go through their hooks row by row.
+Sequence classification, multi-label, regression and text-to-text stream
+(:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow batches,
+cleaned and hashed column by column, and kept on disk between the passes, so memory stays
+flat as rows grow; the outputs are the in-memory path's. The other families (token
+classification, QA, multiple choice, and a classification source run as text-to-text) hold
+their rows in memory and go through their hooks row by row.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class PreparedData:
     """The three splits with label names as strings; everything a data report needs.
 
     ``splits``: per split the rows in memory (a list of dicts), or, streamed (sequence
-    classification, regression, text-to-text: :mod:`nlpflow.data.streamed`),
+    classification, multi-label, regression, text-to-text: :mod:`nlpflow.data.streamed`),
     :class:`SplitRows` on disk with their ``figures``, ``vocabulary_size`` and card
     ``examples`` (classes) computed on the way."""
 
@@ -259,8 +259,9 @@ def stream_target(task: str, params: DataParams) -> Target | None:
 
 
 def _streams(params: DataParams) -> bool:
-    """Whether ``data.task``'s family streams (sequence classification, or a family with a
-    :class:`~nlpflow.data.stream.Target`), so that its CSV/TSV files may be read in batches."""
+    """Whether ``data.task``'s family streams (one of :data:`CLASS_STREAMS`, or a family with
+    a :class:`~nlpflow.data.stream.Target`), so that its CSV/TSV files may be read in
+    batches."""
     if params.task == "auto" or params.task in CLASS_STREAMS:
         return True
     return stream_target(params.task, params) is not None
