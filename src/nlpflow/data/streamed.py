@@ -88,7 +88,8 @@ def _first_pass(
     """Read one part into ``builder``: a streamed file, or Python rows as one table. A file
     the stream cannot take is read again by the Python reader (which names its problems).
     ``target``: the family's label handling (``origin``: the part's file or source;
-    ``deferred``: where its bad rows wait, see :class:`~nlpflow.data.stream.Deferred`)."""
+    ``deferred``: where its bad rows wait, see :class:`~nlpflow.data.stream.Deferred`);
+    ``label_type``: the Arrow type of Python rows' label column (default: strings)."""
     if isinstance(raw, FastFile):
         builder.checked = False
         mark = len(deferred.calls) if isinstance(deferred, Deferred) else 0
