@@ -47,6 +47,7 @@ from nlpflow.data.stream import (
     label_counts,
     rows_table,
     step_counts,
+    threaded_map,
 )
 from nlpflow.errors import UserError
 from nlpflow.io import return_freed_memory
@@ -94,8 +95,7 @@ def _first_pass(
         builder.checked = False
         mark = len(deferred.calls) if isinstance(deferred, Deferred) else 0
         try:
-            for table in fastcsv.read_batches(raw.path, params):
-                builder.add(table)
+            builder.add_all(fastcsv.read_batches(raw.path, params))
             return builder.finish()
         except (fastcsv.NotFast, EmptyLabel):
             builder.reset()
@@ -234,10 +234,12 @@ def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    vocabulary = pa.array([], pa.string())
-    for table in train.batches():
+    def batch_words(table: pa.Table) -> pa.Array:
         texts = [table.column(f).combine_chunks() for f in text_fields]
-        found = columns.lower_words(columns.joined(texts, " / "))
+        return columns.lower_words(columns.joined(texts, " / "))
+
+    vocabulary = pa.array([], pa.string())
+    for found in threaded_map(batch_words, train.batches()):  # batches in threads
         vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return len(vocabulary)
 
