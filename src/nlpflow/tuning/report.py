@@ -539,11 +539,11 @@ def render(
     body = []
     for r in s.trials:
         shown: list[Any] = r["values"] or [None] * len(config.objectives)
-        values = [short_number(v) for v in shown[: len(config.objectives)]]
+        cells = [short_number(v) for v in shown[: len(config.objectives)]]
         if r["state"] == "pruned" and r["values"]:
             # Optuna keeps a pruned trial's last reported value: the epoch it stopped at,
             # not its experiment's metrics file (models/best, its best epoch until then).
-            values = [f"{v} (last reported)" for v in values]
+            cells = [f"{v} (last reported)" for v in cells]
         state = r["state"] + (
             f" ({r['error']})" if r["error"] and r["state"] in ("failed", "lost") else ""
         )
@@ -553,7 +553,7 @@ def render(
                 state,
                 f"`{r['exp']}`" if r["exp"] else "-",
                 *[short_number(r["params"].get(p)) for p in space.paths],
-                *values,
+                *cells,
                 short_number(r["epochs_run"]),
                 short_number(r["seconds"]),
             ]
