@@ -76,7 +76,8 @@ def test_splits_load_as_load_from_disk_with_no_pages_left_mapped(tmp_path: Path)
 def test_figures_from_length_counts_equal_those_of_every_length(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.choice([1, 2, 5, 999, 4001]))
-    full = np.minimum(rng.lognormal(3.5, 0.7, n).astype(np.int32) + 2, 900).astype(np.int32)
+    longest = 200 if seed % 2 else 900  # counts turned back into uint8 or uint16 lengths
+    full = np.minimum(rng.lognormal(3.5, 0.7, n).astype(np.int32) + 2, longest).astype(np.int32)
     max_length = int(rng.integers(8, 200))
     stats = SplitStats()
     for start in range(0, n, 1000):  # batch by batch, as encode_splits adds them

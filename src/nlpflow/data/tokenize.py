@@ -192,8 +192,10 @@ class SplitStats:
             self.sums[key] += int(pc.sum(column).as_py() or 0)
 
     def figures(self, max_length: int) -> dict[str, Any]:
-        # the lengths in ascending order (the percentiles of any order are the same)
-        full = np.repeat(np.arange(len(self.counts), dtype=np.int32), self.counts)
+        # the lengths in ascending order (the percentiles of any order are the same), in
+        # the smallest integer type that holds the longest (uint16 for most text: 2 bytes a row)
+        lengths = np.arange(len(self.counts), dtype=np.min_scalar_type(len(self.counts)))
+        full = np.repeat(lengths, self.counts)
         return _figures(full, self.sums, max_length, scratch=True)
 
 
