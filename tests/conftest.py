@@ -205,7 +205,7 @@ def project(tmp_path: Path) -> Path:
 # The slowest test files (seconds of a serial run, `pytest --durations`), heaviest first:
 # `make test` starts them first so the two workers finish together (longest job first).
 HEAVIEST_FILES = [
-    "tests/tuning/test_tune_pipeline.py",  # ~350 s: real tune studies on the tiny project
+    "tests/tuning/test_tune_pipeline.py",  # ~220 s: a real tune study on the tiny project
     "tests/pipeline/test_dvc_pipeline.py",  # ~300 s: dvc repro and exp run, bit-identical rerun
     "tests/tuning/test_tune_dvc.py",  # ~150 s
     "tests/tuning/test_workers.py",  # ~125 s

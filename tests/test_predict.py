@@ -356,6 +356,12 @@ def test_threshold_is_refused_for_a_token_model(token: Path, tmp_path: Path) -> 
     with pytest.raises(UserError) as err:
         predict_file(token, source, tmp_path / "out.jsonl", threshold=0.5)
     assert "apply to binary sequence tasks" in str(err.value)
+    with pytest.raises(UserError) as err:
+        predict_file(token, source, tmp_path / "out.jsonl", generation={"max_new_tokens": 3})
+    assert str(err.value) == (
+        "--max-new-tokens and --num-beams apply to text2text models; this is a token model"
+    )
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_token_model_on_a_conll_file_with_or_without_tags(token: Path, tmp_path: Path) -> None:

@@ -325,13 +325,15 @@ def predict_file(
     reading: dict[str, Any] | None = None,
     threshold: float | None = None,
     positive: str = "",
+    generation: dict[str, Any] | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> PredictSummary:
     """Predict every usable row of ``input_path`` with the model in ``model_dir``; write
     ``output_path`` (``.jsonl``/``.json``, ``.csv``, ``.tsv``) and, when rows were rejected,
     the rejects file (default :func:`rejects_path`), both atomically. ``threshold``/``positive``:
-    binary tasks decide as evaluate does with a threshold (see the model card).
+    binary tasks decide as evaluate does with a threshold (see the model card). ``generation``:
+    text2text models, ``evaluate.generation``'s ``max_new_tokens`` and ``num_beams``.
 
     Raises UserError for a model directory, input file or output name that cannot be used
     (nothing is written then), and when no row at all is usable.
@@ -348,7 +350,7 @@ def predict_file(
         raise UserError(f"{output_path}: the output would overwrite the input; name another file")
     loaded = load_model(model_dir, batch_size)
     meta = loaded.meta
-    predictor = predict_family(meta.task, top_k, threshold, positive)
+    predictor = predict_family(meta.task, top_k, threshold, positive, generation)
     predictor.check(loaded)
     reading = reading or {}
     fields = predictor.read_fields(meta)
@@ -462,6 +464,19 @@ def add_arguments(parser: Any) -> None:
         "--positive", default="", help="with --threshold: the positive label (default: the second)"
     )
     parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="text2text: the most tokens generated per row (default: 32, as "
+        "evaluate.generation.max_new_tokens; give what evaluate used)",
+    )
+    parser.add_argument(
+        "--num-beams",
+        type=int,
+        default=None,
+        help="text2text: beam search width (default: 1, greedy, as evaluate.generation.num_beams)",
+    )
+    parser.add_argument(
         "--rejects",
         default=None,
         help="where rejected rows are listed (default: OUTPUT's name + .rejects.jsonl)",
@@ -501,5 +516,10 @@ def run(args: Any) -> int:
         reading=reading,
         threshold=args.threshold,
         positive=args.positive,
+        generation={
+            k: v
+            for k, v in (("max_new_tokens", args.max_new_tokens), ("num_beams", args.num_beams))
+            if v is not None
+        },
     )
     return 0

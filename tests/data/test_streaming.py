@@ -199,3 +199,50 @@ def test_streamed_splits_hold_no_duplicates_or_empty_texts(tmp_path: Path) -> No
         assert all(r["text"].strip() and r["title"].strip() for r in rows), split
     cleaning = report["splits"]["train"]["cleaning"]
     assert cleaning["duplicates_dropped"] > 0 and cleaning["empty_dropped"] > 0
+
+
+def test_threads_describe_batches_without_changing_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pass and the vocabulary count run batches in threads; many small batches
+    (1 KB blocks) in 1 and 3 threads give the same splits, figures and card."""
+    from nlpflow.data import stream
+
+    path = tmp_path / "news.csv"
+    _write(path, _rows(900))
+    params = _params(path)
+    monkeypatch.setattr(fastcsv, "BLOCK", 1024)
+    assert sum(1 for _ in fastcsv.read_batches(path, params)) > 10
+    monkeypatch.setattr(stream, "usable_threads", lambda: 1)
+    one = _outputs(params)
+    monkeypatch.setattr(stream, "usable_threads", lambda: 3)
+    assert _outputs(params) == one
+
+
+def test_threaded_map_keeps_order_reads_ahead_little_and_raises_in_order() -> None:
+    from nlpflow.data.stream import threaded_map
+
+    read = []
+
+    def items() -> Any:
+        for i in range(50):
+            read.append(i)
+            yield i
+
+    out = []
+    for value in threaded_map(lambda i: i * i, items(), threads=3):
+        out.append(value)
+        assert len(read) - len(out) <= 4  # threads + 1 in flight at most
+    assert out == [i * i for i in range(50)]
+
+    def fail_at_7(i: int) -> int:
+        if i == 7:
+            raise ValueError(i)
+        return i
+
+    got = []
+    with pytest.raises(ValueError) as raised:
+        for value in threaded_map(fail_at_7, range(20), threads=2):
+            got.append(value)
+    assert got == list(range(7))
+    assert raised.value.args == (7,)

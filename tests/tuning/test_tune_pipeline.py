@@ -1,5 +1,6 @@
-"""`nlpflow tune` on the real pipeline (tiny params): two parallel trials, applied; and the
-real train stage pruned through TrialReporter."""
+"""`nlpflow tune` on the real pipeline (tiny params): two parallel trials on PostgreSQL (as on
+several machines; SQLite where it is not installed), applied; and the real train stage
+pruned through TrialReporter on both storages."""
 
 from __future__ import annotations
 
@@ -43,15 +44,44 @@ def repo(reproduced_template: tuple[Path, str], tmp_path_factory: pytest.TempPat
     return repo
 
 
-def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
-    repo: Path,
+@pytest.fixture
+def study_storage(request: pytest.FixtureRequest) -> str | None:
+    """The storage URL of the end-to-end study: a real PostgreSQL server (the several-machines
+    setup, installed by .ci/run) as a user writes its URL, or None (the default SQLite file
+    in tune/optuna.db) where PostgreSQL is not installed. The SQLite path of the stages'
+    reports is also tested with the real train stage below, on both storages."""
+    from tests.tuning import postgres
+
+    if postgres.why_unavailable():
+        return None
+    server = request.getfixturevalue("postgres_server")
+    # the URL as a user writes it: nlpflow picks the psycopg 3 driver it installs
+    return postgres.fresh_database(server, "study_e2e").replace(
+        "postgresql+psycopg://", "postgresql://"
+    )
+
+
+def test_two_real_trials_run_in_parallel_report_each_epoch_and_the_best_is_applied(
+    repo: Path, study_storage: str | None
 ) -> None:
-    proc = run_bounded(["nlpflow", "tune"], repo, timeout=240)
+    """Two parallel real trials (the real pipeline, tiny params) as DVC experiments, their
+    train stages reporting every epoch to the study's storage, the report, and --apply."""
+    storage_args = ["--storage", study_storage] if study_storage else []
+    proc = run_bounded(["nlpflow", "tune", *storage_args], repo, timeout=240)
     assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
 
     exps = experiments(repo)
-    study = optuna.load_study(study_name="nlpflow", storage=f"sqlite:///{repo}/tune/optuna.db")
-    trials = study.get_trials(deepcopy=False)
+    if study_storage:
+        url = study_storage.replace("postgresql://", "postgresql+psycopg://")
+        assert "postgresql+psycopg://nlpflow@/study_e2e" in (repo / "reports/tune.md").read_text()
+    else:
+        url = f"sqlite:///{repo}/tune/optuna.db"
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        trials = optuna.load_study(study_name="nlpflow", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     assert [t.user_attrs["exp"] for t in trials] == ["nlpflow-000", "nlpflow-001"]
     starts = sorted(t.datetime_start for t in trials)
     ends = sorted(t.datetime_complete for t in trials)
@@ -64,9 +94,10 @@ def test_two_real_trials_run_in_parallel_as_experiments_and_the_best_is_applied(
         assert t.values == [pytest.approx(validation["f1_macro"])]
         train = exp["metrics"]["metrics/train.json"]
         assert t.user_attrs["epochs_run"] == train["epochs_run"] >= 1
+        assert sorted(t.intermediate_values) == list(range(1, train["epochs_run"] + 1))
     assert (repo / "reports/tune.md").exists()
 
-    run_bounded(["nlpflow", "tune", "--apply"], repo)
+    run_bounded(["nlpflow", "tune", "--apply", *storage_args], repo)
     best = max(trials, key=lambda t: (t.values[0], -t.number))
     applied = yaml.safe_load((repo / "params.yaml").read_text())["train"]
     assert applied["lr"] == pytest.approx(best.params["train.lr"])
@@ -96,26 +127,3 @@ def test_the_train_stage_reports_to_its_trial_and_is_pruned(
     assert summary["epochs_run"] == 1 and list(reported) == [1]
     assert reported[1] == pytest.approx(summary["final"]["val_f1_macro"])
     assert summary["trial"] == trial.number
-
-
-def test_a_study_on_postgresql_runs_real_trials(repo: Path, postgres_server: str) -> None:
-    """`--storage postgresql://...`, the several-machines setup, end to end: two parallel real
-    trials whose train stages report every epoch to the server."""
-    from tests.tuning.postgres import fresh_database
-
-    url = fresh_database(postgres_server, "study_e2e")
-    # the URL as a user writes it: nlpflow picks the psycopg 3 driver it installs
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    proc = run_bounded(["nlpflow", "tune", "--storage", plain, "--study", "pg"], repo, timeout=240)
-    assert "2 complete" in proc.stdout, proc.stdout + proc.stderr
-    assert "postgresql+psycopg://nlpflow@/study_e2e" in (repo / "reports/tune.md").read_text()
-    exps = experiments(repo)
-    storage = optuna.storages.RDBStorage(url)
-    try:
-        trials = optuna.load_study(study_name="pg", storage=storage).get_trials()
-    finally:
-        storage.engine.dispose()
-    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
-    for t in trials:
-        train = exps[t.user_attrs["exp"]]["metrics"]["metrics/train.json"]
-        assert sorted(t.intermediate_values) == list(range(1, train["epochs_run"] + 1))

@@ -6,12 +6,12 @@ What differs between tasks (``sequence``: one or two text fields and a label per
 stratification, cleaning, the processed columns' features. Class names are mapped to ids in
 a stable (sorted) order that the model config's ``id2label`` keeps.
 
-Sequence classification (the family whose hooks are the defaults) streams: each part of the
-source is read once in Arrow batches (a CSV/TSV file through ``pyarrow.csv`` when the strict
-Python reader would read it alike, :mod:`nlpflow.data.fastcsv`), cleaned and hashed column by
-column (:mod:`nlpflow.data.columns`, exactly as the per-text functions), and kept on disk
-between the passes (:mod:`nlpflow.data.stream`), so memory stays flat as rows grow. The other
-families hold their rows in memory and go through their hooks row by row.
+Sequence classification, multi-label, regression and text-to-text stream
+(:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow batches,
+cleaned and hashed column by column, and kept on disk between the passes, so memory stays
+flat as rows grow; the outputs are the in-memory path's. The other families (token
+classification, QA, multiple choice, and a classification source run as text-to-text) hold
+their rows in memory and go through their hooks row by row.
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import random
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nlpflow.data import columns, fastcsv
-from nlpflow.data.checks import Leakage, find_leakage, find_leakage_digests, key_text
+from nlpflow.data import fastcsv
+from nlpflow.data.checks import Leakage, find_leakage
 from nlpflow.data.files import (
     SPLIT_NAMES,
     BadRows,
@@ -39,21 +39,10 @@ from nlpflow.data.files import (
     read_rows,
     split_files,
 )
-from nlpflow.data.split import label_names_from, stratified_split, stratified_split_codes
-from nlpflow.data.stream import (
-    Codes,
-    EmptyLabel,
-    Part,
-    PartBuilder,
-    first_occurrences,
-    gather,
-    label_counts,
-    rows_table,
-    step_counts,
-)
+from nlpflow.data.split import label_names_from, stratified_split
+from nlpflow.data.stream import Part, Target
 from nlpflow.errors import UserError
 from nlpflow.families.data import DataFamily, builtin_names, builtin_source, data_family
-from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
@@ -63,17 +52,30 @@ if TYPE_CHECKING:
 BUILTIN = "builtin:"
 HUB = "hub:"
 EXAMPLES_PER_LABEL = 3
+# families with class labels that stream (nlpflow.data.streamed); the others: stream_target
+CLASS_STREAMS = ("sequence", "multilabel")
 
 
 @dataclass
-class SplitRows:
-    """The rows of one streamed split: sorted row indices into a part kept on disk."""
+class SplitRows(Sequence[Row]):
+    """The rows of one streamed split: sorted row indices into a part kept on disk. As a
+    sequence, a row is read from disk when asked for (a few examples, tests)."""
 
     part: Part
     rows: np.ndarray  # (n,) int32 (int64 from 2**31 rows)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        return self.part.rows([int(self.rows[i])])[0]
+
+    def __iter__(self) -> Iterator[Row]:
+        for table in self.batches():
+            for row in table.to_pylist():
+                yield {k: v for k, v in row.items() if k != "id" or v is not None}
 
     def batches(self) -> Iterator[pa.Table]:
         return self.part.batches(self.rows)
@@ -87,6 +89,7 @@ class SplitFigures:
     labels: dict[str, int]
     chars: np.ndarray
     words: np.ndarray
+    targets: np.ndarray | None = None  # (n,) float64: a Target family's numbers
 
 
 @dataclass
@@ -94,8 +97,9 @@ class PreparedData:
     """The three splits with label names as strings; everything a data report needs.
 
     ``splits``: per split the rows in memory (a list of dicts), or, streamed (sequence
-    classification), :class:`SplitRows` on disk with their ``figures``, ``vocabulary_size``
-    and card ``examples`` computed on the way."""
+    classification, multi-label, regression, text-to-text: :mod:`nlpflow.data.streamed`),
+    :class:`SplitRows` on disk with their ``figures``, ``vocabulary_size`` and card
+    ``examples`` (classes) computed on the way."""
 
     task: str  # the family's name: "sequence", "token", ... (DataMeta.task)
     splits: dict[str, Any]  # list[Row] or SplitRows
@@ -172,6 +176,14 @@ class PreparedData:
         words = np.fromiter((len(t.split()) for t in texts), dtype=np.int64, count=len(texts))
         return chars, words
 
+    def target_numbers(self, split: str) -> np.ndarray:
+        """Per row of ``split`` the number the data card describes when there are no classes
+        (``DataFamily.target_numbers``: a regression label, a target's words), float64."""
+        if self.figures is not None and (kept := self.figures[split].targets) is not None:
+            return kept
+        numbers = self.family.target_numbers(self.splits[split], self.label_field)
+        return np.asarray(numbers, dtype=np.float64)
+
     def vocabulary_size(self) -> int:
         """Distinct lowercased words of train."""
         if self.vocabulary is not None:
@@ -230,20 +242,50 @@ class FastFile:
 Raw = list[Row] | FastFile
 
 
+def stream_target(task: str, params: DataParams) -> Target | None:
+    """How the family ``task`` streams when its label is a target, not a class
+    (:class:`~nlpflow.data.stream.Target`, kept in the family's ``stream.py``, which only
+    preprocess imports), or None: its rows stay in memory. A classification source run as
+    text-to-text (``data.text2text.label_task``) stays in memory."""
+    if task == "regression":
+        from nlpflow.families.regression.stream import NumberTarget
+
+        return NumberTarget()
+    if task == "text2text" and not params.text2text.label_task:
+        from nlpflow.families.text2text.stream import TextTarget
+
+        return TextTarget(params)
+    return None
+
+
+def _streams(params: DataParams) -> bool:
+    """Whether ``data.task``'s family streams (one of :data:`CLASS_STREAMS`, or a family with
+    a :class:`~nlpflow.data.stream.Target`), so that its CSV/TSV files may be read in
+    batches."""
+    if params.task == "auto" or params.task in CLASS_STREAMS:
+        return True
+    return stream_target(params.task, params) is not None
+
+
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
+    if _streams(params) and fastcsv.eligible(path, params):
+        return FastFile(path)
+    return _python_rows(path, params, bad)
+
+
+def _python_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
+    """Rows of a file held in memory: the family's own reader, else the shared one."""
     if params.task != "auto":  # a family with its own file format (QA: SQuAD JSON)
         rows = data_family(params.task).read_file(path, params, bad)
         if rows is not None:
             return rows
     if detect_format(path, params.format) == "conll":
         return read_conll(path, params, bad)
-    if params.task in ("auto", "sequence") and fastcsv.eligible(path, params):
-        return FastFile(path)
     return read_rows(path, params, bad)
 
 
 def _rows(raw: Raw, params: DataParams, bad: BadRows) -> list[Row]:
-    return read_rows(raw.path, params, bad) if isinstance(raw, FastFile) else raw
+    return _python_rows(raw.path, params, bad) if isinstance(raw, FastFile) else raw
 
 
 def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, Raw]:
@@ -414,8 +456,6 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
 
     Raises UserError (naming the file or source) when the data cannot be used.
     """
-    from nlpflow.families.sequence.data import SequenceData
-
     bad = BadRows(params.on_bad_rows)
     found: dict[str, Path] = {}
     label_task = params.task == "text2text" and params.text2text.label_task
@@ -435,10 +475,26 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
             "itself (id, label); rename that column in the file and in data.text_fields"
         )
     fam = data_family(task)
-    if type(fam) is SequenceData:  # the column-wise equivalents of its hooks, streamed
+    target = stream_target(task, params)
+    streams = task in CLASS_STREAMS or target is not None
+    if streams:  # the family's hooks column by column, streamed
+        from nlpflow.data.streamed import streamed_classes, streamed_multilabel, streamed_target
+
+        fields = (task, text_fields, label_field)
         workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
         try:
-            data = _streamed(params, seed, raw_parts, source, origin, task, bad, workdir)
+            if task == "multilabel":
+                data = streamed_multilabel(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir
+                )
+            elif target is None:
+                data = streamed_classes(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir
+                )
+            else:
+                data = streamed_target(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir, target
+                )
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -498,212 +554,6 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     )
 
 
-# --------------------------------------------------------------------------- streamed
-
-
-def _class_warnings(
-    names: list[str], rows: dict[str, int], counts: dict[str, dict[str, int]]
-) -> list[str]:
-    """SequenceData.warnings from label counts: classes validation or test lack."""
-    out = []
-    for split in ("validation", "test"):
-        present = {n for n, c in counts[split].items() if c}
-        absent = [n for n in names if n not in present]
-        if len(present) == 1:
-            out.append(
-                f"the {split} split has only one class ({sorted(present)[0]!r}, "
-                f"{rows[split]} rows): ROC-AUC, PR-AUC and MCC are undefined and "
-                "accuracy says nothing there; add data or change data.splits"
-            )
-        elif absent:
-            out.append(
-                f"the {split} split has no example of {absent}: their recall and F1 are "
-                "undefined there; add data or change data.splits"
-            )
-    return out
-
-
-def _first_pass(raw: Raw, builder: PartBuilder, params: DataParams, bad: BadRows) -> Part:
-    """Read one part into ``builder``: a streamed file, or Python rows as one table. A file
-    the stream cannot take is read again by the Python reader (which names its problems)."""
-    if isinstance(raw, FastFile):
-        try:
-            for table in fastcsv.read_batches(raw.path, params):
-                builder.add(table)
-            return builder.finish()
-        except (fastcsv.NotFast, EmptyLabel):
-            builder.reset()
-            raw = read_rows(raw.path, params, bad)
-    table, present = rows_table(raw, builder.task, builder.text_fields, builder.label_field)
-    builder.add(table, present)
-    return builder.finish()
-
-
-def _assign_splits(
-    parts: dict[str, Part], labels: Codes, params: DataParams, seed: int, source: str
-) -> dict[str, SplitRows]:
-    """Rows per split: stratified by label from one collection, or as the files give them
-    (validation carved from train when there is no validation file)."""
-    if "all" in parts:
-        part = parts["all"]
-        fractions = {s: params.splits[s] for s in SPLITS}
-        idx = stratified_split_codes(part.label_codes, labels.names, fractions, seed)
-        return {s: SplitRows(part, idx[s]) for s in SPLITS}
-    if "test" not in parts:
-        raise UserError(f"{source}: no test split found; add a test file or set data.files.test")
-    out = {s: SplitRows(p, np.arange(p.n, dtype=np.int64)) for s, p in parts.items()}
-    if "validation" not in parts:
-        part = parts["train"]
-        share = params.splits["validation"] / (params.splits["train"] + params.splits["validation"])
-        fractions = {"train": 1 - share, "validation": share}
-        idx = stratified_split_codes(part.label_codes, labels.names, fractions, seed)
-        out["train"] = SplitRows(part, idx["train"])
-        out["validation"] = SplitRows(part, idx["validation"])
-    return out
-
-
-def _clean_splits(splits: dict[str, SplitRows], params: DataParams) -> dict[str, dict[str, int]]:
-    """Drop empty texts and duplicates (texts and label) within each split, as
-    ``data.cleaning`` says (``clean_rows``); the counts of what each step changed or dropped."""
-    cleaning: dict[str, dict[str, int]] = {}
-    for split in SPLITS:
-        part, rows = splits[split].part, splits[split].rows
-        counts = step_counts(part, rows)
-        keep = np.ones(len(rows), dtype=bool)
-        if params.cleaning.drop_empty:
-            blank = gather(part.blank, rows)
-            if blank.any():
-                counts["empty_dropped"] = int(blank.sum())
-            keep &= ~blank
-        if params.cleaning.drop_duplicates:
-            # boolean masks, not index arrays (8 bytes a row)
-            first = first_occurrences(part, rows if keep.all() else rows[keep])
-            if not first.all():
-                counts["duplicates_dropped"] = int((~first).sum())
-            keep[keep] = first
-        splits[split] = SplitRows(part, rows[keep])
-        cleaning[split] = dict(sorted(counts.items()))
-    return cleaning
-
-
-def _pick_examples(train: SplitRows, names: list[str], seed: int) -> dict[str, list[Row]]:
-    """:meth:`PreparedData.examples_by_label` of streamed train rows (the same picks)."""
-    rng = random.Random(f"card-{seed}")
-    of_row = gather(train.part.label_codes, train.rows)
-    out = {}
-    for code in sorted(np.unique(of_row).tolist(), key=lambda c: names[c]):
-        members = np.flatnonzero(of_row == code)
-        picks = rng.sample(range(len(members)), min(EXAMPLES_PER_LABEL, len(members)))
-        out[names[code]] = train.part.rows([int(train.rows[members[p]]) for p in picks])
-    return out
-
-
-def _streamed(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    task: str,
-    bad: BadRows,
-    workdir: Path,
-) -> PreparedData:
-    """:func:`load_splits` for sequence classification, streamed (see the module doc)."""
-    text_fields, label_field = _fields(params, next(iter(raw.values())))[1:]
-    labels = Codes()
-    parts = {}
-    for name, part_raw in raw.items():
-        builder = PartBuilder(
-            workdir, name, task, text_fields, label_field, params.cleaning, labels
-        )
-        parts[name] = _first_pass(part_raw, builder, params, bad)
-    del raw
-    # between the phases, freed arrays go back to the system, so peaks do not stack
-    return_freed_memory()
-    splits = _assign_splits(parts, labels, params, seed, source)
-    return_freed_memory()
-    cleaning = _clean_splits(splits, params)
-    return_freed_memory()
-
-    def examples(split: str, idx: list[int]) -> list[tuple[str, str]]:
-        chosen = splits[split]
-        rows = chosen.part.rows([int(chosen.rows[i]) for i in idx])
-        return [
-            (str(r.get("id", r.get("_line"))), key_text(r, text_fields).replace("\x1f", " / "))
-            for r in rows
-        ]
-
-    def digests(kind: str, split: str) -> np.ndarray:
-        chosen = splits[split]
-        return gather(chosen.part.exact if kind == "exact" else chosen.part.loose, chosen.rows)
-
-    sizes = {s: len(splits[s]) for s in SPLITS}
-    drop, leakage = find_leakage_digests(sizes, digests, examples, params.leakage)
-    for part in parts.values():  # checked: 18 bytes a row no longer needed
-        part.forget("exact", "loose", "blank")
-        part.bits = []
-    for split in SPLITS:
-        splits[split] = SplitRows(splits[split].part, splits[split].rows[~drop[split]])
-        if not len(splits[split]):
-            raise UserError(
-                f"{origin[split]}: the {split} split is empty; add data or change data.splits"
-            )
-    n_codes = len(labels.names)
-    counts = {
-        s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
-        for s, sr in splits.items()
-    }
-    present = {s: [n for n, c in counts[s].items() if c] for s in SPLITS}
-    names = label_names_from(
-        present["train"], {s: present[s] for s in ("validation", "test")}, origin
-    )
-    warnings = _class_warnings(names, {s: len(splits[s]) for s in SPLITS}, counts)
-    train = splits["train"]
-    reserved = {"id", "_line", label_field, *text_fields}
-    keys = [
-        k
-        for k in train.part.columns
-        if k not in reserved
-        and (k not in train.part.present or train.part.present[k][train.rows].any())
-    ]
-    figures = {
-        s: SplitFigures(
-            {n: counts[s].get(n, 0) for n in names},
-            gather(sr.part.chars, sr.rows),
-            gather(sr.part.words, sr.rows),
-        )
-        for s, sr in splits.items()
-    }
-    for part in parts.values():  # the figures hold them per split now
-        part.forget("chars", "words")
-    return_freed_memory()
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    vocabulary = pa.array([], pa.string())  # distinct lowercased words, kept in Arrow
-    for table in train.batches():
-        texts = [table.column(f).combine_chunks() for f in text_fields]
-        found = columns.lower_words(columns.joined(texts, " / "))
-        vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
-    return PreparedData(
-        task,
-        splits,
-        text_fields,
-        label_field,
-        names,
-        sorted(keys),
-        source,
-        cleaning,
-        leakage,
-        bad,
-        warnings,
-        {},
-        figures,
-        len(vocabulary),
-        _pick_examples(train, labels.names, seed),
-    )
-
-
 def _features(data: PreparedData) -> Features:
     """The processed splits' features: ``id``, the text field(s), ``label`` (the family's
     feature) and metadata columns (strings)."""
@@ -742,7 +592,14 @@ def processed_tables(data: PreparedData, split: str) -> Iterator[pa.Table]:
         cols: dict[str, Any] = {"id": ids}
         for f in data.text_fields:
             cols[f] = table.column(f)
-        cols["label"] = pc.cast(pc.index_in(label, value_set=names), pa.int64())
+        if data.task == "multilabel":
+            from nlpflow.families.multilabel.stream import label_ids
+
+            cols["label"] = label_ids(label, data.label_names)
+        elif data.family.has_classes:
+            cols["label"] = pc.cast(pc.index_in(label, value_set=names), pa.int64())
+        else:  # a target (a number, a text), written as kept
+            cols["label"] = label
         for m in data.metadata_fields:
             cols[m] = (
                 pc.cast(table.column(m), pa.string())

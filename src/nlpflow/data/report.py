@@ -29,9 +29,11 @@ def _percentiles(values: np.ndarray) -> dict[str, int]:
     return out
 
 
-def _target_stats(values: list[float]) -> dict[str, float]:
+def _target_stats(values: np.ndarray) -> dict[str, float]:
     """A numeric target's distribution (regression): mean, std, min, percentiles, max."""
-    arr = np.asarray(values or [0.0], dtype=np.float64)
+    arr = np.asarray(values, dtype=np.float64)
+    if not arr.size:
+        arr = np.zeros(1)
     out = {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min())}
     out.update({f"p{p}": float(np.percentile(arr, p)) for p in PERCENTILES})
     out["max"] = float(arr.max())
@@ -86,9 +88,7 @@ def describe(data: PreparedData) -> dict[str, Any]:
             report["splits"][split].update(extra)
         elif not classes:
             del report["splits"][split]["labels"]
-            report["splits"][split]["target"] = _target_stats(
-                data.family.target_numbers(rows, data.label_field)
-            )
+            report["splits"][split]["target"] = _target_stats(data.target_numbers(split))
         if data.cleaning.get(split):
             report["splits"][split]["cleaning"] = data.cleaning[split]
     if classes:
@@ -139,7 +139,7 @@ def write_plots(data: PreparedData, report: dict[str, Any], out_dir: Path) -> No
         ]
         write_json(out_dir / "labels.json", labels)
     elif "target" in report["splits"]["train"]:
-        targets = {s: data.family.target_numbers(data.splits[s], data.label_field) for s in SPLITS}
+        targets = {s: data.target_numbers(s) for s in SPLITS}
         edges = np.histogram_bin_edges(np.concatenate(list(targets.values())), bins=HIST_BINS)
         counts = {s: np.histogram(targets[s], bins=edges)[0] for s in SPLITS}
         write_json(

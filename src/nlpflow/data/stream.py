@@ -2,7 +2,8 @@
 
 Each raw part of the source (all rows, or the file of one split) is read once in Arrow
 batches: labels stripped, texts cleaned, and each row described by a few numbers (label
-code, step bits, two 64-bit digests, lengths: about 30 bytes a row) kept in NumPy arrays,
+code, or a :class:`Target` family's number and key; step bits, two 64-bit digests, lengths:
+about 30 to 45 bytes a row) kept in NumPy arrays,
 while the cleaned batch goes to a temporary Arrow IPC file. Splitting, dropping and the
 leakage checks then work on the arrays alone; the processed splits are written by reading
 the temporary file back batch by batch (plain reads, not memory-mapped: pages read do not
@@ -11,17 +12,17 @@ stay in the process's resident memory).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from nlpflow.data import columns
 from nlpflow.data.clean import STEPS
-from nlpflow.data.files import Row
+from nlpflow.data.files import BadRows, Row
 from nlpflow.params import CleaningParams
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ class Part:
     chars: np.ndarray  # (n,) int32 characters of the texts joined by " / "
     words: np.ndarray  # (n,) int32 words of the same
     present: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (n,) bool
+    # families with a target instead of classes (:class:`Target`)
+    targets: np.ndarray | None = None  # (n,) float64 the number the data card describes
+    label_keys: np.ndarray | None = None  # (n,) what duplicates compare (else label_codes)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # a family's own arrays
 
     def batches(self, rows: np.ndarray | None = None) -> Iterator[pa.Table]:
         """The part's rows (``rows``: sorted row indices; None: all) as tables, in order."""
@@ -119,6 +124,85 @@ class Part:
         return out
 
 
+MAX_THREADS = 4  # threads describing batches in preprocess's first pass
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def usable_threads() -> int:
+    """The cores this process may run on (its CPU affinity), at most :data:`MAX_THREADS`."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cores))
+
+
+def threaded_map(
+    fn: Callable[[T], U], items: Iterable[T], threads: int | None = None
+) -> Iterator[U]:
+    """``map(fn, items)`` in order, up to ``threads`` calls at a time (default
+    :func:`usable_threads`) and at most one more item read ahead than threads, so that
+    memory stays that of a few items. For work that releases the GIL (pyarrow compute,
+    NumPy); ``fn``'s exceptions come out in order. ``items`` is read in the caller's thread."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    threads = threads or usable_threads()
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[U]] = deque()
+    with ThreadPoolExecutor(threads) as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for job in pending:
+                job.cancel()
+
+
+def describe(
+    table: pa.Table, text_fields: Sequence[str], cleaning: CleaningParams | None
+) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """One batch's texts cleaned (with ``cleaning``) and its per-row arrays: the cleaning
+    steps' bits per field (``bits0``, ...), ``blank``, the ``exact`` and ``loose`` (match-key)
+    ``uint64`` digests, ``first_len`` (pairs), ``chars`` and ``words`` (int32). Pure: safe to
+    run on several batches at once in threads."""
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    arrays: dict[str, np.ndarray] = {}
+    texts = []
+    blank = np.zeros(n, dtype=bool)
+    simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
+    for k, f in enumerate(text_fields):
+        col = table.column(f).combine_chunks()
+        simple &= columns.simple_rows(col)
+        if cleaning is not None:
+            col, bits = columns.clean_column(col, cleaning, simple)
+            table = table.set_column(table.column_names.index(f), f, col)
+            arrays[f"bits{k}"] = bits
+            blank |= columns.blank_rows(col, simple)
+        texts.append(col)
+    arrays["blank"] = blank
+    key = columns.joined(texts, "\x1f")
+    arrays["exact"] = columns.digests(key)
+    arrays["loose"] = columns.digests(columns.match_keys(key, simple))
+    if len(texts) > 1:  # one field: the same digest is the same length
+        first_len = pc.utf8_length(texts[0])
+        arrays["first_len"] = np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32)
+    chars, words = columns.lengths(columns.joined(texts, " / "), simple)
+    arrays["chars"] = chars.astype(np.int32)
+    arrays["words"] = words.astype(np.int32)
+    return table, arrays
+
+
 class PartBuilder:
     """The first pass over one part: :meth:`add` each batch, then :meth:`finish`."""
 
@@ -131,8 +215,11 @@ class PartBuilder:
         label_field: str,
         cleaning: CleaningParams | None,
         labels: Codes,
+        target: Callable[[PartBuilder, pa.Table], pa.Table] | None = None,
     ) -> None:
         self.path = directory / f"{name}.arrow"
+        self.target = target  # a Target family's label column (None: class labels)
+        self.checked = True  # whether the rows added were checked by the Python reader
         self.name, self.task = name, task
         self.text_fields, self.label_field = text_fields, label_field
         self.cleaning = cleaning
@@ -146,6 +233,11 @@ class PartBuilder:
         self._sink: Any = None
         self._writer: Any = None
         self._schema: Any = None
+
+    def keep(self, key: str, value: np.ndarray) -> None:
+        """Append one batch's values of the array ``key``: ``Part``'s field of that name,
+        else an entry of ``Part.extra`` (any length per batch, e.g. one value per label)."""
+        self._keep(key, value)
 
     def _keep(self, key: str, value: np.ndarray) -> None:
         if key not in self.arrays:
@@ -175,35 +267,46 @@ class PartBuilder:
         )
 
     def add(self, table: pa.Table, present: dict[str, np.ndarray] | None = None) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        """One batch: labels coded (or the target read), texts cleaned and described, the
+        batch written."""
+        table = self._label(table)
+        if table.num_rows:
+            self._store(*describe(table, self.text_fields, self.cleaning), present)
 
-        n = table.num_rows
-        if not n:
-            return
-        table = self._labels(table)
-        texts = []
-        blank = np.zeros(n, dtype=bool)
-        simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
-        for k, f in enumerate(self.text_fields):
-            col = table.column(f).combine_chunks()
-            simple &= columns.simple_rows(col)
-            if self.cleaning is not None:
-                col, bits = columns.clean_column(col, self.cleaning, simple)
-                table = table.set_column(table.column_names.index(f), f, col)
-                self._keep(f"bits{k}", bits)
-                blank |= columns.blank_rows(col, simple)
-            texts.append(col)
-        self._keep("blank", blank)
-        key = columns.joined(texts, "\x1f")
-        self._keep("exact", columns.digests(key))
-        self._keep("loose", columns.digests(columns.match_keys(key, simple)))
-        if len(texts) > 1:  # one field: the same digest is the same length
-            first_len = pc.utf8_length(texts[0])
-            self._keep("first_len", np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32))
-        chars, words = columns.lengths(columns.joined(texts, " / "), simple)
-        self._keep("chars", chars.astype(np.int32))
-        self._keep("words", words.astype(np.int32))
+    def add_all(self, tables: Iterable[pa.Table], threads: int | None = None) -> None:
+        """:meth:`add` of each batch in order, the cleaning and digests of up to ``threads``
+        batches (default: one per core, at most :data:`MAX_THREADS`) at a time in threads
+        (:func:`threaded_map`): pyarrow compute and NumPy release the GIL. Labels (or the
+        target) are read and batches stored in their order, so the part is the same
+        whatever the threads."""
+
+        def labelled() -> Iterator[pa.Table]:
+            for table in tables:
+                table = self._label(table)  # in order: codes by first appearance
+                if table.num_rows:
+                    yield table
+
+        def run(table: pa.Table) -> tuple[pa.Table, dict[str, np.ndarray]]:
+            return describe(table, self.text_fields, self.cleaning)
+
+        for table, arrays in threaded_map(run, labelled(), threads):
+            self._store(table, arrays)
+
+    def _label(self, table: pa.Table) -> pa.Table:
+        if not table.num_rows:
+            return table
+        return self._labels(table) if self.target is None else self.target(self, table)
+
+    def _store(
+        self,
+        table: pa.Table,
+        arrays: dict[str, np.ndarray],
+        present: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        import pyarrow as pa
+
+        for key, value in arrays.items():
+            self._keep(key, value)
         for key_name, mask in (present or {}).items():
             self.present.setdefault(key_name, []).append(mask)
         batch = table.combine_chunks().to_batches()
@@ -277,6 +380,11 @@ class PartBuilder:
             cat("chars", np.int32),
             cat("words", np.int32),
             {k: np.concatenate(v) for k, v in self.present.items()},
+            cat("targets", np.float64) if self.target is not None else None,
+            cat("label_keys", self.arrays["label_keys"][1])
+            if "label_keys" in self.arrays
+            else None,
+            {key: cat(key, stored) for key, (_, stored) in list(self.arrays.items())},
         )
 
 
@@ -287,10 +395,15 @@ def entity_group(tags: list[str]) -> str:
 
 
 def rows_table(
-    rows: list[Row], task: str, text_fields: list[str], label_field: str
+    rows: list[Row],
+    task: str,
+    text_fields: list[str],
+    label_field: str,
+    label_type: pa.DataType | None = None,
 ) -> tuple[pa.Table, dict[str, np.ndarray]]:
     """Python rows (from the readers that hold them) as one table like the streaming reader's,
-    with metadata values as strings; and per metadata key, which rows have it."""
+    with metadata values as strings; and per metadata key, which rows have it. The label
+    column is of ``label_type`` (default: strings)."""
     import pyarrow as pa
 
     text_type = pa.string()
@@ -300,7 +413,7 @@ def rows_table(
     cols: dict[str, pa.Array] = {}
     for f in text_fields:
         cols[f] = pa.array([r[f] for r in rows], text_type)
-    cols[label_field] = pa.array([r[label_field] for r in rows], text_type)
+    cols[label_field] = pa.array([r[label_field] for r in rows], label_type or text_type)
     cols[LINE] = pa.array([r.get(LINE) for r in rows], pa.int64())
     if ID in keys:
         cols[ID] = pa.array([str(r[ID]) if ID in r else None for r in rows], pa.string())
@@ -322,7 +435,9 @@ def step_counts(part: Part, rows: np.ndarray) -> Counter[str]:
 
 
 def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
-    """``(n,)`` bool per row of ``rows`` (sorted): the first with its texts and label.
+    """``(n,)`` bool per row of ``rows`` (sorted): the first with its texts and label (its
+    code; a target family's ``label_keys``, e.g. the target text's digest, else its
+    ``targets``, the number itself).
 
     Candidates share their digest (found by one in-place sort of the digests: 8 bytes a
     row); only those are compared on the whole key: the digest, the label and, with two
@@ -341,12 +456,17 @@ def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
         digest = part.exact[rows[lo : lo + CHUNK]]
         at = np.minimum(np.searchsorted(repeated, digest), len(repeated) - 1)
         found.append(lo + np.flatnonzero(repeated[at] == digest))
-    seen: set[tuple[int, int, int]] = set()
+    labels = part.label_codes
+    if part.label_keys is not None:
+        labels = part.label_keys
+    elif part.targets is not None:
+        labels = part.targets
+    seen: set[tuple[int, Any, int]] = set()
     for i in np.concatenate(found).tolist():  # in row order: the first of a key stays
         r = int(rows[i])
         key = (
             int(part.exact[r]),
-            int(part.label_codes[r]),
+            labels[r].item(),  # a float target: -0.0 and 0.0 are one key, as in Python
             -1 if part.first_len is None else int(part.first_len[r]),
         )
         if key in seen:
@@ -358,3 +478,71 @@ def first_occurrences(part: Part, rows: np.ndarray) -> np.ndarray:
 def label_counts(part: Part, rows: np.ndarray, n_codes: int) -> np.ndarray:
     """``(n_codes,)`` int64: how often each label code occurs in ``rows`` (sorted)."""
     return np.bincount(gather(part.label_codes, rows), minlength=n_codes)
+
+
+class Deferred(BadRows):
+    """A :class:`BadRows` that keeps what it is told, for :meth:`replay` into the real one
+    later: the in-memory path reports label problems after every part is read, so the
+    streamed path holds them until then (the same first error, the same order)."""
+
+    def __init__(self) -> None:
+        super().__init__("skip")
+        self.calls: list[tuple[Any, ...]] = []
+
+    def report(
+        self, path: Path, where: str, line: int, column: str, reason: str, excerpt: str = ""
+    ) -> None:
+        self.calls.append((path, where, line, column, reason, excerpt))
+
+    def note(self, text: str) -> None:
+        self.calls.append((text,))
+
+    def rewind(self, mark: int) -> None:
+        """Forget what came after ``len(self.calls)`` was ``mark`` (a part read again)."""
+        del self.calls[mark:]
+
+    def replay(self, bad: BadRows) -> None:
+        for call in self.calls:
+            if len(call) == 1:
+                bad.note(call[0])
+            else:
+                bad.report(*call)
+        self.calls = []
+
+
+class Target:
+    """How a family whose label is a target, not a class (regression: a number; text to
+    text: a text), streams through preprocess. The defaults: a text target kept as read,
+    one stratum, no check once split. A family subclasses it in its ``data.py`` and returns
+    it from ``DataFamily.stream_target``; ``nlpflow.data.prepare`` does the rest as for
+    sequence classification."""
+
+    label_type = "string"  # Arrow type of the label column kept and written
+
+    def column(self, builder: PartBuilder, table: pa.Table, origin: Path, bad: BadRows) -> pa.Table:
+        """The first pass's label handling of one batch: check the label column (a bad row
+        goes to ``bad``, naming ``origin`` and the row's ``_line``, and is left out, or
+        :class:`EmptyLabel` sends the file to the Python reader), keep per row ``targets``
+        (``(n,)`` float64, what the data card describes) and ``label_keys`` (what duplicate
+        rows compare) with ``builder.keep``, and return the table."""
+        raise NotImplementedError
+
+    def rows(
+        self, rows: list[Row], label_field: str, part: str, origin: str, bad: BadRows
+    ) -> list[Row]:
+        """Rows held by the Python reader, checked as the family's ``normalise`` does in
+        memory (``part``: its name, ``origin``: its file or source)."""
+        return rows
+
+    def strata(self, part: Part) -> tuple[np.ndarray, list[str]]:
+        """Per row of ``part`` a stratum code, and the strata's names (codes index them)."""
+        return np.zeros(part.n, dtype=np.int32), [""]
+
+    def names(self, label_field: str, train: np.ndarray, origin: dict[str, str]) -> list[str]:
+        """``meta.json``'s ``label_names`` from the train ``targets``; a UserError naming
+        ``origin["train"]`` for targets the task cannot use."""
+        return [label_field]
+
+    def warnings(self, targets: dict[str, np.ndarray]) -> list[str]:
+        """Problems that do not stop the stage, from the ``targets`` of each split."""
+        return []

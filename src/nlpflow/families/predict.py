@@ -194,9 +194,15 @@ class PredictFamily:
 
 
 def predict_family(
-    task: str, top_k: int = 5, threshold: float | None = None, positive: str = ""
+    task: str,
+    top_k: int = 5,
+    threshold: float | None = None,
+    positive: str = "",
+    generation: dict[str, Any] | None = None,
 ) -> PredictFamily:
-    """The prediction side of the family ``task`` (``DataMeta.task``)."""
+    """The prediction side of the family ``task`` (``DataMeta.task``). ``generation``:
+    text2text only, ``evaluate.generation`` keys (``max_new_tokens``, ``num_beams``) that
+    replace its defaults; raises UserError for another task."""
     from nlpflow.families.choice.predict import ChoicePredict
     from nlpflow.families.multilabel.predict import MultilabelPredict
     from nlpflow.families.qa.predict import QaPredict
@@ -214,8 +220,14 @@ def predict_family(
         MultilabelPredict,
         ChoicePredict,
     ]
+    if generation and task != Text2TextPredict.name:
+        raise UserError(
+            f"--max-new-tokens and --num-beams apply to text2text models; this is a {task} model"
+        )
     for cls in known:
         if cls.name == task:
+            if generation:
+                return Text2TextPredict(top_k, threshold, positive, generation=generation)
             return cls(top_k, threshold, positive)
     raise UserError(
         f"nlpflow predict does not handle '{task}' models yet; it knows {[c.name for c in known]}"

@@ -4,7 +4,9 @@ saving and loading.
 The pretrained weights are frozen; each target module (a linear map ``W``, ``(out, in)``)
 gets ``B A`` beside it, ``A`` ``(rank, in)`` and ``B`` ``(out, rank)``, with ``B`` starting at
 zero so the adapted model starts as the base; its output is ``W x + alpha / rank * B A x``.
-A classification head is new, so it trains whole (peft's ``modules_to_save``).
+A task head (classifier, regression output, QA span scorer, multiple-choice scorer) is new,
+so it trains whole (peft's ``modules_to_save``): every family but text2text, whose language
+model head is pretrained.
 
 ``model.lora.target_modules: auto`` is peft's own table of attention projections per
 architecture (``TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING``, by ``config.model_type``):
@@ -30,9 +32,17 @@ if TYPE_CHECKING:
 CONFIG_KEY = "nlpflow_lora"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# The task families LoRA is wired for, and peft's task type of each (it decides which head
-# trains whole: the classifier of a sequence or token model).
-TASK_TYPES = {"sequence": "SEQ_CLS", "token": "TOKEN_CLS"}
+# peft's task type of each family that has one (it wraps the forward accordingly); multiple
+# choice has none (a plain PeftModel). Which modules train whole is nlpflow's choice, for
+# every family but text2text: the heads (:func:`head_modules`).
+TASK_TYPES = {
+    "sequence": "SEQ_CLS",
+    "regression": "SEQ_CLS",
+    "multilabel": "SEQ_CLS",
+    "token": "TOKEN_CLS",
+    "qa": "QUESTION_ANS",
+    "choice": None,
+}
 
 
 @contextlib.contextmanager
@@ -87,21 +97,22 @@ def _linear_leaves(model: Any) -> set[str]:
 
 def apply_lora(model: Any, lora: LoraParams, task: str) -> Any:
     """``model`` wrapped by peft with fresh adapters (``B`` zero: outputs unchanged), only
-    the adapters (and a classification head) trainable. ``task``: the family's name.
+    the adapters and the task head (:func:`head_modules`; text2text: none) trainable.
+    ``task``: the family's name.
 
     Raises UserError for a task family LoRA is not wired for, or unknown target modules.
     """
     from peft import LoraConfig, get_peft_model
     from transformers.pytorch_utils import Conv1D
 
+    heads: list[str] | None = None
     if task == "text2text":
-        task_type = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
+        task_type: str | None = "SEQ_2_SEQ_LM" if model.config.is_encoder_decoder else "CAUSAL_LM"
     elif task in TASK_TYPES:
-        task_type = TASK_TYPES[task]
+        task_type, heads = TASK_TYPES[task], head_modules(model)
     else:
         raise UserError(
-            f"params.yaml: model.lora is wired for text2text, sequence and token tasks, not "
-            f"{task}; set model.lora.enabled: false"
+            f"params.yaml: model.lora is not wired for {task} tasks; set model.lora.enabled: false"
         )
     targets = target_modules(model, lora)
     # GPT-2's projections are Conv1D, (in, out) weights: peft must transpose them.
@@ -117,9 +128,23 @@ def apply_lora(model: Any, lora: LoraParams, task: str) -> Any:
         target_modules=targets,
         fan_in_fan_out=fan_in_fan_out,
         task_type=task_type,
+        modules_to_save=heads,
     )
     with _quiet_peft():
         return get_peft_model(model, config)
+
+
+def head_modules(model: Any) -> list[str]:
+    """The task head(s) of a transformers model, which train whole under LoRA: its top-level
+    modules with parameters other than the base model (``model.base_model_prefix``), e.g.
+    BERT's ``classifier``, QA's ``qa_outputs``, GPT-2's ``score``, and DeBERTa's ``pooler``
+    beside its ``classifier`` (new weights too: frozen, they would stay random)."""
+    base = getattr(model, "base_model_prefix", "")
+    return sorted(
+        name
+        for name, module in model.named_children()
+        if name != base and any(True for _ in module.parameters())
+    )
 
 
 def is_lora(model: Any) -> bool:

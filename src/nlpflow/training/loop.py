@@ -24,6 +24,7 @@ taken), every RNG state, and the running sums of the current evaluation period.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -476,7 +477,12 @@ def save_adapter_dir(
     with atomic_dir(path) as tmp:
         if lora.enabled and not lora.merge and is_lora(model):
             save_adapter(model, tmp)
-            model.config.save_pretrained(tmp)
+            # The trained model's class (as save_pretrained records it), not the base's as
+            # loaded: a BertModel base under a QA head is a BertForQuestionAnswering.
+            base = model.get_base_model()
+            config = copy.deepcopy(base.config)
+            config.architectures = [type(base).__name__]
+            config.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
 
 

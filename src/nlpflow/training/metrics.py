@@ -96,33 +96,27 @@ def evaluate(
     """
     import torch
 
-    from nlpflow.training.device import autocast
+    from nlpflow.families.train import validation_batches, validation_order
     from nlpflow.training.loss import IGNORE_INDEX, Criterion
 
     criterion = criterion or Criterion()
-    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
-    was_training = model.training
-    model.eval()
     # Rows sorted by length waste little on padding; the order does not change the metrics.
-    order = torch.argsort(split.lengths, stable=True)[rank::world]
+    order = validation_order(split, dist)
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     preds: list[torch.Tensor] = []
-    with torch.no_grad():
-        for index in order.split(batch_size):
-            batch = split.batch(index, device)
-            labels = batch.pop("labels")
-            with autocast(device, autocast_dtype):
-                logits = model(**batch).logits
-            total_loss += criterion.sum(logits, labels).double()
-            pred = logits.argmax(-1)
-            if split.token_task:
-                pred = torch.where(labels == IGNORE_INDEX, IGNORE_INDEX, pred)
-                # Back to the split's full width, so rows of every batch stack.
-                pred = torch.nn.functional.pad(
-                    pred, (0, split.labels.shape[1] - pred.shape[1]), value=IGNORE_INDEX
-                )
-            preds.append(pred.cpu())
-    model.train(was_training)
+    for output, labels in validation_batches(
+        model, split, order, batch_size, device, autocast_dtype
+    ):
+        logits = output.logits
+        total_loss += criterion.sum(logits, labels).double()
+        pred = logits.argmax(-1)
+        if split.token_task:
+            pred = torch.where(labels == IGNORE_INDEX, IGNORE_INDEX, pred)
+            # Back to the split's full width, so rows of every batch stack.
+            pred = torch.nn.functional.pad(
+                pred, (0, split.labels.shape[1] - pred.shape[1]), value=IGNORE_INDEX
+            )
+        preds.append(pred.cpu())
 
     mine = (order, torch.cat(preds) if preds else split.labels[:0], float(total_loss.item()))
     parts = dist.gather(mine) if dist is not None else [mine]

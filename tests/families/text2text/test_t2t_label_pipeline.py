@@ -126,6 +126,15 @@ def test_label_task_through_generation(tmp_path: Path) -> None:
         assert o["prediction"].startswith(seen["prediction"])
         if seen["ended"]:
             assert o["prediction"] == seen["prediction"]
+    # with evaluate's own generation settings (--max-new-tokens 3), evaluate's outputs exactly
+    predict_file(r / "models" / "best", new, r / "same.jsonl", generation={"max_new_tokens": 3})
+    same = [json.loads(x) for x in (r / "same.jsonl").read_text().splitlines()]
+    assert [(o["prediction"], o["generated_tokens"], o["ended"]) for o in same] == [
+        (by_id[i]["prediction"], by_id[i]["generated_tokens"], by_id[i]["ended"]) for i in source
+    ]
+    with pytest.raises(UserError) as bad_setting:
+        predict_file(r / "models" / "best", new, r / "y.jsonl", generation={"num_beams": 0})
+    assert str(bad_setting.value) == "--num-beams must be an integer >= 1, not 0"
     with pytest.raises(UserError) as err:
         predict_file(r / "models" / "best", r / "pred" / "test.jsonl", r / "x.jsonl")
     assert "['first', 'second']" in str(err.value)

@@ -30,6 +30,26 @@ def label_format(params: DataParams) -> Any:
     return LabelFormat(ml.delimiter, ml.empty, tuple(ml.labels))
 
 
+def label_warnings(names: list[str], present: dict[str, set[str]]) -> list[str]:
+    """Labels no train example has (the model cannot learn them), and labels validation or
+    test lack (their recall and F1 are 0 there); ``present``: the labels of each split."""
+    out = []
+    unseen = [n for n in names if n not in present["train"]]
+    if unseen:
+        out.append(
+            f"label(s) {unseen} occur in no train example: the model cannot learn them, "
+            "and every example with them counts as a miss"
+        )
+    for split in ("validation", "test"):
+        absent = [n for n in names if n not in present[split]]
+        if absent:
+            out.append(
+                f"the {split} split has no example of {absent}: their recall and F1 are "
+                "0 there and pull macro-F1 down; add data or change data.splits"
+            )
+    return out
+
+
 class MultilabelData(DataFamily):
     name: ClassVar[str] = "multilabel"
 
@@ -101,23 +121,8 @@ class MultilabelData(DataFamily):
     def warnings(
         self, names: list[str], splits: dict[str, list[Row]], label_field: str
     ) -> list[str]:
-        out = []
-        train = Counter(self.labels_of(splits["train"], label_field))
-        unseen = [n for n in names if not train[n]]
-        if unseen:
-            out.append(
-                f"label(s) {unseen} occur in no train example: the model cannot learn them, "
-                "and every example with them counts as a miss"
-            )
-        for split in ("validation", "test"):
-            present = set(self.labels_of(splits[split], label_field))
-            absent = [n for n in names if n not in present]
-            if absent:
-                out.append(
-                    f"the {split} split has no example of {absent}: their recall and F1 are "
-                    "0 there and pull macro-F1 down; add data or change data.splits"
-                )
-        return out
+        present = {s: set(self.labels_of(rows, label_field)) for s, rows in splits.items()}
+        return label_warnings(names, present)
 
     def label_feature(self, label_names: list[str]) -> Any:
         from datasets import ClassLabel

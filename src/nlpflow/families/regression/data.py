@@ -32,6 +32,48 @@ def parse_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def not_a_number(value: Any) -> str:
+    """The reason a label is refused (a bad row's message after its file and line)."""
+    return (
+        f"label {value!r} is not a number; a regression task needs a finite numeric label "
+        "(fix or remove the row, or set data.task)"
+    )
+
+
+def outside_train_range(train: np.ndarray, others: dict[str, np.ndarray]) -> list[str]:
+    """Warnings for validation or test targets outside the train range (``(n,)`` float64
+    targets per split, in row order)."""
+    if not len(train):
+        return []
+    low, high = float(train.min()), float(train.max())
+    out = []
+    for split in ("validation", "test"):
+        values = others[split]
+        outside = values[~((values >= low) & (values <= high))]
+        if len(outside):
+            out.append(
+                f"{len(outside)} {split} target(s) lie outside the train range "
+                f"[{low:g}, {high:g}] (e.g. {float(outside[0]):g}): the model must extrapolate "
+                "there"
+            )
+    return out
+
+
+def check_varies(train: np.ndarray, origin: str) -> None:
+    """A UserError naming ``origin`` when every train target is the same number."""
+    if train.size and float(train.std()) == 0.0:
+        raise UserError(
+            f"{origin}: every train label is {train[0]:g}; a regression task needs targets "
+            "that vary"
+        )
+
+
+def quantile_strata(values: np.ndarray) -> np.ndarray:
+    """``(n,)`` int: each value's label quintile (its stratum, ``q<i>``)."""
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, STRATA + 1)[1:-1]))
+    return np.searchsorted(edges, values, side="right")
+
+
 class RegressionData(DataFamily):
     name: ClassVar[str] = "regression"
     has_classes: ClassVar[bool] = False
@@ -65,8 +107,7 @@ class RegressionData(DataFamily):
                         "line" if "_line" in row else "row",
                         int(row.get("_line", i)),
                         label_field,
-                        f"label {row[label_field]!r} is not a number; a regression task needs "
-                        "a finite numeric label (fix or remove the row, or set data.task)",
+                        not_a_number(row[label_field]),
                         str(row)[:80],
                     )
                     continue
@@ -80,8 +121,7 @@ class RegressionData(DataFamily):
         if not rows:
             return []
         values = np.asarray([r[label_field] for r in rows], dtype=np.float64)
-        edges = np.unique(np.quantile(values, np.linspace(0, 1, STRATA + 1)[1:-1]))
-        return [f"q{int(b)}" for b in np.searchsorted(edges, values, side="right")]
+        return [f"q{int(b)}" for b in quantile_strata(values)]
 
     def labels_of(self, rows: Sequence[Row], label_field: str) -> list[str]:
         return []  # no classes: the data card shows the target's distribution instead
@@ -91,30 +131,17 @@ class RegressionData(DataFamily):
     ) -> list[str]:
         """One output, named after the label column (the model config's ``id2label``)."""
         values = np.asarray([r[label_field] for r in splits["train"]], dtype=np.float64)
-        if values.size and float(values.std()) == 0.0:
-            raise UserError(
-                f"{origin['train']}: every train label is {values[0]:g}; a regression task "
-                "needs targets that vary"
-            )
+        check_varies(values, origin["train"])
         return [label_field]
 
     def warnings(
         self, names: list[str], splits: dict[str, list[Row]], label_field: str
     ) -> list[str]:
         """Validation or test targets outside the train range (the model extrapolates)."""
-        train = [r[label_field] for r in splits["train"]]
-        if not train:
-            return []
-        low, high = min(train), max(train)
-        out = []
-        for split in ("validation", "test"):
-            outside = [r[label_field] for r in splits[split] if not low <= r[label_field] <= high]
-            if outside:
-                out.append(
-                    f"{len(outside)} {split} target(s) lie outside the train range "
-                    f"[{low:g}, {high:g}] (e.g. {outside[0]:g}): the model must extrapolate there"
-                )
-        return out
+        values = {
+            s: np.asarray([r[label_field] for r in splits[s]], dtype=np.float64) for s in splits
+        }
+        return outside_train_range(values["train"], values)
 
     def label_feature(self, label_names: list[str]) -> Any:
         from datasets import Value

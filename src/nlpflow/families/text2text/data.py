@@ -220,6 +220,15 @@ def label_task_rows(rows: Sequence[Row], text_fields: Sequence[str], label_field
 # --------------------------------------------------------------------------- data side
 
 
+def one_input_field(params: DataParams) -> None:
+    """A UserError unless ``data.text_fields`` names one field (the input)."""
+    if len(params.text_fields) != 1:
+        raise UserError(
+            f"params.yaml: data.text_fields is {params.text_fields}; a text2text task reads "
+            "one input field (and data.label_field, the target)"
+        )
+
+
 class Text2TextData(DataFamily):
     """Text-to-text, data side: one input text field (``data.text_fields``) and a target
     text (``data.label_field``), stored as strings; random splits (no classes to stratify);
@@ -240,11 +249,7 @@ class Text2TextData(DataFamily):
         }
 
     def read_file(self, path: Path, params: DataParams, bad: BadRows) -> list[Row] | None:
-        if len(params.text_fields) != 1:
-            raise UserError(
-                f"params.yaml: data.text_fields is {params.text_fields}; a text2text task reads "
-                "one input field (and data.label_field, the target)"
-            )
+        one_input_field(params)
         return read_text2text_rows(path, params, bad, params.text_fields[0], params.label_field)
 
     def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:

@@ -1,9 +1,11 @@
 """Text-to-text, prediction side: ``nlpflow predict`` generates an output per row.
 
 The prompt is made as in training (the saved ``model.text2text`` settings in the model's
-config: template, input limit, kind) and generated greedily with at most
-``GenerationParams().max_new_tokens`` new tokens; each record gets ``prediction`` (the
-text), ``generated_tokens`` and ``ended`` (whether the end-of-text token came).
+config: template, input limit, kind) and generated as ``evaluate.generation``'s defaults
+generate (greedy, at most 32 new tokens), or with the ``max_new_tokens`` and ``num_beams``
+given (``nlpflow predict --max-new-tokens N --num-beams N``: the values evaluate used, to
+predict as it scored); each record gets ``prediction`` (the text), ``generated_tokens`` and
+``ended`` (whether the end-of-text token came).
 
 A label task's model (``data.text2text.label_task``; ``nlpflow.json`` records its
 ``label_task_fields`` and ``target_labels``) reads the classification file's own text fields,
@@ -16,6 +18,7 @@ as evaluate parses).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from nlpflow.data.saved import DataMeta
 
 LABEL_KEYS = ("parsed_label", "parsed_as")
+# evaluate.generation keys predict takes (nlpflow predict --max-new-tokens, --num-beams)
+GENERATION_OPTIONS = ("max_new_tokens", "num_beams")
 
 
 class Text2TextPredict(PredictFamily):
@@ -34,9 +39,25 @@ class Text2TextPredict(PredictFamily):
     output_keys: ClassVar[tuple[str, ...]] = ("prediction", "generated_tokens", "ended")
     _tokenizer: Any = None
 
-    def __init__(self, top_k: int = 5, threshold: float | None = None, positive: str = "") -> None:
+    def __init__(
+        self,
+        top_k: int = 5,
+        threshold: float | None = None,
+        positive: str = "",
+        generation: dict[str, Any] | None = None,
+    ) -> None:
+        from nlpflow.families.text2text.params import GenerationParams
+
         super().__init__(top_k, threshold, positive)
         self.parsed: Counter[str] = Counter()  # a label task's outputs by how they were read
+        given = dict(generation or {})
+        for key, value in given.items():
+            flag = "--" + key.replace("_", "-")
+            if key not in GENERATION_OPTIONS:
+                raise UserError(f"{flag}: predict takes {', '.join(GENERATION_OPTIONS)} only")
+            if not isinstance(value, int) or value < 1:
+                raise UserError(f"{flag} must be an integer >= 1, not {value!r}")
+        self.generation = GenerationParams(**given)
 
     def check(self, loaded: LoadedModel) -> None:
         if self.threshold is not None or self.positive:
@@ -76,7 +97,7 @@ class Text2TextPredict(PredictFamily):
     ) -> tuple[list[dict[str, Any]], list[bool]]:
         from nlpflow.families.text2text.encoding import Text2TextEncoder
         from nlpflow.families.text2text.modeling import generate
-        from nlpflow.families.text2text.params import GenerationParams, Text2TextModelParams
+        from nlpflow.families.text2text.params import Text2TextModelParams
         from nlpflow.modeling.tokenizers import load_tokenizer
 
         t2t = Text2TextModelParams(**loaded.model.config.text2text)
@@ -86,9 +107,8 @@ class Text2TextPredict(PredictFamily):
         encoder = Text2TextEncoder(tokenizer, t2t)
         prompts = [encoder.prompt_ids(it.inputs[0], count=True) for it in items]
         cut = [n > t2t.max_input_length for n in encoder.stats.input_lengths]
-        out = generate(
-            loaded.model, tokenizer, prompts, GenerationParams(batch_size=loaded.batch_size)
-        )
+        settings = dataclasses.replace(self.generation, batch_size=loaded.batch_size)
+        out = generate(loaded.model, tokenizer, prompts, settings)
         records: list[dict[str, Any]] = [
             {"prediction": g.text, "generated_tokens": g.tokens, "ended": g.ended} for g in out
         ]

@@ -1,0 +1,383 @@
+"""Regression, text-to-text and multi-label stream through preprocess: on the same input the streamed path
+writes, byte for byte, the processed splits, ``metrics/preprocess.json``, the plot data and
+the data card that the in-memory path writes, and its bad rows read the same."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nlpflow.data import prepare
+from nlpflow.data.prepare import load_splits, to_dataset_dict
+from nlpflow.data.report import data_card, describe
+from nlpflow.errors import UserError
+from nlpflow.params import DataParams
+from stages import preprocess
+
+WORDS = ["good", "Bad", "the", "film", "é", "naïve", "ﬁne", "  spaced ", "www.x.org", "OK!", "@bob"]
+LABELS = ["1.5", " 2 ", "-0.0", "0", "1e3", "3.25", "-7", "0.1", "2.50", "4"]
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 6))) for _ in range(n)]
+    for i in range(0, n, 7):  # repeats: duplicates within a split, leakage across splits
+        texts[i] = texts[i // 2]
+    for i in range(3, n, 11):  # the same text up to case and punctuation
+        texts[i] = texts[i - 1].upper() + "!"
+    return texts
+
+
+def _regression_rows(n: int, seed: int = 1) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "text": t,
+            "score": rng.choice(LABELS) if i % 9 else LABELS[i % len(LABELS)],
+            "id": f"r{i}" if i % 4 else "",
+            "source": rng.choice(["", "web", "news"]),
+        }
+        for i, t in enumerate(_texts(n, seed))
+    ]
+
+
+def _text2text_rows(n: int, seed: int = 2) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "input": t or "x",
+            "target": " ".join(rng.choice(WORDS[:5]) for _ in range(rng.randint(1, 4))),
+            "kind": rng.choice(["a", "b"]),
+        }
+        for t in _texts(n, seed)
+    ]
+
+
+def _multilabel_rows(n: int, seed: int = 5, lists: bool = False) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    names = ["sport", "politics", "tech", "arts", "rare"]
+    rows = []
+    for i, t in enumerate(_texts(n, seed)):
+        labels = rng.sample(names[:4], rng.randint(0, 3)) + (["rare"] if i % 97 == 5 else [])
+        cell = ",".join(f" {x}" if rng.random() < 0.2 else x for x in labels)
+        rows.append({"text": t, "topics": labels if lists else cell, "id": f"m{i}"})
+    return rows
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return path
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepare, "stream_target", lambda task, params: None)
+    monkeypatch.setattr(prepare, "CLASS_STREAMS", ("sequence",))
+
+
+def _stage_outputs(params: Path, out: Path) -> dict[str, bytes]:
+    preprocess.main(
+        [
+            "--params",
+            str(params),
+            "--out",
+            str(out / "processed"),
+            "--metrics",
+            str(out / "preprocess.json"),
+            "--plots",
+            str(out / "plots"),
+            "--report",
+            str(out / "data.md"),
+        ]
+    )
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+
+
+def _compare_stage(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    data: dict[str, Any],
+) -> dict[str, bytes]:
+    params = write_params(data=data)
+    parsed = DataParams(**data)
+    assert load_splits(parsed, 0).streamed
+    streamed = _stage_outputs(params, tmp_path / "streamed")
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert not load_splits(parsed, 0).streamed
+        memory = _stage_outputs(params, tmp_path / "memory")
+    assert sorted(streamed) == sorted(memory)
+    different = [k for k in streamed if streamed[k] != memory[k]]
+    # datasets' cache key: the streamed writer's is a hash of the shard (as for sequence
+    # classification), from_dict's a hash of its own state; every other byte is the same
+    states = [k for k in different if k.endswith("/state.json")]
+    assert different == states, different
+    for k in states:
+        a, b = json.loads(streamed[k]), json.loads(memory[k])
+        assert a.pop("_fingerprint") != b.pop("_fingerprint") and a == b
+    return streamed
+
+
+def _compare(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The figures of both paths compared: a CSV through the whole stage (every output file),
+    other files (read by the Python reader, then the same passes) through load_splits, the
+    report, the data card and the splits (cheaper: no plots)."""
+    if data["source"].endswith(".csv"):
+        out = _compare_stage(tmp_path, monkeypatch, write_params, data)
+        return dict(json.loads(out["preprocess.json"]))
+    params = DataParams(**data)
+    assert load_splits(params, 3).streamed
+    streamed = _load_outputs(params)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert _load_outputs(params) == streamed
+    return dict(streamed[0])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_regression_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    suffix: str,
+) -> None:
+    rows = _regression_rows(400)
+    rows[20]["score"] = "high"  # a bad row, skipped: listed in the card the same way
+    rows[50]["score"] = "inf"
+    path = _write(tmp_path / f"scores{suffix}", rows)
+    data = {
+        "source": str(path),
+        "task": "regression",
+        "text_fields": ["text"],
+        "label_field": "score",
+        "leakage": "drop",
+        "on_bad_rows": "skip",
+    }
+    report = _compare(tmp_path, monkeypatch, write_params, data)
+    train = report["splits"]["train"]
+    assert report["skipped_rows"] == 2 and report["leakage"]["total"] > 0
+    assert train["cleaning"]["duplicates_dropped"] > 0 and "target" in train
+
+
+def test_regression_files_per_split_stream_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_params: Callable[..., Path]
+) -> None:
+    """A train and a test file (validation carved from train, by label quintile)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder / "train.csv", _regression_rows(300, seed=3))
+    _write(folder / "test.csv", _regression_rows(60, seed=4))
+    data = {
+        "source": str(folder),
+        "task": "regression",
+        "text_fields": ["text"],
+        "label_field": "score",
+    }
+    _compare(tmp_path, monkeypatch, write_params, data)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_text2text_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    suffix: str,
+) -> None:
+    path = _write(tmp_path / f"pairs{suffix}", _text2text_rows(400))
+    data = {
+        "source": str(path),
+        "task": "text2text",
+        "text_fields": ["input"],
+        "label_field": "target",
+        "leakage": "drop",
+    }
+    report = _compare(tmp_path, monkeypatch, write_params, data)
+    assert report["splits"]["train"]["cleaning"]
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "value", "reason"),
+    [
+        ("regression", "score", "high", "label 'high' is not a number"),
+        ("regression", "score", " ", "the label is empty"),
+        ("text2text", "target", " ", "the target is empty"),
+    ],
+)
+def test_a_bad_row_is_the_same_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, task: str, label: str, value: str, reason: str
+) -> None:
+    rows = _regression_rows(80) if task == "regression" else _text2text_rows(80)
+    rows[30][label] = value
+    path = _write(tmp_path / "rows.csv", rows)
+    text = "text" if task == "regression" else "input"
+    params = DataParams(source=str(path), task=task, text_fields=[text], label_field=label)
+    with pytest.raises(UserError) as streamed:
+        load_splits(params, 0)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        with pytest.raises(UserError) as memory:
+            load_splits(params, 0)
+    assert str(streamed.value) == str(memory.value)
+    assert str(streamed.value).startswith(f"{path}, line 32, column '{label}': {reason}")
+
+
+def _load_outputs(params: DataParams) -> tuple[Any, ...]:
+    data = load_splits(params, 3)
+    report = describe(data)
+    dataset = to_dataset_dict(data)
+    return report, data_card(data, report, 3, "plots"), {s: dataset[s].to_list() for s in dataset}
+
+
+TEXT = st.lists(
+    st.sampled_from(["a", "B", " ", "é", ".", "ﬁ", "\t", "x y", "\u00a0"]), max_size=6
+).map("".join)
+NUMBER = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.integers(-5, 5).map(str),
+    st.sampled_from(["1e400", "nan", "1_0", " 3 ", "+.5", "x"]),
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(TEXT, NUMBER, TEXT, st.booleans()), min_size=30, max_size=80),
+    task=st.sampled_from(["regression", "text2text", "multilabel"]),
+)
+def test_generated_rows_give_the_same_outputs(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[str, str, str, bool]],
+    task: str,
+) -> None:
+    path = tmp_path_factory.mktemp("rows") / "rows.csv"
+    if task == "regression":
+        _write(
+            path,
+            [
+                {"text": t + f" {i}" * u or "e", "score": n, "note": m}
+                for i, (t, n, m, u) in enumerate(rows)
+            ],
+        )
+        fields = {"text_fields": ["text"], "label_field": "score"}
+    elif task == "multilabel":  # cells such as "x", "3,B", "1e400,B", ","
+        _write(
+            path,
+            [
+                {"text": t + f" {i}" * u, "topics": n if u else f"{n},B"}
+                for i, (t, n, _, u) in enumerate(rows)
+            ],
+        )
+        fields = {"text_fields": ["text"], "label_field": "topics"}
+    else:
+        _write(
+            path,
+            [
+                {"input": t + f" {i}" * u, "target": m, "note": n}
+                for i, (t, n, m, u) in enumerate(rows)
+            ],
+        )
+        fields = {"text_fields": ["input"], "label_field": "target"}
+    params = DataParams(source=str(path), task=task, on_bad_rows="skip", leakage="drop", **fields)
+
+    def outcome() -> Any:
+        try:
+            return _load_outputs(params)
+        except UserError as err:
+            return str(err)
+
+    streamed = outcome()
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert outcome() == streamed
+
+
+@pytest.mark.parametrize(
+    ("source", "fields"),
+    [
+        ("builtin:regression", {"text_fields": ["first", "second"], "label_field": "score"}),
+        ("builtin:text2text", {"text_fields": ["input"], "label_field": "target"}),
+        ("builtin:multilabel", {"text_fields": ["text"], "label_field": "labels"}),
+    ],
+)
+def test_built_in_sources_stream_alike(
+    monkeypatch: pytest.MonkeyPatch, source: str, fields: dict[str, Any]
+) -> None:
+    """Generated rows (two text fields for regression) go through the same passes."""
+    params = DataParams(source=source, **fields)
+    assert load_splits(params, 3).streamed
+    streamed = _load_outputs(params)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert _load_outputs(params) == streamed
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_multilabel_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    write_params: Callable[..., Path],
+    suffix: str,
+) -> None:
+    rows = _multilabel_rows(400, lists=suffix == ".jsonl")
+    rows[40]["topics"] = "sport,,tech" if suffix == ".csv" else ["sport", ""]  # skipped
+    path = _write(tmp_path / f"topics{suffix}", rows)
+    data = {
+        "source": str(path),
+        "task": "multilabel",
+        "text_fields": ["text"],
+        "label_field": "topics",
+        "leakage": "drop",
+        "on_bad_rows": "skip",
+    }
+    report = _compare(tmp_path, monkeypatch, write_params, data)
+    assert report["skipped_rows"] == 1 and report["leakage"]["total"] > 0
+    assert set(report["splits"]["train"]["labels"]) == {"arts", "politics", "rare", "sport", "tech"}
+
+
+def test_multilabel_files_per_split_and_a_label_train_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_params: Callable[..., Path]
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write(folder / "train.csv", _multilabel_rows(300, seed=6))
+    test = _multilabel_rows(60, seed=7)
+    _write(folder / "test.csv", test)
+    data = {
+        "source": str(folder),
+        "task": "multilabel",
+        "text_fields": ["text"],
+        "label_field": "topics",
+    }
+    _compare(tmp_path, monkeypatch, write_params, data)
+    test[33].update(text="a text of its own", topics="sport,unheard")
+    _write(folder / "test.csv", test)
+    params = DataParams(**data)
+    with pytest.raises(UserError) as streamed:
+        load_splits(params, 0)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        with pytest.raises(UserError) as memory:
+            load_splits(params, 0)
+    assert str(streamed.value) == str(memory.value)
+    assert str(streamed.value).startswith(f"{folder / 'test.csv'}, line 35, column 'topics'")
