@@ -140,3 +140,28 @@ def test_importances_are_not_invented_when_every_trial_ties(tmp_path: Path) -> N
     varied = an.importances(study_with([0.5, 0.6, 0.7, 0.8]), config("maximize"))
     assert set(varied[F1]) == {"train.lr", "train.warmup_ratio"}
     assert sum(varied[F1].values()) == pytest.approx(1.0)
+
+
+def test_a_pruned_trials_value_is_marked_as_its_last_report(tmp_path: Path) -> None:
+    """Optuna keeps a pruned trial's last intermediate value as its value: the table says
+    so, instead of showing it as the experiment's metrics-file value."""
+    url = f"sqlite:///{tmp_path}/o.db"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    add(study, 0.001, [0.9])
+    trial = study.ask(DIST)  # as the train stage reports and the runner tells it
+    trial.set_user_attr("exp", "s-001")
+    trial.report(0.61, 1)
+    trial.report(0.5772, 2)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert study.trials[1].values == [0.5772]  # Optuna's own rule
+    req = request(tmp_path, url, space={"train.lr": {"type": "float", "low": 0.0003,
+                                                     "high": 0.01, "log": True}})  # fmt: skip
+    space = build_space(req.tune, req.raw_params)
+    out = tmp_path / "tune.md"
+    write_report(study, config("maximize"), space, req.raw_params, url, url, out, 2)
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 1 | pruned"))
+    assert "0.5772 (last reported)" in row
+    assert "A pruned trial's value is the validation metric its train stage reported last" in text
+    complete = next(line for line in text.splitlines() if line.startswith("| 0 | complete"))
+    assert "0.9 " in complete and "last reported" not in complete

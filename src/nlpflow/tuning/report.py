@@ -539,6 +539,11 @@ def render(
     body = []
     for r in s.trials:
         shown: list[Any] = r["values"] or [None] * len(config.objectives)
+        values = [short_number(v) for v in shown[: len(config.objectives)]]
+        if r["state"] == "pruned" and r["values"]:
+            # Optuna keeps a pruned trial's last reported value: the epoch it stopped at,
+            # not its experiment's metrics file (models/best, its best epoch until then).
+            values = [f"{v} (last reported)" for v in values]
         state = r["state"] + (
             f" ({r['error']})" if r["error"] and r["state"] in ("failed", "lost") else ""
         )
@@ -548,12 +553,19 @@ def render(
                 state,
                 f"`{r['exp']}`" if r["exp"] else "-",
                 *[short_number(r["params"].get(p)) for p in space.paths],
-                *[short_number(v) for v in shown[: len(config.objectives)]],
+                *values,
                 short_number(r["epochs_run"]),
                 short_number(r["seconds"]),
             ]
         )
     lines += _table(header, body) if body else ["No trials yet.", ""]
+    if any(r["state"] == "pruned" and r["values"] for r in s.trials):
+        lines += [
+            "A pruned trial's value is the validation metric its train stage reported last, "
+            "at the epoch it was pruned; its experiment's metrics file holds the evaluation of "
+            "its best epoch until then, which can differ.",
+            "",
+        ]
     lines += [
         "Every trial is a DVC experiment: `dvc exp show` lists them with their params and "
         "metrics (pruned and failed ones carry a `-pruned` / `-failed` suffix). Hide the tune "
