@@ -222,9 +222,11 @@ def write_split(
         rows, _ = writer.finalize()
     pa.default_memory_pool().release_unused()  # the batches' buffers, back to the system
     digest = xxhash.xxh64(fingerprint.encode())
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            digest.update(chunk)
+    chunk = bytearray(1 << 20)  # one buffer, read into (a new 16 MB bytes a read held 32)
+    view = memoryview(chunk)
+    with open(path, "rb", buffering=0) as fh:
+        while size := fh.readinto(chunk):
+            digest.update(view[:size])
     # the info save_to_disk writes, without opening the file (reading a stream of many
     # batches through a memory map makes a quarter of its size resident)
     info_of = DatasetInfo(features=features)
@@ -349,7 +351,7 @@ def load_dataset_dict(
         )
         raise UserError(f"{path} not found; run {what}")
     try:
-        data = load_from_disk(str(path))
+        data = _load_released(path) or load_from_disk(str(path))
     except (FileNotFoundError, ValueError) as err:
         raise UserError(f"{path}: not a saved dataset ({str(err).splitlines()[0]})") from None
     if not isinstance(data, DatasetDict):
@@ -363,6 +365,78 @@ def load_dataset_dict(
                 f"{path}/{split}: column(s) {missing} missing (found {data[split].column_names})"
             )
     return data
+
+
+# Record batches read between two releases of the mapped pages (1,000-row batches: about
+# 6 MB of pages held at most).
+RELEASE_EVERY = 64
+
+
+def _mapped_table(path: Path) -> pa.Table:
+    """The Arrow stream file ``path`` as a memory-mapped table, as ``datasets`` maps it, but
+    with the pages that reading it made resident released as it goes (``madvise``
+    ``MADV_DONTNEED``; they are mapped again when a column is read). Reading the stream reads
+    each record batch's header, and the kernel maps the file's cached pages around each page
+    touched (fault-around, 64 KB or more): over a file of 1,000-row batches that made about a
+    quarter of the file resident for as long as it stayed mapped (70 MB a million rows of
+    processed text, counted in the process's resident set)."""
+    import mmap
+
+    import pyarrow as pa
+
+    with open(path, "rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    # zero-copy: the batches' buffers point into the mapping, which they keep open
+    reader = pa.ipc.open_stream(pa.py_buffer(mapped))
+    batches = []
+    for batch in reader:
+        batches.append(batch)
+        if len(batches) % RELEASE_EVERY == 0:
+            mapped.madvise(mmap.MADV_DONTNEED)
+    mapped.madvise(mmap.MADV_DONTNEED)
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _load_released(path: Path) -> DatasetDict | None:
+    """``datasets.load_from_disk`` of a local ``save_to_disk`` DatasetDict (one directory per
+    split with ``state.json`` and ``dataset_info.json``), the same splits, features,
+    fingerprints and memory-mapped tables, each file read by :func:`_mapped_table`; None
+    for any other layout, or where ``madvise`` is missing (``load_from_disk`` then reads
+    it, or says what is wrong)."""
+    import mmap
+
+    from datasets import Dataset, DatasetDict, DatasetInfo, Split
+    from datasets.table import MemoryMappedTable, concat_tables
+
+    index = path / "dataset_dict.json"
+    if not hasattr(mmap, "MADV_DONTNEED") or not index.is_file():
+        return None
+    names = json.loads(index.read_text(encoding="utf-8")).get("splits")
+    dirs = [path / str(name) for name in names or []]
+    if not names or not all((d / "state.json").is_file() for d in dirs):
+        return None
+    out = {}
+    for name, directory in zip(names, dirs, strict=True):
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        info_file = directory / "dataset_info.json"
+        files = [directory / f["filename"] for f in state["_data_files"]]
+        if not info_file.is_file() or not files or not all(f.is_file() for f in files):
+            return None
+        info = DatasetInfo.from_dict(json.loads(info_file.read_text(encoding="utf-8")))
+        table = concat_tables([MemoryMappedTable(_mapped_table(f), str(f)) for f in files])
+        split = state["_split"]
+        out[str(name)] = Dataset(
+            arrow_table=table,
+            info=info,
+            split=Split(split) if split is not None else None,
+            fingerprint=state["_fingerprint"],
+        ).with_format(  # as load_from_disk passes them
+            type=state["_format_type"],
+            format_kwargs=state["_format_kwargs"],
+            columns=state["_format_columns"],
+            output_all_columns=state["_output_all_columns"],
+        )
+    return DatasetDict(out)
 
 
 def class_label_names(data: DatasetDict, split: str, path: str | Path) -> list[str] | None:

@@ -168,11 +168,12 @@ STAT_FEATURES = {
 
 
 class SplitStats:
-    """The figures of :func:`split_figures`, summed batch by batch (the untruncated lengths
-    kept: 4 bytes a row, int32)."""
+    """The figures of :func:`split_figures`, summed batch by batch. The untruncated lengths
+    are kept as a count of rows per length (``(longest + 1,)`` int64), not one per row: the
+    figures need only their distribution, and an array kept per batch grew with the rows."""
 
     def __init__(self) -> None:
-        self.full: list[np.ndarray] = []
+        self.counts = np.zeros(0, dtype=np.int64)  # rows of each untruncated length
         self.sums = dict.fromkeys(
             ("tokens", "unknown", "special_only", "empty_words", "truncated_words"), 0
         )
@@ -180,7 +181,10 @@ class SplitStats:
     def add(self, table: pa.Table) -> None:
         import pyarrow.compute as pc
 
-        self.full.append(table.column("full_length").to_numpy().astype(np.int32))
+        counts = np.bincount(table.column("full_length").to_numpy())
+        if len(counts) > len(self.counts):
+            self.counts = np.pad(self.counts, (0, len(counts) - len(self.counts)))
+        self.counts[: len(counts)] += counts
         for key in self.sums:
             column = table.column(key)
             if key == "special_only":
@@ -188,8 +192,11 @@ class SplitStats:
             self.sums[key] += int(pc.sum(column).as_py() or 0)
 
     def figures(self, max_length: int) -> dict[str, Any]:
-        full = np.concatenate(self.full) if self.full else np.zeros(0, dtype=np.int64)
-        return _figures(full, self.sums, max_length)
+        # the lengths in ascending order (the percentiles of any order are the same), in
+        # the smallest integer type that holds the longest (uint16 for most text: 2 bytes a row)
+        lengths = np.arange(len(self.counts), dtype=np.min_scalar_type(len(self.counts)))
+        full = np.repeat(lengths, self.counts)
+        return _figures(full, self.sums, max_length, scratch=True)
 
 
 def encode_splits(
@@ -331,21 +338,32 @@ def split_figures(data: Any, max_length: int) -> dict[str, Any]:
     return _figures(full, sums, max_length)
 
 
-def _figures(full: np.ndarray, sums: dict[str, int], max_length: int) -> dict[str, Any]:
+def _figures(
+    full: np.ndarray, sums: dict[str, int], max_length: int, scratch: bool = False
+) -> dict[str, Any]:
+    """The figures of one split from its untruncated lengths ``full`` (``(n,)``) and the
+    summed counts; ``scratch``: ``full`` may be reordered (the percentiles then make no copy)."""
     n = len(full)
     special_only = sums["special_only"]
+    truncated_fraction = round(float(np.mean(full > max_length)) if n else 0.0, 4)
+    length_max = int(full.max()) if n else 0
+    p50, p95, p99 = (
+        (int(v) for v in np.percentile(full, [50, 95, 99], overwrite_input=scratch))
+        if n
+        else (0, 0, 0)
+    )
     return {
         "examples": n,
-        "truncated_fraction": round(float(np.mean(full > max_length)) if n else 0.0, 4),
+        "truncated_fraction": truncated_fraction,
         "unknown_token_rate": round(sums["unknown"] / max(1, sums["tokens"]), 5),
         "special_only_fraction": round(special_only / n if n else 0.0, 5),
         "special_only_examples": special_only,
         "empty_words": sums["empty_words"],
         "truncated_words": sums["truncated_words"],
-        "length_p50": int(np.percentile(full, 50)) if n else 0,
-        "length_p95": int(np.percentile(full, 95)) if n else 0,
-        "length_p99": int(np.percentile(full, 99)) if n else 0,
-        "length_max": int(full.max()) if n else 0,
+        "length_p50": p50,
+        "length_p95": p95,
+        "length_p99": p99,
+        "length_max": length_max,
     }
 
 
