@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,32 @@ def test_importances_are_not_invented_when_every_trial_ties(tmp_path: Path) -> N
         study = optuna.create_study(direction="maximize")
         for n, v in enumerate(values):
             study.add_trial(optuna.trial.create_trial(
-                params={"train.lr": 0.001 * (n + 1), "train.warmup_ratio": 0.05 * n},
+                params={"train.lr": 0.0005 * (n + 1), "train.warmup_ratio": 0.02 * n},
                 distributions=dist, values=[v]))  # fmt: skip
         return study
 
-    assert an.importances(study_with([0.83, 0.83, 0.83, 0.83]), config("maximize")) == {}
-    varied = an.importances(study_with([0.5, 0.6, 0.7, 0.8]), config("maximize"))
+    assert an.importances(study_with([0.83] * 12), config("maximize")) == {}
+    varied = an.importances(study_with([0.5 + 0.03 * n for n in range(12)]), config("maximize"))
     assert set(varied[F1]) == {"train.lr", "train.warmup_ratio"}
     assert sum(varied[F1].values()) == pytest.approx(1.0)
+    # below MIN_IMPORTANCE_TRIALS the top tenth is one trial: nothing is reported
+    assert an.importances(study_with([0.5, 0.6, 0.7, 0.8] * 2), config("maximize")) == {}
+
+
+def test_importances_find_the_one_parameter_that_matters() -> None:
+    """Twelve trials whose value depends on lr alone (warm-up drawn at random): lr first."""
+    import random
+
+    rng = random.Random(0)
+    dist = {**DIST, "train.warmup_ratio": optuna.distributions.FloatDistribution(0.0, 0.3)}
+    study = optuna.create_study(direction="maximize")
+    for n in range(12):
+        lr = 0.0003 * (0.01 / 0.0003) ** (n / 11)
+        study.add_trial(optuna.trial.create_trial(
+            params={"train.lr": lr, "train.warmup_ratio": rng.uniform(0.0, 0.3)},
+            distributions=dist, values=[0.9 - abs(math.log10(lr) + 2.5) / 5]))  # fmt: skip
+    found = an.importances(study, config("maximize"))[F1]
+    assert found["train.lr"] > found["train.warmup_ratio"]
 
 
 def test_a_pruned_trials_value_is_marked_as_its_last_report(tmp_path: Path) -> None:

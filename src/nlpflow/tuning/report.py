@@ -514,8 +514,10 @@ def render(
             )
     else:
         lines += [
-            "Not estimated: they need at least three complete trials whose objective values"
-            " differ (when every trial reaches the same value there is nothing to explain).",
+            f"Not estimated: they need at least {an.MIN_IMPORTANCE_TRIALS} complete trials "
+            "(PED-ANOVA compares the top tenth of the trials with all; with fewer the top is "
+            "one trial and the shares are noise) whose objective values differ (when every "
+            "trial reaches the same value there is nothing to explain).",
             "",
         ]
 
