@@ -12,11 +12,11 @@ stay in the process's resident memory).
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -124,85 +124,6 @@ class Part:
         return out
 
 
-MAX_THREADS = 4  # threads describing batches in preprocess's first pass
-T = TypeVar("T")
-U = TypeVar("U")
-
-
-def usable_threads() -> int:
-    """The cores this process may run on (its CPU affinity), at most :data:`MAX_THREADS`."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cores))
-
-
-def threaded_map(
-    fn: Callable[[T], U], items: Iterable[T], threads: int | None = None
-) -> Iterator[U]:
-    """``map(fn, items)`` in order, up to ``threads`` calls at a time (default
-    :func:`usable_threads`) and at most one more item read ahead than threads, so that
-    memory stays that of a few items. For work that releases the GIL (pyarrow compute,
-    NumPy); ``fn``'s exceptions come out in order. ``items`` is read in the caller's thread."""
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    threads = threads or usable_threads()
-    if threads <= 1:
-        yield from map(fn, items)
-        return
-    pending: deque[Future[U]] = deque()
-    with ThreadPoolExecutor(threads) as pool:
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) > threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for job in pending:
-                job.cancel()
-
-
-def describe(
-    table: pa.Table, text_fields: Sequence[str], cleaning: CleaningParams | None
-) -> tuple[pa.Table, dict[str, np.ndarray]]:
-    """One batch's texts cleaned (with ``cleaning``) and its per-row arrays: the cleaning
-    steps' bits per field (``bits0``, ...), ``blank``, the ``exact`` and ``loose`` (match-key)
-    ``uint64`` digests, ``first_len`` (pairs), ``chars`` and ``words`` (int32). Pure: safe to
-    run on several batches at once in threads."""
-    import pyarrow.compute as pc
-
-    n = table.num_rows
-    arrays: dict[str, np.ndarray] = {}
-    texts = []
-    blank = np.zeros(n, dtype=bool)
-    simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
-    for k, f in enumerate(text_fields):
-        col = table.column(f).combine_chunks()
-        simple &= columns.simple_rows(col)
-        if cleaning is not None:
-            col, bits = columns.clean_column(col, cleaning, simple)
-            table = table.set_column(table.column_names.index(f), f, col)
-            arrays[f"bits{k}"] = bits
-            blank |= columns.blank_rows(col, simple)
-        texts.append(col)
-    arrays["blank"] = blank
-    key = columns.joined(texts, "\x1f")
-    arrays["exact"] = columns.digests(key)
-    arrays["loose"] = columns.digests(columns.match_keys(key, simple))
-    if len(texts) > 1:  # one field: the same digest is the same length
-        first_len = pc.utf8_length(texts[0])
-        arrays["first_len"] = np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32)
-    chars, words = columns.lengths(columns.joined(texts, " / "), simple)
-    arrays["chars"] = chars.astype(np.int32)
-    arrays["words"] = words.astype(np.int32)
-    return table, arrays
-
-
 class PartBuilder:
     """The first pass over one part: :meth:`add` each batch, then :meth:`finish`."""
 
@@ -267,46 +188,37 @@ class PartBuilder:
         )
 
     def add(self, table: pa.Table, present: dict[str, np.ndarray] | None = None) -> None:
-        """One batch: labels coded (or the target read), texts cleaned and described, the
-        batch written."""
-        table = self._label(table)
-        if table.num_rows:
-            self._store(*describe(table, self.text_fields, self.cleaning), present)
-
-    def add_all(self, tables: Iterable[pa.Table], threads: int | None = None) -> None:
-        """:meth:`add` of each batch in order, the cleaning and digests of up to ``threads``
-        batches (default: one per core, at most :data:`MAX_THREADS`) at a time in threads
-        (:func:`threaded_map`): pyarrow compute and NumPy release the GIL. Labels (or the
-        target) are read and batches stored in their order, so the part is the same
-        whatever the threads."""
-
-        def labelled() -> Iterator[pa.Table]:
-            for table in tables:
-                table = self._label(table)  # in order: codes by first appearance
-                if table.num_rows:
-                    yield table
-
-        def run(table: pa.Table) -> tuple[pa.Table, dict[str, np.ndarray]]:
-            return describe(table, self.text_fields, self.cleaning)
-
-        for table, arrays in threaded_map(run, labelled(), threads):
-            self._store(table, arrays)
-
-    def _label(self, table: pa.Table) -> pa.Table:
-        if not table.num_rows:
-            return table
-        return self._labels(table) if self.target is None else self.target(self, table)
-
-    def _store(
-        self,
-        table: pa.Table,
-        arrays: dict[str, np.ndarray],
-        present: dict[str, np.ndarray] | None = None,
-    ) -> None:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        for key, value in arrays.items():
-            self._keep(key, value)
+        if not table.num_rows:
+            return
+        table = self._labels(table) if self.target is None else self.target(self, table)
+        n = table.num_rows
+        if not n:
+            return
+        texts = []
+        blank = np.zeros(n, dtype=bool)
+        simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
+        for k, f in enumerate(self.text_fields):
+            col = table.column(f).combine_chunks()
+            simple &= columns.simple_rows(col)
+            if self.cleaning is not None:
+                col, bits = columns.clean_column(col, self.cleaning, simple)
+                table = table.set_column(table.column_names.index(f), f, col)
+                self._keep(f"bits{k}", bits)
+                blank |= columns.blank_rows(col, simple)
+            texts.append(col)
+        self._keep("blank", blank)
+        key = columns.joined(texts, "\x1f")
+        self._keep("exact", columns.digests(key))
+        self._keep("loose", columns.digests(columns.match_keys(key, simple)))
+        if len(texts) > 1:  # one field: the same digest is the same length
+            first_len = pc.utf8_length(texts[0])
+            self._keep("first_len", np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32))
+        chars, words = columns.lengths(columns.joined(texts, " / "), simple)
+        self._keep("chars", chars.astype(np.int32))
+        self._keep("words", words.astype(np.int32))
         for key_name, mask in (present or {}).items():
             self.present.setdefault(key_name, []).append(mask)
         batch = table.combine_chunks().to_batches()

@@ -47,7 +47,6 @@ from nlpflow.data.stream import (
     label_counts,
     rows_table,
     step_counts,
-    threaded_map,
 )
 from nlpflow.errors import UserError
 from nlpflow.io import return_freed_memory
@@ -95,7 +94,8 @@ def _first_pass(
         builder.checked = False
         mark = len(deferred.calls) if isinstance(deferred, Deferred) else 0
         try:
-            builder.add_all(fastcsv.read_batches(raw.path, params))
+            for table in fastcsv.read_batches(raw.path, params):
+                builder.add(table)
             return builder.finish()
         except (fastcsv.NotFast, EmptyLabel):
             builder.reset()
@@ -234,12 +234,10 @@ def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    def batch_words(table: pa.Table) -> pa.Array:
-        texts = [table.column(f).combine_chunks() for f in text_fields]
-        return columns.lower_words(columns.joined(texts, " / "))
-
     vocabulary = pa.array([], pa.string())
-    for found in threaded_map(batch_words, train.batches()):  # batches in threads
+    for table in train.batches():
+        texts = [table.column(f).combine_chunks() for f in text_fields]
+        found = columns.lower_words(columns.joined(texts, " / "))
         vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return len(vocabulary)
 
