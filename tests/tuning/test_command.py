@@ -114,7 +114,7 @@ def test_the_summary_warns_when_trials_tie_with_the_best(
     tie = out.index("trial(s) 1, 2 reached exactly the same value")
     assert tie < out.index("`train.warmup_ratio` = 0.29 lies in the upper tenth")
     report = (repo / "reports" / "tune.md").read_text()
-    assert "Not estimated: they need at least three complete trials" in report
+    assert "Not estimated: they need at least 10 complete trials" in report
 
 
 def test_params_rewritten_by_dvc_are_read_as_dvc_reads_them(
