@@ -49,30 +49,9 @@ from nlpflow.data.stream import (
     step_counts,
 )
 from nlpflow.errors import UserError
+from nlpflow.families.sequence.data import class_warnings
 from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
-
-
-def _class_warnings(
-    names: list[str], rows: dict[str, int], counts: dict[str, dict[str, int]]
-) -> list[str]:
-    """SequenceData.warnings from label counts: classes validation or test lack."""
-    out = []
-    for split in ("validation", "test"):
-        present = {n for n, c in counts[split].items() if c}
-        absent = [n for n in names if n not in present]
-        if len(present) == 1:
-            out.append(
-                f"the {split} split has only one class ({sorted(present)[0]!r}, "
-                f"{rows[split]} rows): ROC-AUC, PR-AUC and MCC are undefined and "
-                "accuracy says nothing there; add data or change data.splits"
-            )
-        elif absent:
-            out.append(
-                f"the {split} split has no example of {absent}: their recall and F1 are "
-                "undefined there; add data or change data.splits"
-            )
-    return out
 
 
 def _first_pass(
@@ -298,7 +277,12 @@ def streamed_classes(
     names = label_names_from(
         present["train"], {s: present[s] for s in ("validation", "test")}, origin
     )
-    warnings = _class_warnings(names, {s: len(splits[s]) for s in SPLITS}, counts)
+    held = ("validation", "test")
+    warnings = class_warnings(
+        names,
+        {s: {n for n, c in counts[s].items() if c} for s in held},
+        {s: len(splits[s]) for s in held},
+    )
     train = splits["train"]
     lengths = _lengths(splits, parts)
     figures = {
