@@ -238,6 +238,61 @@ def _targets(split: SplitRows) -> np.ndarray:
     return gather(split.part.targets, split.rows)
 
 
+def _split_and_check(
+    parts: dict[str, Part],
+    strata: Any,
+    params: DataParams,
+    seed: int,
+    source: str,
+    origin: dict[str, str],
+    text_fields: list[str],
+) -> tuple[dict[str, SplitRows], dict[str, dict[str, int]], Leakage]:
+    """The passes every streamed family shares after its first pass: the splits (by
+    ``strata``, see :func:`_assign_splits`), empty texts and duplicates dropped, the leakage
+    check; freed arrays go back to the system between the phases, so peaks do not stack."""
+    return_freed_memory()
+    splits = _assign_splits(parts, strata, params, seed, source)
+    return_freed_memory()
+    cleaning = _clean_splits(splits, params)
+    return_freed_memory()
+    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
+    return splits, cleaning, leakage
+
+
+def _prepared(
+    fields: tuple[str, list[str], str],
+    splits: dict[str, SplitRows],
+    names: list[str],
+    source: str,
+    checks: tuple[dict[str, dict[str, int]], Leakage, BadRows, list[str]],
+    figures: dict[str, SplitFigures],
+    examples: dict[str, list[Row]] | None = None,
+) -> PreparedData:
+    """The :class:`PreparedData` of streamed ``splits``: ``fields`` (task, text fields,
+    label field), ``checks`` (cleaning counts, leakage, bad rows, warnings); the metadata
+    columns and the vocabulary read from train's rows."""
+    task, text_fields, label_field = fields
+    train = splits["train"]
+    cleaning, leakage, bad, warnings = checks
+    return PreparedData(
+        task,
+        splits,
+        text_fields,
+        label_field,
+        names,
+        _metadata(train, text_fields, label_field),
+        source,
+        cleaning,
+        leakage,
+        bad,
+        warnings,
+        {},
+        figures,
+        _vocabulary(train, text_fields),
+        examples,
+    )
+
+
 def streamed_classes(
     params: DataParams,
     seed: int,
@@ -259,53 +314,35 @@ def streamed_classes(
         )
         parts[name] = _first_pass(part_raw, builder, params, bad)
     del raw
-    # between the phases, freed arrays go back to the system, so peaks do not stack
-    return_freed_memory()
-    splits = _assign_splits(
-        parts, lambda part: (part.label_codes, labels.names), params, seed, source
+    splits, cleaning, leakage = _split_and_check(
+        parts,
+        lambda part: (part.label_codes, labels.names),
+        params,
+        seed,
+        source,
+        origin,
+        text_fields,
     )
-    return_freed_memory()
-    cleaning = _clean_splits(splits, params)
-    return_freed_memory()
-    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
     n_codes = len(labels.names)
     counts = {
         s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
         for s, sr in splits.items()
     }
     present = {s: [n for n, c in counts[s].items() if c] for s in SPLITS}
-    names = label_names_from(
-        present["train"], {s: present[s] for s in ("validation", "test")}, origin
-    )
     held = ("validation", "test")
+    names = label_names_from(present["train"], {s: present[s] for s in held}, origin)
     warnings = class_warnings(
-        names,
-        {s: {n for n, c in counts[s].items() if c} for s in held},
-        {s: len(splits[s]) for s in held},
+        names, {s: set(present[s]) for s in held}, {s: len(splits[s]) for s in held}
     )
-    train = splits["train"]
     lengths = _lengths(splits, parts)
     figures = {
         s: SplitFigures({n: counts[s].get(n, 0) for n in names}, *lengths[s]) for s in SPLITS
     }
     return_freed_memory()
-    return PreparedData(
-        task,
-        splits,
-        text_fields,
-        label_field,
-        names,
-        _metadata(train, text_fields, label_field),
-        source,
-        cleaning,
-        leakage,
-        bad,
-        warnings,
-        {},
-        figures,
-        _vocabulary(train, text_fields),
-        _pick_examples(train, labels.names, seed),
-    )
+    return _prepared(
+        fields, splits, names, source, (cleaning, leakage, bad, warnings), figures,
+        _pick_examples(splits["train"], labels.names, seed),
+    )  # fmt: skip
 
 
 def streamed_target(
@@ -337,37 +374,18 @@ def streamed_target(
         parts[name] = _first_pass(part_raw, builder, params, bad, target, where, deferred)
     del raw
     deferred.replay(bad)
-    return_freed_memory()
-    splits = _assign_splits(parts, target.strata, params, seed, source)
-    return_freed_memory()
-    cleaning = _clean_splits(splits, params)
-    return_freed_memory()
-    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
+    splits, cleaning, leakage = _split_and_check(
+        parts, target.strata, params, seed, source, origin, text_fields
+    )
     targets = {s: _targets(sr) for s, sr in splits.items()}
     names = target.names(label_field, targets["train"], origin)
     warnings = target.warnings(targets)
-    train = splits["train"]
     lengths = _lengths(splits, parts)
     figures = {s: SplitFigures({}, *lengths[s], targets[s]) for s in SPLITS}
     for part in parts.values():
         part.forget("targets")
     return_freed_memory()
-    return PreparedData(
-        task,
-        splits,
-        text_fields,
-        label_field,
-        names,
-        _metadata(train, text_fields, label_field),
-        source,
-        cleaning,
-        leakage,
-        bad,
-        warnings,
-        {},
-        figures,
-        _vocabulary(train, text_fields),
-    )
+    return _prepared(fields, splits, names, source, (cleaning, leakage, bad, warnings), figures)
 
 
 def streamed_multilabel(
@@ -399,12 +417,9 @@ def streamed_multilabel(
         lists = pa.list_(pa.string())
         parts[name] = _first_pass(part_raw, builder, params, bad, label_type=lists)
     del raw
-    return_freed_memory()
-    splits = _assign_splits(parts, lambda part: ml.strata(part, codes.names), params, seed, source)
-    return_freed_memory()
-    cleaning = _clean_splits(splits, params)
-    return_freed_memory()
-    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
+    splits, cleaning, leakage = _split_and_check(
+        parts, lambda part: ml.strata(part, codes.names), params, seed, source, origin, text_fields
+    )
     k = len(codes.names)
     counts = {s: ml.label_counts(sr.part, sr.rows, k) for s, sr in splits.items()}
     present = {s: {codes.names[c] for c in np.flatnonzero(counts[s]).tolist()} for s in SPLITS}
@@ -419,27 +434,14 @@ def streamed_multilabel(
             f"{origin.get('train', '')}: no train example has a label; a multi-label task "
             "needs labels to learn"
         )
-    train = splits["train"]
     lengths = _lengths(splits, parts)
     index = {n: i for i, n in enumerate(codes.names)}
     figures = {
         s: SplitFigures({n: int(counts[s][index[n]]) for n in names}, *lengths[s]) for s in SPLITS
     }
     return_freed_memory()
-    return PreparedData(
-        task,
-        splits,
-        text_fields,
-        label_field,
-        names,
-        _metadata(train, text_fields, label_field),
-        source,
-        cleaning,
-        leakage,
-        bad,
-        label_warnings(names, present),
-        {},
-        figures,
-        _vocabulary(train, text_fields),
-        ml.pick_examples(train, codes.names, seed, EXAMPLES_PER_LABEL),
-    )
+    checks = (cleaning, leakage, bad, label_warnings(names, present))
+    return _prepared(
+        fields, splits, names, source, checks, figures,
+        ml.pick_examples(splits["train"], codes.names, seed, EXAMPLES_PER_LABEL),
+    )  # fmt: skip
