@@ -88,6 +88,18 @@ def _in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prepare, "CLASS_STREAMS", ("sequence",))
 
 
+def _same_error(params: DataParams, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The UserError of ``params`` streamed, checked equal to the in-memory path's."""
+    with pytest.raises(UserError) as streamed:
+        load_splits(params, 0)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        with pytest.raises(UserError) as memory:
+            load_splits(params, 0)
+    assert str(streamed.value) == str(memory.value)
+    return str(streamed.value)
+
+
 def _stage_outputs(params: Path, out: Path) -> dict[str, bytes]:
     preprocess.main(
         [
@@ -230,14 +242,8 @@ def test_a_bad_row_is_the_same_one_line_error(
     path = _write(tmp_path / "rows.csv", rows)
     text = "text" if task == "regression" else "input"
     params = DataParams(source=str(path), task=task, text_fields=[text], label_field=label)
-    with pytest.raises(UserError) as streamed:
-        load_splits(params, 0)
-    with monkeypatch.context() as m:
-        _in_memory(m)
-        with pytest.raises(UserError) as memory:
-            load_splits(params, 0)
-    assert str(streamed.value) == str(memory.value)
-    assert str(streamed.value).startswith(f"{path}, line 32, column '{label}': {reason}")
+    message = _same_error(params, monkeypatch)
+    assert message.startswith(f"{path}, line 32, column '{label}': {reason}")
 
 
 def _load_outputs(params: DataParams) -> tuple[Any, ...]:
@@ -373,11 +379,5 @@ def test_multilabel_files_per_split_and_a_label_train_lacks(
     test[33].update(text="a text of its own", topics="sport,unheard")
     _write(folder / "test.csv", test)
     params = DataParams(**data)
-    with pytest.raises(UserError) as streamed:
-        load_splits(params, 0)
-    with monkeypatch.context() as m:
-        _in_memory(m)
-        with pytest.raises(UserError) as memory:
-            load_splits(params, 0)
-    assert str(streamed.value) == str(memory.value)
-    assert str(streamed.value).startswith(f"{folder / 'test.csv'}, line 35, column 'topics'")
+    message = _same_error(params, monkeypatch)
+    assert message.startswith(f"{folder / 'test.csv'}, line 35, column 'topics'")
