@@ -35,6 +35,13 @@ of the raw read; peak memory of each stage under 1 GB at 1,000,000 rows, and its
 5,000,000 rows at most 1.5x its peak at 1,000,000. The memory aims hold at those sizes only:
 with other ``--rows`` the peak is printed as measured and the aim says which size it needs.
 
+``--task token``: ``--rows`` CoNLL-2003-like sentences instead (:func:`generate_conll`:
+word, POS, chunk and IOB2 entity tag over PER/ORG/LOC/MISC, ``-DOCSTART-`` lines, about 14
+words a sentence), ``data.text_fields: [tokens]``, ``label_field: tags``; the floors are
+``pyarrow.csv.read_csv`` of the space-separated file (every line, blank ones skipped) and
+``encode_batch(words, is_pretokenized=True)`` of train's word lists. ``--growth-from`` and
+``--preprocess-only`` apply to it too.
+
 ``--growth-from ROWS`` measures that growth in one run: only the two stages, once each, at
 ``ROWS`` rows and at ``--rows`` rows (the smaller data generated alike, in ``rows-ROWS/``),
 their peaks and the ratio of the larger to the smaller (``--growth-from 1000000 --rows
@@ -114,18 +121,20 @@ def generate_csv(path: Path, n: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def prepare_csv(path: Path, n: int) -> int:
-    """:func:`generate_csv` into ``path``, or the file already there when a stamp beside it
-    says it holds ``n`` rows of this generator (``--keep``); its size in bytes."""
+def prepare_csv(path: Path, n: int, generate: Any = None) -> int:
+    """``generate`` (:func:`generate_csv` by default) into ``path``, or the file already
+    there when a stamp beside it says it holds ``n`` rows of this generator (``--keep``);
+    its size in bytes."""
+    generate = generate or generate_csv
     stamp = path.with_suffix(".json")
     made_by = {
         "rows": n,
-        "generator": hashlib.sha256(inspect.getsource(generate_csv).encode()).hexdigest()[:16],
+        "generator": hashlib.sha256(inspect.getsource(generate).encode()).hexdigest()[:16],
     }
     if path.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == made_by:
         return path.stat().st_size
     stamp.unlink(missing_ok=True)
-    size = generate_csv(path, n)
+    size = int(generate(path, n))
     stamp.write_text(json.dumps(made_by), encoding="utf-8")
     return size
 
@@ -192,6 +201,13 @@ def main() -> None:
         help="measure only the stages' peak memory at ROWS and at --rows rows, and the growth "
         "(the aim: --growth-from 1000000 --rows 5000000)",
     )
+    parser.add_argument(
+        "--task",
+        choices=["sequence", "token"],
+        default="sequence",
+        help="sequence: AG-News-like CSV rows (the default); token: CoNLL-2003-like sentences "
+        "(--rows counts sentences)",
+    )
     args = parser.parse_args()
 
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "true", "PYTHONPATH": str(ROOT / "src")}
@@ -202,6 +218,9 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         if args.growth_from:
             growth(work, args, env)
+            return
+        if args.task == "token":
+            token_main(args, env, work)
             return
         csv_path = work / "news.csv"
         size = prepare_csv(csv_path, args.rows)
@@ -312,10 +331,16 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     for rows in sizes:
         where = work if rows == args.rows else work / f"rows-{rows}"
         where.mkdir(parents=True, exist_ok=True)
-        csv_path = where / "news.csv"
-        size = prepare_csv(csv_path, rows)
-        write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
-        print(f"data: {rows:,} generated rows, {size / MB:.0f} MB CSV", flush=True)
+        if args.task == "token":
+            conll = where / "sentences.conll"
+            size = prepare_csv(conll, rows, generate_conll)
+            write_token_params(where / "params.yaml", conll, args.vocab_size, args.max_length)
+            print(f"data: {rows:,} generated sentences, {size / MB:.0f} MB CoNLL", flush=True)
+        else:
+            csv_path = where / "news.csv"
+            size = prepare_csv(csv_path, rows)
+            write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
+            print(f"data: {rows:,} generated rows, {size / MB:.0f} MB CSV", flush=True)
         stages = ["preprocess"] if args.preprocess_only else ["preprocess", "tokenize"]
         for stage in stages:
             sec, peak, _, cpu = run_child([py, "-m", f"stages.{stage}"], where, env)
@@ -344,6 +369,161 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
                 f"{stage} peak at 1,000,000 rows: {runs[0][1]:,.0f} MB (aim < 1024 MB) "
                 f"{aim(runs[0][1] < 1024)}"
             )
+
+
+# --------------------------------------------------------------------------- --task token
+
+TOKEN_TYPES = ["PER", "ORG", "LOC", "MISC"]
+POS_TAGS = ["NN", "NNP", "VBZ", "VBD", "DT", "IN", "JJ", "CD", "RB", ",", "."]
+
+TOKEN_READ_FLOOR = """
+import json, sys, time
+import pyarrow.csv as pc
+start = time.perf_counter()
+table = pc.read_csv(
+    sys.argv[1],
+    read_options=pc.ReadOptions(autogenerate_column_names=True),
+    parse_options=pc.ParseOptions(delimiter=" ", quote_char=False),
+    convert_options=pc.ConvertOptions(column_types={f"f{i}": "string" for i in range(4)}),
+)
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
+"""
+
+TOKEN_ENCODE_FLOOR = """
+import json, sys, time
+from datasets import load_from_disk
+from tokenizers import Tokenizer
+words = load_from_disk(sys.argv[1])["tokens"]
+tok = Tokenizer.from_file(sys.argv[2])
+tok.no_padding()
+tok.enable_truncation(int(sys.argv[3]))
+start = time.perf_counter()
+tokens = 0
+for i in range(0, len(words), 10000):
+    tokens += sum(len(e.ids) for e in tok.encode_batch(words[i : i + 10000], is_pretokenized=True))
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(words), "tokens": tokens}))
+"""
+
+
+def generate_conll(path: Path, n: int, seed: int = 0) -> int:
+    """``n`` sentences of CoNLL-2003-like data: four space-separated columns (word, POS,
+    chunk, entity tag in IOB2 over PER/ORG/LOC/MISC), a blank line between sentences, a
+    ``-DOCSTART- -X- -X- O`` line (and a blank one) before every document of about 15
+    sentences, as the published files are laid out. Sentence lengths lognormal (about 14
+    words, 1 to 120); about 1.7 entities of 1 to 3 capitalised words per sentence."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlucmfwypvbgk"
+    vocab = sorted(
+        {"".join(rng.choice(letters) for _ in range(rng.randint(2, 10))) for _ in range(30000)}
+    )
+    cum_weights = list(accumulate(1.0 / (rank + 10) for rank in range(len(vocab))))
+    names = {t: [w.capitalize() for w in rng.sample(vocab, 2000)] for t in TOKEN_TYPES}
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        for i in range(n):
+            if i % 15 == 0:
+                fh.write("-DOCSTART- -X- -X- O\n\n")
+            length = max(1, min(120, int(rng.lognormvariate(2.5, 0.55))))
+            words = rng.choices(vocab, cum_weights=cum_weights, k=length)
+            tags = ["O"] * length
+            for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
+                kind = rng.choice(TOKEN_TYPES)
+                start = rng.randrange(length)
+                span = range(start, min(length, start + rng.choice((1, 1, 2, 3))))
+                if any(tags[j] != "O" for j in span):
+                    continue  # entities do not overlap
+                for j in span:
+                    words[j] = rng.choice(names[kind])
+                    tags[j] = ("B-" if j == start else "I-") + kind
+            words[0] = words[0].capitalize()
+            lines = []
+            for word, tag in zip(words, tags, strict=True):
+                chunk = "O" if tag == "O" else ("B-NP" if tag[0] == "B" else "I-NP")
+                lines.append(
+                    f"{word} {'NNP' if tag != 'O' else rng.choice(POS_TAGS)} {chunk} {tag}"
+                )
+            fh.write("\n".join(lines) + "\n\n")
+    return path.stat().st_size
+
+
+def write_token_params(path: Path, conll_path: Path, vocab_size: int, max_length: int) -> None:
+    """:func:`write_params` for a CoNLL file (a token task: words and tags)."""
+    import yaml
+
+    write_params(path, conll_path, vocab_size, max_length)
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["data"].update(text_fields=["tokens"], label_field="tags")
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+def token_main(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
+    """``--task token``: the two stages on ``--rows`` generated CoNLL sentences, against
+    the read floor (``pyarrow.csv`` of the space-separated file) and the encode floor
+    (``encode_batch(..., is_pretokenized=True)`` of train's word lists)."""
+    py = sys.executable
+    conll = work / "sentences.conll"
+    size = prepare_csv(conll, args.rows, generate_conll)
+    write_token_params(work / "params.yaml", conll, args.vocab_size, args.max_length)
+    print(
+        f"data: {args.rows:,} generated CoNLL-2003-like sentences, {size / MB:.0f} MB; "
+        f"tokenizer: WordPiece trained on train (vocab {args.vocab_size}), max_length "
+        f"{args.max_length}; {os.cpu_count()} cores"
+    )
+    enc_args = [
+        py,
+        "-c",
+        TOKEN_ENCODE_FLOOR,
+        str(work / "data" / "processed" / "train"),
+        str(work / "models" / "tokenizer" / "tokenizer.json"),
+        str(args.max_length),
+    ]
+    best: dict[str, list[float]] = {}
+    train_rows = 0
+    for _ in range(args.repeats):
+        runs = {}
+        _, peak, out, cpu = run_child([py, "-c", TOKEN_READ_FLOOR, str(conll)], work, env)
+        runs["read"] = (json.loads(out)["seconds"], peak, cpu)
+        sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
+        runs["pre"] = (sec, peak, cpu)
+        if not args.preprocess_only:
+            sec, peak, _, cpu = run_child([py, "-m", "stages.tokenize"], work, env)
+            runs["tok"] = (sec, peak, cpu)
+            _, peak, out, cpu = run_child(enc_args, work, env)
+            encoded = json.loads(out)
+            runs["enc"], train_rows = (encoded["seconds"], peak, cpu), encoded["rows"]
+        for key, (sec, mb, cpu) in runs.items():
+            old = best.get(key, [float("inf"), 0.0, float("inf")])
+            best[key] = [min(old[0], sec), max(old[1], mb), min(old[2], cpu)]
+    names = {
+        "read": "pyarrow read_csv (floor)",
+        "pre": "preprocess stage",
+        "enc": "encode_batch words, train",
+        "tok": "tokenize stage",
+    }
+    print(f"\n{'':28} {'seconds':>8} {'peak MB':>8} {'sent./s':>10} {'CPU s':>8}")
+    for key, name in names.items():
+        if key in best:
+            sec, mb, cpu = best[key]
+            rows = train_rows if key == "enc" else args.rows
+            print(f"{name:28} {sec:>8.2f} {mb:>8.0f} {rows / sec:>10,.0f} {cpu:>8.1f}")
+    print("(stage seconds: the whole process; floor seconds: around the call; CPU s: the whole")
+    print(" process, all threads; the read floor reads every line, the encode floor train's words)")
+    pre_ratio = best["pre"][0] / best["read"][0]
+    print(f"\npreprocess / raw read time:  {pre_ratio:.1f}x (aim <= 10) {aim(pre_ratio <= 10)}")
+    if "tok" in best:
+        tok_ratio = (best["enc"][0] * args.rows / train_rows) / best["tok"][0]
+        print(f"tokenize / raw encode speed: {tok_ratio:.2f}x (aim >= 0.8) {aim(tok_ratio >= 0.8)}")
+    for key, name in (("pre", "preprocess"), ("tok", "tokenize")):
+        if key not in best:
+            continue
+        peak = best[key][1]
+        if args.rows == 1_000_000:
+            verdict = aim(peak < 1024)
+        else:
+            verdict = "aim needs --rows 1000000 (the growth aim: --growth-from)"
+        print(
+            f"{name} peak memory: {peak:,.0f} MB at {args.rows:,} sentences (aim < 1024 MB) "
+            f"{verdict}"
+        )
 
 
 if __name__ == "__main__":
