@@ -138,6 +138,11 @@ def starts_entity_with_i(prev: str, tag: str) -> bool:
     return tag.startswith("I-") and (prev == "O" or _kind(prev) != _kind(tag))
 
 
+def starts_entity_with_b(prev: str, tag: str) -> bool:
+    """True when ``tag`` is ``B-X`` after ``O`` or a tag of another type (only IOB2 does so)."""
+    return tag.startswith("B-") and (prev == "O" or _kind(prev) != _kind(tag))
+
+
 def detect_scheme(sentences: Sequence[Sequence[str]]) -> str:
     """``IOB1`` when entities start with ``I-`` and no ``B-`` opens an entity after ``O``,
     the sentence start or another type (which only IOB2 does); else ``IOB2``.
@@ -150,7 +155,7 @@ def detect_scheme(sentences: Sequence[Sequence[str]]) -> str:
         for tag in tags:
             if starts_entity_with_i(prev, tag):
                 i_starts = True
-            elif tag.startswith("B-") and (prev == "O" or _kind(prev) != _kind(tag)):
+            elif starts_entity_with_b(prev, tag):
                 b_starts = True
             prev = tag
     return "IOB1" if i_starts and not b_starts else "IOB2"

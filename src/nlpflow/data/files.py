@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -860,7 +860,58 @@ def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) 
     """
     if not path.is_file():
         raise UserError(f"{path}: file not found; check data.source / data.files in params.yaml")
-    sentences: list[Row] = []
+    sentences = list(conll_sentences(path, params, bad, decoded_lines(path, params, bad), tags))
+    if not sentences:
+        raise no_sentences(path)
+    return sentences
+
+
+def no_sentences(path: Path) -> UserError:
+    """The error of a CoNLL file without a usable sentence."""
+    return UserError(f"{path}: no sentences found; expected token and tag columns")
+
+
+def conll_streams(path: Path, params: DataParams) -> bool:
+    """Whether a CoNLL file can be read line by line (:func:`utf8_lines`) as
+    :func:`decoded_lines` reads it whole: an uncompressed file, ``data.encoding`` UTF-8, no
+    UTF-16/32 byte-order mark or look, every byte valid UTF-8 (checked in 1 MB blocks). Any
+    other file goes to :func:`read_conll`, which names its problem."""
+    if not path.is_file() or detect_format(path, params.format) != "conll":
+        return False
+    if _suffixes(path)[1] or not _is_utf8(params.encoding):
+        return False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        head = fh.read(64)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(head):
+            return False  # the UTF-32 marks start like UTF-16's
+        fh.seek(0)
+        try:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def utf8_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a file :func:`conll_streams` accepts, one line at a time:
+    what :func:`decoded_lines` gives for it, without holding the file."""
+    with path.open("rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            yield no, raw.decode("utf-8-sig" if no == 1 else "utf-8")
+
+
+def conll_sentences(
+    path: Path,
+    params: DataParams,
+    bad: BadRows,
+    lines: Iterable[tuple[int, str]],
+    tags: bool = True,
+) -> Iterator[Row]:
+    """The sentences of :func:`read_conll` from the file's ``lines`` (line number, text),
+    one at a time, bad lines reported to ``bad`` as they are met."""
     tokens: list[str] = []
     found: list[str] = []  # the tags
     start = 0
@@ -868,8 +919,9 @@ def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) 
     width = 0
     problem: tuple[int, str, str, str] | None = None  # the sentence's first bad line
 
-    def flush() -> None:
+    def flush() -> Row | None:
         nonlocal problem
+        sentence: Row | None = None
         if problem is not None:
             no, column, reason, text = problem
             skipped = f" (sentence at lines {start}-{last} skipped)"
@@ -879,16 +931,16 @@ def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) 
             else:
                 bad.report(path, "line", no, column, reason + skipped, text)
         elif tokens:
-            sentence: Row = {"tokens": list(tokens), "_line": start}
+            sentence = {"tokens": list(tokens), "_line": start}
             if tags:
                 sentence["tags"] = list(found)
-            sentences.append(sentence)
         tokens.clear()
         found.clear()
         problem = None
+        return sentence
 
     prev = 0
-    for no, text in decoded_lines(path, params, bad):
+    for no, text in lines:
         if no > prev + 1 and bad.policy == "skip":
             # lines prev+1 .. no-1 were undecodable (and reported): their sentence goes too
             if not tokens and problem is None:
@@ -898,11 +950,13 @@ def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) 
         prev = no
         body = text.removesuffix("\n").removesuffix("\r")
         if not body.strip(" \t"):
-            flush()
+            if (sentence := flush()) is not None:
+                yield sentence
             continue
         parts = _conll_columns(body)
         if parts[0] == "-DOCSTART-":
-            flush()
+            if (sentence := flush()) is not None:
+                yield sentence
             continue
         if not tokens and problem is None:
             start = no
@@ -932,10 +986,8 @@ def read_conll(path: Path, params: DataParams, bad: BadRows, tags: bool = True) 
     if after and (tokens or problem):  # the file's last line(s) undecodable
         problem = problem or (after[0], "", "not valid UTF-8", "")
         last = after[-1]
-    flush()
-    if not sentences:
-        raise UserError(f"{path}: no sentences found; expected token and tag columns")
-    return sentences
+    if (sentence := flush()) is not None:
+        yield sentence
 
 
 # --------------------------------------------------------------------------- directories

@@ -6,12 +6,12 @@ What differs between tasks (``sequence``: one or two text fields and a label per
 stratification, cleaning, the processed columns' features. Class names are mapped to ids in
 a stable (sorted) order that the model config's ``id2label`` keeps.
 
-Sequence classification, multi-label, regression and text-to-text stream
-(:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow batches,
-cleaned and hashed column by column, and kept on disk between the passes, so memory stays
-flat as rows grow; the outputs are the in-memory path's. The other families (token
-classification, QA, multiple choice, and a classification source run as text-to-text) hold
-their rows in memory and go through their hooks row by row.
+Sequence classification, multi-label, token classification, regression and text-to-text
+stream (:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow
+batches, cleaned and hashed column by column, and kept on disk between the passes, so
+memory stays flat as rows grow; the outputs are the in-memory path's. The other families
+(QA, multiple choice, and a classification source run as text-to-text) hold their rows in
+memory and go through their hooks row by row.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ if TYPE_CHECKING:
 BUILTIN = "builtin:"
 HUB = "hub:"
 EXAMPLES_PER_LABEL = 3
-# families with class labels that stream (nlpflow.data.streamed); the others: stream_target
-CLASS_STREAMS = ("sequence", "multilabel")
+# families with class labels that stream (nlpflow.data.streamed; token classification:
+# families/token/stream.py); the others: stream_target
+CLASS_STREAMS = ("sequence", "multilabel", "token")
 
 
 @dataclass
@@ -239,7 +240,16 @@ class FastFile:
     path: Path
 
 
-Raw = list[Row] | FastFile
+@dataclass
+class ConllFile:
+    """A CoNLL file token classification reads a chunk of sentences at a time
+    (:func:`nlpflow.data.files.conll_streams`), read whole by :func:`read_conll` where the
+    task does not stream."""
+
+    path: Path
+
+
+Raw = list[Row] | FastFile | ConllFile
 
 
 def stream_target(task: str, params: DataParams) -> Target | None:
@@ -268,8 +278,16 @@ def _streams(params: DataParams) -> bool:
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
+    from nlpflow.data.files import conll_streams
+
     if _streams(params) and fastcsv.eligible(path, params):
         return FastFile(path)
+    if (
+        "token" in CLASS_STREAMS
+        and params.task in ("auto", "token")
+        and conll_streams(path, params)
+    ):
+        return ConllFile(path)
     return _python_rows(path, params, bad)
 
 
@@ -285,7 +303,7 @@ def _python_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
 
 
 def _rows(raw: Raw, params: DataParams, bad: BadRows) -> list[Row]:
-    return _python_rows(raw.path, params, bad) if isinstance(raw, FastFile) else raw
+    return _python_rows(raw.path, params, bad) if isinstance(raw, FastFile | ConllFile) else raw
 
 
 def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, Raw]:
@@ -417,7 +435,8 @@ def _fields(params: DataParams, raw: Raw) -> tuple[str, list[str], str]:
             )
         return fam.name, *fam.fields(params)
     first = raw[0] if isinstance(raw, list) and raw else {}
-    if set(first) == {"tokens", "tags", "_line"}:  # CoNLL: the columns have no names
+    if isinstance(raw, ConllFile) or set(first) == {"tokens", "tags", "_line"}:
+        # CoNLL: the columns have no names
         return "token", ["tokens"], "tags"
     if params.task != "auto":
         return params.task, *data_family(params.task).fields(params)
@@ -477,13 +496,23 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     fam = data_family(task)
     target = stream_target(task, params)
     streams = task in CLASS_STREAMS or target is not None
+    if streams and task == "token":  # a CoNLL file, or word lists held in memory
+        from nlpflow.families.token.stream import streams as token_streams
+
+        streams = token_streams(raw_parts, text_fields, label_field)
     if streams:  # the family's hooks column by column, streamed
         from nlpflow.data.streamed import streamed_classes, streamed_multilabel, streamed_target
 
         fields = (task, text_fields, label_field)
         workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
         try:
-            if task == "multilabel":
+            if task == "token":
+                from nlpflow.families.token.stream import streamed_tokens
+
+                data = streamed_tokens(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir
+                )
+            elif task == "multilabel":
                 data = streamed_multilabel(
                     params, seed, raw_parts, source, origin, fields, bad, workdir
                 )
@@ -596,6 +625,10 @@ def processed_tables(data: PreparedData, split: str) -> Iterator[pa.Table]:
             from nlpflow.families.multilabel.stream import label_ids
 
             cols["label"] = label_ids(label, data.label_names)
+        elif data.task == "token":
+            from nlpflow.families.token.stream import tag_ids
+
+            cols["label"] = tag_ids(label, names)
         elif data.family.has_classes:
             cols["label"] = pc.cast(pc.index_in(label, value_set=names), pa.int64())
         else:  # a target (a number, a text), written as kept

@@ -201,7 +201,7 @@ class PartBuilder:
         blank = np.zeros(n, dtype=bool)
         simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
         for k, f in enumerate(self.text_fields):
-            col = table.column(f).combine_chunks()
+            col = as_text(table.column(f).combine_chunks())
             simple &= columns.simple_rows(col)
             if self.cleaning is not None:
                 col, bits = columns.clean_column(col, self.cleaning, simple)
@@ -300,6 +300,17 @@ class PartBuilder:
         )
 
 
+def as_text(col: pa.Array) -> pa.Array:
+    """A text column as strings: a list of words (token tasks, which are not cleaned) as
+    the words joined by spaces, what ``key_text`` and ``PreparedData.text`` make of it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        return pc.binary_join(col, " ")
+    return col
+
+
 def entity_group(tags: list[str]) -> str:
     """The most frequent entity type of a token example (the data card groups by it)."""
     types = Counter(t[2:] for t in tags if t != "O")
@@ -312,20 +323,21 @@ def rows_table(
     text_fields: list[str],
     label_field: str,
     label_type: pa.DataType | None = None,
+    text_type: pa.DataType | None = None,
 ) -> tuple[pa.Table, dict[str, np.ndarray]]:
     """Python rows (from the readers that hold them) as one table like the streaming reader's,
     with metadata values as strings; and per metadata key, which rows have it. The label
-    column is of ``label_type`` (default: strings)."""
+    column is of ``label_type``, the text fields of ``text_type`` (default: strings)."""
     import pyarrow as pa
 
-    text_type = pa.string()
+    text_type = text_type or pa.string()
     keys: dict[str, None] = {}
     for r in rows:
         keys.update(dict.fromkeys(r))
     cols: dict[str, pa.Array] = {}
     for f in text_fields:
         cols[f] = pa.array([r[f] for r in rows], text_type)
-    cols[label_field] = pa.array([r[label_field] for r in rows], label_type or text_type)
+    cols[label_field] = pa.array([r[label_field] for r in rows], label_type or pa.string())
     cols[LINE] = pa.array([r.get(LINE) for r in rows], pa.int64())
     if ID in keys:
         cols[ID] = pa.array([str(r[ID]) if ID in r else None for r in rows], pa.string())

@@ -42,6 +42,7 @@ from nlpflow.data.stream import (
     Part,
     PartBuilder,
     Target,
+    as_text,
     first_occurrences,
     gather,
     label_counts,
@@ -215,7 +216,7 @@ def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
 
     vocabulary = pa.array([], pa.string())
     for table in train.batches():
-        texts = [table.column(f).combine_chunks() for f in text_fields]
+        texts = [as_text(table.column(f).combine_chunks()) for f in text_fields]
         found = columns.lower_words(columns.joined(texts, " / "))
         vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return len(vocabulary)
@@ -246,14 +247,16 @@ def _split_and_check(
     source: str,
     origin: dict[str, str],
     text_fields: list[str],
+    clean: bool = True,
 ) -> tuple[dict[str, SplitRows], dict[str, dict[str, int]], Leakage]:
     """The passes every streamed family shares after its first pass: the splits (by
-    ``strata``, see :func:`_assign_splits`), empty texts and duplicates dropped, the leakage
+    ``strata``, see :func:`_assign_splits`), empty texts and duplicates dropped (unless
+    ``clean`` is False: a family that does not clean, token classification), the leakage
     check; freed arrays go back to the system between the phases, so peaks do not stack."""
     return_freed_memory()
     splits = _assign_splits(parts, strata, params, seed, source)
     return_freed_memory()
-    cleaning = _clean_splits(splits, params)
+    cleaning = _clean_splits(splits, params) if clean else {}
     return_freed_memory()
     leakage = _drop_leaks(parts, splits, text_fields, params, origin)
     return splits, cleaning, leakage

@@ -19,6 +19,35 @@ if TYPE_CHECKING:
     from nlpflow.params import CleaningParams
 
 
+def converted_note(part: str, origin: dict[str, str]) -> str:
+    """The data card's note for a part (``origin``: its file or source) read as IOB1."""
+    where = origin[part] if part == "all" else f"{Path(origin[part]).name} ({part})"
+    return (
+        f"{where}: the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
+        "converted to IOB2 on reading, entities unchanged"
+    )
+
+
+def scheme_meta(converted: bool) -> dict[str, Any]:
+    """``meta.json``'s tag scheme fields: the processed tags are IOB2, and how the source was."""
+    return {"tag_scheme": "IOB2", "source_tag_scheme": "IOB1" if converted else "IOB2"}
+
+
+def unseen_tag_warnings(known: set[str], counts: dict[str, Counter[str]]) -> list[str]:
+    """Per held-out split (``counts``: how often each tag occurs there), the tags train lacks
+    (``known``: train's tags)."""
+    out = []
+    for split, found in counts.items():
+        unseen = {t: n for t, n in found.items() if t not in known and n}
+        if unseen:
+            shown = ", ".join(f"{t} ({n}x)" for t, n in sorted(unseen.items()))
+            out.append(
+                f"tag(s) never seen in train occur in the {split} split: {shown}; the model "
+                "cannot predict them, so every such word counts as an error"
+            )
+    return out
+
+
 class TokenData(DataFamily):
     name: ClassVar[str] = "token"
     encoder_mode: ClassVar[str] = "token"
@@ -49,12 +78,8 @@ class TokenData(DataFamily):
         for part in converted:
             for r in raw[part]:
                 r[label_field] = entities.iob1_to_iob2(r[label_field])
-            where = origin[part] if part == "all" else f"{Path(origin[part]).name} ({part})"
-            bad.note(
-                f"{where}: the tags are IOB1 (an entity starts with I-; CoNLL-2003 as published): "
-                "converted to IOB2 on reading, entities unchanged"
-            )
-        return {"tag_scheme": "IOB2", "source_tag_scheme": "IOB1" if converted else "IOB2"}
+            bad.note(converted_note(part, origin))
+        return scheme_meta(bool(converted))
 
     def strata(self, rows: Sequence[Row], label_field: str) -> list[str]:
         return [""] * len(rows)  # a tag per word: split at random
@@ -84,18 +109,10 @@ class TokenData(DataFamily):
     ) -> list[str]:
         """Tags of validation/test never seen in train (the model cannot predict them)."""
         known = set(self.labels_of(splits["train"], label_field))
-        out = []
-        for split in ("validation", "test"):
-            counts = Counter(
-                t for t in self.labels_of(splits[split], label_field) if t not in known
-            )
-            if counts:
-                shown = ", ".join(f"{t} ({n}x)" for t, n in sorted(counts.items()))
-                out.append(
-                    f"tag(s) never seen in train occur in the {split} split: {shown}; the model "
-                    "cannot predict them, so every such word counts as an error"
-                )
-        return out
+        return unseen_tag_warnings(
+            known,
+            {s: Counter(self.labels_of(splits[s], label_field)) for s in ("validation", "test")},
+        )
 
     def example_group(self, row: Row, label_field: str) -> str:
         """The most frequent entity type of the sentence (``O``: none)."""
