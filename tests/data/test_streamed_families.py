@@ -1,4 +1,4 @@
-"""Regression, text-to-text and multi-label stream through preprocess: on the same input the streamed path
+"""Regression, text-to-text, multi-label and token classification stream through preprocess: on the same input the streamed path
 writes, byte for byte, the processed splits, ``metrics/preprocess.json``, the plot data and
 the data card that the in-memory path writes, and its bad rows read the same."""
 
@@ -8,9 +8,11 @@ import csv
 import json
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -324,6 +326,7 @@ def test_generated_rows_give_the_same_outputs(
         ("builtin:regression", {"text_fields": ["first", "second"], "label_field": "score"}),
         ("builtin:text2text", {"text_fields": ["input"], "label_field": "target"}),
         ("builtin:multilabel", {"text_fields": ["text"], "label_field": "labels"}),
+        ("builtin:entities", {"text_fields": ["tokens"], "label_field": "tags"}),
     ],
 )
 def test_built_in_sources_stream_alike(
@@ -381,3 +384,140 @@ def test_multilabel_files_per_split_and_a_label_train_lacks(
     params = DataParams(**data)
     message = _same_error(params, monkeypatch)
     assert message.startswith(f"{folder / 'test.csv'}, line 35, column 'topics'")
+
+
+# --------------------------------------------------------------------------- token classification
+
+KINDS = ["PER", "ORG", "LOC", "MISC"]
+
+
+def _sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """Words and IOB2 tags; a sentence in 7 repeated (leakage), one in 5 with two entities
+    side by side (B- after I- of another type, and after the same type)."""
+    rng = random.Random(seed)
+    out: list[tuple[list[str], list[str]]] = []
+    for i in range(n):
+        if i % 7 == 3 and out:
+            out.append(out[i // 2])
+            continue
+        words = [rng.choice(WORDS[:4] + ["x", "y", "z"]) + str(rng.randint(0, 9)) for _ in range(6)]
+        tags = ["O"] * 6
+        spans = [(1, 2), (3, 5)] if i % 5 == 0 else [(rng.randint(0, 4), rng.randint(1, 2))]
+        for start, width in spans:
+            kind = rng.choice(KINDS[:2]) if i % 5 == 0 else rng.choice(KINDS)
+            for j in range(start, min(6, start + width)):
+                tags[j] = ("B-" if j == start else "I-") + kind
+        out.append((words, tags))
+    return out
+
+
+def _iob1(tags: list[str]) -> list[str]:
+    """IOB2 tags as CoNLL-2003 publishes them: B- only right after an entity of its type."""
+    out, prev = [], "O"
+    for tag in tags:
+        same = prev != "O" and prev[2:] == tag[2:]
+        out.append("I-" + tag[2:] if tag.startswith("B-") and not same else tag)
+        prev = tag
+    return out
+
+
+def _conll(path: Path, sentences: list[tuple[list[str], list[str]]], iob1: bool = False) -> Path:
+    lines = []
+    for i, (words, tags) in enumerate(sentences):
+        if i % 10 == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        for word, tag in zip(words, _iob1(tags) if iob1 else tags, strict=True):
+            lines.append(f"{word} NN {'O' if tag == 'O' else 'I-NP'} {tag}")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+TOKEN_FIELDS = {"text_fields": ["tokens"], "label_field": "tags"}
+
+
+def test_token_conll_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_params: Callable[..., Path]
+) -> None:
+    """A CoNLL-2003-like file in IOB1 (converted per part) through the whole stage."""
+    path = _conll(tmp_path / "ner.conll", _sentences(400, 8), iob1=True)
+    data = {"source": str(path), "leakage": "drop", **TOKEN_FIELDS}
+    out = _compare_stage(tmp_path, monkeypatch, write_params, data)
+    report = json.loads(out["preprocess.json"])
+    assert report["source_tag_scheme"] == "IOB1" and report["leakage"]["total"] > 0
+    assert b"B-" in out["data.md"] and report["task"] == "token"
+
+
+def test_token_files_per_split_bad_lines_and_unseen_tags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A train file in IOB2 with bad lines skipped, a test file in IOB1 with a tag train
+    lacks (a warning), validation carved from train, read in chunks of 64 sentences; then a
+    bad line under fail."""
+    from nlpflow.families.token import stream
+
+    monkeypatch.setattr(stream, "CHUNK", 64)  # several chunks, batches and rewrites
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train = _conll(folder / "train.conll", _sentences(300, 9))
+    text = train.read_text(encoding="utf-8").splitlines()
+    text[40] = "word NN O B-"  # a bad tag: its sentence skipped
+    text[90] = "two columns"[:3]  # too few columns
+    train.write_text("\n".join(text) + "\n", encoding="utf-8")
+    test = _sentences(60, 10)
+    test[5][1][0] = "B-EVENT"
+    _conll(folder / "test.conll", test, iob1=True)
+    params = DataParams(source=str(folder), on_bad_rows="skip", **TOKEN_FIELDS)
+    assert load_splits(params, 3).streamed
+    streamed = _load_outputs(params)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert _load_outputs(params) == streamed
+    report = streamed[0]
+    assert report["skipped_rows"] == 2 and report["source_tag_scheme"] == "IOB1"
+    assert "B-EVENT" in report["warnings"][0]
+    message = _same_error(replace(params, on_bad_rows="fail"), monkeypatch)
+    assert message == f"{train}, line 41, column 'column -1': tag 'B-' is not O, B-TYPE or I-TYPE"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"a NN O\nb NN\n", "line 2: expected 3 whitespace-separated columns"),
+        (b"a NN O\n\xff NN O\n", "line 2: not valid UTF-8"),  # read whole: the same error
+        (b"-DOCSTART- -X- -X- O\n\n", "no sentences found"),
+    ],
+)
+def test_a_bad_conll_file_is_the_same_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "ner.conll"
+    path.write_bytes(content)
+    message = _same_error(DataParams(source=str(path), **TOKEN_FIELDS), monkeypatch)
+    assert message.startswith(f"{path}") and reason in message and "\n" not in message
+
+
+def test_tag_columns_follow_the_per_sentence_functions() -> None:
+    """The column-wise scheme detection, IOB1 conversion and example groups of random tag
+    sequences equal detect_scheme, iob1_to_iob2 and entity_group sentence by sentence."""
+    import pyarrow as pa
+
+    from nlpflow.data.entities import detect_scheme, iob1_to_iob2
+    from nlpflow.data.stream import Codes, entity_group
+    from nlpflow.families.token.stream import TagHook, iob2_column
+
+    rng = random.Random(4)
+    tags = ["O", "B-A", "I-A", "B-B", "I-B", "I-C", "B-O"]
+    for _ in range(200):
+        sentences = [rng.choices(tags, k=rng.randint(0, 6)) for _ in range(rng.randint(1, 6))]
+        col = pa.array([[], *sentences], pa.list_(pa.string())).slice(1)
+        groups = Codes()
+        hook = TagHook("tags", groups)
+        kept: dict[str, np.ndarray] = {}
+        builder = type("B", (), {"keep": lambda self, k, v: kept.update({k: v})})()
+        hook(builder, pa.table({"tags": col}))
+        assert hook.scheme == detect_scheme(sentences)
+        assert [groups.names[c] for c in kept["label_codes"]] == [
+            entity_group(s) for s in sentences
+        ]
+        assert iob2_column(col).to_pylist() == [iob1_to_iob2(s) for s in sentences]
