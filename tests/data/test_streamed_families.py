@@ -452,11 +452,11 @@ def test_token_files_per_split_bad_lines_and_unseen_tags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A train file in IOB2 with bad lines skipped, a test file in IOB1 with a tag train
-    lacks (a warning), validation carved from train, read in chunks of 64 sentences; then a
-    bad line under fail."""
+    lacks (a warning; Windows line ends), validation carved from train, read in blocks of
+    2,000 bytes; then a bad line under fail."""
     from nlpflow.families.token import stream
 
-    monkeypatch.setattr(stream, "CHUNK", 64)  # several chunks, batches and rewrites
+    monkeypatch.setattr(stream, "BLOCK", 2000)  # several blocks, batches and rewrites
     folder = tmp_path / "data"
     folder.mkdir()
     train = _conll(folder / "train.conll", _sentences(300, 9))
@@ -466,7 +466,8 @@ def test_token_files_per_split_bad_lines_and_unseen_tags(
     train.write_text("\n".join(text) + "\n", encoding="utf-8")
     test = _sentences(60, 10)
     test[5][1][0] = "B-EVENT"
-    _conll(folder / "test.conll", test, iob1=True)
+    path = _conll(folder / "test.conll", test, iob1=True)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     params = DataParams(source=str(folder), on_bad_rows="skip", **TOKEN_FIELDS)
     assert load_splits(params, 3).streamed
     streamed = _load_outputs(params)
@@ -521,3 +522,29 @@ def test_tag_columns_follow_the_per_sentence_functions() -> None:
             entity_group(s) for s in sentences
         ]
         assert iob2_column(col).to_pylist() == [iob1_to_iob2(s) for s in sentences]
+
+
+@pytest.mark.parametrize("block", [7, 40, 4 << 20])
+def test_conll_blocks_read_as_read_conll_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Plain blocks (split by Arrow) and the others (read_conll's parser) give read_conll's
+    sentences and bad lines: tabs, Windows line ends, doubled spaces, blank lines of spaces,
+    -DOCSTART- inside a sentence, a byte-order mark, no newline at the end."""
+    from nlpflow.data.files import BadRows, read_conll
+    from nlpflow.families.token import stream
+
+    monkeypatch.setattr(stream, "BLOCK", block)
+    text = (
+        "\ufeffa NN O\nb NN B-X\n\n-DOCSTART- -X- O\n\nc NN I-X\n-DOCSTART- -X- O\nd NN O\n"
+        "\n  \ne NN O\r\nf NN B-Y\r\n\r\ng\tNN\tO\nh  NN O\n\ni NN B-\nj NN O\n\n"
+        "k NN\n\nl m NN O\n\nn NN O\n\no NN I-Y"
+    )
+    path = tmp_path / "odd.conll"
+    path.write_text(text, encoding="utf-8")
+    params = DataParams(source=str(path), on_bad_rows="skip", **TOKEN_FIELDS)
+    memory, streamed = BadRows("skip"), BadRows("skip")
+    rows = read_conll(path, params, memory)
+    tables = list(stream.conll_tables(path, params, streamed))
+    assert [r for t in tables for r in t.to_pylist()] == rows
+    assert streamed == memory and len(rows) == 7 and len(memory.rows) == 3

@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -909,14 +909,17 @@ def conll_sentences(
     bad: BadRows,
     lines: Iterable[tuple[int, str]],
     tags: bool = True,
-) -> Iterator[Row]:
+    width: int = 0,
+    prev: int = 0,
+) -> Generator[Row, None, int]:
     """The sentences of :func:`read_conll` from the file's ``lines`` (line number, text),
-    one at a time, bad lines reported to ``bad`` as they are met."""
+    one at a time, bad lines reported to ``bad`` as they are met. To go on reading after a
+    blank line (a sentence boundary): ``width``, the columns the file's first token line
+    set (0: none yet), and ``prev``, the line before; returns the ``width`` reached."""
     tokens: list[str] = []
     found: list[str] = []  # the tags
     start = 0
     last = 0
-    width = 0
     problem: tuple[int, str, str, str] | None = None  # the sentence's first bad line
 
     def flush() -> Row | None:
@@ -939,7 +942,6 @@ def conll_sentences(
         problem = None
         return sentence
 
-    prev = 0
     for no, text in lines:
         if no > prev + 1 and bad.policy == "skip":
             # lines prev+1 .. no-1 were undecodable (and reported): their sentence goes too
@@ -988,6 +990,7 @@ def conll_sentences(
         last = after[-1]
     if (sentence := flush()) is not None:
         yield sentence
+    return width
 
 
 # --------------------------------------------------------------------------- directories

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nlpflow.data.entities import starts_entity_with_b, starts_entity_with_i
-from nlpflow.data.files import BadRows, Row, conll_sentences, no_sentences, utf8_lines
+from nlpflow.data.files import BadRows, Row, conll_sentences, no_sentences
 from nlpflow.data.prepare import ConllFile, PreparedData, Raw, SplitFigures, SplitRows
 from nlpflow.data.split import label_names_from
 from nlpflow.data.stream import Codes, Part, PartBuilder, rows_table
@@ -37,7 +37,7 @@ from nlpflow.params import SPLITS, DataParams
 if TYPE_CHECKING:
     import pyarrow as pa
 
-CHUNK = 20_000  # sentences a table holds (about 300,000 words)
+BLOCK = 4 << 20  # bytes of a CoNLL file read at a time (about 20,000 sentences)
 
 
 def streams(raw: dict[str, Raw], text_fields: list[str], label_field: str) -> bool:
@@ -60,19 +60,125 @@ def streams(raw: dict[str, Raw], text_fields: list[str], label_field: str) -> bo
 
 def conll_tables(path: Path, params: DataParams, bad: BadRows) -> Iterator[pa.Table]:
     """The sentences of a CoNLL file (:func:`~nlpflow.data.files.read_conll`'s, bad lines
-    reported alike) as tables of up to :data:`CHUNK` sentences: ``tokens``, ``tags``
-    (list<string>) and ``_line`` (int64). Raises read_conll's UserError when there is none."""
-    chunk: list[Row] = []
+    reported alike) as tables of ``tokens``, ``tags`` (list<string>) and ``_line`` (int64),
+    one per block of about :data:`BLOCK` bytes cut after a blank line (a sentence
+    boundary). A block of plain lines (single spaces between columns, no tab, a carriage
+    return only at a line's end, every token line of the file's width, every tag O, B-X or
+    I-X) is split by Arrow; any other block goes line by line through read_conll's own
+    parser (:func:`~nlpflow.data.files.conll_sentences`), which reports its problems.
+    Raises read_conll's UserError when the file has no sentence."""
+    width = 0
     found = False
-    for sentence in conll_sentences(path, params, bad, utf8_lines(path)):
-        chunk.append(sentence)
-        if len(chunk) == CHUNK:
-            yield _table(chunk)
-            chunk, found = [], True
-    if chunk:
-        yield _table(chunk)
-    elif not found:
+    for first, block in _blocks(path):
+        plain = _plain_block(block, first, width, params.conll_tag_column)
+        if plain is not None:
+            table, width = plain
+        else:
+            lines = _numbered(block, first)
+            sentences = conll_sentences(path, params, bad, lines, width=width, prev=first - 1)
+            chunk: list[Row] = []
+            while True:
+                try:
+                    chunk.append(next(sentences))
+                except StopIteration as done:
+                    width = done.value
+                    break
+            table = _table(chunk)
+        if table.num_rows:
+            found = True
+            yield table
+    if not found:
         raise no_sentences(path)
+
+
+def _blocks(path: Path) -> Iterator[tuple[int, str]]:
+    """(number of the first line, text) of the file's blocks: about :data:`BLOCK` bytes
+    each, cut after a blank line (``\\n\\n`` or ``\\n\\r\\n``), the last one to the end;
+    a UTF-8 byte-order mark at the start removed (as :func:`utf8_lines` does)."""
+    line = 1
+    rest = b""
+    with path.open("rb") as fh:
+        data = fh.read(BLOCK)
+        data = data.removeprefix(b"\xef\xbb\xbf")
+        while data:
+            buf = rest + data
+            ends = (buf.rfind(b"\n\n"), buf.rfind(b"\n\r\n"))
+            cut = max(ends[0] + 2 if ends[0] >= 0 else 0, ends[1] + 3 if ends[1] >= 0 else 0)
+            if not cut:  # no blank line yet: read on
+                rest, data = buf, fh.read(BLOCK)
+                continue
+            block, rest = buf[:cut], buf[cut:]
+            yield line, block.decode("utf-8")
+            line += block.count(b"\n")
+            data = fh.read(BLOCK)
+        if rest:
+            yield line, rest.decode("utf-8")
+
+
+def _numbered(block: str, first: int) -> Iterator[tuple[int, str]]:
+    """A block's lines as :func:`utf8_lines` gives them (each with its ``\\n``)."""
+    parts = block.split("\n")
+    lines = [p + "\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return enumerate(lines, start=first)
+
+
+def _plain_block(
+    block: str, first: int, width: int, tag_column: int
+) -> tuple[pa.Table, int] | None:
+    """A block of plain lines (see :func:`conll_tables`) as a table of its sentences, and
+    the file's width; None when the block needs the line-by-line parser."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if "\t" in block:
+        return None
+    lines = pc.split_pattern(pa.array([block]), "\n").flatten()
+    if block.endswith("\n"):
+        lines = lines.slice(0, len(lines) - 1)
+    if "\r" in block:
+        lines = pc.replace_substring_regex(lines, r"\r$", "")
+        if pc.any(pc.match_substring(lines, "\r")).as_py():
+            return None
+    parts = pc.split_pattern(lines, " ")
+    separator = pc.or_(
+        pc.equal(lines, ""), pc.equal(pc.list_element(parts, 0), "-DOCSTART-")
+    ).to_numpy(zero_copy_only=False)
+    token = ~separator
+    words = parts.filter(pa.array(token))
+    if not len(words):
+        return _table([]), width
+    counts = np.asarray(pc.list_value_length(words).to_numpy(zero_copy_only=False))
+    width = width or int(counts[0])
+    column = tag_column if tag_column >= 0 else width + tag_column
+    if width < 2 or (counts != width).any() or not 0 <= column < width:
+        return None
+    if pc.any(pc.equal(words.flatten(), "")).as_py():  # spaces doubled, leading or trailing
+        return None
+    tags = pc.list_element(words, column)
+    valid = pc.or_(
+        pc.equal(tags, "O"),
+        pc.and_(
+            pc.greater(pc.utf8_length(tags), 2),
+            pc.or_(pc.starts_with(tags, "B-"), pc.starts_with(tags, "I-")),
+        ),
+    )
+    if not pc.all(valid).as_py():
+        return None
+    starts = token.copy()
+    starts[1:] &= separator[:-1]  # a token line after a separator (or first) opens a sentence
+    at = np.flatnonzero(starts)
+    offsets = np.searchsorted(np.flatnonzero(token), at).astype(np.int32)
+    offsets = pa.array(np.append(offsets, len(words)).astype(np.int32))
+    table = pa.table(
+        {
+            "tokens": pa.ListArray.from_arrays(offsets, pc.list_element(words, 0)),
+            "tags": pa.ListArray.from_arrays(offsets, tags),
+            "_line": pa.array(at + first, pa.int64()),
+        }
+    )
+    return table, width
 
 
 def _lists(values: list[list[str]]) -> pa.Array:
