@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -400,7 +400,7 @@ def _sentences(n: int, seed: int) -> list[tuple[list[str], list[str]]]:
         if i % 7 == 3 and out:
             out.append(out[i // 2])
             continue
-        words = [rng.choice(WORDS[:4] + ["x", "y", "z"]) + str(rng.randint(0, 9)) for _ in range(6)]
+        words = [rng.choice([*WORDS[:4], "x", "y", "z"]) + str(rng.randint(0, 9)) for _ in range(6)]
         tags = ["O"] * 6
         spans = [(1, 2), (3, 5)] if i % 5 == 0 else [(rng.randint(0, 4), rng.randint(1, 2))]
         for start, width in spans:
@@ -498,6 +498,16 @@ def test_a_bad_conll_file_is_the_same_one_line_error(
     assert message.startswith(f"{path}") and reason in message and "\n" not in message
 
 
+class _Kept:
+    """What a PartBuilder keeps of a batch (its ``keep``), in memory."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def keep(self, key: str, value: np.ndarray) -> None:
+        self.arrays[key] = value
+
+
 def test_tag_columns_follow_the_per_sentence_functions() -> None:
     """The column-wise scheme detection, IOB1 conversion and example groups of random tag
     sequences equal detect_scheme, iob1_to_iob2 and entity_group sentence by sentence."""
@@ -514,11 +524,10 @@ def test_tag_columns_follow_the_per_sentence_functions() -> None:
         col = pa.array([[], *sentences], pa.list_(pa.string())).slice(1)
         groups = Codes()
         hook = TagHook("tags", groups)
-        kept: dict[str, np.ndarray] = {}
-        builder = type("B", (), {"keep": lambda self, k, v: kept.update({k: v})})()
-        hook(builder, pa.table({"tags": col}))
+        builder = _Kept()
+        hook(cast(Any, builder), pa.table({"tags": col}))
         assert hook.scheme == detect_scheme(sentences)
-        assert [groups.names[c] for c in kept["label_codes"]] == [
+        assert [groups.names[c] for c in builder.arrays["label_codes"]] == [
             entity_group(s) for s in sentences
         ]
         assert iob2_column(col).to_pylist() == [iob1_to_iob2(s) for s in sentences]

@@ -84,6 +84,8 @@ def _first_pass(
             raw = _rows(raw, params, bad)
         finally:
             builder.checked = True
+    if not isinstance(raw, list):  # a CoNLL file: token classification reads it itself
+        raw = _rows(raw, params, bad)
     if target is not None:
         import pyarrow as pa
 

@@ -226,7 +226,7 @@ class _Tags:
         """``rule(prev, tag)`` of every word, through the table of every pair of tags."""
         before = [*self.names, "O"]
         table = np.array([[rule(p, t) for t in self.names] for p in before], dtype=object)
-        return table[self.prev, self.codes]  # type: ignore[no-any-return]
+        return table[self.prev, self.codes]
 
 
 class TagHook:
