@@ -98,7 +98,8 @@ class PreparedData:
     """The three splits with label names as strings; everything a data report needs.
 
     ``splits``: per split the rows in memory (a list of dicts), or, streamed (sequence
-    classification, multi-label, regression, text-to-text: :mod:`nlpflow.data.streamed`),
+    classification, multi-label, token classification, regression, text-to-text:
+    :mod:`nlpflow.data.streamed`),
     :class:`SplitRows` on disk with their ``figures``, ``vocabulary_size`` and card
     ``examples`` (classes) computed on the way."""
 

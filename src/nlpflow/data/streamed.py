@@ -1,7 +1,8 @@
 """:func:`nlpflow.data.prepare.load_splits` streamed, for the families that stream: sequence
-classification (class labels), multi-label (label lists: families/multilabel/stream.py) and
-the families whose label is a target (:class:`~nlpflow.data.stream.Target`: regression's
-number, text-to-text's target text).
+classification (class labels), multi-label (label lists: families/multilabel/stream.py),
+token classification (words and tags: families/token/stream.py, which reads CoNLL files in
+blocks and uses the passes below) and the families whose label is a target
+(:class:`~nlpflow.data.stream.Target`: regression's number, text-to-text's target text).
 
 Each part of the source is read once in Arrow batches (a CSV/TSV file through
 ``pyarrow.csv`` when the strict Python reader would read it alike,
