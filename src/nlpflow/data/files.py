@@ -876,7 +876,10 @@ def conll_streams(path: Path, params: DataParams) -> bool:
     :func:`decoded_lines` reads it whole: an uncompressed file, ``data.encoding`` UTF-8, no
     UTF-16/32 byte-order mark or look, every byte valid UTF-8 (checked in 1 MB blocks). Any
     other file goes to :func:`read_conll`, which names its problem."""
-    if not path.is_file() or detect_format(path, params.format) != "conll":
+    try:
+        if not path.is_file() or detect_format(path, params.format) != "conll":
+            return False
+    except UserError:  # the reader names the problem
         return False
     if _suffixes(path)[1] or not _is_utf8(params.encoding):
         return False
