@@ -30,10 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     # Every check runs before anything is written: a bad input leaves old outputs alone.
     # The rows wait on disk between the passes (data.prepare), so memory stays flat.
     data = load_splits(params.data, params.seed)
-    report = describe(data)
     # The cleaning goes with the data (if the family cleans its texts): predict repeats it.
     cleaning = asdict(params.data.cleaning) if data.cleaning else None
+    # written first: streamed data's vocabulary is counted meanwhile, for the data card
     write_processed(args.out, data, cleaning)
+    report = describe(data)
     write_json(args.metrics, report)
     write_report(data, report, params.seed, Path(args.plots), Path(args.report))
 

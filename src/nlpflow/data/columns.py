@@ -8,9 +8,11 @@ pyarrow compute: on them Python's definitions (``re``'s ``\\w`` and ``\\s``, NFK
 itself, so a result never depends on which path a row took; English text is almost all
 ASCII, other languages take the Python path at Python's speed.
 
-Texts are compared by 64-bit digests (keyed SipHash, pandas' ``hash_array``), 8 bytes a
-row: a false match is about as likely as 2**-64 per pair of texts, so about 7 in 10 million
-for all pairs among 5,000,000 rows (n**2 / 2**65); nothing else is affected by one.
+Texts are compared by 64-bit digests (polars' ``Series.hash`` of the UTF-8 bytes, seeded;
+15x pandas' ``hash_array``, which needs a Python string per row), 8 bytes a row: a false
+match is about as likely as 2**-64 per pair of texts, so about 7 in 10 million for all pairs
+among 5,000,000 rows (n**2 / 2**65); nothing else is affected by one. Digests are compared
+within one run only (polars keeps them stable within a version, not across versions).
 """
 
 from __future__ import annotations
@@ -32,28 +34,25 @@ SIMPLE = r"^[\x20-\x7e\t\n\x0b\x0c\r]*$"
 ASCII_SPACE = "\t\n\x0b\x0c\r "
 SPACE_RUN = r"[\t\n\x0b\x0c\r ]+"
 NON_SPACE_RUN = r"[^\t\n\x0b\x0c\r ]+"
+NOT_SINGLE_SPACED = r"^ | $|  |[\t\n\x0b\x0c\r]"
 URL_ASCII = r"(?i)(?:https?://|www\.)[^\t\n\x0b\x0c\r ]+"
 NOT_WORD_OR_SPACE_ASCII = r"[^A-Za-z0-9_\t\n\x0b\x0c\r ]"
-# hash_array's key: 16 characters
-HASH_KEY = "nlpflow-digest-1"
+# the digests' seed (any fixed number)
+HASH_SEED = 0x6E6C70666C6F77
 
 
 def _np_bool(arr: Any) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _table(true_bytes: Sequence[int]) -> np.ndarray:
-    out = np.zeros(256, dtype=bool)
-    out[list(true_bytes)] = True
+def _word_or_space(data: np.ndarray) -> np.ndarray:
+    """Per byte of lowercased ASCII: a word character (``[a-z0-9_]``) or whitespace."""
+    out = (data >= 97) & (data <= 122)
+    out |= (data >= 48) & (data <= 57)
+    out |= data == 32
+    out |= data == 95
+    out |= (data >= 9) & (data <= 13)
     return out
-
-
-# bytes a simple row cannot hold: control characters but \t \n \v \f \r, DEL, non-ASCII
-WORD_OR_SPACE_BYTE = _table(
-    [*b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ ", *range(9, 14)]
-)
-LOWER_BYTE = np.arange(256, dtype=np.uint8)
-LOWER_BYTE[65:91] += 32
 
 
 def _buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -106,26 +105,9 @@ def simple_rows(*columns: pa.Array) -> np.ndarray:
 def spaced_rows(column: pa.Array) -> np.ndarray:
     """``(n,)`` bool: the text is not single-spaced (it holds \\t \\n \\v \\f \\r, two spaces
     in a row, or starts or ends with a space). Meaningful for simple rows."""
-    offsets, data = _buffers(column)
-    out = np.zeros(len(column), dtype=bool)
-    if not len(data):
-        return out
-    other = (data >= 9) & (data <= 13)
-    if other.any():
-        out |= _per_row(offsets, other) > 0
-    space = data == 32
-    double = np.zeros(len(data), dtype=bool)
-    double[:-1] = space[:-1] & space[1:]  # at the first of the two
-    if double.any():
-        inner = np.maximum(offsets[1:] - 1, offsets[:-1])  # a pair must start before the end
-        total = np.zeros(len(data) + 1, dtype=_running(len(data)))
-        np.cumsum(double, out=total[1:])
-        out |= (total[inner] - total[offsets[:-1]]) > 0
-    filled = offsets[1:] > offsets[:-1]
-    last = np.maximum(offsets[1:] - 1, 0)
-    first = np.minimum(offsets[:-1], len(data) - 1)
-    out |= filled & (space[first] | space[last])
-    return out
+    import pyarrow.compute as pc
+
+    return _np_bool(pc.match_substring_regex(column, NOT_SINGLE_SPACED))
 
 
 def _patch(column: pa.Array, rows: np.ndarray, values: Any) -> pa.Array:
@@ -219,11 +201,12 @@ def joined(columns: Sequence[pa.Array], sep: str) -> pa.Array:
 
 
 def digests(column: pa.Array) -> np.ndarray:
-    """``(n,)`` ``uint64``: a 64-bit digest of each text's UTF-8 bytes."""
-    from pandas.util import hash_array
+    """``(n,)`` ``uint64``: a 64-bit digest of each text's UTF-8 bytes (a string array
+    without nulls; Arrow's buffers read in place)."""
+    import polars as pl
 
-    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    return np.asarray(hash_array(values, hash_key=HASH_KEY, categorize=False), dtype=np.uint64)
+    series = pl.Series(values=column) if len(column) else pl.Series(values=[], dtype=pl.String)
+    return np.asarray(series.hash(seed=HASH_SEED).to_numpy(), dtype=np.uint64)
 
 
 def match_keys(exact_keys: pa.Array, simple: np.ndarray | None = None) -> pa.Array:
@@ -236,8 +219,8 @@ def match_keys(exact_keys: pa.Array, simple: np.ndarray | None = None) -> pa.Arr
     simple = simple_rows(spaced) if simple is None else simple
     offsets, data = _buffers(spaced)
     # lowercase, then drop what is neither a word character nor a space (bytes: ASCII)
-    data = np.take(LOWER_BYTE, data)
-    keep = np.take(WORD_OR_SPACE_BYTE, data)
+    offsets, data = _buffers(pc.ascii_lower(spaced))
+    keep = _word_or_space(data)
     kept = np.zeros(len(data) + 1, dtype=_running(len(data)))
     np.cumsum(keep, out=kept[1:])
     out = _from_buffers(kept[offsets], data[keep])

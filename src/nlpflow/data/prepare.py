@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,8 @@ class PreparedData:
     meta_extra: dict[str, Any] = field(default_factory=dict)
     # streamed data only (None: computed from the rows in memory)
     figures: dict[str, SplitFigures] | None = None
-    vocabulary: int | None = None  # distinct lowercased words of train
+    # distinct lowercased words of train (a Future: still being counted in the background)
+    vocabulary: int | Future[int] | None = None
     examples: dict[str, list[Row]] | None = None  # data card rows per label, picked (seeded)
     workdir: Any = None  # removes the parts' directory (a weakref.finalize)
 
@@ -188,6 +190,8 @@ class PreparedData:
 
     def vocabulary_size(self) -> int:
         """Distinct lowercased words of train."""
+        if isinstance(self.vocabulary, Future):
+            self.vocabulary = self.vocabulary.result()
         if self.vocabulary is not None:
             return self.vocabulary
         return len({w.lower() for r in self.splits["train"] for w in self.text(r).split()})

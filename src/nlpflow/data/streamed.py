@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from nlpflow.data.stream import (
 )
 from nlpflow.errors import UserError
 from nlpflow.families.sequence.data import class_warnings
-from nlpflow.io import return_freed_memory
+from nlpflow.io import map_ahead, read_ahead, return_freed_memory
 from nlpflow.params import SPLITS, DataParams
 
 
@@ -75,8 +76,7 @@ def _first_pass(
         builder.checked = False
         mark = len(deferred.calls) if isinstance(deferred, Deferred) else 0
         try:
-            for table in fastcsv.read_batches(raw.path, params):
-                builder.add(table)
+            builder.add_all(read_ahead(fastcsv.read_batches(raw.path, params)))
             return builder.finish()
         except (fastcsv.NotFast, EmptyLabel):
             builder.reset()
@@ -213,16 +213,28 @@ def _metadata(train: SplitRows, text_fields: list[str], label_field: str) -> lis
 
 
 def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
-    """Distinct lowercased words of train's texts, kept in Arrow."""
+    """Distinct lowercased words of train's texts, kept in Arrow; two batches at a time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    vocabulary = pa.array([], pa.string())
-    for table in train.batches():
+    def words(table: pa.Table) -> pa.Array:
         texts = [as_text(table.column(f).combine_chunks()) for f in text_fields]
-        found = columns.lower_words(columns.joined(texts, " / "))
+        return columns.lower_words(columns.joined(texts, " / "))
+
+    vocabulary = pa.array([], pa.string())
+    for found in map_ahead(words, train.batches()):
         vocabulary = pc.unique(pa.concat_arrays([vocabulary, found]))
     return len(vocabulary)
+
+
+def _in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``function(*args)`` started on a thread of its own; its result (or error) when asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlpflow-background")
+    future = pool.submit(function, *args)
+    pool.shutdown(wait=False)  # the thread ends with the function
+    return future
 
 
 def _lengths(splits: dict[str, SplitRows], parts: dict[str, Part]) -> dict[str, tuple[Any, Any]]:
@@ -294,7 +306,7 @@ def _prepared(
         warnings,
         {},
         figures,
-        _vocabulary(train, text_fields),
+        _in_background(_vocabulary, train, text_fields),  # read while the stage writes
         examples,
     )
 

@@ -31,7 +31,7 @@ from nlpflow.data.prepare import ConllFile, PreparedData, Raw, SplitFigures, Spl
 from nlpflow.data.split import label_names_from
 from nlpflow.data.stream import Codes, Part, PartBuilder, rows_table
 from nlpflow.families.token.data import converted_note, scheme_meta, unseen_tag_warnings
-from nlpflow.io import return_freed_memory
+from nlpflow.io import read_ahead, return_freed_memory
 from nlpflow.params import SPLITS, DataParams
 
 if TYPE_CHECKING:
@@ -345,9 +345,8 @@ def _first_pass(raw: Raw, builder: PartBuilder, params: DataParams, bad: BadRows
     """One part into ``builder``: a CoNLL file chunk by chunk, or rows in memory as one table."""
     import pyarrow as pa
 
-    if isinstance(raw, ConllFile):
-        for table in conll_tables(raw.path, params, bad):
-            builder.add(table)
+    if isinstance(raw, ConllFile):  # blocks read ahead on a thread, described two at a time
+        builder.add_all(read_ahead(conll_tables(raw.path, params, bad)))
         return builder.finish()
     assert isinstance(raw, list)  # streams() let only these through
     lists = pa.list_(pa.string())
