@@ -1,8 +1,9 @@
 """Token classification through preprocess, streamed (:mod:`nlpflow.data.streamed`): a CoNLL
-file is read a chunk of sentences at a time (:func:`nlpflow.data.files.conll_sentences`),
-each chunk an Arrow table of ``tokens`` and ``tags`` (lists) and ``_line``; rows held in
-memory (the built-in data set) go in as one table. The words are hashed and measured as
-the words joined by spaces, as the in-memory path does (tokens are never cleaned).
+file is read in blocks cut at sentence boundaries (:func:`conll_tables`), each block an
+Arrow table of ``tokens`` and ``tags`` (lists) and ``_line``; rows held in memory (the
+built-in data set, a ``datasets`` source) go in as one table. The words are hashed and
+measured as the words joined by spaces, as the in-memory path does (tokens are never
+cleaned).
 
 Per part, the first pass records whether its tags are IOB1 (as
 :func:`nlpflow.data.entities.detect_scheme` decides over the whole part) and each
@@ -342,7 +343,7 @@ def tag_ids(label: pa.Array, names: pa.Array) -> pa.Array:
 
 
 def _first_pass(raw: Raw, builder: PartBuilder, params: DataParams, bad: BadRows) -> Part:
-    """One part into ``builder``: a CoNLL file chunk by chunk, or rows in memory as one table."""
+    """One part into ``builder``: a CoNLL file block by block, or rows in memory as one table."""
     import pyarrow as pa
 
     if isinstance(raw, ConllFile):  # blocks read ahead on a thread, described two at a time
