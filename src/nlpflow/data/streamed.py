@@ -213,9 +213,11 @@ def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    single_spaced = train.part.single_spaced
+
     def words(table: pa.Table) -> pa.Array:
         texts = [table.column(f).combine_chunks() for f in text_fields]
-        return columns.lower_words(columns.joined(texts, " / "))
+        return columns.lower_words(columns.joined(texts, " / "), single_spaced)
 
     vocabulary = pa.array([], pa.string())
     for found in map_ahead(words, train.batches()):
