@@ -200,7 +200,7 @@ class PartBuilder:
         """:meth:`add` each of ``tables`` in order, their :meth:`features` computed by two
         threads at a time (:func:`~nlpflow.io.map_ahead`): the same part as one
         :meth:`add` after another, in less time on two cores."""
-        from nlpflow.io import map_ahead
+        from nlpflow.threads import map_ahead
 
         coded = (self._coded(t) for t in tables)  # in order: label codes by first appearance
         for table, arrays in map_ahead(self.features, (t for t in coded if t.num_rows)):

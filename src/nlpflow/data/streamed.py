@@ -51,8 +51,9 @@ from nlpflow.data.stream import (
 )
 from nlpflow.errors import UserError
 from nlpflow.families.sequence.data import class_warnings
-from nlpflow.io import map_ahead, read_ahead, return_freed_memory
+from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
+from nlpflow.threads import map_ahead, read_ahead
 
 
 def _first_pass(
