@@ -198,7 +198,7 @@ class PartBuilder:
 
     def add_all(self, tables: Iterable[pa.Table]) -> None:
         """:meth:`add` each of ``tables`` in order, their :meth:`features` computed by two
-        threads at a time (:func:`~nlpflow.io.map_ahead`): the same part as one
+        threads at a time (:func:`~nlpflow.threads.map_ahead`): the same part as one
         :meth:`add` after another, in less time on two cores."""
         from nlpflow.threads import map_ahead
 
