@@ -64,6 +64,22 @@ def test_column_operations_equal_the_python_functions(ascii_only: bool) -> None:
         expected = [clean_steps(t, params) for t in texts]
         assert cleaned.to_pylist() == [text for text, _ in expected]
         assert bits.tolist() == [steps for _, steps in expected]
+    # cleaned by `whitespace` (no cap after it): the shortcuts for single-spaced rows
+    tidy, _ = columns.clean_column(arr, CleaningParams())
+    simple = columns.simple_rows(tidy)
+    tidy_texts = tidy.to_pylist()
+    assert columns.blank_rows(tidy, simple, single_spaced=True).tolist() == [
+        not t.strip() for t in tidy_texts
+    ]
+    assert columns.lengths(tidy, simple, single_spaced=True)[1].tolist() == [
+        len(t.split()) for t in tidy_texts
+    ]
+    assert sorted(columns.lower_words(tidy, single_spaced=True).to_pylist()) == sorted(
+        {w.lower() for t in tidy_texts for w in t.split()}
+    )
+    assert columns.match_keys(tidy, simple).to_pylist() == [
+        normalise_for_match(t) for t in tidy_texts
+    ]
     assert columns.blank_rows(arr).tolist() == [not t.strip() for t in texts]
     pairs = columns.joined([arr, pa.array(texts[::-1])], "\x1f")
     assert columns.match_keys(pairs).to_pylist() == [

@@ -67,17 +67,15 @@ def _buffers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (offsets - offsets[0]).astype(np.int64), data
 
 
-def _running(n: int) -> Any:
-    """The integer type of a running count over ``n`` bytes: int32 when it fits (half the
-    memory traffic of int64 over every byte of a batch)."""
-    return np.int32 if n < 2**31 - 1 else np.int64
+def _before(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per offset, how many ``flags`` (one per byte) are set before it: a binary search
+    per row over the set positions (cheaper than a running sum over every byte)."""
+    return np.searchsorted(np.flatnonzero(flags), offsets)
 
 
 def _per_row(offsets: np.ndarray, flags: np.ndarray) -> np.ndarray:
     """How many ``flags`` (one per byte) fall in each row."""
-    total = np.zeros(len(flags) + 1, dtype=_running(len(flags)))
-    np.cumsum(flags, out=total[1:])
-    return total[offsets[1:]] - total[offsets[:-1]]
+    return np.diff(_before(flags, offsets))
 
 
 def _from_buffers(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
@@ -176,13 +174,17 @@ def clean_column(
     return out, bits
 
 
-def blank_rows(column: pa.Array, simple: np.ndarray | None = None) -> np.ndarray:
+def blank_rows(
+    column: pa.Array, simple: np.ndarray | None = None, single_spaced: bool = False
+) -> np.ndarray:
     """``(n,)`` bool: ``not text.strip()``. ``simple``: :func:`simple_rows` when known (a
-    row marked not simple is only slower)."""
+    row marked not simple is only slower); ``single_spaced``: the simple rows are known to
+    be stripped (cleaned by ``cleaning.whitespace``), so only an empty one is blank."""
     import pyarrow.compute as pc
 
     simple = simple_rows(column) if simple is None else simple
-    out = _np_bool(pc.equal(pc.utf8_length(pc.utf8_trim(column, ASCII_SPACE)), 0))
+    stripped = column if single_spaced else pc.utf8_trim(column, ASCII_SPACE)
+    out = _np_bool(pc.equal(pc.binary_length(stripped), 0))
     for i in np.flatnonzero(~simple).tolist():
         out[i] = not column[i].as_py().strip()
     return out
@@ -215,15 +217,15 @@ def match_keys(exact_keys: pa.Array, simple: np.ndarray | None = None) -> pa.Arr
 
     # \x1f (the field separator) is whitespace to Python: normalise_for_match turns it into
     # a space like any other run, so the simple path may join the fields by a space.
-    spaced = pc.replace_substring(exact_keys, "\x1f", " ")
+    spaced = exact_keys
+    if pc.any(pc.match_substring(exact_keys, "\x1f")).as_py():  # one text field: never
+        spaced = pc.replace_substring(exact_keys, "\x1f", " ")
     simple = simple_rows(spaced) if simple is None else simple
     offsets, data = _buffers(spaced)
     # lowercase, then drop what is neither a word character nor a space (bytes: ASCII)
     offsets, data = _buffers(pc.ascii_lower(spaced))
     keep = _word_or_space(data)
-    kept = np.zeros(len(data) + 1, dtype=_running(len(data)))
-    np.cumsum(keep, out=kept[1:])
-    out = _from_buffers(kept[offsets], data[keep])
+    out = _from_buffers(offsets - _before(~keep, offsets), data[keep])
     out = _collapse_spaces(out, np.flatnonzero(spaced_rows(out) & simple))
     other = np.flatnonzero(~simple)
     if len(other):
@@ -232,8 +234,12 @@ def match_keys(exact_keys: pa.Array, simple: np.ndarray | None = None) -> pa.Arr
     return out
 
 
-def lengths(text: pa.Array, simple: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per row ``len(text)`` and ``len(text.split())``, two ``(n,)`` int64 arrays."""
+def lengths(
+    text: pa.Array, simple: np.ndarray | None = None, single_spaced: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``len(text)`` and ``len(text.split())``, two ``(n,)`` int64 arrays.
+    ``single_spaced``: the simple rows are known to be single-spaced and stripped (cleaned
+    by ``cleaning.whitespace``): their words are their spaces + 1."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -242,7 +248,9 @@ def lengths(text: pa.Array, simple: np.ndarray | None = None) -> tuple[np.ndarra
     # single-spaced text: spaces + 1 words
     words = (_per_row(offsets, data == 32) + (offsets[1:] > offsets[:-1])).astype(np.int64)
     simple = simple_rows(text) if simple is None else simple
-    uneven = np.flatnonzero(spaced_rows(text) & simple)
+    uneven = (
+        np.zeros(0, dtype=np.int64) if single_spaced else np.flatnonzero(spaced_rows(text) & simple)
+    )
     if len(uneven):
         counted = pc.count_substring_regex(text.take(pa.array(uneven)), NON_SPACE_RUN)
         words[uneven] = np.asarray(counted.to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -251,22 +259,23 @@ def lengths(text: pa.Array, simple: np.ndarray | None = None) -> tuple[np.ndarra
     return chars, words
 
 
-def lower_words(text: pa.Array) -> pa.Array:
+def lower_words(text: pa.Array, single_spaced: bool = False) -> pa.Array:
     """``{w.lower() for t in text for w in t.split()}`` as an Arrow string array of the
-    distinct words (any order): no Python string per word for printable-ASCII rows."""
+    distinct words (any order): no Python string per word for printable-ASCII rows.
+    ``single_spaced``: the simple rows are known to be single-spaced (see :func:`lengths`),
+    so a split at each space is enough."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     simple = simple_rows(text)
-    spaced = spaced_rows(text)
     found = []
-    even = text.filter(pa.array(simple & ~spaced))
-    if len(even):
-        found.append(pc.unique(pc.list_flatten(pc.split_pattern(pc.ascii_lower(even), " "))))
-    uneven = text.filter(pa.array(simple & spaced))
-    if len(uneven):
-        flat = pc.list_flatten(pc.ascii_split_whitespace(pc.ascii_lower(uneven)))
-        found.append(pc.unique(flat))
+    ascii_rows = text if simple.all() else text.filter(pa.array(simple))
+    if len(ascii_rows):
+        lowered = pc.ascii_lower(ascii_rows)
+        split = (
+            pc.split_pattern(lowered, " ") if single_spaced else pc.ascii_split_whitespace(lowered)
+        )
+        found.append(pc.unique(pc.list_flatten(split)))
     other = {w.lower() for t in text.filter(pa.array(~simple)).to_pylist() for w in t.split()}
     if other:
         found.append(pa.array(sorted(other), pa.string()))

@@ -87,6 +87,8 @@ class Part:
     targets: np.ndarray | None = None  # (n,) float64 the number the data card describes
     label_keys: np.ndarray | None = None  # (n,) what duplicates compare (else label_codes)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # a family's own arrays
+    # the simple rows' texts are single-spaced and stripped (PartBuilder.single_spaced)
+    single_spaced: bool = False
 
     def batches(self, rows: np.ndarray | None = None) -> Iterator[pa.Table]:
         """The part's rows (``rows``: sorted row indices; None: all) as tables, in order."""
@@ -196,13 +198,25 @@ class PartBuilder:
 
     def add_all(self, tables: Iterable[pa.Table]) -> None:
         """:meth:`add` each of ``tables`` in order, their :meth:`features` computed by two
-        threads at a time (:func:`~nlpflow.io.map_ahead`): the same part as one
+        threads at a time (:func:`~nlpflow.threads.map_ahead`): the same part as one
         :meth:`add` after another, in less time on two cores."""
-        from nlpflow.io import map_ahead
+        from nlpflow.threads import map_ahead
 
         coded = (self._coded(t) for t in tables)  # in order: label codes by first appearance
         for table, arrays in map_ahead(self.features, (t for t in coded if t.num_rows)):
             self._write(table, arrays)
+
+    @property
+    def single_spaced(self) -> bool:
+        """One text field cleaned by ``whitespace`` (and not cut after): its simple rows
+        (:func:`~nlpflow.data.columns.simple_rows`) are single-spaced and stripped, which
+        saves passes over the text."""
+        return (
+            len(self.text_fields) == 1
+            and self.cleaning is not None
+            and self.cleaning.whitespace
+            and not self.cleaning.max_chars
+        )
 
     def _coded(self, table: pa.Table) -> pa.Table:
         if not table.num_rows:
@@ -218,6 +232,7 @@ class PartBuilder:
 
         n = table.num_rows
         out: dict[str, np.ndarray] = {}
+        tidy = self.single_spaced
         texts = []
         blank = np.zeros(n, dtype=bool)
         simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
@@ -228,7 +243,7 @@ class PartBuilder:
                 col, bits = columns.clean_column(col, self.cleaning, simple)
                 table = table.set_column(table.column_names.index(f), f, col)
                 out[f"bits{k}"] = bits
-                blank |= columns.blank_rows(col, simple)
+                blank |= columns.blank_rows(col, simple, tidy)
             texts.append(col)
         out["blank"] = blank
         key = columns.joined(texts, "\x1f")
@@ -237,7 +252,7 @@ class PartBuilder:
         if len(texts) > 1:  # one field: the same digest is the same length
             first_len = pc.utf8_length(texts[0])
             out["first_len"] = np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32)
-        chars, words = columns.lengths(columns.joined(texts, " / "), simple)
+        chars, words = columns.lengths(columns.joined(texts, " / "), simple, tidy)
         out["chars"] = chars.astype(np.int32)
         out["words"] = words.astype(np.int32)
         return table.combine_chunks(), out
@@ -330,6 +345,7 @@ class PartBuilder:
             if "label_keys" in self.arrays
             else None,
             {key: cat(key, stored) for key, (_, stored) in list(self.arrays.items())},
+            self.single_spaced,
         )
 
 

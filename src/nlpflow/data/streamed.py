@@ -53,8 +53,9 @@ from nlpflow.data.stream import (
 )
 from nlpflow.errors import UserError
 from nlpflow.families.sequence.data import class_warnings
-from nlpflow.io import map_ahead, read_ahead, return_freed_memory
+from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
+from nlpflow.threads import map_ahead, read_ahead
 
 
 def _first_pass(
@@ -217,9 +218,11 @@ def _vocabulary(train: SplitRows, text_fields: list[str]) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    single_spaced = train.part.single_spaced
+
     def words(table: pa.Table) -> pa.Array:
         texts = [as_text(table.column(f).combine_chunks()) for f in text_fields]
-        return columns.lower_words(columns.joined(texts, " / "))
+        return columns.lower_words(columns.joined(texts, " / "), single_spaced)
 
     vocabulary = pa.array([], pa.string())
     for found in map_ahead(words, train.batches()):

@@ -32,8 +32,9 @@ from nlpflow.data.prepare import ConllFile, PreparedData, Raw, SplitFigures, Spl
 from nlpflow.data.split import label_names_from
 from nlpflow.data.stream import Codes, Part, PartBuilder, rows_table
 from nlpflow.families.token.data import converted_note, scheme_meta, unseen_tag_warnings
-from nlpflow.io import read_ahead, return_freed_memory
+from nlpflow.io import return_freed_memory
 from nlpflow.params import SPLITS, DataParams
+from nlpflow.threads import read_ahead
 
 if TYPE_CHECKING:
     import pyarrow as pa
