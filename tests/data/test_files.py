@@ -138,3 +138,54 @@ def test_a_saved_dataset_names_its_splits_as_a_directory_of_files_may(tmp_path: 
     data = load_splits(_params(source=str(tmp_path / "saved")), seed=0)
     assert len(data.splits["validation"]) == 6  # not carved from train
     assert len(data.splits["train"]) == 30
+
+
+def test_token_rows_of_jsonl_and_parquet_files_as_hugging_face_writes_them(
+    tmp_path: Path,
+) -> None:
+    """A list of words and a list of tags per row (CoNLL-2003 on the Hub): ``task: auto``
+    reads it as a token task, integer tags as their digits; a bad row is named or skipped."""
+    import json
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from nlpflow.errors import UserError
+
+    good = [
+        {"tokens": ["John", "lives", "in", "Paris"], "ner_tags": ["B-PER", "O", "O", "B-LOC"]},
+        {"tokens": ["IBM", "hired", "Mary"], "ner_tags": ["B-ORG", "O", "B-PER"]},
+    ] * 10
+    bad = [
+        {"tokens": ["too", "few"], "ner_tags": ["O"]},
+        {"tokens": ["an", " ", "blank"], "ner_tags": ["O", "O", "O"]},
+        {"tokens": "not a list", "ner_tags": ["O"]},
+    ]
+    path = tmp_path / "ner.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*good, *bad]))
+    params = _params(
+        source=str(path), text_fields=["tokens"], label_field="ner_tags", on_bad_rows="skip"
+    )
+    data = load_splits(params, seed=0)
+    assert data.task == "token"
+    assert sorted(data.label_names) == ["B-LOC", "B-ORG", "B-PER", "O"]
+    assert [(b.line, b.column) for b in data.bad_rows.rows] == [
+        (21, "ner_tags"),
+        (22, "tokens"),
+        (23, "tokens"),
+    ]
+    assert "2 words but 1 tags" in data.bad_rows.rows[0].reason
+    with pytest.raises(UserError) as failed:
+        load_splits(replace(params, on_bad_rows="fail"), seed=0)
+    assert "ner.jsonl, line 21" in str(failed.value)
+    assert "2 words but 1 tags" in str(failed.value)
+
+    ints = pd.DataFrame({"tokens": [r["tokens"] for r in good], "ner_tags": [[1, 0]] * 20})
+    ints["tokens"] = [list(t)[:2] for t in ints["tokens"]]
+    ints.to_parquet(tmp_path / "ner.parquet")
+    params = _params(
+        source=str(tmp_path / "ner.parquet"), text_fields=["tokens"], label_field="ner_tags"
+    )
+    data = load_splits(params, seed=0)
+    assert data.task == "token"
+    assert data.label_names == ["0", "1"]

@@ -625,8 +625,21 @@ def _check_row(
             str(row)[:80],
         )
         return None
+    if isinstance(label, list) and params.task in ("auto", "token"):
+        return _check_token_row(path, where, line, row, params, bad)
     numeric = params.task == "regression"  # a number: kept as written, parsed by the family
-    if isinstance(label, (bool, dict, list)) or (
+    if isinstance(label, list):
+        bad.report(
+            path,
+            where,
+            line,
+            label_field,
+            f"label {label!r} is a list; a sequence task needs one label per row (a list of "
+            "tags, one per word, is a token task: set data.task to auto or token)",
+            str(row)[:80],
+        )
+        return None
+    if isinstance(label, (bool, dict)) or (
         isinstance(label, float) and not label.is_integer() and not numeric
     ):
         bad.report(
@@ -664,6 +677,52 @@ def _check_row(
     if isinstance(label, float):
         label = repr(label) if numeric else int(label)
     out[label_field] = str(label).strip()
+    out["_line"] = line
+    return out
+
+
+def _check_token_row(
+    path: Path, where: str, line: int, row: Row, params: DataParams, bad: BadRows
+) -> Row | None:
+    """A token-classification row of a JSONL/JSON/Parquet file (as Hugging Face's CoNLL-2003
+    is written: a list of words and a list of tags): the tags as stripped strings (an
+    integer tag is kept as its digits), or None when the row is bad and skipped."""
+    label_field = params.label_field
+    tags = row[label_field]
+    if len(params.text_fields) != 1:
+        raise UserError(
+            f"{path}: a token task has one text field (the list of words); data.text_fields "
+            f"is {params.text_fields}"
+        )
+    field = params.text_fields[0]
+    words = row.get(field)
+
+    def skip(column: str, problem: str) -> None:
+        bad.report(path, where, line, column, problem, str(row)[:80])
+
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        skip(field, f"expected a list of words (strings), got {words!r}")
+        return None
+    empty = [i for i, w in enumerate(words) if not w.strip()]
+    if empty:
+        skip(field, f"word {empty[0]} is empty or blank; remove it and its tag")
+        return None
+    if not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in tags):
+        skip(label_field, f"tags must be strings or integers, got {tags!r}")
+        return None
+    tags = [str(t).strip() for t in tags]
+    if not words or len(words) != len(tags) or not all(tags):
+        problem = (
+            "the sentence has no words"
+            if not words
+            else f"{len(words)} words but {len(tags)} tags; give one tag per word"
+            if len(words) != len(tags)
+            else f"tag {tags.index('')} is empty"
+        )
+        skip(label_field, problem)
+        return None
+    out = keep_clashing_columns(row, {label_field, field}, path.name, bad)
+    out[label_field] = tags
     out["_line"] = line
     return out
 
