@@ -44,6 +44,10 @@ words a sentence), ``data.text_fields: [tokens]``, ``label_field: tags``; the fl
 ``encode_batch(words, is_pretokenized=True)`` of train's word lists. ``--growth-from`` and
 ``--preprocess-only`` apply to it too.
 
+``--task choice``: ``--rows`` SWAG-like multiple-choice rows (:func:`generate_choice_csv`: a
+context of about 14 words, four endings of about 10, the label an index), ``data.task:
+choice``; preprocess only, against ``pyarrow.csv.read_csv`` of the file.
+
 ``--growth-from ROWS`` measures that growth in one run: only the two stages, once each, at
 ``ROWS`` rows and at ``--rows`` rows (the smaller data generated alike, in ``rows-ROWS/``),
 their peaks and the ratio of the larger to the smaller (``--growth-from 1000000 --rows
@@ -234,10 +238,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--task",
-        choices=["sequence", "token"],
+        choices=["sequence", "token", "choice"],
         default="sequence",
         help="sequence: AG-News-like CSV rows (the default); token: CoNLL-2003-like sentences "
-        "(--rows counts sentences)",
+        "(--rows counts sentences); choice: SWAG-like multiple-choice rows (preprocess only)",
     )
     args = parser.parse_args()
 
@@ -252,6 +256,9 @@ def main() -> None:
             return
         if args.task == "token":
             token_main(args, env, work)
+            return
+        if args.task == "choice":
+            choice_main(args, env, work)
             return
         csv_path = work / "news.csv"
         size = prepare_csv(csv_path, args.rows)
@@ -364,7 +371,12 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
     for rows in sizes:
         where = work if rows == args.rows else work / f"rows-{rows}"
         where.mkdir(parents=True, exist_ok=True)
-        if args.task == "token":
+        if args.task == "choice":
+            csv_path = where / "swag.csv"
+            size = prepare_csv(csv_path, rows, generate_choice_csv)
+            write_choice_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
+            print(f"data: {rows:,} generated SWAG-like rows, {size / MB:.0f} MB CSV", flush=True)
+        elif args.task == "token":
             conll = where / "sentences.conll"
             size = prepare_csv(conll, rows, generate_conll)
             write_token_params(where / "params.yaml", conll, args.vocab_size, args.max_length)
@@ -374,7 +386,8 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
             size = prepare_csv(csv_path, rows)
             write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
             print(f"data: {rows:,} generated rows, {size / MB:.0f} MB CSV", flush=True)
-        stages = ["preprocess"] if args.preprocess_only else ["preprocess", "tokenize"]
+        only = args.preprocess_only or args.task == "choice"
+        stages = ["preprocess"] if only else ["preprocess", "tokenize"]
         for stage in stages:
             sec, peak, _, cpu = run_child([py, "-m", f"stages.{stage}"], where, env)
             peaks[stage].append((sec, peak, cpu))
@@ -558,6 +571,103 @@ def token_main(args: argparse.Namespace, env: dict[str, str], work: Path) -> Non
             f"{name} peak memory: {peak:,.0f} MB at {args.rows:,} sentences (aim < 1024 MB) "
             f"{verdict}"
         )
+
+
+# --------------------------------------------------------------------------- --task choice
+
+CHOICE_READ_FLOOR = """
+import json, sys, time
+import pyarrow as pa
+import pyarrow.csv as pc
+start = time.perf_counter()
+names = ["sent1", *(f"ending{i}" for i in range(4)), "label"]
+table = pc.read_csv(
+    sys.argv[1], convert_options=pc.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+)
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
+"""
+
+
+def generate_choice_csv(path: Path, n: int, seed: int = 0) -> int:
+    """``n`` SWAG-like rows: ``sent1`` (a context sentence of about 14 words), ``ending0``
+    .. ``ending3`` (about 10 words each) and ``label``, the right ending's index (0..3)."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlucmfwypvbgk"
+    vocab = sorted(
+        {"".join(rng.choice(letters) for _ in range(rng.randint(2, 10))) for _ in range(30000)}
+    )
+    cum_weights = list(accumulate(1.0 / (rank + 10) for rank in range(len(vocab))))
+
+    def sentence(mean: float) -> str:
+        length = max(3, min(60, int(rng.lognormvariate(mean, 0.3))))
+        words = rng.choices(vocab, cum_weights=cum_weights, k=length)
+        words[0] = words[0].capitalize()
+        return " ".join(words) + "."
+
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sent1", "ending0", "ending1", "ending2", "ending3", "label"])
+        for _ in range(n):
+            endings = [sentence(2.3) for _ in range(4)]
+            writer.writerow([sentence(2.6), *endings, rng.randrange(4)])
+    return path.stat().st_size
+
+
+def write_choice_params(path: Path, csv_path: Path, vocab_size: int, max_length: int) -> None:
+    """:func:`write_params` for a multiple-choice CSV (SWAG's columns)."""
+    import yaml
+
+    write_params(path, csv_path, vocab_size, max_length)
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params["data"].update(
+        task="choice",
+        text_fields=["sent1"],
+        label_field="label",
+        choice={"options": [f"ending{i}" for i in range(4)]},
+    )
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+def choice_main(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
+    """``--task choice``: the preprocess stage on ``--rows`` generated SWAG-like rows,
+    against the read floor (``pyarrow.csv`` of the file)."""
+    py = sys.executable
+    csv_path = work / "swag.csv"
+    size = prepare_csv(csv_path, args.rows, generate_choice_csv)
+    write_choice_params(work / "params.yaml", csv_path, args.vocab_size, args.max_length)
+    print(
+        f"data: {args.rows:,} generated SWAG-like rows (a context, 4 endings), "
+        f"{size / MB:.0f} MB CSV; {os.cpu_count()} cores"
+    )
+    best: dict[str, list[float]] = {}
+    reads: list[float] = []
+    for _ in range(args.repeats):
+        runs = {}
+        runs["read"] = read_floor([py, "-c", CHOICE_READ_FLOOR, str(csv_path)], work, env, reads)
+        sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
+        runs["pre"] = (sec, peak, cpu)
+        for key, (sec, mb, cpu) in runs.items():
+            old = best.get(key, [float("inf"), 0.0, float("inf")])
+            best[key] = [min(old[0], sec), max(old[1], mb), min(old[2], cpu)]
+    names = {"read": "pyarrow read_csv (floor)", "pre": "preprocess stage"}
+    print(f"\n{'':28} {'seconds':>8} {'peak MB':>8} {'rows/s':>10} {'CPU s':>8}")
+    for key, name in names.items():
+        sec, mb, cpu = best[key]
+        print(f"{name:28} {sec:>8.2f} {mb:>8.0f} {args.rows / sec:>10,.0f} {cpu:>8.1f}")
+    print("(stage seconds: the whole process; floor seconds: around the call; CPU s: the whole")
+    print(" process, all threads)")
+    pre_ratio = best["pre"][0] / best["read"][0]
+    print(f"\npreprocess / raw read time:  {pre_ratio:.1f}x (aim <= 10) {aim(pre_ratio <= 10)}")
+    print_read_spread(reads, best["pre"][0])
+    peak = best["pre"][1]
+    verdict = (
+        aim(peak < 1024)
+        if args.rows == 1_000_000
+        else "aim needs --rows 1000000 (the growth aim: --growth-from)"
+    )
+    print(f"preprocess peak memory: {peak:,.0f} MB at {args.rows:,} rows (aim < 1024 MB) {verdict}")
 
 
 if __name__ == "__main__":
