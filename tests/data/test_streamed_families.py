@@ -1,4 +1,4 @@
-"""Regression, text-to-text, multi-label and token classification stream through preprocess: on the same input the streamed path
+"""Regression, text-to-text, multi-label, token classification and multiple choice stream through preprocess: on the same input the streamed path
 writes, byte for byte, the processed splits, ``metrics/preprocess.json``, the plot data and
 the data card that the in-memory path writes, and its bad rows read the same."""
 
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nlpflow.data import prepare
+from nlpflow.data import fastcsv, prepare
 from nlpflow.data.prepare import load_splits, to_dataset_dict
 from nlpflow.data.report import data_card, describe
 from nlpflow.errors import UserError
@@ -86,8 +86,11 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nlpflow.families.choice import stream as choice_stream
+
     monkeypatch.setattr(prepare, "stream_target", lambda task, params: None)
     monkeypatch.setattr(prepare, "CLASS_STREAMS", ("sequence",))
+    monkeypatch.setattr(choice_stream, "streams", lambda raw, params: False)
 
 
 def _same_error(params: DataParams, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -127,7 +130,7 @@ def _compare_stage(
     data: dict[str, Any],
 ) -> dict[str, bytes]:
     params = write_params(data=data)
-    parsed = DataParams(**data)
+    parsed = _choice_params(**data) if "choice" in data else DataParams(**data)
     assert load_splits(parsed, 0).streamed
     streamed = _stage_outputs(params, tmp_path / "streamed")
     with monkeypatch.context() as m:
@@ -557,3 +560,113 @@ def test_conll_blocks_read_as_read_conll_reads(
     tables = list(stream.conll_tables(path, params, streamed))
     assert [r for t in tables for r in t.to_pylist()] == rows
     assert streamed == memory and len(rows) == 7 and len(memory.rows) == 3
+
+
+# --------------------------------------------------------------------------- multiple choice
+
+ENDINGS = [f"ending{i}" for i in range(4)]
+
+
+def _choice_rows(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """SWAG-like rows: repeats (duplicates, leakage), texts to clean, an id and a note
+    column, a column named ``options`` (kept as ``options_in_file``)."""
+    rng = random.Random(seed)
+    texts = _texts(n * 5, seed)
+    rows = []
+    for i in range(n):
+        ends = [texts[5 * i + k] or "x" for k in range(1, 5)]
+        context = texts[5 * i] or "y"
+        if i % 13 == 4:  # options cut differently, joined alike: not one row
+            ends = ["a b", "c", "d", "e"] if i % 2 else ["a", "b c", "d", "e"]
+            context = "same"
+        row = {"id": f"c{i}" if i % 3 else "", "sent1": context}
+        row.update(zip(ENDINGS, ends, strict=True))
+        label = "0" if i % 13 == 4 else str(rng.randrange(4))
+        row.update(label=label, note=rng.choice(["", "a", "b"]), options="z")
+        rows.append(row)
+    for i in range(0, n, 9):  # whole rows repeated: duplicates within, leaks across splits
+        rows[i] = {**rows[i // 2], "id": f"d{i}"}
+    return rows
+
+
+CHOICE_FIELDS = {
+    "task": "choice",
+    "text_fields": ["sent1"],
+    "label_field": "label",
+    "choice": {"options": ENDINGS},
+}
+
+
+def _choice_params(**data: Any) -> DataParams:
+    from nlpflow.families.choice.config import ChoiceParams
+
+    data = {**CHOICE_FIELDS, **data}
+    return DataParams(**{**data, "choice": ChoiceParams(**data["choice"])})
+
+
+def test_choice_streamed_writes_what_the_in_memory_path_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_params: Callable[..., Path]
+) -> None:
+    """Option columns of a CSV through the whole stage, bad rows skipped (an empty option,
+    a label out of range, one not a number): every output byte for byte."""
+    rows = _choice_rows(400)
+    rows[20]["ending2"] = " "
+    rows[50]["label"] = "4"
+    rows[70]["label"] = "two"
+    rows[90]["ending1"] = rows[90]["ending0"] = rows[90]["ending3"]  # the answer repeated
+    rows[90]["label"] = "3"
+    path = _write(tmp_path / "swag.csv", rows)
+    data = {"source": str(path), "leakage": "drop", "on_bad_rows": "skip", **CHOICE_FIELDS}
+    out = _compare_stage(tmp_path, monkeypatch, write_params, data)
+    report = json.loads(out["preprocess.json"])
+    train = report["splits"]["train"]
+    assert report["skipped_rows"] == 3 and report["leakage"]["total"] > 0
+    assert train["cleaning"]["duplicates_dropped"] > 0 and sum(train["labels"].values()) > 250
+    assert b"options_in_file" in out["data.md"] and b"repeat the right option" in out["data.md"]
+
+
+def test_choice_files_per_split_and_a_file_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A train TSV read in batches of 2,000 bytes, a test CSV the batches cannot take (a
+    quoted line break: the Python reader reads it whole), validation carved from train."""
+    monkeypatch.setattr(fastcsv, "BLOCK", 2000)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train = _choice_rows(300, seed=12)
+    with open(folder / "train.tsv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, list(train[0]), delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(train)
+    test = _choice_rows(60, seed=13)
+    test[7]["sent1"] = "two\nlines"
+    _write(folder / "test.csv", test)
+    params = _choice_params(source=str(folder))
+    data = load_splits(params, 3)
+    assert data.streamed and len(data.splits["test"]) > 50
+    streamed = _load_outputs(params)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert not load_splits(params, 3).streamed
+        assert _load_outputs(params) == streamed
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("ending1", "", "option 2 is empty"),
+        ("label", "7", "label 7 is out of range (0 to 3 for 4 options)"),
+        ("label", "1.5", "label '1.5' is not an option index"),
+        ("sent1", " ", "the context (sent1) is empty"),
+    ],
+)
+def test_a_bad_choice_row_is_the_same_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, column: str, value: str, reason: str
+) -> None:
+    rows = _choice_rows(80)
+    rows[30][column] = value
+    path = _write(tmp_path / "swag.csv", rows)
+    params = _choice_params(source=str(path))
+    message = _same_error(params, monkeypatch)
+    assert message.startswith(f"{path}, line 32, column '{column}': {reason}"), message
+    assert "\n" not in message

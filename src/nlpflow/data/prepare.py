@@ -6,12 +6,12 @@ What differs between tasks (``sequence``: one or two text fields and a label per
 stratification, cleaning, the processed columns' features. Class names are mapped to ids in
 a stable (sorted) order that the model config's ``id2label`` keeps.
 
-Sequence classification, multi-label, token classification, regression and text-to-text
-stream (:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow
+Sequence classification, multi-label, token classification, regression, text-to-text and
+multiple choice (CSV/TSV files with option columns) stream (:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow
 batches, cleaned and hashed column by column, and kept on disk between the passes, so
 memory stays flat as rows grow; the outputs are the in-memory path's. The other families
-(QA, multiple choice, and a classification source run as text-to-text) hold their rows in
-memory and go through their hooks row by row.
+and sources (QA, multiple choice from JSONL or the built-in task, and a classification
+source run as text-to-text) hold their rows in memory and go through their hooks row by row.
 """
 
 from __future__ import annotations
@@ -279,6 +279,8 @@ def _streams(params: DataParams) -> bool:
     batches."""
     if params.task == "auto" or params.task in CLASS_STREAMS:
         return True
+    if params.task == "choice":  # option columns: families/choice/stream.py
+        return len(params.choice.options) > 1
     return stream_target(params.task, params) is not None
 
 
@@ -505,13 +507,23 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
         from nlpflow.families.token.stream import streams as token_streams
 
         streams = token_streams(raw_parts, text_fields, label_field)
+    if task == "choice" and _streams(params):  # CSV/TSV files with option columns
+        from nlpflow.families.choice.stream import streams as choice_streams
+
+        streams = choice_streams(raw_parts, params)
     if streams:  # the family's hooks column by column, streamed
         from nlpflow.data.streamed import streamed_classes, streamed_multilabel, streamed_target
 
         fields = (task, text_fields, label_field)
         workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
         try:
-            if task == "token":
+            if task == "choice":
+                from nlpflow.families.choice.stream import streamed_choice
+
+                data = streamed_choice(
+                    params, seed, raw_parts, source, origin, fields, bad, workdir
+                )
+            elif task == "token":
                 from nlpflow.families.token.stream import streamed_tokens
 
                 data = streamed_tokens(
@@ -597,7 +609,7 @@ def _features(data: PreparedData) -> Features:
     return Features(
         {
             "id": Value("string"),
-            **{f: fam.text_feature() for f in data.text_fields},
+            **fam.text_features(data.text_fields),
             "label": fam.label_feature(data.label_names),
             **{m: Value("string") for m in data.metadata_fields},
         }

@@ -140,15 +140,7 @@ class ChoiceData(DataFamily):
         """An answer position far more common than the others in train: a model can score
         that share by position alone (the ``position`` baseline shows how much)."""
         counts = Counter(int(r[LABEL]) for r in splits["train"])
-        n, width = len(splits["train"]), len(names)
-        top, count = max(counts.items(), key=lambda kv: (kv[1], -kv[0]))
-        if n and count / n > 1.5 / width:
-            return [
-                f"the right option is option {top} in {count / n:.0%} of the train rows "
-                f"(balanced: {1 / width:.0%}); a model can learn that position instead of the "
-                "task: compare with the position baseline, or shuffle the options"
-            ]
-        return []
+        return position_warnings(counts, len(splits["train"]), len(names))
 
     def text_features(self, text_fields: Sequence[str]) -> dict[str, Any]:
         from datasets import Sequence as Seq
@@ -216,6 +208,19 @@ class ChoiceData(DataFamily):
         out["empty_words"] = pa.array(np.zeros(n, dtype=np.int32))
         out["truncated_words"] = pa.array(np.zeros(n, dtype=np.int32))
         return out
+
+
+def position_warnings(counts: Counter[int], n: int, width: int) -> list[str]:
+    """The warning of :meth:`ChoiceData.warnings` from the train rows' answer positions
+    (``counts``: rows per position, ``n`` train rows, ``width`` options)."""
+    top, count = max(counts.items(), key=lambda kv: (kv[1], -kv[0]))
+    if n and count / n > 1.5 / width:
+        return [
+            f"the right option is option {top} in {count / n:.0%} of the train rows "
+            f"(balanced: {1 / width:.0%}); a model can learn that position instead of the "
+            "task: compare with the position baseline, or shuffle the options"
+        ]
+    return []
 
 
 def _nested(pairs: list[list[int]], n: int, width: int, dtype: Any) -> pa.Array:

@@ -223,45 +223,77 @@ def read_choice_file(
             "CSV or TSV file each option is a column: set data.choice.options to the option "
             "columns in order (e.g. [ending0, ending1, ending2, ending3])"
         )
-    reader = _Reader(path, where, list(params.text_fields), params.label_field, choice, bad)
     if expected is None:
         expected = _most_common_count(raw, names, path)
-    consumed = {*params.text_fields, *names, params.label_field}
-    rows: list[Row] = []
-    repeated: list[int] = []
-    for line, row in raw:
+    checker = RowChecker(path, where, params, choice, bad, expected)
+    rows = [out for line, row in raw if (out := checker.check(line, row)) is not None]
+    checker.finish()
+    if not rows:
+        raise UserError(f"{path}: no usable data rows; every row was bad (see data.on_bad_rows)")
+    return rows, expected
+
+
+class RowChecker:
+    """The checks of :func:`read_choice_file` one record at a time (the streamed reader
+    calls them batch by batch): :meth:`check` each record in file order, then
+    :meth:`finish`."""
+
+    def __init__(
+        self,
+        path: Path,
+        where: str,
+        params: DataParams,
+        choice: ChoiceParams,
+        bad: BadRows,
+        expected: Expected,
+    ) -> None:
+        self.reader = _Reader(
+            path, where, list(params.text_fields), params.label_field, choice, bad
+        )
+        self.path, self.where, self.bad, self.expected = path, where, bad, expected
+        self.names = choice.options
+        self.consumed = {*params.text_fields, *choice.options, params.label_field}
+        self.repeated = 0
+        self.first_repeated = 0
+
+    def check(self, line: int, row: Row) -> Row | None:
+        """The processed row of one record (``context``, ``options``, ``label`` from 0,
+        ``_line`` and the other columns as metadata), or None for a bad one (reported)."""
+        reader, expected = self.reader, self.expected
         context = reader.context(line, row)
         if context is None:
-            continue
+            return None
         options = reader.options(line, row)
         if options is None:
-            continue
+            return None
         if len(options) != expected.count:
             reader.report(
                 line,
-                names[0] if len(names) == 1 else "",
+                self.names[0] if len(self.names) == 1 else "",
                 f"{len(options)} options, but every row needs {expected.count} as in "
                 f"{expected.origin}; a data set has one number of options (the model scores "
                 "N options per example): give the row that many or remove it",
                 row,
             )
-            continue
+            return None
         label = reader.label(line, row, expected.count)
         if label is None:
-            continue
+            return None
         if options.count(options[label]) > 1:
-            repeated.append(line)
-        out = _metadata(row, consumed, path.name, bad)
+            self.repeated += 1
+            self.first_repeated = self.first_repeated or line
+        out = _metadata(row, self.consumed, self.path.name, self.bad)
         out.update({CONTEXT: context, OPTIONS: options, LABEL: label, "_line": line})
-        rows.append(out)
-    if repeated:
-        bad.note(
-            f"{path.name}: {len(repeated)} row(s) repeat the right option's text as a wrong "
-            f"option (e.g. {where} {repeated[0]}); no model can answer them"
-        )
-    if not rows:
-        raise UserError(f"{path}: no usable data rows; every row was bad (see data.on_bad_rows)")
-    return rows, expected
+        return out
+
+    def finish(self) -> None:
+        """The file's note on rows that repeat the right option's text."""
+        if self.repeated:
+            self.bad.note(
+                f"{self.path.name}: {self.repeated} row(s) repeat the right option's text as a "
+                f"wrong option (e.g. {self.where} {self.first_repeated}); no model can answer "
+                "them"
+            )
 
 
 def _most_common_count(raw: list[tuple[int, Row]], names: list[str], path: Path) -> Expected:
