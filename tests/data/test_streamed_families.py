@@ -670,3 +670,51 @@ def test_a_bad_choice_row_is_the_same_one_line_error(
     message = _same_error(params, monkeypatch)
     assert message.startswith(f"{path}, line 32, column '{column}': {reason}"), message
     assert "\n" not in message
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            TEXT,
+            st.lists(TEXT.map(lambda t: t + "o"), min_size=4, max_size=4),
+            st.sampled_from(["0", "1", "2", "3", "0", "1", " 2 ", "3.0", "x", "4"]),
+            st.sampled_from([0, 0, 0, 1, 2]),  # 1: an option blank; 2: the context unique
+        ),
+        min_size=40,
+        max_size=80,
+    )
+)
+def test_generated_choice_rows_give_the_same_outputs(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[str, list[str], str, int]],
+) -> None:
+    """Generated contexts, options and labels (blank, odd spaces, repeats, bad labels),
+    bad rows skipped: the same outputs or the same error."""
+    path = tmp_path_factory.mktemp("rows") / "swag.csv"
+    _write(
+        path,
+        [
+            {
+                "sent1": c + f" {i}" * (u == 2) or "c",
+                **{e: " " if u == 1 and k == 1 else ends[k] for k, e in enumerate(ENDINGS)},
+                "label": label,
+            }
+            for i, (c, ends, label, u) in enumerate(rows)
+        ],
+    )
+    params = _choice_params(source=str(path), on_bad_rows="skip", leakage="drop")
+
+    def outcome() -> Any:
+        try:
+            return _load_outputs(params)
+        except UserError as err:
+            return str(err)
+
+    streamed = outcome()
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert outcome() == streamed
