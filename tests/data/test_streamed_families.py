@@ -685,22 +685,30 @@ def test_a_bad_choice_row_is_the_same_one_line_error(
         ),
         min_size=40,
         max_size=80,
-    )
+    ),
+    ascii=st.booleans(),
 )
 def test_generated_choice_rows_give_the_same_outputs(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     rows: list[tuple[str, list[str], str, int]],
+    ascii: bool,
 ) -> None:
     """Generated contexts, options and labels (blank, odd spaces, repeats, bad labels),
-    bad rows skipped: the same outputs or the same error."""
+    bad rows skipped, in batches of 600 bytes: the same outputs or the same error. ASCII
+    texts: batches without a bad row are checked at once, in Arrow."""
+    monkeypatch.setattr(fastcsv, "BLOCK", 600)
     path = tmp_path_factory.mktemp("rows") / "swag.csv"
+
+    def text(t: str) -> str:
+        return t.encode("ascii", "ignore").decode() if ascii else t
+
     _write(
         path,
         [
             {
-                "sent1": c + f" {i}" * (u == 2) or "c",
-                **{e: " " if u == 1 and k == 1 else ends[k] for k, e in enumerate(ENDINGS)},
+                "sent1": text(c) + f" {i}" * (u == 2) or "c",
+                **{e: " " if u == 1 and k == 1 else text(ends[k]) for k, e in enumerate(ENDINGS)},
                 "label": label,
             }
             for i, (c, ends, label, u) in enumerate(rows)
@@ -718,3 +726,40 @@ def test_generated_choice_rows_give_the_same_outputs(
     with monkeypatch.context() as m:
         _in_memory(m)
         assert outcome() == streamed
+
+
+def test_ascii_batches_are_checked_at_once_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Printable-ASCII batches with no bad record are checked in Arrow at once (a column
+    ``context`` renamed, an id, a repeated answer, two context fields); a batch with a bad
+    row, or a text beyond ASCII, row by row: the same outputs as in memory."""
+    from nlpflow.families.choice import stream
+
+    monkeypatch.setattr(fastcsv, "BLOCK", 3000)
+    at_once = []
+    check = stream._checked_at_once
+    monkeypatch.setattr(stream, "_checked_at_once", lambda *a: at_once.append(t := check(*a)) or t)
+    rows = _choice_rows(300, seed=14)
+    ascii_words = " ".join(w for w in WORDS if w.isascii()).split()
+    rng = random.Random(3)
+    for i, row in enumerate(rows):
+        for key in ["sent1", *ENDINGS]:
+            row[key] = " ".join(rng.choice(ascii_words) for _ in range(3)) if i > 20 else row[key]
+        row["context"] = "m" if i % 2 else "n"
+        row["sent2"] = f" then {i % 5} "
+    rows[200]["label"] = "9"
+    rows[100]["ending0"] = rows[100]["ending2"] = "the same"
+    rows[100]["label"] = "2"
+    path = _write(tmp_path / "swag.csv", rows)
+    params = _choice_params(
+        source=str(path), text_fields=["sent1", "sent2"], on_bad_rows="skip", leakage="drop"
+    )
+    assert load_splits(params, 3).streamed
+    streamed = _load_outputs(params)
+    assert any(t is not None for t in at_once) and any(t is None for t in at_once)
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert _load_outputs(params) == streamed
+    report = streamed[0]
+    assert report["skipped_rows"] == 1 and "context_in_file" in streamed[2]["train"][0]

@@ -148,6 +148,11 @@ def _batches(path: Path, params: DataParams, bad: BadRows, width: int) -> Iterat
         header = [c for c in table.column_names if c != fastcsv.LINE_COLUMN]
         if not set(wanted) <= set(header):
             raise fastcsv.NotFast
+        fast = _checked_at_once(table, header, params, checker)
+        if fast is not None:
+            if fast.num_rows:
+                yield fast
+            continue
         lines = table.column(fastcsv.LINE_COLUMN).to_pylist()
         values = [table.column(c).to_pylist() for c in header]
         rows = []
@@ -158,6 +163,75 @@ def _batches(path: Path, params: DataParams, bad: BadRows, width: int) -> Iterat
         if rows:  # every row of a file has every column: no metadata is missing anywhere
             yield rows_table(rows)[0]
     checker.finish()
+
+
+def _checked_at_once(
+    table: pa.Table, header: list[str], params: DataParams, checker: RowChecker
+) -> pa.Table | None:
+    """:meth:`RowChecker.check` of a whole batch in Arrow, as :func:`rows_table` would hold
+    its rows, when no record of it is bad and every text is printable ASCII (where
+    ``str.strip`` is Arrow's ASCII trim); None sends the batch row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from nlpflow.families.choice.reader import OWN_COLUMNS, _as_int
+
+    names = params.choice.options
+    n, width = table.num_rows, len(names)
+    texts = [table.column(c).combine_chunks() for c in [*params.text_fields, *names]]
+    if not columns.simple_rows(*texts).all():
+        return None
+    trimmed = [pc.ascii_trim_whitespace(t) for t in texts]
+    if not all(pc.all(pc.greater(pc.binary_length(t), 0)).as_py() for t in trimmed):
+        return None  # a blank context field or option (several fields: joined row by row)
+    encoded = pc.dictionary_encode(table.column(params.label_field).combine_chunks())
+    base = params.choice.label_base
+    indices = []
+    for value in encoded.dictionary.to_pylist():
+        index = _as_int(value) if value.strip() else None
+        if index is None or not base <= index < width + base:
+            return None
+        indices.append(index - base)
+    label = np.asarray(indices, dtype=np.int64)[
+        np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    ]
+    options = texts[len(params.text_fields) :]
+    right = pc.choose(pa.array(label.astype(np.int8)), *options)
+    same = sum(np.asarray(pc.equal(o, right).to_numpy(zero_copy_only=False)) for o in options)
+    line = table.column(LINE).combine_chunks()
+    repeated = np.flatnonzero(np.asarray(same) > 1)
+    if len(repeated):
+        checker.repeated += len(repeated)
+        checker.first_repeated = checker.first_repeated or int(line[int(repeated[0])].as_py())
+    contexts = trimmed[: len(params.text_fields)]
+    context = contexts[0] if len(contexts) == 1 else pc.binary_join_element_wise(*contexts, " ")
+    order = (np.arange(n)[:, None] + np.arange(width)[None, :] * n).ravel()
+    flat = pa.concat_arrays(options).take(pa.array(order))
+    offsets = pa.array(np.arange(0, n * width + 1, width, dtype=np.int32))
+    cols: dict[str, pa.Array] = {
+        CONTEXT: context,
+        OPTIONS: pa.ListArray.from_arrays(offsets, flat),
+        LABEL: pc.cast(pa.array(label), pa.string()),
+        LINE: line,
+    }
+    metadata = {}
+    for name in header:
+        if name in checker.consumed:
+            continue
+        key = name
+        if key in OWN_COLUMNS:  # as reader._metadata renames it
+            key = f"{name}_in_file"
+            while key in header:
+                key += "_"
+            checker.bad.note(
+                f"{checker.path.name}: the column '{name}' is kept as '{key}' (the processed "
+                f"data writes its own '{name}' column)"
+            )
+        metadata[key] = table.column(name).combine_chunks()
+    if ID in metadata:
+        cols[ID] = metadata[ID]
+    cols.update({k: v for k, v in metadata.items() if k not in cols})
+    return pa.table(cols)
 
 
 def _first_pass(raw: FastFile, builder: ChoiceBuilder, params: DataParams, bad: BadRows) -> Part:
