@@ -7,9 +7,10 @@ stratification, cleaning, the processed columns' features. Class names are mappe
 a stable (sorted) order that the model config's ``id2label`` keeps.
 
 Sequence classification, multi-label, token classification, regression, text-to-text and
-multiple choice (CSV/TSV files with option columns) stream (:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow
-batches, cleaned and hashed column by column, and kept on disk between the passes, so
-memory stays flat as rows grow; the outputs are the in-memory path's. The other families
+multiple choice (CSV/TSV files with option columns: families/choice/stream.py) stream
+(:mod:`nlpflow.data.streamed`): each part of the source is read once in Arrow batches,
+cleaned and hashed column by column, and kept on disk between the passes, so memory stays
+flat as rows grow; the outputs are the in-memory path's. The other families
 and sources (QA, multiple choice from JSONL or the built-in task, and a classification
 source run as text-to-text) hold their rows in memory and go through their hooks row by row.
 """
