@@ -196,7 +196,7 @@ def _checked_at_once(
         np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
     ]
     options = texts[len(params.text_fields) :]
-    right = pc.choose(pa.array(label.astype(np.int8)), *options)
+    right = pc.choose(pa.array(label.astype(np.int32)), *options)
     same = sum(np.asarray(pc.equal(o, right).to_numpy(zero_copy_only=False)) for o in options)
     line = table.column(LINE).combine_chunks()
     repeated = np.flatnonzero(np.asarray(same) > 1)
