@@ -1,9 +1,11 @@
 """Multiple choice through preprocess, streamed (:mod:`nlpflow.data.streamed`): a CSV/TSV
 file whose options are columns (SWAG's ``ending0`` .. ``ending3``) is read in Arrow
-batches (:mod:`nlpflow.data.fastcsv`); each batch's records go through the reader's own
-checks (:class:`~nlpflow.families.choice.reader.RowChecker`, the same bad rows, notes and
-one-line errors as :func:`~nlpflow.families.choice.reader.read_choice_file`), then become a
-table of ``context`` (string), ``options`` (list<string>), ``label`` (the position as a
+batches (:mod:`nlpflow.data.fastcsv`); each batch's records are checked as
+:func:`~nlpflow.families.choice.reader.read_choice_file` checks them (the same bad rows,
+notes and one-line errors, held until the file is read): in Arrow at once when the batch's
+texts are printable ASCII and no record is bad (:func:`_checked_at_once`), else row by row
+by the reader's own :class:`~nlpflow.families.choice.reader.RowChecker`. The good records
+become a table of ``context`` (string), ``options`` (list<string>), ``label`` (the position as a
 string, ``"0"`` .. ``"N-1"``), ``_line`` and the metadata columns. The context and every
 option are cleaned as ``ChoiceData.clean`` cleans them (column by column, one bit mask per
 text); digests, lengths and the vocabulary are of the texts the in-memory path joins
