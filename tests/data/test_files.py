@@ -160,6 +160,7 @@ def test_token_rows_of_jsonl_and_parquet_files_as_hugging_face_writes_them(
         {"tokens": ["too", "few"], "ner_tags": ["O"]},
         {"tokens": ["an", " ", "blank"], "ner_tags": ["O", "O", "O"]},
         {"tokens": "not a list", "ner_tags": ["O"]},
+        {"tokens": ["one", "tag"], "ner_tags": "O O"},
     ]
     path = tmp_path / "ner.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in [*good, *bad]))
@@ -173,6 +174,7 @@ def test_token_rows_of_jsonl_and_parquet_files_as_hugging_face_writes_them(
         (21, "ner_tags"),
         (22, "tokens"),
         (23, "tokens"),
+        (24, "ner_tags"),
     ]
     assert "2 words but 1 tags" in data.bad_rows.rows[0].reason
     with pytest.raises(UserError) as failed:

@@ -609,9 +609,16 @@ def keep_clashing_columns(row: Row, consumed: set[str], where: str, bad: BadRows
 
 
 def _check_row(
-    path: Path, where: str, line: int, row: Row, params: DataParams, bad: BadRows
+    path: Path,
+    where: str,
+    line: int,
+    row: Row,
+    params: DataParams,
+    bad: BadRows,
+    token: bool = False,
 ) -> Row | None:
-    """The row with its label as a string, or None when it is bad and skipped."""
+    """The row with its label as a string (``token``: a token task's row, its tags a list
+    of strings), or None when it is bad and skipped."""
     label_field = params.label_field
     label = row.get(label_field)
     if label is None or (isinstance(label, str) and not label.strip()):
@@ -625,21 +632,10 @@ def _check_row(
             str(row)[:80],
         )
         return None
-    if isinstance(label, list) and params.task in ("auto", "token"):
+    if token:
         return _check_token_row(path, where, line, row, params, bad)
     numeric = params.task == "regression"  # a number: kept as written, parsed by the family
-    if isinstance(label, list):
-        bad.report(
-            path,
-            where,
-            line,
-            label_field,
-            f"label {label!r} is a list; a sequence task needs one label per row (a list of "
-            "tags, one per word, is a token task: set data.task to auto or token)",
-            str(row)[:80],
-        )
-        return None
-    if isinstance(label, (bool, dict)) or (
+    if isinstance(label, (bool, dict, list)) or (
         isinstance(label, float) and not label.is_integer() and not numeric
     ):
         bad.report(
@@ -707,7 +703,9 @@ def _check_token_row(
     if empty:
         skip(field, f"word {empty[0]} is empty or blank; remove it and its tag")
         return None
-    if not all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in tags):
+    if not isinstance(tags, list) or not all(
+        isinstance(t, (str, int)) and not isinstance(t, bool) for t in tags
+    ):
         skip(label_field, f"tags must be strings or integers, got {tags!r}")
         return None
     tags = [str(t).strip() for t in tags]
@@ -886,9 +884,13 @@ def read_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
             f"{path}: column(s) {missing} not found; the file has {columns}; "
             "set data.text_fields and data.label_field to existing columns"
         )
+    # a token task's rows: named, or with data.task auto a list label in the first row (as
+    # prepare._fields decides the task)
+    first = raw[0][1].get(params.label_field)
+    token = params.task == "token" or (params.task == "auto" and isinstance(first, list))
     rows = []
     for line, row in raw:
-        checked = _check_row(path, where, line, row, params, bad)
+        checked = _check_row(path, where, line, row, params, bad, token)
         if checked is not None:
             rows.append(checked)
     if not rows:
