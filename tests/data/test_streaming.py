@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +146,17 @@ def test_streamed_csv_gives_what_the_python_reader_gives(
     with open(path, "ab") as fh:  # a blank line and a last line without a line end
         fh.write(lineterminator.encode() + b"last one,t,pos,,")
     params = _params(path)
+    # blocks of 1,500 bytes: dozens of batches through the threads, in file order
+    monkeypatch.setattr(fastcsv, "BLOCK", 1500)
+    assert len(list(fastcsv.read_batches(path, params))) > 10
     assert sum(t.num_rows for t in fastcsv.read_batches(path, params)) == len(rows) + 1
-    streamed = _outputs(params)
-    monkeypatch.setattr(fastcsv, "eligible", lambda *a: False)
-    assert _outputs(params) == streamed
+    # two text fields, and one (cleaned by `whitespace`: the single-spaced shortcuts)
+    for fields in (["text", "title"], ["text"]):
+        params = replace(params, text_fields=fields)
+        streamed = _outputs(params)
+        with monkeypatch.context() as python_only:
+            python_only.setattr(fastcsv, "eligible", lambda *a: False)
+            assert _outputs(params) == streamed
 
 
 @pytest.mark.parametrize(
