@@ -380,15 +380,24 @@ def rows_table(
     import pyarrow as pa
 
     text_type = text_type or pa.string()
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
     cols: dict[str, pa.Array] = {}
     for f in text_fields:
         cols[f] = pa.array([r[f] for r in rows], text_type)
     cols[label_field] = pa.array([r[label_field] for r in rows], label_type or pa.string())
     cols[LINE] = pa.array([r.get(LINE) for r in rows], pa.int64())
-    if ID in keys:
+    present = metadata_columns(rows, cols)
+    return pa.table(cols), present
+
+
+def metadata_columns(rows: list[Row], cols: dict[str, pa.Array]) -> dict[str, np.ndarray]:
+    """Add to ``cols`` every other key of the ``rows`` (``id`` first) as a string column;
+    per such key, which rows have it (``(n,)`` bool)."""
+    import pyarrow as pa
+
+    keys: dict[str, None] = {}
+    for r in rows:
+        keys.update(dict.fromkeys(r))
+    if ID in keys and ID not in cols:
         cols[ID] = pa.array([str(r[ID]) if ID in r else None for r in rows], pa.string())
     present = {}
     for k in keys:
@@ -396,7 +405,7 @@ def rows_table(
             continue
         cols[k] = pa.array([None if r.get(k) is None else str(r[k]) for r in rows], pa.string())
         present[k] = np.fromiter((k in r for r in rows), dtype=bool, count=len(rows))
-    return pa.table(cols), present
+    return present
 
 
 def step_counts(part: Part, rows: np.ndarray) -> Counter[str]:

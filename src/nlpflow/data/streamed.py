@@ -240,6 +240,16 @@ def _in_background(function: Callable[..., Any], *args: Any) -> Future[Any]:
     return future
 
 
+def split_label_counts(splits: dict[str, SplitRows], labels: Codes) -> dict[str, dict[str, int]]:
+    """Per split, how many rows have each label (``labels``: the parts' codes, every name
+    listed, 0 where absent)."""
+    n_codes = len(labels.names)
+    return {
+        s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
+        for s, sr in splits.items()
+    }
+
+
 def _lengths(splits: dict[str, SplitRows], parts: dict[str, Part]) -> dict[str, tuple[Any, Any]]:
     """Per split the characters and words of each row's texts; the parts' copies freed."""
     out = {
@@ -344,11 +354,7 @@ def streamed_classes(
         origin,
         text_fields,
     )
-    n_codes = len(labels.names)
-    counts = {
-        s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
-        for s, sr in splits.items()
-    }
+    counts = split_label_counts(splits, labels)
     present = {s: [n for n, c in counts[s].items() if c] for s in SPLITS}
     held = ("validation", "test")
     names = label_names_from(present["train"], {s: present[s] for s in held}, origin)

@@ -30,7 +30,7 @@ import numpy as np
 from nlpflow.data import columns, fastcsv
 from nlpflow.data.files import BadRows, Row
 from nlpflow.data.prepare import FastFile, PreparedData, Raw, SplitFigures, _rows
-from nlpflow.data.stream import ID, LINE, Codes, Deferred, Part, PartBuilder
+from nlpflow.data.stream import ID, LINE, Codes, Deferred, Part, PartBuilder, metadata_columns
 from nlpflow.errors import UserError
 from nlpflow.families.choice import CONTEXT, LABEL, OPTIONS
 from nlpflow.families.choice.data import position_warnings
@@ -54,23 +54,13 @@ def rows_table(rows: list[Row]) -> tuple[pa.Table, dict[str, np.ndarray]]:
     metadata key, which rows have it."""
     import pyarrow as pa
 
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
     cols: dict[str, pa.Array] = {
         CONTEXT: pa.array([r[CONTEXT] for r in rows], pa.string()),
         OPTIONS: pa.array([r[OPTIONS] for r in rows], pa.list_(pa.string())),
         LABEL: pa.array([str(r[LABEL]) for r in rows], pa.string()),
         LINE: pa.array([r[LINE] for r in rows], pa.int64()),
     }
-    if ID in keys:
-        cols[ID] = pa.array([str(r[ID]) if ID in r else None for r in rows], pa.string())
-    present = {}
-    for k in keys:
-        if k in cols:
-            continue
-        cols[k] = pa.array([None if r.get(k) is None else str(r[k]) for r in rows], pa.string())
-        present[k] = np.fromiter((k in r for r in rows), dtype=bool, count=len(rows))
+    present = metadata_columns(rows, cols)
     return pa.table(cols), present
 
 
@@ -285,7 +275,7 @@ def streamed_choice(
         _pick_examples,
         _prepared,
         _split_and_check,
-        label_counts,
+        split_label_counts,
     )
 
     width = len(params.choice.options)
@@ -306,11 +296,7 @@ def streamed_choice(
         fields[1],
     )
     names = [str(j) for j in range(width)]
-    n_codes = len(labels.names)
-    counts = {
-        s: dict(zip(labels.names, label_counts(sr.part, sr.rows, n_codes).tolist(), strict=True))
-        for s, sr in splits.items()
-    }
+    counts = split_label_counts(splits, labels)
     train = Counter({int(k): v for k, v in counts["train"].items() if v})
     warnings = position_warnings(train, len(splits["train"]), width)
     lengths = _lengths(splits, parts)
