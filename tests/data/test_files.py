@@ -161,6 +161,7 @@ def test_token_rows_of_jsonl_and_parquet_files_as_hugging_face_writes_them(
         {"tokens": ["an", " ", "blank"], "ner_tags": ["O", "O", "O"]},
         {"tokens": "not a list", "ner_tags": ["O"]},
         {"tokens": ["one", "tag"], "ner_tags": "O O"},
+        {"tokens": ["blank", "tag"], "ner_tags": ["O", " "]},
     ]
     path = tmp_path / "ner.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in [*good, *bad]))
@@ -175,8 +176,10 @@ def test_token_rows_of_jsonl_and_parquet_files_as_hugging_face_writes_them(
         (22, "tokens"),
         (23, "tokens"),
         (24, "ner_tags"),
+        (25, "ner_tags"),
     ]
     assert "2 words but 1 tags" in data.bad_rows.rows[0].reason
+    assert "tag 1 is empty" in data.bad_rows.rows[4].reason
     with pytest.raises(UserError) as failed:
         load_splits(replace(params, on_bad_rows="fail"), seed=0)
     assert "ner.jsonl, line 21" in str(failed.value)

@@ -258,6 +258,22 @@ def _load_outputs(params: DataParams) -> tuple[Any, ...]:
     return report, data_card(data, report, 3, "plots"), {s: dataset[s].to_list() for s in dataset}
 
 
+def _same_outcome(params: DataParams, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The figures, card and rows of ``params`` (or its one-line error) streamed equal the
+    in-memory path's."""
+
+    def outcome() -> Any:
+        try:
+            return _load_outputs(params)
+        except UserError as err:
+            return str(err)
+
+    streamed = outcome()
+    with monkeypatch.context() as m:
+        _in_memory(m)
+        assert outcome() == streamed
+
+
 TEXT = st.lists(
     st.sampled_from(["a", "B", " ", "é", ".", "ﬁ", "\t", "x y", "\u00a0"]), max_size=6
 ).map("".join)
@@ -310,17 +326,7 @@ def test_generated_rows_give_the_same_outputs(
         )
         fields = {"text_fields": ["input"], "label_field": "target"}
     params = DataParams(source=str(path), task=task, on_bad_rows="skip", leakage="drop", **fields)
-
-    def outcome() -> Any:
-        try:
-            return _load_outputs(params)
-        except UserError as err:
-            return str(err)
-
-    streamed = outcome()
-    with monkeypatch.context() as m:
-        _in_memory(m)
-        assert outcome() == streamed
+    _same_outcome(params, monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -715,17 +721,7 @@ def test_generated_choice_rows_give_the_same_outputs(
         ],
     )
     params = _choice_params(source=str(path), on_bad_rows="skip", leakage="drop")
-
-    def outcome() -> Any:
-        try:
-            return _load_outputs(params)
-        except UserError as err:
-            return str(err)
-
-    streamed = outcome()
-    with monkeypatch.context() as m:
-        _in_memory(m)
-        assert outcome() == streamed
+    _same_outcome(params, monkeypatch)
 
 
 def test_ascii_batches_are_checked_at_once_alike(

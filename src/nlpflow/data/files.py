@@ -709,15 +709,14 @@ def _check_token_row(
         skip(label_field, f"tags must be strings or integers, got {tags!r}")
         return None
     tags = [str(t).strip() for t in tags]
-    if not words or len(words) != len(tags) or not all(tags):
-        problem = (
-            "the sentence has no words"
-            if not words
-            else f"{len(words)} words but {len(tags)} tags; give one tag per word"
-            if len(words) != len(tags)
-            else f"tag {tags.index('')} is empty"
-        )
-        skip(label_field, problem)
+    if not words:
+        skip(label_field, "the sentence has no words")
+        return None
+    if len(words) != len(tags):
+        skip(label_field, f"{len(words)} words but {len(tags)} tags; give one tag per word")
+        return None
+    if not all(tags):
+        skip(label_field, f"tag {tags.index('')} is empty")
         return None
     out = keep_clashing_columns(row, {label_field, field}, path.name, bad)
     out[label_field] = tags

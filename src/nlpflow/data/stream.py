@@ -232,7 +232,6 @@ class PartBuilder:
 
         n = table.num_rows
         out: dict[str, np.ndarray] = {}
-        tidy = self.single_spaced
         texts = []
         blank = np.zeros(n, dtype=bool)
         simple = np.ones(n, dtype=bool)  # every text field printable ASCII (columns.py)
@@ -243,7 +242,7 @@ class PartBuilder:
                 col, bits = columns.clean_column(col, self.cleaning, simple)
                 table = table.set_column(table.column_names.index(f), f, col)
                 out[f"bits{k}"] = bits
-                blank |= columns.blank_rows(col, simple, tidy)
+                blank |= columns.blank_rows(col, simple, self.single_spaced)
             texts.append(col)
         out["blank"] = blank
         key = columns.joined(texts, "\x1f")
@@ -252,7 +251,7 @@ class PartBuilder:
         if len(texts) > 1:  # one field: the same digest is the same length
             first_len = pc.utf8_length(texts[0])
             out["first_len"] = np.asarray(first_len.to_numpy(zero_copy_only=False), np.int32)
-        chars, words = columns.lengths(columns.joined(texts, " / "), simple, tidy)
+        chars, words = columns.lengths(columns.joined(texts, " / "), simple, self.single_spaced)
         out["chars"] = chars.astype(np.int32)
         out["words"] = words.astype(np.int32)
         return table.combine_chunks(), out
