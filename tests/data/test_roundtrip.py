@@ -18,6 +18,7 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from nlpflow.data import fastcsv
 from nlpflow.data.files import BadRows, read_conll, read_rows
 from nlpflow.params import DataParams
 
@@ -99,6 +100,42 @@ def test_pandas_csv_and_tsv_read_back_exactly(
             )
             delimiter = ";" if sep == ";" else ""
             assert _read_back(path, delimiter=delimiter) == _expected(table), name
+
+
+def _streamed(path: Path, **kw: Any) -> list[dict[str, Any]] | None:
+    """The rows the Arrow stream reads, or None when it hands the file to the Python reader."""
+    try:
+        return [r for t in fastcsv.read_batches(path, _params(**kw)) for r in t.to_pylist()]
+    except fastcsv.NotFast:
+        return None
+
+
+@PROPS
+@given(table=TABLE, crlf=st.booleans(), bom=st.booleans())
+@example(table=[("a,b", 'say "hi"', "pos"), ("", "c", "neg")], crlf=True, bom=True)
+@example(table=[("x", "y\r", "neg")], crlf=True, bom=False)  # a \r that ends no line
+@example(table=[("x", "y\r\nz", "neg")], crlf=True, bom=False)  # a field across lines
+def test_the_arrow_stream_reads_pandas_csv_as_the_python_reader_does(
+    table: list[tuple[str, str, str]], crlf: bool, bom: bool
+) -> None:
+    # the stream must take every file without line breaks or NUL inside a field, and read it
+    # exactly as the Python reader does (texts, labels, ids, line numbers)
+    takes = not any(c in text for row in table for text in row for c in "\n\r\x00")
+    frame = _frame(table)
+    with TemporaryDirectory() as tmp:
+        for name, sep in (("t.csv", ","), ("t.tsv", "\t")):
+            path = Path(tmp) / name
+            frame.to_csv(
+                path,
+                sep=sep,
+                index=False,
+                lineterminator="\r\n" if crlf else "\n",
+                encoding="utf-8-sig" if bom else "utf-8",
+            )
+            streamed = _streamed(path)
+            assert (streamed is not None) == takes, name
+            if streamed is not None:
+                assert streamed == read_rows(path, _params(), BadRows("fail")), name
 
 
 @PROPS

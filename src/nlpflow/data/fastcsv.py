@@ -36,10 +36,27 @@ class NotFast(Exception):
     """The file needs the Python reader."""
 
 
-def _record_pattern(delimiter: str, columns: int) -> str:
+def _record_pattern(delimiter: str, columns: int, crlf: bool = False) -> str:
+    """A line (without its ``\\n``; ``crlf``: with its ``\\r`` if any) that is one record."""
     d = f"\\x{{{ord(delimiter):x}}}"
-    field = f'(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|)'
-    return f"^{field}(?:{d}{field}){{{columns - 1}}}$"
+    field = f'(?:"(?:[^"]|"")*"|[^"{d}\\r][^{d}\\r]*|)'
+    end = "\\r?$" if crlf else "$"
+    return f"^{field}(?:{d}{field}){{{columns - 1}}}{end}"
+
+
+def _as_text(data: bytes) -> pa.Array:
+    """``data`` as a one-element Arrow string array, without a copy; raises :class:`NotFast`
+    when it is not UTF-8 (checked only when it is not plain ASCII)."""
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    text = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data))
+    if not data.isascii():
+        try:
+            text.validate(full=True)
+        except pa.ArrowInvalid:
+            raise NotFast from None
+    return text
 
 
 def _header(path: Path, params: DataParams, delimiter: str) -> tuple[list[str], int, bool]:
@@ -99,7 +116,7 @@ def read_batches(path: Path, params: DataParams) -> Iterator[pa.Table]:
     kind = detect_format(path, params.format)
     delimiter = params.delimiter or ("\t" if kind == "tsv" else ",")
     names, header_bytes, crlf = _header(path, params, delimiter)
-    pattern = _record_pattern(delimiter, len(names))
+    pattern = _record_pattern(delimiter, len(names), crlf)
     parse = pacsv.ParseOptions(
         delimiter=delimiter,
         quote_char='"',
@@ -112,6 +129,7 @@ def read_batches(path: Path, params: DataParams) -> Iterator[pa.Table]:
         column_types={n: pa.string() for n in names},
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
+        check_utf8=False,  # each block is checked before it is parsed (_as_text)
     )
     read = pacsv.ReadOptions(column_names=names, use_threads=True, block_size=BLOCK)
     line = 1  # lines before the block
@@ -134,20 +152,18 @@ def read_batches(path: Path, params: DataParams) -> Iterator[pa.Table]:
                 carry = b""
             if b"\x00" in data:
                 raise NotFast
-            if crlf:  # \r\n ends a record when the header line ends so
-                data = data.replace(b"\r\n", b"\n")
-            if b"\r" in data:  # a lone \r: ordinary to the Python reader, a line end to pyarrow
+            # \r\n ends a record when the header line ends so (pyarrow reads it as a line
+            # end); any other \r is ordinary to the Python reader, a line end to pyarrow
+            if data.count(b"\r") != (data.count(b"\r\n") if crlf else 0):
                 raise NotFast
-            try:
-                text = pa.array([data], pa.binary()).cast(pa.string())
-            except pa.ArrowInvalid:
-                raise NotFast from None
+            text = _as_text(data)
             lines = pc.list_flatten(pc.split_pattern(text, "\n"))
             if data.endswith(b"\n"):
                 lines = lines.slice(0, len(lines) - 1)
-            filled = np.asarray(
-                pc.greater(pc.binary_length(lines), 0).to_numpy(zero_copy_only=False), dtype=bool
-            )
+            filled = pc.greater(pc.binary_length(lines), 0)
+            if crlf:  # "\r" alone is a blank line
+                filled = pc.and_(filled, pc.not_equal(lines, "\r"))
+            filled = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
             numbers = line + 1 + np.flatnonzero(filled)
             line += len(lines)
             if not len(numbers):
