@@ -27,7 +27,12 @@ CPU seconds less so). The floors, each in its own process too, timed around the 
   of 10,000, with all cores (``TOKENIZERS_PARALLELISM=true``); and, for reference,
   ``encode_batch_fast`` (no character offsets), which the stage uses for sequence inputs.
 
-The four runs are interleaved ``--repeats`` times (the read floor three times a round): the
+For reference, without an aim, a process floor timed as the stages are (start to exit): a
+process that imports the libraries preprocess writes with (datasets, polars, pyarrow,
+matplotlib), reads the CSV with pyarrow and writes its rows as one Arrow file. It shows how
+much of the 10x the call-only read floor leaves to everything a stage must also do.
+
+The five runs are interleaved ``--repeats`` times (the read floor three times a round): the
 fastest time of each counts (the machine may be shared), and the largest peak. The read
 floor's spread is printed too: the same read takes about 0.2 to 1 s here (steady user CPU,
 varying kernel time faulting in fresh memory), and preprocess against the median read.
@@ -181,6 +186,17 @@ def write_params(path: Path, csv_path: Path, vocab_size: int, max_length: int) -
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
 
 
+# For reference (no aim): the least a preprocess process could do, timed as the stage is
+# (start to exit): start, import the libraries the stage writes with, read the CSV, write
+# its rows as one Arrow file. The call-only read floor leaves out what every stage pays.
+PROCESS_FLOOR = """
+import sys
+import datasets, matplotlib, polars, pyarrow.compute
+import pyarrow.csv as pc, pyarrow.feather as feather
+matplotlib.use("Agg")
+import matplotlib.pyplot
+feather.write_feather(pc.read_csv(sys.argv[1]), sys.argv[2], compression="uncompressed")
+"""
 READS_PER_ROUND = 3  # the read floor is short: several reads a round show its spread
 
 
@@ -207,6 +223,19 @@ def print_read_spread(reads: list[float], pre_s: float) -> None:
         f"  (the read floor over {len(reads)} reads: fastest {ordered[0]:.2f} s, median "
         f"{median:.2f} s, slowest {ordered[-1]:.2f} s; preprocess / median read: "
         f"{pre_s / median:.1f}x)"
+    )
+
+
+PROCESS_NAME = "imports+read+write (process)"
+
+
+def print_process_floor(proc_s: float, read_s: float, pre_s: float) -> None:
+    """The process floor (:data:`PROCESS_FLOOR`) against the read floor and the stage: what
+    the read floor leaves out, and the stage against a process timed as it is (no aim)."""
+    print(
+        f"  (for reference: a process that only imports the stage's libraries, reads the CSV "
+        f"and writes it as Arrow takes {proc_s:.2f} s, {proc_s / read_s:.1f}x the read; "
+        f"preprocess / that: {pre_s / proc_s:.1f}x)"
     )
 
 
@@ -285,6 +314,12 @@ def main() -> None:
             runs["read"] = read_floor([py, "-c", READ_FLOOR, str(csv_path)], work, env, reads)
             sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
             runs["pre"] = (sec, peak, cpu)
+            floor_file = work / "process-floor.arrow"
+            sec, peak, _, cpu = run_child(
+                [py, "-c", PROCESS_FLOOR, str(csv_path), str(floor_file)], work, env
+            )
+            floor_file.unlink()
+            runs["proc"] = (sec, peak, cpu)
             if args.preprocess_only:
                 for key, (sec, mb, cpu) in runs.items():
                     old = best.get(key, [float("inf"), 0.0, float("inf")])
@@ -304,12 +339,14 @@ def main() -> None:
         print(f"\n{'':28} {'seconds':>8} {'peak MB':>8} {'rows/s':>10} {'CPU s':>8}")
         for name, (sec, mb, cpu) in (
             ("pyarrow read_csv (floor)", best["read"]),
+            (PROCESS_NAME, best["proc"]),
             ("preprocess stage", best["pre"]),
         ):
             print(f"{name:28} {sec:>8.2f} {mb:>8.0f} {args.rows / sec:>10,.0f} {cpu:>8.1f}")
         pre_ratio = pre_s / read_s
         print(f"\npreprocess / raw read time:  {pre_ratio:.1f}x (aim <= 10) {aim(pre_ratio <= 10)}")
         print_read_spread(reads, pre_s)
+        print_process_floor(best["proc"][0], read_s, pre_s)
         verdict = aim(pre_mb < 1024) if args.rows == 1_000_000 else "aim needs --rows 1000000"
         print(
             f"preprocess peak memory: {pre_mb:,.0f} MB at {args.rows:,} rows (aim < 1024 MB) {verdict}"
@@ -326,6 +363,11 @@ def main() -> None:
     print(
         f"{'preprocess stage':28} {pre_s:>8.2f} {pre_mb:>8.0f} {args.rows / pre_s:>10,.0f} "
         f"{pre_cpu:>8.1f}"
+    )
+    proc_s, proc_mb, proc_cpu = best["proc"]
+    print(
+        f"{PROCESS_NAME:28} {proc_s:>8.2f} {proc_mb:>8.0f} {args.rows / proc_s:>10,.0f} "
+        f"{proc_cpu:>8.1f}"
     )
     print(
         f"{'encode_batch, train (floor)':28} {enc_s:>8.2f} {enc_mb:>8.0f} "
@@ -352,6 +394,7 @@ def main() -> None:
     print(f"  (against encode_batch_fast, which the stage uses: {fast_ratio:.2f}x)")
     print(f"preprocess / raw read time:  {pre_ratio:.1f}x (aim <= 10) {aim(pre_ratio <= 10)}")
     print_read_spread(reads, pre_s)
+    print_process_floor(proc_s, read_s, pre_s)
     for name, peak in (("preprocess", pre_mb), ("tokenize", tok_mb)):
         if args.rows == 1_000_000:
             verdict = aim(peak < 1024)
