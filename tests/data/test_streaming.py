@@ -4,6 +4,7 @@ give exactly what the strict Python reader and the per-text functions give."""
 from __future__ import annotations
 
 import csv
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from nlpflow.data import columns, fastcsv, prepare
+from nlpflow.data import columns, fastcsv, files, prepare
 from nlpflow.data.clean import clean_steps, normalise_for_match
 from nlpflow.data.files import BadRows, read_rows
 from nlpflow.data.prepare import load_splits, to_dataset_dict
@@ -223,3 +226,94 @@ def test_streamed_splits_hold_no_duplicates_or_empty_texts(tmp_path: Path) -> No
         assert all(r["text"].strip() and r["title"].strip() for r in rows), split
     cleaning = report["splits"]["train"]["cleaning"]
     assert cleaning["duplicates_dropped"] > 0 and cleaning["empty_dropped"] > 0
+
+
+# JSON Lines: rows as json.dumps writes them, metadata keys that come and go, an id column,
+# blank lines and, now and then, a bad row or line (every kind the whole-file reader reports)
+JSON_TEXT = st.lists(st.sampled_from([*PIECES[:24], "é", "\u2028", '"', "\\"]), max_size=5).map(
+    "".join
+)
+LABEL = st.sampled_from(["pos", "neg", " pos", 1, 2])
+NOTE = st.one_of(st.none(), JSON_TEXT, st.integers(0, 9), st.just({"a": 1}))
+BAD_VALUES = [("text", None), ("text", 3), ("text", ["a"]), ("label", ""), ("label", None)]
+BAD_LINES = ['{"text": "a", "label": "pos"', '{"text": "a", "text": "b", "label": "pos"}', "[1]"]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    rows=st.lists(
+        st.tuples(JSON_TEXT, LABEL, NOTE, st.booleans(), st.booleans()), min_size=40, max_size=60
+    ),
+    id_from=st.sampled_from([0, 20, 100]),
+    bad=st.one_of(st.none(), st.none(), st.sampled_from(BAD_VALUES + BAD_LINES)),
+    ascii_only=st.booleans(),
+    policy=st.sampled_from(["fail", "skip"]),
+)
+def test_streamed_jsonl_gives_what_the_whole_file_gives(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: list[tuple[str, Any, Any, bool, bool]],
+    id_from: int,
+    bad: Any,
+    ascii_only: bool,
+    policy: str,
+) -> None:
+    # the same outcome (figures, card, rows; or the one-line error) as the file read whole,
+    # whichever way the stream goes: in chunks of 7 lines, or whole at a bad row or a key the
+    # first chunk did not have
+    records = []
+    for i, (text, label, note, with_note, blank_after) in enumerate(rows):
+        record: dict[str, Any] = {"text": f"row {i} {text}", "label": label}
+        if with_note and note is not None:
+            record["note"] = note
+        if i >= id_from:
+            record["id"] = f"r{i}"
+        records.append(json.dumps(record, ensure_ascii=ascii_only) + ("\n" if blank_after else ""))
+    if isinstance(bad, tuple):
+        key, value = bad
+        records[len(records) * 2 // 3] = json.dumps({"text": "bad", "label": "pos", key: value})
+    elif bad is not None:
+        records[len(records) * 2 // 3] = bad
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(records) + "\n", encoding="utf-8")
+    params = DataParams(source=str(path), text_fields=["text"], on_bad_rows=policy)
+    monkeypatch.setattr(files, "JSONL_CHUNK", 7)
+
+    def outcome() -> Any:
+        try:
+            return _outputs(params)
+        except UserError as err:
+            return str(err)
+
+    streamed = outcome()
+    with monkeypatch.context() as whole:
+        whole.setattr(files, "jsonl_streams", lambda *a: False)
+        assert outcome() == streamed
+
+
+def test_a_good_jsonl_file_streams_in_chunks_and_a_bad_one_goes_whole(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    rows = [{"text": f"text {i}", "label": "ab"[i % 2], "note": i} for i in range(25)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    params = DataParams(source=str(path), text_fields=["text"])
+    assert files.jsonl_streams(path, params)
+    chunks = list(files.jsonl_row_chunks(path, params, BadRows("fail"), size=10))
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    assert [r for c in chunks for r in c] == read_rows(path, params, BadRows("fail"))
+    with path.open("a", encoding="utf-8") as fh:  # one bad row at the end: the file goes whole
+        fh.write(json.dumps({"text": None, "label": "a"}) + "\n")
+    with pytest.raises(files.NotStreamed):
+        list(files.jsonl_row_chunks(path, params, BadRows("skip"), size=10))
+    # a token task's rows (tags: a list) and a .json file (maybe one array) are read whole
+    tags = tmp_path / "tags.jsonl"
+    tags.write_text(json.dumps({"text": ["a"], "label": ["O"]}) + "\n", encoding="utf-8")
+    assert not files.jsonl_streams(tags, params)
+    array = tmp_path / "rows.json"
+    array.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert not files.jsonl_streams(array, params)

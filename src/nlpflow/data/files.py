@@ -794,6 +794,74 @@ def _jsonl_chunks(path: Path, bad: BadRows, size: int) -> Iterator[list[tuple[in
             yield _read_jsonl(path, lines, bad)
 
 
+JSONL_CHUNK = 20_000  # lines a chunk of jsonl_row_chunks: about 10 MB of Python rows
+
+
+class NotStreamed(Exception):
+    """The file needs :func:`read_rows` whole: it names the problem in its own order."""
+
+
+def jsonl_streams(path: Path, params: DataParams) -> bool:
+    """Whether :func:`jsonl_row_chunks` may read this file: uncompressed JSON Lines (``.jsonl``;
+    a ``.json`` file may be one array), ``data.encoding`` UTF-8 without a UTF-16/32
+    byte-order mark or look, a sequence-classification task (``auto`` or ``sequence``), and
+    a first non-blank line that is one object with the label, not a list (a token task's
+    tags)."""
+    if params.task not in ("auto", "sequence"):
+        return False
+    try:
+        if not path.is_file() or detect_format(path, params.format) != "jsonl":
+            return False
+    except UserError:  # the reader names the problem
+        return False
+    suffix, compression = _suffixes(path)
+    if suffix == ".json" or compression or not _is_utf8(params.encoding):
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(64)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(head):
+            return False  # the UTF-32 marks start like UTF-16's
+        fh.seek(0)
+        first = next((line for line in fh if line.strip()), None)
+    if first is None:
+        return False
+    try:
+        obj = json.loads(first.decode("utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice
+        return False
+    return isinstance(obj, dict) and not isinstance(obj.get(params.label_field, []), list)
+
+
+def jsonl_row_chunks(
+    path: Path, params: DataParams, bad: BadRows, size: int = 0
+) -> Iterator[list[Row]]:
+    """:func:`read_rows`' rows of a JSON Lines file (see :func:`jsonl_streams`), ``size``
+    lines at a time (default :data:`JSONL_CHUNK`), the memory flat, for as long as every line is a good row: raises
+    :class:`NotStreamed` at the first bad row (under any ``data.on_bad_rows``), when the
+    first row lacks a configured column, or when there is no row, so that the caller reads
+    the file with :func:`read_rows`, which reports them in its own order (every line parsed
+    before any row is checked). Notes (a column renamed) go to ``bad``."""
+    trial = BadRows("fail", notes=bad.notes)  # a bad row raises: the file is read whole
+    wanted = [*params.text_fields, params.label_field]
+    first = True
+    try:
+        for chunk in _jsonl_chunks(path, trial, size or JSONL_CHUNK):
+            if first and any(c not in chunk[0][1] for c in wanted):
+                raise NotStreamed
+            first = False
+            rows = []
+            for line, row in chunk:
+                checked = _check_row(path, "line", line, row, params, trial)
+                if checked is None:
+                    raise NotStreamed
+                rows.append(checked)
+            yield rows
+    except UserError:
+        raise NotStreamed from None
+    if first:
+        raise NotStreamed
+
+
 def _parquet_chunks(path: Path, size: int) -> tuple[Iterator[list[tuple[int, Row]]], int]:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -255,7 +255,16 @@ class ConllFile:
     path: Path
 
 
-Raw = list[Row] | FastFile | ConllFile
+@dataclass
+class JsonlFile:
+    """A JSON Lines file sequence classification reads a chunk of lines at a time
+    (:func:`nlpflow.data.files.jsonl_row_chunks`) while its rows are good, else whole
+    (:func:`~nlpflow.data.files.read_rows`, which names the problems)."""
+
+    path: Path
+
+
+Raw = list[Row] | FastFile | ConllFile | JsonlFile
 
 
 def stream_target(task: str, params: DataParams) -> Target | None:
@@ -286,10 +295,12 @@ def _streams(params: DataParams) -> bool:
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
-    from nlpflow.data.files import conll_streams
+    from nlpflow.data.files import conll_streams, jsonl_streams
 
     if _streams(params) and fastcsv.eligible(path, params):
         return FastFile(path)
+    if jsonl_streams(path, params):
+        return JsonlFile(path)
     if (
         "token" in CLASS_STREAMS
         and params.task in ("auto", "token")
@@ -311,7 +322,9 @@ def _python_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
 
 
 def _rows(raw: Raw, params: DataParams, bad: BadRows) -> list[Row]:
-    return _python_rows(raw.path, params, bad) if isinstance(raw, FastFile | ConllFile) else raw
+    if isinstance(raw, FastFile | ConllFile | JsonlFile):
+        return _python_rows(raw.path, params, bad)
+    return raw
 
 
 def _from_datasets(obj: Any, params: DataParams, where: str, bad: BadRows) -> dict[str, Raw]:

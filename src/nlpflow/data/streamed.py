@@ -17,7 +17,7 @@ in-memory path, figure for figure.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,11 @@ import numpy as np
 
 from nlpflow.data import columns, fastcsv
 from nlpflow.data.checks import Leakage, find_leakage_digests, key_text
-from nlpflow.data.files import BadRows, Row
+from nlpflow.data.files import BadRows, NotStreamed, Row, jsonl_row_chunks
 from nlpflow.data.prepare import (
     EXAMPLES_PER_LABEL,
     FastFile,
+    JsonlFile,
     PreparedData,
     Raw,
     SplitFigures,
@@ -86,6 +87,13 @@ def _first_pass(
             raw = _rows(raw, params, bad)
         finally:
             builder.checked = True
+    if isinstance(raw, JsonlFile):
+        try:
+            _add_row_chunks(builder, jsonl_row_chunks(raw.path, params, bad))
+            return builder.finish()
+        except NotStreamed:
+            builder.reset()
+            raw = _rows(raw, params, bad)
     if not isinstance(raw, list):  # a CoNLL file: token classification reads it itself
         raw = _rows(raw, params, bad)
     if target is not None:
@@ -98,6 +106,29 @@ def _first_pass(
     )
     builder.add(table, present)
     return builder.finish()
+
+
+def _add_row_chunks(builder: PartBuilder, chunks: Iterable[list[Row]]) -> None:
+    """Python rows a chunk at a time, each chunk a table with the first chunk's columns, as
+    :func:`~nlpflow.data.stream.rows_table` makes of the whole list: a metadata key a chunk
+    lacks is null there (and absent from its rows); a key the first chunk lacked raises
+    :class:`NotStreamed` (the whole list orders its columns by first appearance)."""
+    import pyarrow as pa
+
+    names: list[str] | None = None
+    for rows in chunks:
+        table, present = rows_table(rows, builder.task, builder.text_fields, builder.label_field)
+        if names is None:
+            names, keys = table.column_names, list(present)
+        elif not set(table.column_names) <= set(names):
+            raise NotStreamed
+        else:
+            for name in names:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            table = table.select(names)
+            present = {k: present.get(k, np.zeros(table.num_rows, bool)) for k in keys}
+        builder.add(table, present)
 
 
 def _assign_splits(
