@@ -49,6 +49,10 @@ words a sentence), ``data.text_fields: [tokens]``, ``label_field: tags``; the fl
 ``encode_batch(words, is_pretokenized=True)`` of train's word lists. ``--growth-from`` and
 ``--preprocess-only`` apply to it too.
 
+``--format jsonl``: the same rows as JSON Lines (one ``json.dumps`` object a line);
+preprocess only (tokenize reads the processed splits, whatever the format), against
+``pyarrow.json.read_json`` of the file.
+
 ``--task choice``: ``--rows`` SWAG-like multiple-choice rows (:func:`generate_choice_csv`: a
 context of about 14 words, four endings of about 10, the label an index), ``data.task:
 choice``; preprocess only, against ``pyarrow.csv.read_csv`` of the file.
@@ -72,6 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -105,8 +110,9 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(texts), "t
 """
 
 
-def generate_csv(path: Path, n: int, seed: int = 0) -> int:
-    """``n`` rows of AG-News-like text: a Zipf-like vocabulary, a few topic words per class."""
+def news_rows(n: int, seed: int = 0) -> Iterator[tuple[str, str]]:
+    """``n`` rows ``(text, label)`` of AG-News-like text: a Zipf-like vocabulary, a few topic
+    words per class."""
     rng = random.Random(seed)
     letters = "etaoinshrdlucmfwypvbgk"
     # sorted: a set's order changes with Python's hash seed, and the rows must not
@@ -115,20 +121,33 @@ def generate_csv(path: Path, n: int, seed: int = 0) -> int:
     )
     cum_weights = list(accumulate(1.0 / (rank + 10) for rank in range(len(vocab))))
     topics = {label: rng.sample(vocab[200:5000], 300) for label in LABELS}
+    for _ in range(n):
+        label = rng.choice(LABELS)
+        length = max(5, min(150, int(rng.lognormvariate(3.6, 0.35))))
+        words = rng.choices(vocab, cum_weights=cum_weights, k=length)
+        for j in rng.sample(range(length), k=max(1, length // 8)):
+            words[j] = rng.choice(topics[label])
+        words[0] = words[0].capitalize()
+        words[length // 2] += ","
+        yield " ".join(words) + ".", label
+
+
+def generate_csv(path: Path, n: int, seed: int = 0) -> int:
+    """:func:`news_rows` as a CSV file (``text,label``, as the ``csv`` module writes it)."""
     import csv
 
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["text", "label"])
-        for _ in range(n):
-            label = rng.choice(LABELS)
-            length = max(5, min(150, int(rng.lognormvariate(3.6, 0.35))))
-            words = rng.choices(vocab, cum_weights=cum_weights, k=length)
-            for j in rng.sample(range(length), k=max(1, length // 8)):
-                words[j] = rng.choice(topics[label])
-            words[0] = words[0].capitalize()
-            words[length // 2] += ","
-            writer.writerow([" ".join(words) + ".", label])
+        writer.writerows(news_rows(n, seed))
+    return path.stat().st_size
+
+
+def generate_jsonl(path: Path, n: int, seed: int = 0) -> int:
+    """:func:`news_rows` as JSON Lines (one ``json.dumps`` object a line)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for text, label in news_rows(n, seed):
+            fh.write(json.dumps({"text": text, "label": label}) + "\n")
     return path.stat().st_size
 
 
@@ -195,7 +214,16 @@ import datasets, matplotlib, polars, pyarrow.compute
 import pyarrow.csv as pc, pyarrow.feather as feather
 matplotlib.use("Agg")
 import matplotlib.pyplot
-feather.write_feather(pc.read_csv(sys.argv[1]), sys.argv[2], compression="uncompressed")
+import pyarrow.json as pj
+read = pj.read_json if sys.argv[1].endswith(".jsonl") else pc.read_csv
+feather.write_feather(read(sys.argv[1]), sys.argv[2], compression="uncompressed")
+"""
+READ_JSON_FLOOR = """
+import json, sys, time
+import pyarrow.json as pj
+start = time.perf_counter()
+table = pj.read_json(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
 """
 READS_PER_ROUND = 3  # the read floor is short: several reads a round show its spread
 
@@ -233,7 +261,7 @@ def print_process_floor(proc_s: float, read_s: float, pre_s: float) -> None:
     """The process floor (:data:`PROCESS_FLOOR`) against the read floor and the stage: what
     the read floor leaves out, and the stage against a process timed as it is (no aim)."""
     print(
-        f"  (for reference: a process that only imports the stage's libraries, reads the CSV "
+        f"  (for reference: a process that only imports the stage's libraries, reads the file "
         f"and writes it as Arrow takes {proc_s:.2f} s, {proc_s / read_s:.1f}x the read; "
         f"preprocess / that: {pre_s / proc_s:.1f}x)"
     )
@@ -272,6 +300,13 @@ def main() -> None:
         help="sequence: AG-News-like CSV rows (the default); token: CoNLL-2003-like sentences "
         "(--rows counts sentences); choice: SWAG-like multiple-choice rows (preprocess only)",
     )
+    parser.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default="csv",
+        help="the sequence task's file: csv (the default) or jsonl (JSON Lines, json.dumps a "
+        "row; preprocess only, against pyarrow.json.read_json)",
+    )
     args = parser.parse_args()
 
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "true", "PYTHONPATH": str(ROOT / "src")}
@@ -289,11 +324,13 @@ def main() -> None:
         if args.task == "choice":
             choice_main(args, env, work)
             return
-        csv_path = work / "news.csv"
-        size = prepare_csv(csv_path, args.rows)
+        jsonl = args.format == "jsonl"
+        csv_path = work / ("news.jsonl" if jsonl else "news.csv")
+        size = prepare_csv(csv_path, args.rows, generate_jsonl if jsonl else generate_csv)
         write_params(work / "params.yaml", csv_path, args.vocab_size, args.max_length)
+        args.preprocess_only |= jsonl  # the format is preprocess's alone
         print(
-            f"data: {args.rows:,} generated AG-News-like rows, {size / MB:.0f} MB CSV; "
+            f"data: {args.rows:,} generated AG-News-like rows, {size / MB:.0f} MB {args.format.upper()}; "
             f"tokenizer: WordPiece trained on train (vocab {args.vocab_size}; merges from "
             "at most 100,000 texts, tokenizer.train_sample's default), max_length "
             f"{args.max_length}; {os.cpu_count()} cores"
@@ -311,7 +348,8 @@ def main() -> None:
         reads: list[float] = []
         for _ in range(args.repeats):  # interleaved: a busy moment slows one round, not one path
             runs = {}
-            runs["read"] = read_floor([py, "-c", READ_FLOOR, str(csv_path)], work, env, reads)
+            floor = READ_JSON_FLOOR if jsonl else READ_FLOOR
+            runs["read"] = read_floor([py, "-c", floor, str(csv_path)], work, env, reads)
             sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
             runs["pre"] = (sec, peak, cpu)
             floor_file = work / "process-floor.arrow"
@@ -338,7 +376,7 @@ def main() -> None:
     if args.preprocess_only:
         print(f"\n{'':28} {'seconds':>8} {'peak MB':>8} {'rows/s':>10} {'CPU s':>8}")
         for name, (sec, mb, cpu) in (
-            ("pyarrow read_csv (floor)", best["read"]),
+            (f"pyarrow read_{'json' if jsonl else 'csv'} (floor)", best["read"]),
             (PROCESS_NAME, best["proc"]),
             ("preprocess stage", best["pre"]),
         ):
@@ -425,11 +463,12 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
             write_token_params(where / "params.yaml", conll, args.vocab_size, args.max_length)
             print(f"data: {rows:,} generated sentences, {size / MB:.0f} MB CoNLL", flush=True)
         else:
-            csv_path = where / "news.csv"
-            size = prepare_csv(csv_path, rows)
+            jsonl = args.format == "jsonl"
+            csv_path = where / ("news.jsonl" if jsonl else "news.csv")
+            size = prepare_csv(csv_path, rows, generate_jsonl if jsonl else generate_csv)
             write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
-            print(f"data: {rows:,} generated rows, {size / MB:.0f} MB CSV", flush=True)
-        only = args.preprocess_only or args.task == "choice"
+            print(f"data: {rows:,} generated rows, {size / MB:.0f} MB {args.format}", flush=True)
+        only = args.preprocess_only or args.task == "choice" or args.format == "jsonl"
         stages = ["preprocess"] if only else ["preprocess", "tokenize"]
         for stage in stages:
             sec, peak, _, cpu = run_child([py, "-m", f"stages.{stage}"], where, env)
