@@ -493,11 +493,17 @@ class _DuplicateKey(ValueError):
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    counts = Counter(k for k, _ in pairs)
-    dupes = [k for k in counts if counts[k] > 1]
-    if dupes:
-        raise _DuplicateKey(dupes[0])
-    return dict(pairs)
+    """``json.loads``' ``object_pairs_hook``: the object, or :class:`_DuplicateKey` naming
+    the first key (in order) that appears twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # counted only then: this runs for every object of a file
+        counts = Counter(k for k, _ in pairs)
+        raise _DuplicateKey(next(k for k in counts if counts[k] > 1))
+    return obj
+
+
+# json.loads(text, object_pairs_hook=...) builds a decoder a call: one, for a line each
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
 
 
 def _is_json_array(lines: list[tuple[int, str]]) -> bool:
@@ -537,7 +543,7 @@ def _read_jsonl(path: Path, lines: list[tuple[int, str]], bad: BadRows) -> list[
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+            obj = _DECODER.decode(line)
         except json.JSONDecodeError as err:
             bad.report(path, "line", line_no, "", f"not valid JSON ({err.msg}); fix the line", line)
             continue

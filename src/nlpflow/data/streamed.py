@@ -89,7 +89,9 @@ def _first_pass(
             builder.checked = True
     if isinstance(raw, JsonlFile):
         try:
-            _add_row_chunks(builder, jsonl_row_chunks(raw.path, params, bad))
+            # lines parsed and checked (Python) on a thread while the features of the
+            # chunk before are computed (pyarrow, which releases the GIL)
+            _add_row_chunks(builder, read_ahead(jsonl_row_chunks(raw.path, params, bad)))
             return builder.finish()
         except NotStreamed:
             builder.reset()
