@@ -283,7 +283,7 @@ def test_streamed_jsonl_gives_what_the_whole_file_gives(
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(records) + "\n", encoding="utf-8")
     params = DataParams(source=str(path), text_fields=["text"], on_bad_rows=policy)
-    monkeypatch.setattr(files, "JSONL_CHUNK", 7)
+    monkeypatch.setattr(files, "ROW_CHUNK", 7)
 
     def outcome() -> Any:
         try:
@@ -293,7 +293,7 @@ def test_streamed_jsonl_gives_what_the_whole_file_gives(
 
     streamed = outcome()
     with monkeypatch.context() as whole:
-        whole.setattr(files, "jsonl_streams", lambda *a: False)
+        whole.setattr(files, "rows_stream", lambda *a: False)
         assert outcome() == streamed
 
 
@@ -302,18 +302,51 @@ def test_a_good_jsonl_file_streams_in_chunks_and_a_bad_one_goes_whole(tmp_path: 
     rows = [{"text": f"text {i}", "label": "ab"[i % 2], "note": i} for i in range(25)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     params = DataParams(source=str(path), text_fields=["text"])
-    assert files.jsonl_streams(path, params)
-    chunks = list(files.jsonl_row_chunks(path, params, BadRows("fail"), size=10))
+    assert files.rows_stream(path, params)
+    chunks = list(files.checked_row_chunks(path, params, BadRows("fail"), size=10))
     assert [len(c) for c in chunks] == [10, 10, 5]
     assert [r for c in chunks for r in c] == read_rows(path, params, BadRows("fail"))
     with path.open("a", encoding="utf-8") as fh:  # one bad row at the end: the file goes whole
         fh.write(json.dumps({"text": None, "label": "a"}) + "\n")
     with pytest.raises(files.NotStreamed):
-        list(files.jsonl_row_chunks(path, params, BadRows("skip"), size=10))
+        list(files.checked_row_chunks(path, params, BadRows("skip"), size=10))
     # a token task's rows (tags: a list) and a .json file (maybe one array) are read whole
     tags = tmp_path / "tags.jsonl"
     tags.write_text(json.dumps({"text": ["a"], "label": ["O"]}) + "\n", encoding="utf-8")
-    assert not files.jsonl_streams(tags, params)
+    assert not files.rows_stream(tags, params)
     array = tmp_path / "rows.json"
     array.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    assert not files.jsonl_streams(array, params)
+    assert not files.rows_stream(array, params)
+
+
+@pytest.mark.parametrize("bad", [None, ("text", None), ("label", " ")])
+def test_streamed_parquet_gives_what_the_whole_file_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: tuple[str, Any] | None
+) -> None:
+    import pandas as pd
+
+    rng = random.Random(4)
+    frame = pd.DataFrame(
+        {
+            "text": [f"row {i} {rng.choice(PIECES)}{rng.choice(PIECES)}" for i in range(60)],
+            "label": [rng.choice(["pos", "neg", " pos"]) for _ in range(60)],
+            "note": [rng.choice([None, "n", "é"]) for _ in range(60)],
+            "id": [f"r{i}" for i in range(60)],
+        }
+    )
+    if bad is not None:
+        frame.loc[41, bad[0]] = bad[1]
+    path = tmp_path / "rows.parquet"
+    frame.to_parquet(path, row_group_size=9)
+    params = DataParams(source=str(path), text_fields=["text"], on_bad_rows="skip")
+    monkeypatch.setattr(files, "ROW_CHUNK", 7)
+    assert files.rows_stream(path, params)
+    if bad is None:
+        assert len(list(files.checked_row_chunks(path, params, BadRows("fail")))) == 9
+    streamed = _outputs(params)
+    with monkeypatch.context() as whole:
+        whole.setattr(files, "rows_stream", lambda *a: False)
+        assert _outputs(params) == streamed
+    tags = tmp_path / "tags.parquet"  # a token task's tags: read whole
+    pd.DataFrame({"text": [["a"]], "label": [["O"]]}).to_parquet(tags)
+    assert not files.rows_stream(tags, params)

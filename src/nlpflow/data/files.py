@@ -800,28 +800,33 @@ def _jsonl_chunks(path: Path, bad: BadRows, size: int) -> Iterator[list[tuple[in
             yield _read_jsonl(path, lines, bad)
 
 
-JSONL_CHUNK = 20_000  # lines a chunk of jsonl_row_chunks: about 10 MB of Python rows
+ROW_CHUNK = 20_000  # lines (rows) a chunk of checked_row_chunks: about 10 MB of Python rows
 
 
 class NotStreamed(Exception):
     """The file needs :func:`read_rows` whole: it names the problem in its own order."""
 
 
-def jsonl_streams(path: Path, params: DataParams) -> bool:
-    """Whether :func:`jsonl_row_chunks` may read this file: uncompressed JSON Lines (``.jsonl``;
-    a ``.json`` file may be one array), ``data.encoding`` UTF-8 without a UTF-16/32
-    byte-order mark or look, a sequence-classification task (``auto`` or ``sequence``), and
-    a first non-blank line that is one object with the label, not a list (a token task's
-    tags)."""
+def rows_stream(path: Path, params: DataParams) -> bool:
+    """Whether :func:`checked_row_chunks` may read this file: a sequence-classification task
+    (``auto`` or ``sequence``) and an uncompressed JSON Lines file (``.jsonl``; a ``.json``
+    file may be one array) in UTF-8 without a UTF-16/32 byte-order mark or look, whose first
+    non-blank line is one object with the label, not a list (a token task's tags); or an
+    uncompressed Parquet file whose label column is not a list."""
     if params.task not in ("auto", "sequence"):
         return False
     try:
-        if not path.is_file() or detect_format(path, params.format) != "jsonl":
+        if not path.is_file():
             return False
+        kind = detect_format(path, params.format)
     except UserError:  # the reader names the problem
         return False
     suffix, compression = _suffixes(path)
-    if suffix == ".json" or compression or not _is_utf8(params.encoding):
+    if compression:
+        return False
+    if kind == "parquet":
+        return _parquet_label_is_scalar(path, params.label_field)
+    if kind != "jsonl" or suffix == ".json" or not _is_utf8(params.encoding):
         return False
     with path.open("rb") as fh:
         head = fh.read(64)
@@ -832,32 +837,53 @@ def jsonl_streams(path: Path, params: DataParams) -> bool:
     if first is None:
         return False
     try:
-        obj = json.loads(first.decode("utf-8-sig"), object_pairs_hook=_no_duplicate_keys)
+        obj = _DECODER.decode(first.decode("utf-8-sig"))
     except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice
         return False
     return isinstance(obj, dict) and not isinstance(obj.get(params.label_field, []), list)
 
 
-def jsonl_row_chunks(
+def _parquet_label_is_scalar(path: Path, label_field: str) -> bool:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.ParquetFile(path).schema_arrow
+    except (pa.ArrowException, OSError, ValueError, OverflowError):
+        return False
+    if label_field not in schema.names:
+        return False
+    kind = schema.field(label_field).type
+    return not (pa.types.is_list(kind) or pa.types.is_large_list(kind))
+
+
+def checked_row_chunks(
     path: Path, params: DataParams, bad: BadRows, size: int = 0
 ) -> Iterator[list[Row]]:
-    """:func:`read_rows`' rows of a JSON Lines file (see :func:`jsonl_streams`), ``size``
-    lines at a time (default :data:`JSONL_CHUNK`), the memory flat, for as long as every line is a good row: raises
-    :class:`NotStreamed` at the first bad row (under any ``data.on_bad_rows``), when the
-    first row lacks a configured column, or when there is no row, so that the caller reads
-    the file with :func:`read_rows`, which reports them in its own order (every line parsed
-    before any row is checked). Notes (a column renamed) go to ``bad``."""
+    """:func:`read_rows`' rows of a JSON Lines or Parquet file (see :func:`rows_stream`),
+    ``size`` lines or rows at a time (default :data:`ROW_CHUNK`), the memory flat, for as
+    long as every row is good: raises :class:`NotStreamed` at the first bad row (under any
+    ``data.on_bad_rows``), when the first row lacks a configured column, or when there is no
+    row, so that the caller reads the file with :func:`read_rows`, which reports them in its
+    own order (every line parsed before any row is checked). Notes (a column renamed) go to
+    ``bad``."""
     trial = BadRows("fail", notes=bad.notes)  # a bad row raises: the file is read whole
     wanted = [*params.text_fields, params.label_field]
+    size = size or ROW_CHUNK
     first = True
     try:
-        for chunk in _jsonl_chunks(path, trial, size or JSONL_CHUNK):
+        if detect_format(path, params.format) == "parquet":
+            chunks, _ = _parquet_chunks(path, size)
+            where = "row"
+        else:
+            chunks, where = _jsonl_chunks(path, trial, size), "line"
+        for chunk in chunks:
             if first and any(c not in chunk[0][1] for c in wanted):
                 raise NotStreamed
             first = False
             rows = []
             for line, row in chunk:
-                checked = _check_row(path, "line", line, row, params, trial)
+                checked = _check_row(path, where, line, row, params, trial)
                 if checked is None:
                     raise NotStreamed
                 rows.append(checked)

@@ -256,15 +256,15 @@ class ConllFile:
 
 
 @dataclass
-class JsonlFile:
-    """A JSON Lines file sequence classification reads a chunk of lines at a time
-    (:func:`nlpflow.data.files.jsonl_row_chunks`) while its rows are good, else whole
+class RowFile:
+    """A JSON Lines or Parquet file sequence classification reads a chunk of rows at a time
+    (:func:`nlpflow.data.files.checked_row_chunks`) while its rows are good, else whole
     (:func:`~nlpflow.data.files.read_rows`, which names the problems)."""
 
     path: Path
 
 
-Raw = list[Row] | FastFile | ConllFile | JsonlFile
+Raw = list[Row] | FastFile | ConllFile | RowFile
 
 
 def stream_target(task: str, params: DataParams) -> Target | None:
@@ -295,12 +295,12 @@ def _streams(params: DataParams) -> bool:
 
 
 def _read_file(path: Path, params: DataParams, bad: BadRows) -> Raw:
-    from nlpflow.data.files import conll_streams, jsonl_streams
+    from nlpflow.data.files import conll_streams, rows_stream
 
     if _streams(params) and fastcsv.eligible(path, params):
         return FastFile(path)
-    if jsonl_streams(path, params):
-        return JsonlFile(path)
+    if rows_stream(path, params):
+        return RowFile(path)
     if (
         "token" in CLASS_STREAMS
         and params.task in ("auto", "token")
@@ -322,7 +322,7 @@ def _python_rows(path: Path, params: DataParams, bad: BadRows) -> list[Row]:
 
 
 def _rows(raw: Raw, params: DataParams, bad: BadRows) -> list[Row]:
-    if isinstance(raw, FastFile | ConllFile | JsonlFile):
+    if isinstance(raw, FastFile | ConllFile | RowFile):
         return _python_rows(raw.path, params, bad)
     return raw
 

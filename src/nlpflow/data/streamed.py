@@ -26,13 +26,13 @@ import numpy as np
 
 from nlpflow.data import columns, fastcsv
 from nlpflow.data.checks import Leakage, find_leakage_digests, key_text
-from nlpflow.data.files import BadRows, NotStreamed, Row, jsonl_row_chunks
+from nlpflow.data.files import BadRows, NotStreamed, Row, checked_row_chunks
 from nlpflow.data.prepare import (
     EXAMPLES_PER_LABEL,
     FastFile,
-    JsonlFile,
     PreparedData,
     Raw,
+    RowFile,
     SplitFigures,
     SplitRows,
     _rows,
@@ -87,11 +87,11 @@ def _first_pass(
             raw = _rows(raw, params, bad)
         finally:
             builder.checked = True
-    if isinstance(raw, JsonlFile):
+    if isinstance(raw, RowFile):
         try:
             # lines parsed and checked (Python) on a thread while the features of the
             # chunk before are computed (pyarrow, which releases the GIL)
-            _add_row_chunks(builder, read_ahead(jsonl_row_chunks(raw.path, params, bad)))
+            _add_row_chunks(builder, read_ahead(checked_row_chunks(raw.path, params, bad)))
             return builder.finish()
         except NotStreamed:
             builder.reset()
