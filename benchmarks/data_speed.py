@@ -49,9 +49,10 @@ words a sentence), ``data.text_fields: [tokens]``, ``label_field: tags``; the fl
 ``encode_batch(words, is_pretokenized=True)`` of train's word lists. ``--growth-from`` and
 ``--preprocess-only`` apply to it too.
 
-``--format jsonl``: the same rows as JSON Lines (one ``json.dumps`` object a line);
-preprocess only (tokenize reads the processed splits, whatever the format), against
-``pyarrow.json.read_json`` of the file.
+``--format jsonl`` / ``parquet``: the same rows as JSON Lines (one ``json.dumps`` object a
+line) or Parquet (100,000 rows a row group); preprocess only (tokenize reads the processed
+splits, whatever the format), against ``pyarrow.json.read_json`` / ``pyarrow.parquet
+.read_table`` of the file.
 
 ``--task choice``: ``--rows`` SWAG-like multiple-choice rows (:func:`generate_choice_csv`: a
 context of about 14 words, four endings of about 10, the label an index), ``data.task:
@@ -143,6 +144,20 @@ def generate_csv(path: Path, n: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
+def generate_parquet(path: Path, n: int, seed: int = 0) -> int:
+    """:func:`news_rows` as a Parquet file (pyarrow's defaults, 100,000 rows a row group)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = news_rows(n, seed)
+    schema = pa.schema([("text", pa.string()), ("label", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
+        while batch := [row for _, row in zip(range(100_000), rows, strict=False)]:
+            texts, labels = zip(*batch, strict=True)
+            writer.write_table(pa.table({"text": texts, "label": labels}, schema=schema))
+    return path.stat().st_size
+
+
 def generate_jsonl(path: Path, n: int, seed: int = 0) -> int:
     """:func:`news_rows` as JSON Lines (one ``json.dumps`` object a line)."""
     with open(path, "w", encoding="utf-8") as fh:
@@ -214,8 +229,9 @@ import datasets, matplotlib, polars, pyarrow.compute
 import pyarrow.csv as pc, pyarrow.feather as feather
 matplotlib.use("Agg")
 import matplotlib.pyplot
-import pyarrow.json as pj
-read = pj.read_json if sys.argv[1].endswith(".jsonl") else pc.read_csv
+import pyarrow.json as pj, pyarrow.parquet as pq
+suffix = sys.argv[1].rsplit(".", 1)[-1]
+read = {"jsonl": pj.read_json, "parquet": pq.read_table}.get(suffix, pc.read_csv)
 feather.write_feather(read(sys.argv[1]), sys.argv[2], compression="uncompressed")
 """
 READ_JSON_FLOOR = """
@@ -225,6 +241,18 @@ start = time.perf_counter()
 table = pj.read_json(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
 """
+READ_PARQUET_FLOOR = """
+import json, sys, time
+import pyarrow.parquet as pq
+start = time.perf_counter()
+table = pq.read_table(sys.argv[1])
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
+"""
+FORMATS = {  # --format: the file's suffix, its generator and its read floor
+    "csv": (".csv", "generate_csv", "READ_FLOOR"),
+    "jsonl": (".jsonl", "generate_jsonl", "READ_JSON_FLOOR"),
+    "parquet": (".parquet", "generate_parquet", "READ_PARQUET_FLOOR"),
+}
 READS_PER_ROUND = 3  # the read floor is short: several reads a round show its spread
 
 
@@ -255,6 +283,7 @@ def print_read_spread(reads: list[float], pre_s: float) -> None:
 
 
 PROCESS_NAME = "imports+read+write (process)"
+FLOOR_NAMES = {"csv": "read_csv", "jsonl": "read_json", "parquet": "read_table"}
 
 
 def print_process_floor(proc_s: float, read_s: float, pre_s: float) -> None:
@@ -302,10 +331,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--format",
-        choices=["csv", "jsonl"],
+        choices=["csv", "jsonl", "parquet"],
         default="csv",
-        help="the sequence task's file: csv (the default) or jsonl (JSON Lines, json.dumps a "
-        "row; preprocess only, against pyarrow.json.read_json)",
+        help="the sequence task's file: csv (the default), jsonl (JSON Lines, json.dumps a "
+        "row) or parquet; the last two preprocess only, against pyarrow's reader of the format",
     )
     args = parser.parse_args()
 
@@ -324,11 +353,11 @@ def main() -> None:
         if args.task == "choice":
             choice_main(args, env, work)
             return
-        jsonl = args.format == "jsonl"
-        csv_path = work / ("news.jsonl" if jsonl else "news.csv")
-        size = prepare_csv(csv_path, args.rows, generate_jsonl if jsonl else generate_csv)
+        suffix, generator, floor = FORMATS[args.format]
+        csv_path = work / f"news{suffix}"
+        size = prepare_csv(csv_path, args.rows, globals()[generator])
         write_params(work / "params.yaml", csv_path, args.vocab_size, args.max_length)
-        args.preprocess_only |= jsonl  # the format is preprocess's alone
+        args.preprocess_only |= args.format != "csv"  # the format is preprocess's alone
         print(
             f"data: {args.rows:,} generated AG-News-like rows, {size / MB:.0f} MB {args.format.upper()}; "
             f"tokenizer: WordPiece trained on train (vocab {args.vocab_size}; merges from "
@@ -348,8 +377,8 @@ def main() -> None:
         reads: list[float] = []
         for _ in range(args.repeats):  # interleaved: a busy moment slows one round, not one path
             runs = {}
-            floor = READ_JSON_FLOOR if jsonl else READ_FLOOR
-            runs["read"] = read_floor([py, "-c", floor, str(csv_path)], work, env, reads)
+            code = globals()[floor]
+            runs["read"] = read_floor([py, "-c", code, str(csv_path)], work, env, reads)
             sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
             runs["pre"] = (sec, peak, cpu)
             floor_file = work / "process-floor.arrow"
@@ -376,7 +405,7 @@ def main() -> None:
     if args.preprocess_only:
         print(f"\n{'':28} {'seconds':>8} {'peak MB':>8} {'rows/s':>10} {'CPU s':>8}")
         for name, (sec, mb, cpu) in (
-            (f"pyarrow read_{'json' if jsonl else 'csv'} (floor)", best["read"]),
+            (f"pyarrow {FLOOR_NAMES[args.format]} (floor)", best["read"]),
             (PROCESS_NAME, best["proc"]),
             ("preprocess stage", best["pre"]),
         ):
@@ -463,12 +492,12 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
             write_token_params(where / "params.yaml", conll, args.vocab_size, args.max_length)
             print(f"data: {rows:,} generated sentences, {size / MB:.0f} MB CoNLL", flush=True)
         else:
-            jsonl = args.format == "jsonl"
-            csv_path = where / ("news.jsonl" if jsonl else "news.csv")
-            size = prepare_csv(csv_path, rows, generate_jsonl if jsonl else generate_csv)
+            suffix, generator, _ = FORMATS[args.format]
+            csv_path = where / f"news{suffix}"
+            size = prepare_csv(csv_path, rows, globals()[generator])
             write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
             print(f"data: {rows:,} generated rows, {size / MB:.0f} MB {args.format}", flush=True)
-        only = args.preprocess_only or args.task == "choice" or args.format == "jsonl"
+        only = args.preprocess_only or args.task == "choice" or args.format != "csv"
         stages = ["preprocess"] if only else ["preprocess", "tokenize"]
         for stage in stages:
             sec, peak, _, cpu = run_child([py, "-m", f"stages.{stage}"], where, env)
