@@ -900,7 +900,8 @@ def _parquet_chunks(path: Path, size: int) -> tuple[Iterator[list[tuple[int, Row
 
     errors = (pa.ArrowException, OSError, ValueError, OverflowError)
     try:
-        file = pq.ParquetFile(path)
+        # pre_buffer (the default) keeps every row group read so far: memory grows with rows
+        file = pq.ParquetFile(path, pre_buffer=False)
         names = [str(n) for n in file.schema_arrow.names]
         total = file.metadata.num_rows
     except errors as err:
