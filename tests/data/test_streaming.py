@@ -21,6 +21,7 @@ from nlpflow.data.files import BadRows, read_rows
 from nlpflow.data.prepare import load_splits, to_dataset_dict
 from nlpflow.data.report import data_card, describe
 from nlpflow.errors import UserError
+from nlpflow.families.text2text.params import Text2TextDataParams
 from nlpflow.params import CleaningParams, DataParams
 
 PIECES = [
@@ -367,3 +368,122 @@ def test_parquet_chunks_do_not_keep_the_row_groups_read(tmp_path: Path) -> None:
     before = pa.total_allocated_bytes()
     held = [pa.total_allocated_bytes() - before for _ in chunks]
     assert max(held) < 4_000_000, held  # about one row group in flight, not twenty
+
+
+def _both_ways(params: DataParams, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The outcome (outputs, or the error's message) streamed, checked equal to the whole
+    file's; chunks of 7 rows."""
+
+    def outcome() -> Any:
+        try:
+            return _outputs(params)
+        except UserError as err:
+            return str(err)
+
+    monkeypatch.setattr(files, "ROW_CHUNK", 7)
+    streamed = outcome()
+    with monkeypatch.context() as whole:
+        whole.setattr(files, "rows_stream", lambda *a: False)
+        assert outcome() == streamed
+    return streamed
+
+
+WORDS = [[f"w{i}", "x"] for i in range(40)]
+TAGS = [["B-X", "O"] if i % 2 else ["O", "B-Y"] for i in range(40)]
+
+
+def test_token_rows_the_stream_must_not_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tags in a fixed-size list (datasets' Sequence(length=n)), and a JSONL file whose first
+    # good row is a token row (line 2's BOM makes it bad JSON to the reader): token tasks
+    import pyarrow.parquet as pq
+
+    fixed = tmp_path / "t.parquet"
+    pq.write_table(
+        pa.table({"tokens": WORDS, "tags": pa.array(TAGS, pa.list_(pa.string(), 2))}), fixed
+    )
+    bom = tmp_path / "b.jsonl"
+    lines = "".join(
+        json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in zip(WORDS, TAGS, strict=True)
+    )
+    bom.write_bytes(b'\n\xef\xbb\xbf{"tokens": "w", "tags": "O"}\n' + lines.encode())
+    for path in (fixed, bom):
+        params = DataParams(
+            source=str(path), text_fields=["tokens"], label_field="tags", on_bad_rows="skip"
+        )
+        assert not files.rows_stream(path, params)
+        assert _both_ways(params, monkeypatch)[0]["task"] == "token"
+    label_task = DataParams(
+        source=str(fixed),
+        text_fields=["tokens"],
+        label_field="tags",
+        task="text2text",
+        text2text=Text2TextDataParams(label_task=True),
+    )
+    assert "is a token task" in _both_ways(label_task, monkeypatch)
+
+
+def test_sequence_rows_in_columns_named_tokens_and_tags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one label a row: not CoNLL's columns though they have its names (it crashed read whole)
+    path = tmp_path / "n.jsonl"
+    rows = [{"tokens": f"row {i} text", "tags": "ab"[i % 2]} for i in range(40)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for task in ("auto", "sequence"):
+        params = DataParams(source=str(path), text_fields=["tokens"], label_field="tags", task=task)
+        assert _both_ways(params, monkeypatch)[0]["task"] == "sequence"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"text": "a", "label": "pos", "n": ' + "9" * 5000 + "}", "not valid JSON (Exceeds"),
+        ('{"text": "a \\ud800 b", "label": "pos"}', "a \\ud800-\\udfff escape that is half"),
+    ],
+)
+def test_json_a_python_reader_refuses_late_is_a_bad_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, reason: str
+) -> None:
+    rows = [json.dumps({"text": f"row {i} 😀", "label": "ab"[i % 2]}) for i in range(40)]
+    rows[20] = line
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    failed = _both_ways(DataParams(source=str(path), text_fields=["text"]), monkeypatch)
+    assert failed.startswith(f"{path}, line 21: {reason}")
+    skipped = _both_ways(
+        DataParams(source=str(path), text_fields=["text"], on_bad_rows="skip"), monkeypatch
+    )
+    assert sum(v["rows"] for v in skipped[0]["splits"].values()) == 39
+    array = tmp_path / "r.json"
+    array.write_text("[" + ",".join(rows) + "]", encoding="utf-8")
+    with pytest.raises(UserError):
+        load_splits(DataParams(source=str(array), text_fields=["text"]), 0)
+
+
+def test_split_files_with_different_kinds_of_rows_are_refused(tmp_path: Path) -> None:
+    # a token train file with a test file of one label a row (read alone, each looked fine:
+    # the test words became single characters), and the other way round
+    token = "".join(
+        json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in zip(WORDS, TAGS, strict=True)
+    )
+    scalar = "".join(json.dumps({"tokens": f"t {i}", "tags": "O"}) + "\n" for i in range(10))
+    for train, test in ((token, scalar), (scalar, token)):
+        (tmp_path / "train.json").write_text(train, encoding="utf-8")
+        (tmp_path / "test.jsonl").write_text(test, encoding="utf-8")
+        params = DataParams(source=str(tmp_path), text_fields=["tokens"], label_field="tags")
+        with pytest.raises(UserError) as raised:
+            load_splits(params, 0)
+        assert str(raised.value).startswith(f"{tmp_path / 'test.jsonl'}: its rows are")
+
+
+def test_the_card_shows_token_examples_of_any_text_field(tmp_path: Path) -> None:
+    # the examples read the words from a field named "tokens" only (a KeyError otherwise)
+    path = tmp_path / "ner.jsonl"
+    rows = "".join(
+        json.dumps({"words": w, "ner": t}) + "\n" for w, t in zip(WORDS, TAGS, strict=True)
+    )
+    path.write_text(rows, encoding="utf-8")
+    card = _outputs(DataParams(source=str(path), text_fields=["words"], label_field="ner"))[1]
+    assert "[x]B-Y" in card

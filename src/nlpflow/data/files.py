@@ -506,6 +506,19 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # half of a pair, or both halves
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """Whether a parsed JSON value holds half a surrogate pair (``"\\ud800"`` alone), which
+    no UTF-8 text can: Arrow refuses it."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _is_json_array(lines: list[tuple[int, str]]) -> bool:
     first = next(text for _, text in lines if text.strip())
     return first.lstrip().startswith("[")
@@ -513,8 +526,9 @@ def _is_json_array(lines: list[tuple[int, str]]) -> bool:
 
 def _read_json_array(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, Row]]:
     """A JSON file holding one list of objects (pandas ``to_json(orient="records")``)."""
+    whole = "".join(text for _, text in lines)
     try:
-        obj = json.loads("".join(text for _, text in lines), object_pairs_hook=_no_duplicate_keys)
+        obj = _DECODER.decode(whole)
     except json.JSONDecodeError as err:
         raise UserError(
             f"{path}, line {err.lineno}: not valid JSON ({err.msg}); fix the file"
@@ -525,6 +539,12 @@ def _read_json_array(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int
         ) from None
     except RecursionError:
         raise UserError(f"{path}: JSON nested too deeply; fix the file") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise UserError(f"{path}: not valid JSON ({_first_line(err)}); fix the file") from None
+    if _SURROGATE_ESCAPE.search(whole) and _lone_surrogate(obj):
+        raise UserError(
+            f"{path}: a \\ud800-\\udfff escape that is half of a pair is not text; fix the file"
+        )
     if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj):
         raise UserError(
             f"{path}: expected a list of objects, one per row (pandas: "
@@ -559,6 +579,14 @@ def _read_jsonl(path: Path, lines: list[tuple[int, str]], bad: BadRows) -> list[
             continue
         except RecursionError:
             bad.report(path, "line", line_no, "", "JSON nested too deeply; fix the line", line)
+            continue
+        except ValueError as err:  # e.g. an integer of more than 4,300 digits
+            reason = f"not valid JSON ({_first_line(err)}); fix the line"
+            bad.report(path, "line", line_no, "", reason, line)
+            continue
+        if _SURROGATE_ESCAPE.search(line) and _lone_surrogate(obj):
+            reason = "a \\ud800-\\udfff escape that is half of a pair is not text; fix the line"
+            bad.report(path, "line", line_no, "", reason, line)
             continue
         if not isinstance(obj, dict):
             bad.report(path, "line", line_no, "", "expected a JSON object per line", line)
@@ -830,17 +858,26 @@ def rows_stream(path: Path, params: DataParams) -> bool:
         return False
     with path.open("rb") as fh:
         head = fh.read(64)
-        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(head):
-            return False  # the UTF-32 marks start like UTF-16's
-        fh.seek(0)
-        first = next((line for line in fh if line.strip()), None)
-    if first is None:
-        return False
-    try:
-        obj = _DECODER.decode(first.decode("utf-8-sig"))
-    except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice
-        return False
-    return isinstance(obj, dict) and not isinstance(obj.get(params.label_field, []), list)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _looks_utf16(head):
+        return False  # the UTF-32 marks start like UTF-16's
+    first = _first_object(path)
+    # read_rows takes the task from that row: tags in a list make it a token task's file
+    return first is not None and not isinstance(first.get(params.label_field, []), list)
+
+
+def _first_object(path: Path, within: int = 1000) -> Row | None:
+    """The first line of a JSON Lines file that :func:`_jsonl_chunks` parses into an object
+    (the row :func:`read_rows` takes the task from), among the first ``within`` lines."""
+    with path.open("rb") as fh:
+        for no, raw in zip(range(1, within + 1), fh, strict=False):
+            try:
+                text = raw.decode("utf-8-sig" if no == 1 else "utf-8")
+                obj = _DECODER.decode(text) if text.strip() else None
+            except (ValueError, RecursionError):  # not UTF-8, not JSON, a key twice
+                continue
+            if isinstance(obj, dict):
+                return obj
+    return None
 
 
 def _parquet_label_is_scalar(path: Path, label_field: str) -> bool:
@@ -854,7 +891,10 @@ def _parquet_label_is_scalar(path: Path, label_field: str) -> bool:
     if label_field not in schema.names:
         return False
     kind = schema.field(label_field).type
-    return not (pa.types.is_list(kind) or pa.types.is_large_list(kind))
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    # lists of every kind, maps (lists of pairs) and structs: not one class a row
+    return not pa.types.is_nested(kind)
 
 
 def checked_row_chunks(

@@ -456,13 +456,42 @@ def _fields(params: DataParams, raw: Raw) -> tuple[str, list[str], str]:
             )
         return fam.name, *fam.fields(params)
     first = raw[0] if isinstance(raw, list) and raw else {}
-    if isinstance(raw, ConllFile) or set(first) == {"tokens", "tags", "_line"}:
+    conll_rows = set(first) == {"tokens", "tags", "_line"} and isinstance(first["tags"], list)
+    if isinstance(raw, ConllFile) or conll_rows:
         # CoNLL: the columns have no names
         return "token", ["tokens"], "tags"
     if params.task != "auto":
         return params.task, *data_family(params.task).fields(params)
     task = "token" if isinstance(first.get(params.label_field), list) else "sequence"
     return task, params.text_fields, params.label_field
+
+
+def _same_kind_of_rows(
+    raw_parts: dict[str, Raw], task: str, label_field: str, origin: dict[str, str]
+) -> None:
+    """Raises UserError when a split's file holds token rows (tags in lists) and another's
+    one label a row, with ``data.task: auto`` (each file was read as its rows looked)."""
+
+    def is_token(raw: Raw) -> bool | None:
+        if isinstance(raw, ConllFile):
+            return True
+        if isinstance(raw, FastFile | RowFile):
+            return False
+        return isinstance(raw[0].get(label_field), list) if raw else None
+
+    def kind(token: bool) -> str:
+        return "a token task's (tags in lists)" if token else "one label a row"
+
+    if task not in ("sequence", "token"):
+        return
+    first = origin.get(next(iter(raw_parts)), "the first file")
+    for part, raw in raw_parts.items():
+        token = is_token(raw)
+        if token is not None and token != (task == "token"):
+            raise UserError(
+                f"{origin.get(part, part)}: its rows are {kind(token)}, but those of {first} "
+                f"are {kind(task == 'token')}; give every split's file the same kind of rows"
+            )
 
 
 def _as_label_task(
@@ -503,6 +532,8 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
     raw_parts, source = _read_source(read_as, seed, bad, found)
     origin = _split_origin(params, found)
     task, text_fields, label_field = _fields(read_as, next(iter(raw_parts.values())))
+    if read_as.task == "auto":  # each file's reader took the task from its own first row
+        _same_kind_of_rows(raw_parts, task, label_field, origin)
     source_fields = list(text_fields)  # the label task joins these into its input
     if label_task:  # a classification source, its label written out as the target
         raw_parts, task, text_fields, label_field = _as_label_task(

@@ -344,7 +344,7 @@ def _examples_by_label(data: PreparedData, seed: int) -> list[str]:
             if data.task == "token":
                 text = " ".join(
                     w if t == "O" else f"[{w}]{t}"
-                    for w, t in zip(r["tokens"], r[data.label_field], strict=True)
+                    for w, t in zip(r[data.text_fields[0]], r[data.label_field], strict=True)
                 )
             lines.append(f"- {text[:200]}")
         lines.append("")
