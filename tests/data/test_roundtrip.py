@@ -75,6 +75,18 @@ def _read_back(path: Path, **kw: Any) -> list[tuple[str, str, str, str]]:
     return [(r["id"], r["first"], r["second"], r["y"]) for r in rows]
 
 
+def _write_csv(frame: pd.DataFrame, path: Path, sep: str, crlf: bool, bom: bool) -> Path:
+    """``frame`` as pandas writes it: ``sep``-separated, CRLF or LF, with a BOM or without."""
+    frame.to_csv(
+        path,
+        sep=sep,
+        index=False,
+        lineterminator="\r\n" if crlf else "\n",
+        encoding="utf-8-sig" if bom else "utf-8",
+    )
+    return path
+
+
 def _expected(table: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str]]:
     return [(f"r{i}", a, b, y) for i, (a, b, y) in enumerate(table)]
 
@@ -90,14 +102,7 @@ def test_pandas_csv_and_tsv_read_back_exactly(
     frame = _frame(table)
     with TemporaryDirectory() as tmp:
         for name, sep in (("t.csv", ","), ("t.tsv", "\t"), ("t.semi.csv", ";")):
-            path = Path(tmp) / name
-            frame.to_csv(
-                path,
-                sep=sep,
-                index=False,
-                lineterminator="\r\n" if crlf else "\n",
-                encoding="utf-8-sig" if bom else "utf-8",
-            )
+            path = _write_csv(frame, Path(tmp) / name, sep, crlf, bom)
             delimiter = ";" if sep == ";" else ""
             assert _read_back(path, delimiter=delimiter) == _expected(table), name
 
@@ -124,14 +129,7 @@ def test_the_arrow_stream_reads_pandas_csv_as_the_python_reader_does(
     frame = _frame(table)
     with TemporaryDirectory() as tmp:
         for name, sep in (("t.csv", ","), ("t.tsv", "\t")):
-            path = Path(tmp) / name
-            frame.to_csv(
-                path,
-                sep=sep,
-                index=False,
-                lineterminator="\r\n" if crlf else "\n",
-                encoding="utf-8-sig" if bom else "utf-8",
-            )
+            path = _write_csv(frame, Path(tmp) / name, sep, crlf, bom)
             streamed = _streamed(path)
             assert (streamed is not None) == takes, name
             if streamed is not None:

@@ -283,19 +283,7 @@ def test_streamed_jsonl_gives_what_the_whole_file_gives(
         records[len(records) * 2 // 3] = bad
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(records) + "\n", encoding="utf-8")
-    params = DataParams(source=str(path), text_fields=["text"], on_bad_rows=policy)
-    monkeypatch.setattr(files, "ROW_CHUNK", 7)
-
-    def outcome() -> Any:
-        try:
-            return _outputs(params)
-        except UserError as err:
-            return str(err)
-
-    streamed = outcome()
-    with monkeypatch.context() as whole:
-        whole.setattr(files, "rows_stream", lambda *a: False)
-        assert outcome() == streamed
+    _both_ways(DataParams(source=str(path), text_fields=["text"], on_bad_rows=policy), monkeypatch)
 
 
 def test_a_good_jsonl_file_streams_in_chunks_and_a_bad_one_goes_whole(tmp_path: Path) -> None:
