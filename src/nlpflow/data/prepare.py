@@ -21,9 +21,10 @@ import random
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -557,35 +558,31 @@ def load_splits(params: DataParams, seed: int) -> PreparedData:
 
         streams = choice_streams(raw_parts, params)
     if streams:  # the family's hooks column by column, streamed
-        from nlpflow.data.streamed import streamed_classes, streamed_multilabel, streamed_target
+        from nlpflow.data import streamed
 
-        fields = (task, text_fields, label_field)
+        build: Callable[[streamed.StreamInputs], PreparedData]
+        if task == "choice":
+            from nlpflow.families.choice.stream import streamed_choice
+
+            build = streamed_choice
+        elif task == "token":
+            from nlpflow.families.token.stream import streamed_tokens
+
+            build = streamed_tokens
+        elif task == "multilabel":
+            build = streamed.streamed_multilabel
+        elif target is None:
+            build = streamed.streamed_classes
+        else:
+            build = partial(streamed.streamed_target, target=target)
         workdir = Path(tempfile.mkdtemp(prefix="nlpflow-preprocess-"))
+        fields = (task, text_fields, label_field)
+        inputs = streamed.StreamInputs(
+            params, seed, raw_parts, source, origin, fields, bad, workdir
+        )
+        del raw_parts  # handed over: each part's rows are freed once read
         try:
-            if task == "choice":
-                from nlpflow.families.choice.stream import streamed_choice
-
-                data = streamed_choice(
-                    params, seed, raw_parts, source, origin, fields, bad, workdir
-                )
-            elif task == "token":
-                from nlpflow.families.token.stream import streamed_tokens
-
-                data = streamed_tokens(
-                    params, seed, raw_parts, source, origin, fields, bad, workdir
-                )
-            elif task == "multilabel":
-                data = streamed_multilabel(
-                    params, seed, raw_parts, source, origin, fields, bad, workdir
-                )
-            elif target is None:
-                data = streamed_classes(
-                    params, seed, raw_parts, source, origin, fields, bad, workdir
-                )
-            else:
-                data = streamed_target(
-                    params, seed, raw_parts, source, origin, fields, bad, workdir, target
-                )
+            data = build(inputs)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise

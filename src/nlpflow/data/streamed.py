@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,34 @@ def _first_pass(
     )
     builder.add(table, present)
     return builder.finish()
+
+
+@dataclass
+class StreamInputs:
+    """What :func:`~nlpflow.data.prepare.load_splits` hands a family's streamed build: the
+    data settings, the seed, the parts to read (``raw``: handed over, see :func:`read_parts`),
+    the source and each split's file for messages, the task, text and label fields, the bad
+    rows, and a directory for the parts on disk."""
+
+    params: DataParams
+    seed: int
+    raw: dict[str, Raw]
+    source: str
+    origin: dict[str, str]
+    fields: tuple[str, list[str], str]
+    bad: BadRows
+    workdir: Path
+
+
+def read_parts(inputs: StreamInputs, first_pass: Callable[[str, Raw], Part]) -> dict[str, Part]:
+    """Each part of ``inputs.raw`` read by ``first_pass(name, raw)``, in order, taken out of
+    ``inputs`` as it is read: rows held in memory (JSON arrays, built-in data) are freed
+    then, not kept until the stage ends."""
+    parts = {}
+    while inputs.raw:
+        name = next(iter(inputs.raw))
+        parts[name] = first_pass(name, inputs.raw.pop(name))
+    return parts
 
 
 def _add_row_chunks(builder: PartBuilder, chunks: Iterable[list[Row]]) -> None:
@@ -301,25 +330,19 @@ def _targets(split: SplitRows) -> np.ndarray:
 
 
 def _split_and_check(
-    parts: dict[str, Part],
-    strata: Any,
-    params: DataParams,
-    seed: int,
-    source: str,
-    origin: dict[str, str],
-    text_fields: list[str],
-    clean: bool = True,
+    parts: dict[str, Part], strata: Any, inputs: StreamInputs, clean: bool = True
 ) -> tuple[dict[str, SplitRows], dict[str, dict[str, int]], Leakage]:
     """The passes every streamed family shares after its first pass: the splits (by
     ``strata``, see :func:`_assign_splits`), empty texts and duplicates dropped (unless
     ``clean`` is False: a family that does not clean, token classification), the leakage
     check; freed arrays go back to the system between the phases, so peaks do not stack."""
+    params, text_fields = inputs.params, inputs.fields[1]
     return_freed_memory()
-    splits = _assign_splits(parts, strata, params, seed, source)
+    splits = _assign_splits(parts, strata, params, inputs.seed, inputs.source)
     return_freed_memory()
     cleaning = _clean_splits(splits, params) if clean else {}
     return_freed_memory()
-    leakage = _drop_leaks(parts, splits, text_fields, params, origin)
+    leakage = _drop_leaks(parts, splits, text_fields, params, inputs.origin)
     return splits, cleaning, leakage
 
 
@@ -357,35 +380,23 @@ def _prepared(
     )
 
 
-def streamed_classes(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    fields: tuple[str, list[str], str],
-    bad: BadRows,
-    workdir: Path,
-) -> PreparedData:
-    """:func:`load_splits` for sequence classification, streamed (see the module doc).
-    ``fields``: the task, text fields and label field."""
+def streamed_classes(inputs: StreamInputs) -> PreparedData:
+    """:func:`load_splits` for sequence classification, streamed (see the module doc)."""
+    params, seed, source, origin, fields, bad = (
+        inputs.params, inputs.seed, inputs.source, inputs.origin, inputs.fields, inputs.bad
+    )  # fmt: skip
     task, text_fields, label_field = fields
     labels = Codes()
-    parts = {}
-    for name, part_raw in raw.items():
+
+    def read(name: str, raw: Raw) -> Part:
         builder = PartBuilder(
-            workdir, name, task, text_fields, label_field, params.cleaning, labels
+            inputs.workdir, name, task, text_fields, label_field, params.cleaning, labels
         )
-        parts[name] = _first_pass(part_raw, builder, params, bad)
-    del raw
+        return _first_pass(raw, builder, params, bad)
+
+    parts = read_parts(inputs, read)
     splits, cleaning, leakage = _split_and_check(
-        parts,
-        lambda part: (part.label_codes, labels.names),
-        params,
-        seed,
-        source,
-        origin,
-        text_fields,
+        parts, lambda part: (part.label_codes, labels.names), inputs
     )
     counts = split_label_counts(splits, labels)
     present = {s: [n for n, c in counts[s].items() if c] for s in SPLITS}
@@ -405,38 +416,30 @@ def streamed_classes(
     )  # fmt: skip
 
 
-def streamed_target(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    fields: tuple[str, list[str], str],
-    bad: BadRows,
-    workdir: Path,
-    target: Target,
-) -> PreparedData:
+def streamed_target(inputs: StreamInputs, target: Target) -> PreparedData:
     """:func:`load_splits` for a family whose label is a target (``target``), streamed as
     sequence classification is; its label problems are reported after every part is read,
     in part order, as the in-memory path's ``normalise`` does."""
+    params, source, origin, fields, bad = (
+        inputs.params, inputs.source, inputs.origin, inputs.fields, inputs.bad
+    )  # fmt: skip
     task, text_fields, label_field = fields
-    parts = {}
     deferred = Deferred()
-    for name, part_raw in raw.items():
+
+    def read(name: str, raw: Raw) -> Part:
         where = source if name == "all" else origin[name]
 
-        def column(b: PartBuilder, table: Any, where: str = where) -> Any:
+        def column(b: PartBuilder, table: Any) -> Any:
             return target.column(b, table, Path(where), deferred)
 
         builder = PartBuilder(
-            workdir, name, task, text_fields, label_field, params.cleaning, Codes(), column
+            inputs.workdir, name, task, text_fields, label_field, params.cleaning, Codes(), column
         )
-        parts[name] = _first_pass(part_raw, builder, params, bad, target, where, deferred)
-    del raw
+        return _first_pass(raw, builder, params, bad, target, where, deferred)
+
+    parts = read_parts(inputs, read)
     deferred.replay(bad)
-    splits, cleaning, leakage = _split_and_check(
-        parts, target.strata, params, seed, source, origin, text_fields
-    )
+    splits, cleaning, leakage = _split_and_check(parts, target.strata, inputs)
     targets = {s: _targets(sr) for s, sr in splits.items()}
     names = target.names(label_field, targets["train"], origin)
     warnings = target.warnings(targets)
@@ -448,16 +451,7 @@ def streamed_target(
     return _prepared(fields, splits, names, source, (cleaning, leakage, bad, warnings), figures)
 
 
-def streamed_multilabel(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    fields: tuple[str, list[str], str],
-    bad: BadRows,
-    workdir: Path,
-) -> PreparedData:
+def streamed_multilabel(inputs: StreamInputs) -> PreparedData:
     """:func:`load_splits` for multi-label classification, streamed: label lists kept as
     codes per row (:mod:`nlpflow.families.multilabel.stream`), the passes as above."""
     import pyarrow as pa
@@ -465,20 +459,23 @@ def streamed_multilabel(
     from nlpflow.families.multilabel import stream as ml
     from nlpflow.families.multilabel.data import label_format, label_warnings
 
+    params, seed, source, origin, fields, bad = (
+        inputs.params, inputs.seed, inputs.source, inputs.origin, inputs.fields, inputs.bad
+    )  # fmt: skip
     task, text_fields, label_field = fields
     codes = Codes()
     hook = ml.LabelLists(label_format(params), codes)
-    order = [*raw, *(s for s in SPLITS if s not in raw)]  # the in-memory splits' order
-    parts = {}
-    for name, part_raw in raw.items():
+    order = [*inputs.raw, *(s for s in SPLITS if s not in inputs.raw)]  # the in-memory order
+
+    def read(name: str, raw: Raw) -> Part:
         builder = PartBuilder(
-            workdir, name, task, text_fields, label_field, params.cleaning, Codes(), hook
+            inputs.workdir, name, task, text_fields, label_field, params.cleaning, Codes(), hook
         )
-        lists = pa.list_(pa.string())
-        parts[name] = _first_pass(part_raw, builder, params, bad, label_type=lists)
-    del raw
+        return _first_pass(raw, builder, params, bad, label_type=pa.list_(pa.string()))
+
+    parts = read_parts(inputs, read)
     splits, cleaning, leakage = _split_and_check(
-        parts, lambda part: ml.strata(part, codes.names), params, seed, source, origin, text_fields
+        parts, lambda part: ml.strata(part, codes.names), inputs
     )
     k = len(codes.names)
     counts = {s: ml.label_counts(sr.part, sr.rows, k) for s, sr in splits.items()}

@@ -42,6 +42,8 @@ from nlpflow.threads import read_ahead
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from nlpflow.data.streamed import StreamInputs
+
 
 def streams(raw: dict[str, Raw], params: DataParams) -> bool:
     """Whether the parts stream: every one a CSV/TSV file to read in batches, the options
@@ -257,16 +259,7 @@ def _first_pass(raw: FastFile, builder: ChoiceBuilder, params: DataParams, bad: 
     return builder.finish()
 
 
-def streamed_choice(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    fields: tuple[str, list[str], str],
-    bad: BadRows,
-    workdir: Path,
-) -> PreparedData:
+def streamed_choice(inputs: StreamInputs) -> PreparedData:
     """:func:`~nlpflow.data.prepare.load_splits` for multiple choice, streamed (see the
     module doc): the passes of :mod:`nlpflow.data.streamed`, the label names, warnings and
     card as ``ChoiceData``'s."""
@@ -275,25 +268,25 @@ def streamed_choice(
         _pick_examples,
         _prepared,
         _split_and_check,
+        read_parts,
         split_label_counts,
     )
 
+    params, seed, source, fields, bad = (
+        inputs.params, inputs.seed, inputs.source, inputs.fields, inputs.bad
+    )  # fmt: skip
     width = len(params.choice.options)
     labels = Codes()
-    parts: dict[str, Part] = {}
-    for name, part_raw in raw.items():
-        assert isinstance(part_raw, FastFile)  # streams() let only these through
-        builder = ChoiceBuilder(workdir, name, params, labels, width)
-        parts[name] = _first_pass(part_raw, builder, params, bad)
-    del raw
+
+    def read(name: str, raw: Raw) -> Part:
+        assert isinstance(raw, FastFile)  # streams() let only these through
+        return _first_pass(
+            raw, ChoiceBuilder(inputs.workdir, name, params, labels, width), params, bad
+        )
+
+    parts = read_parts(inputs, read)
     splits, cleaning, leakage = _split_and_check(
-        parts,
-        lambda part: (part.label_codes, labels.names),
-        params,
-        seed,
-        source,
-        origin,
-        fields[1],
+        parts, lambda part: (part.label_codes, labels.names), inputs
     )
     names = [str(j) for j in range(width)]
     counts = split_label_counts(splits, labels)

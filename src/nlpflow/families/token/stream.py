@@ -39,6 +39,8 @@ from nlpflow.threads import read_ahead
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from nlpflow.data.streamed import StreamInputs
+
 BLOCK = 4 << 20  # bytes of a CoNLL file read at a time (about 20,000 sentences)
 
 
@@ -359,32 +361,33 @@ def _first_pass(raw: Raw, builder: PartBuilder, params: DataParams, bad: BadRows
     return builder.finish()
 
 
-def streamed_tokens(
-    params: DataParams,
-    seed: int,
-    raw: dict[str, Raw],
-    source: str,
-    origin: dict[str, str],
-    fields: tuple[str, list[str], str],
-    bad: BadRows,
-    workdir: Path,
-) -> PreparedData:
+def streamed_tokens(inputs: StreamInputs) -> PreparedData:
     """:func:`~nlpflow.data.prepare.load_splits` for token classification, streamed (see
     the module doc): the passes of :mod:`nlpflow.data.streamed` without cleaning (tags must
     stay aligned with their words), the tag names, warnings and card as ``TokenData``'s."""
-    from nlpflow.data.streamed import _lengths, _pick_examples, _prepared, _split_and_check
+    from nlpflow.data.streamed import (
+        _lengths,
+        _pick_examples,
+        _prepared,
+        _split_and_check,
+        read_parts,
+    )
 
+    params, seed, source, origin, fields, bad = (
+        inputs.params, inputs.seed, inputs.source, inputs.origin, inputs.fields, inputs.bad
+    )  # fmt: skip
     task, text_fields, label_field = fields
     groups = Codes()
-    parts: dict[str, Part] = {}
     hooks: dict[str, TagHook] = {}
-    for name, part_raw in raw.items():
+
+    def read(name: str, raw: Raw) -> Part:
         hooks[name] = TagHook(label_field, groups)
         builder = PartBuilder(
-            workdir, name, task, text_fields, label_field, None, Codes(), hooks[name]
+            inputs.workdir, name, task, text_fields, label_field, None, Codes(), hooks[name]
         )
-        parts[name] = _first_pass(part_raw, builder, params, bad)
-    del raw
+        return _first_pass(raw, builder, params, bad)
+
+    parts = read_parts(inputs, read)
     where = {part: source if part == "all" else origin[part] for part in parts}
     converted = [part for part, hook in hooks.items() if hook.scheme == "IOB1"]
     for part in converted:
@@ -393,11 +396,7 @@ def streamed_tokens(
     splits, cleaning, leakage = _split_and_check(
         parts,
         lambda part: (np.zeros(part.n, dtype=np.int32), [""]),  # split at random
-        params,
-        seed,
-        source,
-        origin,
-        text_fields,
+        inputs,
         clean=False,
     )
     counts = {s: tag_counts(sr, label_field) for s, sr in splits.items()}
