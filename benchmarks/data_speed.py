@@ -86,11 +86,15 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["Business", "Sci/Tech", "Sports", "World"]
 MB = 1024 * 1024
 
+# pyarrow's reader of the file's format (argv[2]: csv, jsonl or parquet), timed around the call
 READ_FLOOR = """
 import json, sys, time
-import pyarrow.csv as pc
+import pyarrow.csv, pyarrow.json, pyarrow.parquet
+read = {"jsonl": pyarrow.json.read_json, "parquet": pyarrow.parquet.read_table}.get(
+    sys.argv[2] if len(sys.argv) > 2 else "csv", pyarrow.csv.read_csv
+)
 start = time.perf_counter()
-table = pc.read_csv(sys.argv[1])
+table = read(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
 """
 
@@ -225,33 +229,19 @@ def write_params(path: Path, csv_path: Path, vocab_size: int, max_length: int) -
 # its rows as one Arrow file. The call-only read floor leaves out what every stage pays.
 PROCESS_FLOOR = """
 import sys
-import datasets, matplotlib, polars, pyarrow.compute
-import pyarrow.csv as pc, pyarrow.feather as feather
+import datasets, matplotlib, polars, pyarrow.compute, pyarrow.feather
+import pyarrow.csv, pyarrow.json, pyarrow.parquet
 matplotlib.use("Agg")
 import matplotlib.pyplot
-import pyarrow.json as pj, pyarrow.parquet as pq
-suffix = sys.argv[1].rsplit(".", 1)[-1]
-read = {"jsonl": pj.read_json, "parquet": pq.read_table}.get(suffix, pc.read_csv)
-feather.write_feather(read(sys.argv[1]), sys.argv[2], compression="uncompressed")
+read = {"jsonl": pyarrow.json.read_json, "parquet": pyarrow.parquet.read_table}.get(
+    sys.argv[1].rsplit(".", 1)[-1], pyarrow.csv.read_csv
+)
+pyarrow.feather.write_feather(read(sys.argv[1]), sys.argv[2], compression="uncompressed")
 """
-READ_JSON_FLOOR = """
-import json, sys, time
-import pyarrow.json as pj
-start = time.perf_counter()
-table = pj.read_json(sys.argv[1])
-print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
-"""
-READ_PARQUET_FLOOR = """
-import json, sys, time
-import pyarrow.parquet as pq
-start = time.perf_counter()
-table = pq.read_table(sys.argv[1])
-print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
-"""
-FORMATS = {  # --format: the file's suffix, its generator and its read floor
-    "csv": (".csv", "generate_csv", "READ_FLOOR"),
-    "jsonl": (".jsonl", "generate_jsonl", "READ_JSON_FLOOR"),
-    "parquet": (".parquet", "generate_parquet", "READ_PARQUET_FLOOR"),
+FORMATS = {  # --format: the file's suffix and its generator
+    "csv": (".csv", "generate_csv"),
+    "jsonl": (".jsonl", "generate_jsonl"),
+    "parquet": (".parquet", "generate_parquet"),
 }
 READS_PER_ROUND = 3  # the read floor is short: several reads a round show its spread
 
@@ -353,7 +343,7 @@ def main() -> None:
         if args.task == "choice":
             choice_main(args, env, work)
             return
-        suffix, generator, floor = FORMATS[args.format]
+        suffix, generator = FORMATS[args.format]
         csv_path = work / f"news{suffix}"
         size = prepare_csv(csv_path, args.rows, globals()[generator])
         write_params(work / "params.yaml", csv_path, args.vocab_size, args.max_length)
@@ -377,8 +367,8 @@ def main() -> None:
         reads: list[float] = []
         for _ in range(args.repeats):  # interleaved: a busy moment slows one round, not one path
             runs = {}
-            code = globals()[floor]
-            runs["read"] = read_floor([py, "-c", code, str(csv_path)], work, env, reads)
+            read = [py, "-c", READ_FLOOR, str(csv_path), args.format]
+            runs["read"] = read_floor(read, work, env, reads)
             sec, peak, _, cpu = run_child([py, "-m", "stages.preprocess"], work, env)
             runs["pre"] = (sec, peak, cpu)
             floor_file = work / "process-floor.arrow"
@@ -492,7 +482,7 @@ def growth(work: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
             write_token_params(where / "params.yaml", conll, args.vocab_size, args.max_length)
             print(f"data: {rows:,} generated sentences, {size / MB:.0f} MB CoNLL", flush=True)
         else:
-            suffix, generator, _ = FORMATS[args.format]
+            suffix, generator = FORMATS[args.format]
             csv_path = where / f"news{suffix}"
             size = prepare_csv(csv_path, rows, globals()[generator])
             write_params(where / "params.yaml", csv_path, args.vocab_size, args.max_length)
