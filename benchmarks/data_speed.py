@@ -98,11 +98,14 @@ table = read(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
 """
 
+# argv: the split, the tokenizer, max_length, the method (encode_batch or _fast) and, for a
+# token task, "tokens": its word lists, encoded as pre-tokenized input
 ENCODE_FLOOR = """
 import json, sys, time
 from datasets import load_from_disk
 from tokenizers import Tokenizer
-texts = load_from_disk(sys.argv[1])["text"]
+words = len(sys.argv) > 5
+texts = load_from_disk(sys.argv[1])[sys.argv[5] if words else "text"]
 tok = Tokenizer.from_file(sys.argv[2])
 tok.no_padding()
 tok.enable_truncation(int(sys.argv[3]))
@@ -110,7 +113,7 @@ encode = getattr(tok, sys.argv[4])
 start = time.perf_counter()
 tokens = 0
 for i in range(0, len(texts), 10000):
-    tokens += sum(len(e.ids) for e in encode(texts[i : i + 10000]))
+    tokens += sum(len(e.ids) for e in encode(texts[i : i + 10000], is_pretokenized=words))
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(texts), "tokens": tokens}))
 """
 
@@ -536,21 +539,6 @@ table = pc.read_csv(
 print(json.dumps({"seconds": time.perf_counter() - start, "rows": table.num_rows}))
 """
 
-TOKEN_ENCODE_FLOOR = """
-import json, sys, time
-from datasets import load_from_disk
-from tokenizers import Tokenizer
-words = load_from_disk(sys.argv[1])["tokens"]
-tok = Tokenizer.from_file(sys.argv[2])
-tok.no_padding()
-tok.enable_truncation(int(sys.argv[3]))
-start = time.perf_counter()
-tokens = 0
-for i in range(0, len(words), 10000):
-    tokens += sum(len(e.ids) for e in tok.encode_batch(words[i : i + 10000], is_pretokenized=True))
-print(json.dumps({"seconds": time.perf_counter() - start, "rows": len(words), "tokens": tokens}))
-"""
-
 
 def generate_conll(path: Path, n: int, seed: int = 0) -> int:
     """``n`` sentences of CoNLL-2003-like data: four space-separated columns (word, POS,
@@ -618,10 +606,12 @@ def token_main(args: argparse.Namespace, env: dict[str, str], work: Path) -> Non
     enc_args = [
         py,
         "-c",
-        TOKEN_ENCODE_FLOOR,
+        ENCODE_FLOOR,
         str(work / "data" / "processed" / "train"),
         str(work / "models" / "tokenizer" / "tokenizer.json"),
         str(args.max_length),
+        "encode_batch",
+        "tokens",
     ]
     best: dict[str, list[float]] = {}
     train_rows = 0
