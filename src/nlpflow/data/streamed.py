@@ -17,7 +17,7 @@ in-memory path, figure for figure.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,6 +323,18 @@ def _lengths(splits: dict[str, SplitRows], parts: dict[str, Part]) -> dict[str, 
     return out
 
 
+def label_figures(
+    splits: dict[str, SplitRows],
+    parts: dict[str, Part],
+    counts: Mapping[str, Mapping[str, int]],
+    names: list[str],
+) -> dict[str, SplitFigures]:
+    """Per split its figures: the rows of each label of ``names`` (``counts``, 0 where
+    absent) and the texts' lengths (:func:`_lengths`, which frees the parts' copies)."""
+    lengths = _lengths(splits, parts)
+    return {s: SplitFigures({n: counts[s].get(n, 0) for n in names}, *lengths[s]) for s in SPLITS}
+
+
 def _targets(split: SplitRows) -> np.ndarray:
     """``(n,)`` float64: the targets of a split's rows."""
     assert split.part.targets is not None  # a Target's PartBuilder always keeps them
@@ -405,10 +417,7 @@ def streamed_classes(inputs: StreamInputs) -> PreparedData:
     warnings = class_warnings(
         names, {s: set(present[s]) for s in held}, {s: len(splits[s]) for s in held}
     )
-    lengths = _lengths(splits, parts)
-    figures = {
-        s: SplitFigures({n: counts[s].get(n, 0) for n in names}, *lengths[s]) for s in SPLITS
-    }
+    figures = label_figures(splits, parts, counts, names)
     return_freed_memory()
     return _prepared(
         fields, splits, names, source, (cleaning, leakage, bad, warnings), figures,

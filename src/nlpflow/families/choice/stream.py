@@ -29,14 +29,14 @@ import numpy as np
 
 from nlpflow.data import columns, fastcsv
 from nlpflow.data.files import BadRows, Row
-from nlpflow.data.prepare import FastFile, PreparedData, Raw, SplitFigures, _rows
+from nlpflow.data.prepare import FastFile, PreparedData, Raw, _rows
 from nlpflow.data.stream import ID, LINE, Codes, Deferred, Part, PartBuilder, metadata_columns
 from nlpflow.errors import UserError
 from nlpflow.families.choice import CONTEXT, LABEL, OPTIONS
 from nlpflow.families.choice.data import position_warnings
 from nlpflow.families.choice.reader import Expected, RowChecker
 from nlpflow.io import return_freed_memory
-from nlpflow.params import SPLITS, DataParams
+from nlpflow.params import DataParams
 from nlpflow.threads import read_ahead
 
 if TYPE_CHECKING:
@@ -264,10 +264,10 @@ def streamed_choice(inputs: StreamInputs) -> PreparedData:
     module doc): the passes of :mod:`nlpflow.data.streamed`, the label names, warnings and
     card as ``ChoiceData``'s."""
     from nlpflow.data.streamed import (
-        _lengths,
         _pick_examples,
         _prepared,
         _split_and_check,
+        label_figures,
         read_parts,
         split_label_counts,
     )
@@ -292,10 +292,7 @@ def streamed_choice(inputs: StreamInputs) -> PreparedData:
     counts = split_label_counts(splits, labels)
     train = Counter({int(k): v for k, v in counts["train"].items() if v})
     warnings = position_warnings(train, len(splits["train"]), width)
-    lengths = _lengths(splits, parts)
-    figures = {
-        s: SplitFigures({n: counts[s].get(n, 0) for n in names}, *lengths[s]) for s in SPLITS
-    }
+    figures = label_figures(splits, parts, counts, names)
     return_freed_memory()
     return _prepared(
         fields, splits, names, source, (cleaning, leakage, bad, warnings), figures,

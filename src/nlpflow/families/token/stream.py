@@ -28,12 +28,12 @@ import numpy as np
 
 from nlpflow.data.entities import starts_entity_with_b, starts_entity_with_i
 from nlpflow.data.files import BadRows, Row, conll_sentences, no_sentences
-from nlpflow.data.prepare import ConllFile, PreparedData, Raw, SplitFigures, SplitRows
+from nlpflow.data.prepare import ConllFile, PreparedData, Raw, SplitRows
 from nlpflow.data.split import label_names_from
 from nlpflow.data.stream import Codes, Part, PartBuilder, rows_table
 from nlpflow.families.token.data import converted_note, scheme_meta, unseen_tag_warnings
 from nlpflow.io import return_freed_memory
-from nlpflow.params import SPLITS, DataParams
+from nlpflow.params import DataParams
 from nlpflow.threads import read_ahead
 
 if TYPE_CHECKING:
@@ -366,10 +366,10 @@ def streamed_tokens(inputs: StreamInputs) -> PreparedData:
     the module doc): the passes of :mod:`nlpflow.data.streamed` without cleaning (tags must
     stay aligned with their words), the tag names, warnings and card as ``TokenData``'s."""
     from nlpflow.data.streamed import (
-        _lengths,
         _pick_examples,
         _prepared,
         _split_and_check,
+        label_figures,
         read_parts,
     )
 
@@ -405,10 +405,7 @@ def streamed_tokens(inputs: StreamInputs) -> PreparedData:
         list(counts["train"]), {s: list(counts[s]) for s in held}, origin, unseen_allowed=True
     )
     warnings = unseen_tag_warnings(set(counts["train"]), {s: counts[s] for s in held})
-    lengths = _lengths(splits, parts)
-    figures = {
-        s: SplitFigures({n: counts[s].get(n, 0) for n in names}, *lengths[s]) for s in SPLITS
-    }
+    figures = label_figures(splits, parts, counts, names)
     return_freed_memory()
     data = _prepared(
         fields, splits, names, source, (cleaning, leakage, bad, warnings), figures,
